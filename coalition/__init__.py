@@ -1,0 +1,52 @@
+"""Coalition: a coalition loyalty platform. `create_app` is the composition root: the only place
+that knows every package and wires them together."""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from flask import Flask
+
+MIGRATIONS = str(Path(__file__).with_name("migrations"))
+MODEL_MODULES = (
+    "coalition.members",
+    "coalition.ledger.models",
+    "coalition.idempotency",
+    "coalition.outbox",
+    "coalition.jobs",
+    "merchants.models",
+)
+
+
+def create_app(environ: Mapping[str, str] | None = None) -> Flask:
+    """The application, configured from `environ` (default: the process environment)."""
+    # Imported here, not above: every submodule imports this package first.
+    from coalition import cli, health, jobs, request_ids, tasks
+    from coalition.database import engine_options, prepare_engine
+    from coalition.extensions import db, migrate
+    from config import logging as logs
+    from config import settings
+
+    for module in MODEL_MODULES:  # every table joins the metadata before anything queries
+        importlib.import_module(module)
+
+    app = Flask(__name__)
+    environ = os.environ if environ is None else environ
+    app.config.update(settings.load(environ, Path(app.instance_path)))
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
+    logs.configure(app.config["LOG_LEVEL"])
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS, render_as_batch=True, compare_type=True)
+    with app.app_context():
+        prepare_engine(db.engine)
+
+    request_ids.init_app(app)
+    jobs.init_app(app)
+    tasks.init_app(app)
+    app.register_blueprint(health.bp)
+    cli.init_app(app)
+    return app

@@ -1,0 +1,174 @@
+"""The `coalition` command: the Flask CLI of this app (`coalition db upgrade`, `coalition routes`
+...) plus the commands of SPEC 3.5 that exist so far."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+import threading
+from datetime import datetime
+from typing import Any
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from coalition.extensions import db
+
+log = logging.getLogger(__name__)
+
+
+def _create_app() -> Flask:
+    from coalition import create_app
+
+    return create_app()
+
+
+main = FlaskGroup(create_app=_create_app, help="Coalition: a coalition loyalty platform.")
+
+
+@click.command("verify-ledger")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@with_appcontext
+def verify_ledger(as_json: bool) -> None:
+    """Check every ledger invariant; exit 1 and name what is wrong if any fails."""
+    from coalition.ledger.verify import CHECKS, verify
+
+    violations = verify(db.session)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "ok": not violations,
+                    "checked": [c.name for c in CHECKS],
+                    "violations": [
+                        {"check": v.check, "rule": v.rule, "rows": v.rows} for v in violations
+                    ],
+                },
+                default=str,
+            )
+        )
+    else:
+        for check in CHECKS:
+            broken = next((v for v in violations if v.check == check.name), None)
+            click.echo(f"{'FAIL' if broken else 'ok  '} {check.name}: {check.rule}")
+            for row in broken.rows if broken else []:
+                click.echo(f"       {json.dumps(row, default=str)}")
+    if violations:
+        sys.exit(1)
+
+
+@click.command("worker")
+@click.option("--no-cron", is_flag=True, help="Do not start the `rq cron` scheduler beside it.")
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+@with_appcontext
+def worker(no_cron: bool, burst: bool) -> None:
+    """Run an RQ worker on every queue (with RQ's scheduler for delayed retries) and, unless
+    --no-cron, `rq cron` with the schedule in config/cron.py. Needs REDIS_URL."""
+    from rq import Worker
+
+    from coalition.jobs import QUEUES, redis_connection
+
+    url = current_app.config["REDIS_URL"]
+    if not url:
+        raise click.ClickException(
+            "REDIS_URL is not set: without Redis, `coalition serve` runs the jobs"
+        )
+    scheduler = None
+    if not no_cron and not burst:
+        scheduler = subprocess.Popen(
+            [sys.executable, "-m", "rq.cli", "cron", "config.cron", "--url", url]
+        )
+    try:
+        Worker(list(QUEUES), connection=redis_connection(current_app)).work(
+            burst=burst, with_scheduler=True
+        )
+    finally:
+        if scheduler is not None:
+            scheduler.terminate()
+            scheduler.wait(timeout=10)
+
+
+def run_schedule_in_process(app: Flask, stop: threading.Event) -> None:
+    """The embedded default's scheduler: run config/cron.py's schedule in this process."""
+    from croniter import croniter
+
+    from config.cron import SCHEDULE
+
+    def next_runs() -> list[tuple[datetime, Any]]:
+        now = datetime.now().astimezone()
+        return sorted(
+            ((croniter(when, now).get_next(datetime), function) for function, _q, when in SCHEDULE),
+            key=lambda pair: pair[0],
+        )
+
+    with app.app_context():
+        for function, _queue, _when in SCHEDULE:  # catch up at start, as after any downtime
+            try:
+                function()
+            except Exception:
+                log.exception("scheduled job %s failed", function.__name__)
+    while not stop.is_set():
+        due, function = next_runs()[0]
+        if stop.wait(max((due - datetime.now().astimezone()).total_seconds(), 0)):
+            return
+        with app.app_context():
+            try:
+                function()
+            except Exception:
+                log.exception("scheduled job %s failed", function.__name__)
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option(
+    "--workers", default=None, type=int, help="gunicorn workers (default: config/gunicorn.py)."
+)
+@with_appcontext
+def serve(host: str, port: int, workers: int | None) -> None:
+    """Serve the platform with gunicorn. On the embedded default (no REDIS_URL) this process
+    also runs the scheduled jobs."""
+    from gunicorn.app.base import BaseApplication
+
+    import config.gunicorn as defaults
+
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    options = {
+        k: getattr(defaults, k) for k in dir(defaults) if not k.startswith("_") and k not in {"os"}
+    }
+    options["bind"] = f"{host}:{port}"
+    if workers:
+        options["workers"] = workers
+    stop = threading.Event()
+
+    def when_ready(_server: Any) -> None:
+        if not app.config["REDIS_URL"]:
+            threading.Thread(
+                target=run_schedule_in_process,
+                args=(app, stop),
+                daemon=True,
+                name="coalition-schedule",
+            ).start()
+
+    def on_exit(_server: Any) -> None:
+        stop.set()
+
+    class Server(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for key, value in {**options, "when_ready": when_ready, "on_exit": on_exit}.items():
+                self.cfg.set(key, value)
+
+        def load(self) -> Flask:
+            from coalition import create_app
+
+            return create_app()
+
+    Server().run()
+
+
+def init_app(app: Flask) -> None:
+    for command in (verify_ledger, worker, serve):
+        app.cli.add_command(command)

@@ -1,0 +1,21 @@
+"""Time. Services take `now` from their caller so tests can move the clock; only the edges (a
+request, a job) ask the wall clock. Business days are dates in the coalition's time zone."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def business_date(moment: datetime, zone: str) -> date:
+    return moment.astimezone(ZoneInfo(zone)).date()
+
+
+def end_of_business_date(day: date, zone: str) -> datetime:
+    """The first instant after `day` in the coalition's zone, in UTC (exclusive cutoff)."""
+    start_next = datetime.combine(day + timedelta(days=1), time.min, tzinfo=ZoneInfo(zone))
+    return start_next.astimezone(UTC)

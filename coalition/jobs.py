@@ -1,0 +1,211 @@
+"""Background jobs (SPEC 3.8). With `REDIS_URL` set, jobs go to RQ queues and `coalition worker`
+runs them, with RQ's own `rq cron` enqueuing the schedule in `config/cron.py`. Without it (the
+embedded default) the same functions run in-process: `enqueue` hands them to a background
+thread, and `coalition serve` runs the schedule itself.
+
+RQ's cron neither catches up on missed runs nor stops two schedulers doing the same work, so
+daily jobs go through `run_daily`: each closed business day is done once, in order, under a
+lock, and a day missed while the scheduler was down is done by the next run."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from datetime import date, datetime, timedelta
+from typing import Any, ParamSpec, TypeVar
+from zlib import crc32
+
+from flask import Flask, current_app, has_app_context
+from redis import Redis
+from sqlalchemy import Date, String, insert, select, text
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from coalition import clock
+from coalition.database import UTCDateTime
+from coalition.extensions import db
+from config.logging import correlation_id
+
+log = logging.getLogger(__name__)
+
+QUEUES = ("default", "ledger", "settlement", "webhooks")
+# A scheduler that was down longer than this restarts from yesterday rather than replaying a year.
+MAX_CATCH_UP_DAYS = 366
+
+P = ParamSpec("P")
+R = TypeVar("R")
+DailyJob = Callable[[date, datetime], None]
+
+
+class DailyRun(db.Model):
+    """A daily job done for one business day."""
+
+    __tablename__ = "daily_runs"
+
+    job: Mapped[str] = mapped_column(String(80), primary_key=True)
+    business_date: Mapped[date] = mapped_column(Date, primary_key=True)
+    finished_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+daily_runs = DailyRun.__table__
+
+
+def redis_connection(app: Flask) -> Redis:
+    connection = app.extensions.get("coalition.redis")
+    if connection is None:
+        connection = Redis.from_url(
+            app.config["REDIS_URL"], socket_timeout=5, socket_connect_timeout=2
+        )
+        app.extensions["coalition.redis"] = connection
+    return connection
+
+
+_worker_app: Flask | None = None
+_worker_app_lock = threading.Lock()
+
+
+def task(fn: Callable[P, R]) -> Callable[P, R]:
+    """Make a job function runnable anywhere: inside an app context it just runs; in an RQ
+    worker process it builds the app once and runs inside its context."""
+
+    @functools.wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        if has_app_context():
+            return fn(*args, **kwargs)
+        global _worker_app
+        with _worker_app_lock:
+            if _worker_app is None:
+                from coalition import create_app
+
+                _worker_app = create_app()
+        with _worker_app.app_context():
+            return fn(*args, **kwargs)
+
+    return run
+
+
+class InProcessRunner:
+    """Runs enqueued jobs on one background thread, each in its own app context. `inline`
+    runs them at once in the caller's thread (tests, one-shot commands)."""
+
+    def __init__(self, app: Flask, inline: bool) -> None:
+        self.app = app
+        self.inline = inline
+        self._executor: ThreadPoolExecutor | None = None
+
+    def submit(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Future[Any]:
+        if self.inline:
+            future: Future[Any] = Future()
+            try:
+                future.set_result(fn(*args, **kwargs))
+            except Exception as exc:
+                log.exception("in-process job %s failed", fn.__name__)
+                future.set_exception(exc)
+            return future
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="coalition-job")
+        return self._executor.submit(self._in_context, fn, args, kwargs)
+
+    def _in_context(self, fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+        with self.app.app_context():
+            try:
+                return fn(*args, **kwargs)
+            except Exception:
+                log.exception("in-process job %s failed", fn.__name__)
+                raise
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["coalition.daily_jobs"] = {}
+    app.extensions["coalition.inprocess"] = InProcessRunner(
+        app, inline=app.config["COALITION_ENV"] == "testing"
+    )
+
+
+def enqueue(fn: Callable[..., Any], *args: Any, queue: str = "default", **kwargs: Any) -> Any:
+    """Run `fn(*args, **kwargs)` in the background: on RQ when Redis is configured, else
+    in-process. `fn` must be a module-level function wrapped with `task`."""
+    if queue not in QUEUES:
+        raise ValueError(f"unknown queue {queue!r}")
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+    if app.config["REDIS_URL"]:
+        from rq import Queue
+
+        return Queue(queue, connection=redis_connection(app)).enqueue(fn, *args, **kwargs)
+    return app.extensions["coalition.inprocess"].submit(fn, *args, **kwargs)
+
+
+def register_daily(app: Flask, name: str, job: DailyJob) -> None:
+    """Declare a job to be run once for every closed business day, in order."""
+    app.extensions["coalition.daily_jobs"][name] = job
+
+
+@contextmanager
+def _exclusive(name: str) -> Iterator[bool]:
+    """On PostgreSQL, a transaction-scoped advisory lock per job name on its own connection:
+    yields False when another process holds it. SQLite serialises writers itself."""
+    engine = db.engine
+    if engine.dialect.name != "postgresql":
+        yield True
+        return
+    with engine.connect() as connection, connection.begin():
+        got = connection.execute(
+            text("SELECT pg_try_advisory_xact_lock(:space, :key)"),
+            {"space": 0x636F61, "key": crc32(name.encode()) & 0x7FFFFFFF},
+        ).scalar_one()
+        yield bool(got)
+
+
+def _done_through(session: Session, name: str) -> date | None:
+    return session.execute(
+        select(daily_runs.c.business_date)
+        .where(daily_runs.c.job == name)
+        .order_by(daily_runs.c.business_date.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def run_daily(name: str, job: DailyJob, now: datetime) -> list[date]:
+    """Do `job` for every closed business day not yet done, oldest first; returns the days
+    done. A job must be idempotent: a crash between its work and the record of it being done
+    makes the next run repeat that day."""
+    zone = current_app.config["COALITION_TIMEZONE"]
+    today = clock.business_date(now, zone)
+    done: list[date] = []
+    with _exclusive(name) as mine:
+        if not mine:
+            log.info("daily job %s is running elsewhere; skipped", name)
+            return done
+        last = _done_through(db.session, name)
+        db.session.rollback()
+        first = today - timedelta(days=1)
+        if last is not None:
+            first = max(last + timedelta(days=1), today - timedelta(days=MAX_CATCH_UP_DAYS))
+        day = first
+        while day < today:
+            job(day, now)
+            db.session.execute(
+                insert(daily_runs).values(job=name, business_date=day, finished_at=clock.utcnow())
+            )
+            db.session.commit()
+            log.info("daily job %s done for %s", name, day.isoformat())
+            done.append(day)
+            day += timedelta(days=1)
+    return done
+
+
+@task
+def run_daily_jobs(now: str | None = None) -> dict[str, list[str]]:
+    """The scheduled entry point (hourly): catch every daily job up to yesterday."""
+    moment = datetime.fromisoformat(now) if now else clock.utcnow()
+    token = correlation_id.set("daily-jobs")
+    try:
+        return {
+            name: [d.isoformat() for d in run_daily(name, job, moment)]
+            for name, job in current_app.extensions["coalition.daily_jobs"].items()
+        }
+    finally:
+        correlation_id.reset(token)

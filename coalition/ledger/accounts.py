@@ -1,0 +1,89 @@
+"""Opening accounts and locking member accounts.
+
+Lock order (QUALITY 1): an operation locks member account rows only, and always in ascending id
+order, so two operations can never wait on each other in a circle. Merchant and operator accounts
+are never locked: they are never updated."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.orm import Session
+
+from coalition.errors import NotFound
+from coalition.ledger.models import Account
+
+accounts = Account.__table__
+
+
+@dataclass
+class MemberAccount:
+    """A locked member account row, as read under its lock."""
+
+    id: int
+    member_id: int
+    balance: int
+    debt: int
+
+
+def open_member_account(session: Session, member_id: int) -> int:
+    return session.execute(
+        insert(accounts).values(kind="member", member_id=member_id).returning(accounts.c.id)
+    ).scalar_one()
+
+
+def open_merchant_account(session: Session, merchant_id: int) -> int:
+    return session.execute(
+        insert(accounts).values(kind="merchant", merchant_id=merchant_id).returning(accounts.c.id)
+    ).scalar_one()
+
+
+def operator_account_id(session: Session) -> int:
+    """The operator's account: made by the first migration, so it always exists."""
+    return session.execute(select(accounts.c.id).where(accounts.c.kind == "operator")).scalar_one()
+
+
+def merchant_account_id(session: Session, merchant_id: int) -> int:
+    found = session.execute(
+        select(accounts.c.id).where(accounts.c.merchant_id == merchant_id)
+    ).scalar_one_or_none()
+    if found is None:
+        raise NotFound(f"merchant {merchant_id} has no account")
+    return found
+
+
+def lock_member(session: Session, member_id: int) -> MemberAccount:
+    """Lock one member's account for the rest of the transaction and return it."""
+    row = session.execute(
+        select(accounts.c.id, accounts.c.member_id, accounts.c.balance, accounts.c.debt)
+        .where(accounts.c.member_id == member_id)
+        .with_for_update()
+    ).one_or_none()
+    if row is None:
+        raise NotFound("no such member")
+    return MemberAccount(*row)
+
+
+def lock_member_accounts(session: Session, account_ids: Iterable[int]) -> dict[int, MemberAccount]:
+    """Lock several member accounts, in ascending id order (the global lock order)."""
+    rows = session.execute(
+        select(accounts.c.id, accounts.c.member_id, accounts.c.balance, accounts.c.debt)
+        .where(accounts.c.id.in_(sorted(set(account_ids))), accounts.c.kind == "member")
+        .order_by(accounts.c.id)
+        .with_for_update()
+    ).all()
+    return {row.id: MemberAccount(*row) for row in rows}
+
+
+def store_balances(session: Session, changed: Iterable[MemberAccount]) -> None:
+    """Write back locked member accounts: the one row per member that an operation updates."""
+    params = [{"aid": a.id, "new_balance": a.balance, "new_debt": a.debt} for a in changed]
+    if params:
+        session.connection().execute(
+            update(accounts)
+            .where(accounts.c.id == bindparam("aid"))
+            .values(balance=bindparam("new_balance"), debt=bindparam("new_debt")),
+            params,
+        )

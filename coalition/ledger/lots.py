@@ -1,0 +1,143 @@
+"""Which lots a debit takes (SPEC 2): soonest-expiring first, ties by the lot created first; a
+clawback takes its own purchase's lots before any other. Planning is pure; `take` writes the
+consumption records and the lots' new `remaining` in two bulk statements."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import bindparam, case, func, insert, select, update
+from sqlalchemy.orm import Session
+
+from coalition.ledger.models import Lot, LotConsumption
+
+lots = Lot.__table__
+consumptions = LotConsumption.__table__
+
+
+@dataclass(frozen=True)
+class OpenLot:
+    id: int
+    issuer_account_id: int
+    remaining: int
+
+
+@dataclass(frozen=True)
+class Take:
+    """Points taken from one lot, or (lot_id None) the part no lot could cover: debt."""
+
+    lot_id: int | None
+    issuer_account_id: int | None
+    points: int
+
+
+def open_lots(
+    session: Session, account_id: int, points: int, first: Sequence[int] = ()
+) -> list[OpenLot]:
+    """The member's open lots in spending order, only as many as `points` needs. Lots named in
+    `first` come before all others (a refund's own purchase lots)."""
+    preference = case((lots.c.id.in_(first), 0), else_=1) if first else None
+    order = [c for c in (preference, lots.c.expires_at, lots.c.id) if c is not None]
+    ranked = (
+        select(
+            lots.c.id,
+            lots.c.issuer_account_id,
+            lots.c.remaining,
+            (func.sum(lots.c.remaining).over(order_by=order) - lots.c.remaining).label("before"),
+        )
+        .where(lots.c.account_id == account_id, lots.c.remaining > 0)
+        .subquery()
+    )
+    rows = session.execute(
+        select(ranked.c.id, ranked.c.issuer_account_id, ranked.c.remaining)
+        .where(ranked.c.before < points)
+        .order_by(ranked.c.before)
+    ).all()
+    return [OpenLot(*row) for row in rows]
+
+
+def plan(candidates: Sequence[OpenLot], points: int) -> list[Take]:
+    """Take `points` from the candidates in order; what they cannot cover is one debt take."""
+    takes: list[Take] = []
+    wanted = points
+    for lot in candidates:
+        if wanted == 0:
+            break
+        taken = min(lot.remaining, wanted)
+        takes.append(Take(lot.id, lot.issuer_account_id, taken))
+        wanted -= taken
+    if wanted:
+        takes.append(Take(None, None, wanted))
+    return takes
+
+
+def split(takes: Sequence[Take], amounts: Sequence[int]) -> list[list[Take]]:
+    """Cut one ordered list of takes into consecutive pieces of the given sizes (one per
+    transfer of a multi-transfer debit such as a clawback)."""
+    pieces: list[list[Take]] = []
+    queue = list(takes)
+    for amount in amounts:
+        piece: list[Take] = []
+        while amount:
+            head = queue.pop(0)
+            part = min(head.points, amount)
+            piece.append(Take(head.lot_id, head.issuer_account_id, part))
+            if part < head.points:
+                queue.insert(0, Take(head.lot_id, head.issuer_account_id, head.points - part))
+            amount -= part
+        pieces.append(piece)
+    if queue:
+        raise ValueError("takes exceed the amounts they were split into")
+    return pieces
+
+
+@dataclass(frozen=True)
+class Consumed:
+    """One consumption record to write."""
+
+    transfer_id: int
+    take: Take
+    kind: str
+    redeemer_account_id: int
+    restores_id: int | None = None
+
+
+def record(
+    session: Session, member_account_id: int, consumed: Sequence[Consumed], now: datetime
+) -> None:
+    """Write consumption records and move the lots' `remaining`: down for takes, up for
+    restores. Debt takes touch no lot."""
+    if not consumed:
+        return
+    connection = session.connection()
+    connection.execute(
+        insert(consumptions),
+        [
+            {
+                "transfer_id": c.transfer_id,
+                "lot_id": c.take.lot_id,
+                "kind": "debt" if c.take.lot_id is None else c.kind,
+                "points": c.take.points,
+                "member_account_id": member_account_id,
+                "issuer_account_id": c.take.issuer_account_id,
+                "redeemer_account_id": c.redeemer_account_id,
+                "restores_id": c.restores_id,
+                "created_at": now,
+            }
+            for c in consumed
+        ],
+    )
+    moves = [
+        {"lid": c.take.lot_id, "delta": c.take.points if c.kind == "restore" else -c.take.points}
+        for c in consumed
+        if c.take.lot_id is not None
+    ]
+    if moves:
+        connection.execute(
+            update(lots)
+            .where(lots.c.id == bindparam("lid"))
+            .values(remaining=lots.c.remaining + bindparam("delta")),
+            moves,
+        )

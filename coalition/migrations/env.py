@@ -1,0 +1,23 @@
+"""Alembic environment: migrate the database of the current Flask app (`coalition db upgrade`)."""
+
+from alembic import context
+from flask import current_app
+
+migrate = current_app.extensions["migrate"]
+
+
+def run_migrations_online() -> None:
+    with migrate.db.engine.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=migrate.db.metadata,
+            **migrate.configure_args,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+        connection.commit()
+
+
+if context.is_offline_mode():
+    raise SystemExit("offline migrations are not supported; run `coalition db upgrade`")
+run_migrations_online()

@@ -1,0 +1,76 @@
+"""The outbox (SPEC 3.6): every operation writes the events it causes here, in its own database
+transaction, so an event exists exactly when its change does. `webhooks` reads this table and
+delivers; nothing in the core knows who listens."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ForeignKey, Index, String, insert
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from coalition.database import BigId, Json, UTCDateTime
+from coalition.extensions import db
+from coalition.ids import new_id
+
+EVENT_TYPES = frozenset(
+    {
+        "purchase.created",
+        "purchase.refunded",
+        "redemption.created",
+        "redemption.reversed",
+        "hold.captured",
+        "hold.voided",
+        "member.tier_changed",
+        "points.expiring",
+        "points.expired",
+        "statement.issued",
+        "payout.paid",
+        "payout.failed",
+    }
+)
+
+
+class OutboxEvent(db.Model):
+    __tablename__ = "outbox_events"
+    __table_args__ = (Index("ix_outbox_events_merchant", "merchant_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True)
+    type: Mapped[str] = mapped_column(String(40))
+    # The merchant the event concerns (its own transaction or statement); NULL: the coalition's.
+    merchant_id: Mapped[int | None] = mapped_column(ForeignKey("merchants.id"))
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), index=True)
+    data: Mapped[dict[str, Any]] = mapped_column(Json)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+outbox_events = OutboxEvent.__table__
+
+
+def event_row(
+    type: str,
+    data: dict[str, Any],
+    now: datetime,
+    *,
+    merchant_id: int | None = None,
+    member_id: int | None = None,
+) -> dict[str, Any]:
+    if type not in EVENT_TYPES:
+        raise ValueError(f"unknown event type {type!r}")
+    return {
+        "public_id": new_id("evt"),
+        "type": type,
+        "merchant_id": merchant_id,
+        "member_id": member_id,
+        "data": data,
+        "created_at": now,
+    }
+
+
+def record(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Write events made by `event_row`, in the caller's transaction."""
+    if rows:
+        session.connection().execute(insert(outbox_events), list(rows))

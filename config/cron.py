@@ -1,0 +1,20 @@
+"""The job schedule (SPEC 3.8), one list for both runners: `rq cron config.cron` when Redis is
+configured (`coalition worker` starts it), and the in-process scheduler of `coalition serve` on
+the embedded default.
+
+Daily jobs are enqueued hourly rather than once at midnight: `run_daily_jobs` does each closed
+business day once and catches up days missed while nothing ran, so an extra run costs nothing
+and a missed one is made good by the next. Cron fields are in the server's local time."""
+
+from rq import cron
+
+from coalition.jobs import run_daily_jobs
+from coalition.tasks import purge_idempotency_keys
+
+SCHEDULE = (
+    (run_daily_jobs, "default", "5 * * * *"),
+    (purge_idempotency_keys, "default", "35 * * * *"),
+)
+
+for function, queue_name, when in SCHEDULE:
+    cron.register(function, queue_name=queue_name, cron=when)

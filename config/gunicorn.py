@@ -1,0 +1,15 @@
+"""gunicorn defaults for `coalition serve`; its command-line options override these."""
+
+import os
+
+bind = os.environ.get("COALITION_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+threads = 4
+worker_class = "gthread"
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+accesslog = "-"
+errorlog = "-"
+# A request id in every access line, to match the application's JSON logs.
+access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms request_id=%({x-request-id}o)s'

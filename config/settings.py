@@ -1,0 +1,75 @@
+"""Settings from environment variables (12-factor). The README's settings table lists each one;
+`load` is the only place that reads them, so the table and this module stay one list."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+ENVIRONMENTS = ("development", "production", "testing")
+
+
+class SettingsError(RuntimeError):
+    """A setting is missing or malformed; the process must not start."""
+
+
+def database_url(raw: str) -> str:
+    """Accept the usual `postgresql://user@host/db` and `sqlite:///path` forms and name the driver
+    SQLAlchemy should use (psycopg 3 for PostgreSQL)."""
+    for prefix in ("postgresql://", "postgres://"):
+        if raw.startswith(prefix):
+            return "postgresql+psycopg://" + raw[len(prefix) :]
+    if raw.startswith(("postgresql+psycopg://", "sqlite://")):
+        return raw
+    raise SettingsError(
+        f"DATABASE_URL must start with postgresql:// or sqlite:///, not {raw.split(':', 1)[0]!r}"
+    )
+
+
+def _secret_key(environment: str, given: str | None, instance_path: Path) -> str:
+    if given:
+        return given
+    if environment == "production":
+        raise SettingsError("SECRET_KEY is required in production; refusing to start without it")
+    # Development and tests: make one once and keep it, so sessions survive restarts.
+    keyfile = instance_path / "secret_key"
+    if keyfile.exists():
+        return keyfile.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    keyfile.write_text(key)
+    keyfile.chmod(0o600)
+    return key
+
+
+def load(environ: Mapping[str, str], instance_path: Path) -> dict[str, Any]:
+    """Flask config keys from the environment. Raises SettingsError on anything unusable."""
+    environment = environ.get("COALITION_ENV", "development")
+    if environment not in ENVIRONMENTS:
+        raise SettingsError(f"COALITION_ENV must be one of {', '.join(ENVIRONMENTS)}")
+
+    raw_db = environ.get("DATABASE_URL") or f"sqlite:///{instance_path / 'coalition.db'}"
+    timezone_name = environ.get("COALITION_TIMEZONE", "UTC")
+    try:
+        ZoneInfo(timezone_name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise SettingsError(
+            f"COALITION_TIMEZONE {timezone_name!r} is not an IANA time zone"
+        ) from exc
+
+    return {
+        "COALITION_ENV": environment,
+        "SQLALCHEMY_DATABASE_URI": database_url(raw_db),
+        "REDIS_URL": environ.get("REDIS_URL") or None,
+        "SECRET_KEY": _secret_key(environment, environ.get("SECRET_KEY"), instance_path),
+        "COALITION_TIMEZONE": timezone_name,
+        "LOG_LEVEL": environ.get("LOG_LEVEL", "INFO").upper(),
+    }
+
+
+def from_os(instance_path: Path) -> dict[str, Any]:
+    return load(os.environ, instance_path)

@@ -1,0 +1,5 @@
+"""The WSGI entry point for any server: `gunicorn wsgi:app`."""
+
+from coalition import create_app
+
+app = create_app()

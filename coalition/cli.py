@@ -36,7 +36,7 @@ def verify_ledger(as_json: bool) -> None:
     """Check every ledger invariant; exit 1 and name what is wrong if any fails."""
     from coalition.ledger.verify import CHECKS, verify
 
-    violations = verify(db.session)
+    violations = verify(db.session())
     if as_json:
         click.echo(
             json.dumps(
@@ -156,7 +156,7 @@ def serve(host: str, port: int, workers: int | None) -> None:
     def on_exit(_server: Any) -> None:
         stop.set()
 
-    class Server(BaseApplication):  # type: ignore[misc]
+    class Server(BaseApplication):
         def load_config(self) -> None:
             for key, value in {**options, "when_ready": when_ready, "on_exit": on_exit}.items():
                 self.cfg.set(key, value)

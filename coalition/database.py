@@ -4,9 +4,9 @@ and SQLite, and the connection set-up each backend needs."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, event
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, Table, event
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
 from sqlalchemy.types import TypeDecorator
@@ -36,6 +36,12 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def table(model: type[Any]) -> Table:
+    """A mapped class's Table, typed as one (SQLAlchemy types `__table__` as a FromClause).
+    Hot paths use SQLAlchemy Core on these tables rather than the ORM."""
+    return cast(Table, model.__table__)
 
 
 def engine_options(url: str) -> dict[str, Any]:

@@ -3,7 +3,7 @@ a request needs: the database and, when configured, Redis."""
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 from sqlalchemy import text
 
 from coalition.extensions import db
@@ -13,12 +13,12 @@ bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
-def healthz():  # type: ignore[no-untyped-def]
+def healthz() -> Response:
     return jsonify(status="ok")
 
 
 @bp.get("/readyz")
-def readyz():  # type: ignore[no-untyped-def]
+def readyz() -> Response:
     checks: dict[str, str] = {}
     try:
         db.session.execute(text("SELECT 1"))

@@ -22,16 +22,16 @@ from sqlalchemy import Index, Integer, String, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from coalition.database import BigId, Json, UTCDateTime
+from coalition.database import BigId, Json, UTCDateTime, table
 from coalition.errors import CoalitionError, IdempotencyConflict, InvalidRequest
-from coalition.extensions import db
+from coalition.extensions import Base
 
 # SPEC 3.1: keys live at least 24 hours.
 KEY_LIFETIME = timedelta(hours=24)
 MAX_KEY_LENGTH = 255
 
 
-class IdempotencyKey(db.Model):
+class IdempotencyKey(Base):
     __tablename__ = "idempotency_keys"
     __table_args__ = (Index("uq_idempotency_keys_scope_key", "scope", "key", unique=True),)
 
@@ -44,7 +44,7 @@ class IdempotencyKey(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
 
 
-keys = IdempotencyKey.__table__
+keys = table(IdempotencyKey)
 
 
 @dataclass(frozen=True)

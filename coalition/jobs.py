@@ -25,14 +25,14 @@ from sqlalchemy import Date, String, insert, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from coalition import clock
-from coalition.database import UTCDateTime
-from coalition.extensions import db
+from coalition.database import UTCDateTime, table
+from coalition.extensions import Base, db
 from config.logging import correlation_id
 
 log = logging.getLogger(__name__)
 
 QUEUES = ("default", "ledger", "settlement", "webhooks")
-# A scheduler that was down longer than this restarts from yesterday rather than replaying a year.
+# After a longer outage only the last this many days are done; older ones are left, logged.
 MAX_CATCH_UP_DAYS = 366
 
 P = ParamSpec("P")
@@ -40,7 +40,7 @@ R = TypeVar("R")
 DailyJob = Callable[[date, datetime], None]
 
 
-class DailyRun(db.Model):
+class DailyRun(Base):
     """A daily job done for one business day."""
 
     __tablename__ = "daily_runs"
@@ -50,7 +50,7 @@ class DailyRun(db.Model):
     finished_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-daily_runs = DailyRun.__table__
+daily_runs = table(DailyRun)
 
 
 def redis_connection(app: Flask) -> Redis:
@@ -179,11 +179,20 @@ def run_daily(name: str, job: DailyJob, now: datetime) -> list[date]:
         if not mine:
             log.info("daily job %s is running elsewhere; skipped", name)
             return done
-        last = _done_through(db.session, name)
+        last = _done_through(db.session(), name)
         db.session.rollback()
         first = today - timedelta(days=1)
         if last is not None:
-            first = max(last + timedelta(days=1), today - timedelta(days=MAX_CATCH_UP_DAYS))
+            first = last + timedelta(days=1)
+            oldest = today - timedelta(days=MAX_CATCH_UP_DAYS)
+            if first < oldest:
+                log.warning(
+                    "daily job %s: days %s to %s are past the catch-up window; skipped",
+                    name,
+                    first.isoformat(),
+                    (oldest - timedelta(days=1)).isoformat(),
+                )
+                first = oldest
         day = first
         while day < today:
             job(day, now)

@@ -9,13 +9,13 @@ from sqlalchemy import String, insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from coalition import clock
-from coalition.database import BigId, UTCDateTime
-from coalition.extensions import db
+from coalition.database import BigId, UTCDateTime, table
+from coalition.extensions import Base
 from coalition.ids import new_id
 from coalition.ledger import accounts
 
 
-class Member(db.Model):
+class Member(Base):
     __tablename__ = "members"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -27,9 +27,9 @@ def create_member(session: Session, *, now: datetime | None = None) -> tuple[int
     """A new member with its (empty) points account. Returns (id, public id)."""
     public_id = new_id("mbr")
     member_id = session.execute(
-        insert(Member.__table__)
+        insert(table(Member))
         .values(public_id=public_id, created_at=now or clock.utcnow())
-        .returning(Member.__table__.c.id)
+        .returning(table(Member).c.id)
     ).scalar_one()
     accounts.open_member_account(session, member_id)
     return member_id, public_id

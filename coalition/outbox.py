@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from coalition.database import BigId, Json, UTCDateTime
-from coalition.extensions import db
+from coalition.database import BigId, Json, UTCDateTime, table
+from coalition.extensions import Base
 from coalition.ids import new_id
 
 EVENT_TYPES = frozenset(
@@ -33,7 +33,7 @@ EVENT_TYPES = frozenset(
 )
 
 
-class OutboxEvent(db.Model):
+class OutboxEvent(Base):
     __tablename__ = "outbox_events"
     __table_args__ = (Index("ix_outbox_events_merchant", "merchant_id", "id"),)
 
@@ -47,7 +47,7 @@ class OutboxEvent(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-outbox_events = OutboxEvent.__table__
+outbox_events = table(OutboxEvent)
 
 
 def event_row(

@@ -17,7 +17,7 @@ def init_app(app: Flask) -> None:
     @app.before_request
     def _assign() -> None:
         given = request.headers.get("X-Request-Id", "")
-        g.request_id = given if _SANE.match(given) else uuid.uuid4().hex
+        g.request_id = given if _SANE.fullmatch(given) else uuid.uuid4().hex
         g.request_id_token = correlation_id.set(g.request_id)
 
     @app.after_request

@@ -28,13 +28,13 @@ def expire_points(day: date, now: datetime) -> None:
     cutoff = min(clock.end_of_business_date(day, current_app.config["COALITION_TIMEZONE"]), now)
     members = 0
     while touched := expire_due_lots(
-        db.session, cutoff=cutoff, now=clock.utcnow(), actor=EXPIRY_ACTOR, limit=BATCH_MEMBERS
+        db.session(), cutoff=cutoff, now=clock.utcnow(), actor=EXPIRY_ACTOR, limit=BATCH_MEMBERS
     ):
         db.session.commit()
         members += touched
     noticed = 0
     while touched := notify_expiring(
-        db.session, horizon=cutoff + EXPIRING_NOTICE, now=clock.utcnow(), limit=BATCH_MEMBERS
+        db.session(), horizon=cutoff + EXPIRING_NOTICE, now=clock.utcnow(), limit=BATCH_MEMBERS
     ):
         db.session.commit()
         noticed += touched
@@ -49,7 +49,7 @@ def expire_points(day: date, now: datetime) -> None:
 
 @task
 def purge_idempotency_keys() -> int:
-    purged = idempotency.purge(db.session, clock.utcnow())
+    purged = idempotency.purge(db.session(), clock.utcnow())
     db.session.commit()
     return purged
 

@@ -2,7 +2,7 @@
 
 import os
 
-bind = os.environ.get("COALITION_BIND", "127.0.0.1:8000")
+bind = "127.0.0.1:8000"  # `coalition serve --host --port` sets it
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 threads = 4
 worker_class = "gthread"

@@ -11,6 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ENVIRONMENTS = ("development", "production", "testing")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class SettingsError(RuntimeError):
@@ -35,14 +36,18 @@ def _secret_key(environment: str, given: str | None, instance_path: Path) -> str
         return given
     if environment == "production":
         raise SettingsError("SECRET_KEY is required in production; refusing to start without it")
-    # Development and tests: make one once and keep it, so sessions survive restarts.
+    # Development and tests: make one once and keep it, so sessions survive restarts. The file is
+    # created readable by its owner only, and exclusively: of two processes starting at once,
+    # the second reads the first one's key.
     keyfile = instance_path / "secret_key"
-    if keyfile.exists():
-        return keyfile.read_text().strip()
     instance_path.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(keyfile, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return keyfile.read_text().strip()
     key = secrets.token_urlsafe(48)
-    keyfile.write_text(key)
-    keyfile.chmod(0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(key)
     return key
 
 
@@ -61,13 +66,17 @@ def load(environ: Mapping[str, str], instance_path: Path) -> dict[str, Any]:
             f"COALITION_TIMEZONE {timezone_name!r} is not an IANA time zone"
         ) from exc
 
+    log_level = environ.get("LOG_LEVEL", "INFO").upper()
+    if log_level not in LOG_LEVELS:
+        raise SettingsError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
+
     return {
         "COALITION_ENV": environment,
         "SQLALCHEMY_DATABASE_URI": database_url(raw_db),
         "REDIS_URL": environ.get("REDIS_URL") or None,
         "SECRET_KEY": _secret_key(environment, environ.get("SECRET_KEY"), instance_path),
         "COALITION_TIMEZONE": timezone_name,
-        "LOG_LEVEL": environ.get("LOG_LEVEL", "INFO").upper(),
+        "LOG_LEVEL": log_level,
     }
 
 

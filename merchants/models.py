@@ -8,12 +8,12 @@ from sqlalchemy import CheckConstraint, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from coalition.database import BigId, UTCDateTime
-from coalition.extensions import db
+from coalition.extensions import Base
 
 MERCHANT_STATUSES = ("pending", "active", "suspended")
 
 
-class Merchant(db.Model):
+class Merchant(Base):
     __tablename__ = "merchants"
     __table_args__ = (
         CheckConstraint("status IN ('pending', 'active', 'suspended')", name="status"),

@@ -8,6 +8,7 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from coalition import clock
+from coalition.database import table
 from coalition.ids import new_id
 from coalition.ledger import accounts
 from merchants.models import Merchant
@@ -19,9 +20,9 @@ def create_merchant(
     """A merchant and its ledger account. Returns (id, public id)."""
     public_id = new_id("mer")
     merchant_id = session.execute(
-        insert(Merchant.__table__)
+        insert(table(Merchant))
         .values(public_id=public_id, name=name, status=status, created_at=now or clock.utcnow())
-        .returning(Merchant.__table__.c.id)
+        .returning(table(Merchant).c.id)
     ).scalar_one()
     accounts.open_merchant_account(session, merchant_id)
     return merchant_id, public_id

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from coalition.database import table
 from coalition.errors import NotFound
 from coalition.ledger.models import Account
 
-accounts = Account.__table__
+accounts = table(Account)
 
 
 @dataclass

@@ -11,10 +11,11 @@ from datetime import datetime
 from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.orm import Session
 
+from coalition.database import table
 from coalition.ledger.models import Lot, LotConsumption
 
-lots = Lot.__table__
-consumptions = LotConsumption.__table__
+lots = table(Lot)
+consumptions = table(LotConsumption)
 
 
 @dataclass(frozen=True)

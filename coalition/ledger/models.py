@@ -15,7 +15,7 @@ from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueC
 from sqlalchemy.orm import Mapped, mapped_column
 
 from coalition.database import BigId, Json, UTCDateTime
-from coalition.extensions import db
+from coalition.extensions import Base
 
 ACCOUNT_KINDS = ("member", "merchant", "operator")
 TRANSACTION_TYPES = ("earn", "redeem", "refund", "reversal", "expiry")
@@ -29,7 +29,7 @@ def _one_of(column: str, values: tuple[str, ...]) -> str:
     return f"{column} IN ({', '.join(repr(v) for v in values)})"
 
 
-class Account(db.Model):
+class Account(Base):
     __tablename__ = "accounts"
     __table_args__ = (
         CheckConstraint(_one_of("kind", ACCOUNT_KINDS), name="kind"),
@@ -63,7 +63,7 @@ class Account(db.Model):
     debt: Mapped[int] = mapped_column(BigId, default=0, server_default="0")
 
 
-class Transaction(db.Model):
+class Transaction(Base):
     """The business event a set of transfers belongs to: a purchase's earn, a redemption, a refund,
     a reversal, an expiry. It says why (reason) and who caused it (actor)."""
 
@@ -104,7 +104,7 @@ class Transaction(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class Transfer(db.Model):
+class Transfer(Base):
     __tablename__ = "transfers"
     __table_args__ = (
         CheckConstraint(_one_of("kind", TRANSFER_KINDS), name="kind"),
@@ -124,7 +124,7 @@ class Transfer(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class Lot(db.Model):
+class Lot(Base):
     """Points from one award by one issuer. `remaining` is the only mutable column, changed only
     under the member account's lock; the consumption records explain every change to it."""
 
@@ -161,7 +161,7 @@ class Lot(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class LotConsumption(db.Model):
+class LotConsumption(Base):
     """Which issuer's points left (or came back to) which lot, through which transfer, credited
     to which account: the record settlement prices. Kinds:
     redeem / clawback / expire: points taken from a lot by that transfer;
@@ -190,7 +190,7 @@ class LotConsumption(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class Hold(db.Model):
+class Hold(Base):
     __tablename__ = "holds"
     __table_args__ = (
         CheckConstraint(_one_of("status", HOLD_STATUSES), name="status"),

@@ -7,11 +7,12 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from coalition.database import table
 from coalition.errors import NotFound
 from coalition.ledger.models import Account
 from coalition.ledger.operations import held_points
 
-accounts = Account.__table__
+accounts = table(Account)
 
 
 def balance(session: Session, member_id: int, now: datetime) -> dict[str, int]:

@@ -13,14 +13,15 @@ from sqlalchemy import and_, case, func, literal, or_, select
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import Select
 
+from coalition.database import table
 from coalition.ledger.models import Account, Hold, Lot, LotConsumption, Transaction, Transfer
 
-accounts = Account.__table__
-transactions = Transaction.__table__
-transfers = Transfer.__table__
-lots = Lot.__table__
-consumptions = LotConsumption.__table__
-holds = Hold.__table__
+accounts = table(Account)
+transactions = table(Transaction)
+transfers = table(Transfer)
+lots = table(Lot)
+consumptions = table(LotConsumption)
+holds = table(Hold)
 
 SHOWN_PER_CHECK = 20
 TAKING_KINDS = ("redeem", "clawback", "expire", "debt")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg
 import pytest
@@ -46,6 +46,21 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         pytest.exit(
             "the suite needs its services; unavailable: " + "; ".join(problems), returncode=3
         )
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Figures a test reports with `record_property("summary", ...)`, such as how many
+    hypothesis examples ran, printed at the end of the run."""
+    lines = [
+        value
+        for report in terminalreporter.stats.get("passed", [])
+        for name, value in report.user_properties
+        if name == "summary"
+    ]
+    if lines:
+        terminalreporter.section("figures")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -150,3 +165,24 @@ def redis_url() -> Iterator[str]:
     yield REDIS_URL
     connection.flushdb()
     connection.close()
+
+
+@pytest.fixture
+def make_app(app: Flask, backend: str, postgres_url: str) -> Iterator[Callable[..., Flask]]:
+    """Build another app on the run's (migrated) PostgreSQL database, with settings added to the
+    test ones, e.g. `make_app(REDIS_URL=...)`. Its engine and Redis client are closed after."""
+    assert backend == "postgresql", "make_app builds apps on the PostgreSQL test database"
+    made: list[Flask] = []
+
+    def make(**settings: str) -> Flask:
+        application = create_app({**_environ(postgres_url), **settings})
+        made.append(application)
+        return application
+
+    yield make
+    for application in made:
+        with application.app_context():
+            db.engine.dispose()
+        connection = application.extensions.get("coalition.redis")
+        if connection is not None:
+            connection.close()

@@ -1,0 +1,458 @@
+"""QUALITY L3: random sequences of award, redeem, hold, capture, void, refund, reversal, expiry
+and replay, run against PostgreSQL and, after every step, compared with a plain in-memory model
+of SPEC 2 and checked by `verify-ledger`."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from coalition import idempotency
+from coalition.errors import (
+    AlreadyReversed,
+    CoalitionError,
+    HoldNotActive,
+    InsufficientPoints,
+    RefundExceedsPurchase,
+)
+from coalition.extensions import db
+from coalition.ledger import operations, reads
+from coalition.ledger.models import Account, Lot
+from coalition.ledger.verify import verify
+from tests import factories as f
+from tests.factories import T0, TILL
+
+MEMBERS, MERCHANTS = 3, 3
+# Each example is a fresh, rolled-back database and up to 30 steps.
+EXAMPLES = int(os.environ.get("LEDGER_MODEL_EXAMPLES", "100"))
+SOURCES = ("merchant", "tier", "welcome")
+
+
+@dataclass
+class ModelLot:
+    seq: int
+    source: str
+    expires_at: datetime
+    points: int
+    remaining: int
+    purchase: str | None
+
+
+@dataclass
+class ModelHold:
+    member_id: int
+    merchant_id: int
+    points: int
+    until: datetime
+    status: str = "active"
+
+    def active(self, now: datetime) -> bool:
+        return self.status == "active" and self.until > now
+
+
+@dataclass
+class ModelMember:
+    lots: list[ModelLot] = field(default_factory=list)
+    debt: int = 0
+    holds: dict[str, ModelHold] = field(default_factory=dict)
+
+    @property
+    def balance(self) -> int:
+        return sum(lot.remaining for lot in self.lots) - self.debt
+
+    def held(self, now: datetime, excluding: str | None = None) -> int:
+        return sum(h.points for key, h in self.holds.items() if h.active(now) and key != excluding)
+
+    def open_lots(self, first: tuple[int, ...] = ()) -> list[ModelLot]:
+        return sorted(
+            (lot for lot in self.lots if lot.remaining > 0),
+            key=lambda lot: (lot.seq not in first, lot.expires_at, lot.seq),
+        )
+
+    def take(
+        self, points: int, first: tuple[int, ...] = ()
+    ) -> tuple[list[tuple[ModelLot, int]], int]:
+        """SPEC 2: soonest-expiring first (ties: created first); returns takes and shortfall."""
+        takes = []
+        for lot in self.open_lots(first):
+            if points == 0:
+                break
+            taken = min(lot.remaining, points)
+            lot.remaining -= taken
+            takes.append((lot, taken))
+            points -= taken
+        return takes, points
+
+    def repay(self) -> None:
+        """SPEC 2: newly credited points pay off debt before they can be spent."""
+        repaid = min(self.debt, sum(lot.remaining for lot in self.lots))
+        _, short = self.take(repaid)
+        assert short == 0
+        self.debt -= repaid
+
+
+class LedgerMachine(RuleBasedStateMachine):
+    app = None  # set by the test
+    examples = 0
+    steps = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        LedgerMachine.examples += 1
+        self.context = self.app.app_context()
+        self.context.push()
+        self.connection = db.engine.connect()
+        self.outer = self.connection.begin()
+        self.session = Session(bind=self.connection, join_transaction_mode="create_savepoint")
+        self.now = T0
+        self.seq = itertools.count()
+        self.keys = itertools.count()
+        self.merchants = [f.merchant(self.session, f"M{i}") for i in range(MERCHANTS)]
+        self.member_ids = [f.member(self.session) for _ in range(MEMBERS)]
+        self.model = {m: ModelMember() for m in self.member_ids}
+        self.purchases: dict[str, dict] = {}
+        self.redemptions: dict[str, dict] = {}
+        self.replays: list[tuple[str, str, str, idempotency.Outcome]] = []
+
+    def teardown(self) -> None:
+        self.session.close()
+        self.outer.rollback()
+        self.connection.close()
+        self.context.pop()
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _keyed(self, scope: str, request: tuple, operation) -> idempotency.Outcome:
+        key = f"k{next(self.keys)}"
+        fingerprint = idempotency.fingerprint(*request)
+        outcome = idempotency.execute(
+            self.session,
+            scope=scope,
+            key=key,
+            request_fingerprint=fingerprint,
+            operation=operation,
+            now=self.now,
+        )
+        self.replays.append((scope, key, fingerprint, outcome))
+        return outcome
+
+    def _attempt(self, expected_error, call):
+        """Run `call` in a savepoint; if the model expects a refusal, it must be that one."""
+        with self.session.begin_nested() as savepoint:
+            try:
+                result = call()
+            except CoalitionError as refusal:
+                savepoint.rollback()
+                assert isinstance(refusal, expected_error or ()), f"unexpected refusal {refusal!r}"
+                return None
+        assert expected_error is None, f"expected {expected_error.__name__}, got success"
+        return result
+
+    # -- rules -----------------------------------------------------------------------------
+
+    @rule(
+        member=st.integers(0, MEMBERS - 1),
+        merchant=st.integers(0, MERCHANTS - 1),
+        merchant_points=st.integers(0, 200),
+        tier=st.integers(0, 40),
+        welcome=st.sampled_from([0, 0, 100]),
+        amount=st.integers(1, 30_000),
+        life_days=st.integers(1, 60),
+    )
+    def award(self, member, merchant, merchant_points, tier, welcome, amount, life_days):
+        member_id, merchant_id = self.member_ids[member], self.merchants[merchant]
+        parts = {"merchant": merchant_points, "tier": tier, "welcome": welcome}
+        expires = self.now + timedelta(days=life_days)
+        outcome = self._keyed(
+            f"merchant:{merchant_id}",
+            ("award", member_id, parts, amount, expires),
+            lambda: (
+                201,
+                operations.award(
+                    self.session,
+                    member_id=member_id,
+                    merchant_id=merchant_id,
+                    parts=parts,
+                    expires_at=expires,
+                    amount_minor=amount,
+                    currency="EUR",
+                    actor=TILL,
+                    now=self.now,
+                ),
+            ),
+        )
+        txn = outcome.body["transaction"]["id"]
+        model = self.model[member_id]
+        seqs = []
+        for source in SOURCES:
+            if parts[source]:
+                lot = ModelLot(next(self.seq), source, expires, parts[source], parts[source], txn)
+                model.lots.append(lot)
+                seqs.append(lot.seq)
+        model.repay()
+        self.purchases[txn] = {
+            "member": member_id,
+            "merchant": merchant_id,
+            "amount": amount,
+            "parts": parts,
+            "refunded": 0,
+            "clawed": dict.fromkeys(SOURCES, 0),
+            "lots": tuple(seqs),
+        }
+
+    @rule(
+        member=st.integers(0, MEMBERS - 1),
+        merchant=st.integers(0, MERCHANTS - 1),
+        points=st.integers(1, 300),
+    )
+    def redeem(self, member, merchant, points):
+        member_id, merchant_id = self.member_ids[member], self.merchants[merchant]
+        model = self.model[member_id]
+        affordable = points <= model.balance - model.held(self.now)
+        outcome = self._keyed(
+            f"merchant:{merchant_id}",
+            ("redeem", member_id, points),
+            lambda: (
+                201,
+                operations.redeem(
+                    self.session,
+                    member_id=member_id,
+                    merchant_id=merchant_id,
+                    points=points,
+                    actor=TILL,
+                    now=self.now,
+                ),
+            ),
+        )
+        if not affordable:
+            assert outcome.status == 422 and outcome.body["code"] == "insufficient_points"
+            return
+        assert outcome.status == 201, outcome.body
+        takes, short = model.take(points)
+        assert short == 0
+        self.redemptions[outcome.body["transaction"]["id"]] = {
+            "member": member_id,
+            "merchant": merchant_id,
+            "takes": takes,
+            "reversed": False,
+        }
+
+    @rule(
+        member=st.integers(0, MEMBERS - 1),
+        merchant=st.integers(0, MERCHANTS - 1),
+        points=st.integers(1, 200),
+        ttl=st.sampled_from([timedelta(minutes=15), timedelta(days=2)]),
+    )
+    def hold(self, member, merchant, points, ttl):
+        member_id, merchant_id = self.member_ids[member], self.merchants[merchant]
+        model = self.model[member_id]
+        ok = points <= model.balance - model.held(self.now)
+        result = self._attempt(
+            None if ok else InsufficientPoints,
+            lambda: operations.place_hold(
+                self.session,
+                member_id=member_id,
+                merchant_id=merchant_id,
+                points=points,
+                now=self.now,
+                ttl=ttl,
+            ),
+        )
+        if result:
+            model.holds[result["hold"]["id"]] = ModelHold(
+                member_id, merchant_id, points, self.now + ttl
+            )
+
+    def _holds(self):
+        return [(h, v) for m in self.model.values() for h, v in m.holds.items()]
+
+    @precondition(lambda self: self._holds())
+    @rule(data=st.data(), part=st.sampled_from([None, 1, 0.5]))
+    def capture(self, data, part):
+        hold_id, hold = data.draw(st.sampled_from(self._holds()))
+        model = self.model[hold.member_id]
+        wanted = None if part is None else max(1, int(hold.points * part))
+        spend = hold.points if wanted is None else wanted
+        if not hold.active(self.now):
+            expected = HoldNotActive
+        elif spend > model.balance - model.held(self.now, excluding=hold_id):
+            expected = InsufficientPoints
+        else:
+            expected = None
+        result = self._attempt(
+            expected,
+            lambda: operations.capture_hold(
+                self.session,
+                hold_id=hold_id,
+                merchant_id=hold.merchant_id,
+                points=wanted,
+                actor=TILL,
+                now=self.now,
+            ),
+        )
+        if result:
+            takes, short = model.take(spend)
+            assert short == 0
+            hold.status = "captured"
+            self.redemptions[result["transaction"]["id"]] = {
+                "member": hold.member_id,
+                "merchant": hold.merchant_id,
+                "takes": takes,
+                "reversed": False,
+            }
+
+    @precondition(lambda self: self._holds())
+    @rule(data=st.data())
+    def void(self, data):
+        hold_id, hold = data.draw(st.sampled_from(self._holds()))
+        if self._attempt(
+            None if hold.active(self.now) else HoldNotActive,
+            lambda: operations.void_hold(
+                self.session, hold_id=hold_id, merchant_id=hold.merchant_id, now=self.now
+            ),
+        ):
+            hold.status = "voided"
+
+    @precondition(lambda self: self.purchases)
+    @rule(data=st.data(), share=st.sampled_from([0.1, 0.33, 0.5, 1.0, 1.2]))
+    def refund(self, data, share):
+        txn = data.draw(st.sampled_from(list(self.purchases)))
+        purchase = self.purchases[txn]
+        amount = max(1, int(purchase["amount"] * share))
+        fits = purchase["refunded"] + amount <= purchase["amount"]
+        result = self._attempt(
+            None if fits else RefundExceedsPurchase,
+            lambda: operations.refund(
+                self.session,
+                purchase_id=txn,
+                merchant_id=purchase["merchant"],
+                amount_minor=amount,
+                actor=TILL,
+                now=self.now,
+            ),
+        )
+        if not result:
+            return
+        purchase["refunded"] += amount
+        total = 0
+        for source in SOURCES:
+            points = purchase["parts"][source]
+            if source == "welcome":
+                target = points if purchase["refunded"] == purchase["amount"] else 0
+            else:
+                target = points * purchase["refunded"] // purchase["amount"]
+            total += target - purchase["clawed"][source]
+            purchase["clawed"][source] = target
+        assert result["transaction"]["points_clawed_back"] == total
+        model = self.model[purchase["member"]]
+        _, short = model.take(total, first=purchase["lots"])
+        model.debt += short
+
+    @precondition(lambda self: self.redemptions)
+    @rule(data=st.data())
+    def reverse(self, data):
+        txn = data.draw(st.sampled_from(list(self.redemptions)))
+        redemption = self.redemptions[txn]
+        result = self._attempt(
+            AlreadyReversed if redemption["reversed"] else None,
+            lambda: operations.reverse_redemption(
+                self.session,
+                redemption_id=txn,
+                merchant_id=redemption["merchant"],
+                actor=TILL,
+                now=self.now,
+            ),
+        )
+        if result:
+            redemption["reversed"] = True
+            for lot, taken in redemption["takes"]:
+                lot.remaining += taken
+            self.model[redemption["member"]].repay()
+
+    @rule(minutes=st.sampled_from([1, 14, 16, 60 * 24, 60 * 24 * 20]))
+    def time_passes_and_points_expire(self, minutes):
+        self.now += timedelta(minutes=minutes)
+        job = operations.Actor("job", "expire-points")
+        while operations.expire_due_lots(
+            self.session, cutoff=self.now, now=self.now, actor=job, limit=2
+        ):
+            pass
+        for model in self.model.values():
+            for lot in model.lots:
+                if lot.expires_at <= self.now:
+                    lot.remaining = 0
+
+    @precondition(lambda self: self.replays)
+    @rule(data=st.data())
+    def replay(self, data):
+        scope, key, fingerprint, first = data.draw(st.sampled_from(self.replays))
+
+        def must_not_run():
+            raise AssertionError("a replay ran its operation again")
+
+        again = idempotency.execute(
+            self.session,
+            scope=scope,
+            key=key,
+            request_fingerprint=fingerprint,
+            operation=must_not_run,
+            now=self.now,
+        )
+        assert (again.status, again.body, again.replayed) == (first.status, first.body, True)
+
+    # -- invariants ------------------------------------------------------------------------
+
+    @invariant()
+    def database_agrees_with_the_model(self):
+        LedgerMachine.steps += 1
+        accounts, lots = Account.__table__, Lot.__table__
+        for member_id, model in self.model.items():
+            seen = reads.balance(self.session, member_id, self.now)
+            assert seen["balance"] == model.balance
+            assert seen["debt"] == model.debt
+            assert seen["available"] == max(model.balance - model.held(self.now), 0)
+            assert seen["balance"] >= 0 or seen["debt"] == -seen["balance"]
+            remaining = (
+                self.session.execute(
+                    select(lots.c.remaining)
+                    .join(accounts, accounts.c.id == lots.c.account_id)
+                    .where(accounts.c.member_id == member_id)
+                    .order_by(lots.c.id)
+                )
+                .scalars()
+                .all()
+            )
+            assert remaining == [lot.remaining for lot in model.lots]
+
+    @invariant()
+    def ledger_verifies(self):
+        assert verify(self.session) == []
+
+
+def test_the_ledger_behaves_like_its_model(app, record_property):
+    LedgerMachine.app, LedgerMachine.examples, LedgerMachine.steps = app, 0, 0
+    run_state_machine_as_test(
+        LedgerMachine,
+        settings=settings(
+            max_examples=EXAMPLES,
+            stateful_step_count=30,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow],
+        ),
+    )
+    examples, steps = LedgerMachine.examples, LedgerMachine.steps
+    record_property("summary", f"ledger model (L3): {examples} examples, {steps} checked states")

@@ -1,0 +1,33 @@
+# Everyday verbs. `make run` and `make test` are the README's two set-up commands: each builds
+# the virtualenv on first use, so a fresh machine needs only Python 3.11+ and make.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: run test lint install
+
+$(BIN)/coalition: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(BIN)/coalition
+
+# The platform on the embedded default: SQLite under instance/, jobs in-process.
+run: install
+	$(BIN)/coalition db upgrade
+	@echo "Coalition is starting on http://$(HOST):$(PORT)/ (health: /healthz, readiness: /readyz)"
+	$(BIN)/coalition serve --host $(HOST) --port $(PORT)
+
+# The whole suite, on PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379), with the core
+# also on SQLite. Override with TEST_POSTGRES_URL and TEST_REDIS_URL.
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+	$(BIN)/mypy

@@ -67,9 +67,7 @@ def verify_ledger(as_json: bool) -> None:
 def worker(no_cron: bool, burst: bool) -> None:
     """Run an RQ worker on every queue (with RQ's scheduler for delayed retries) and, unless
     --no-cron, `rq cron` with the schedule in config/cron.py. Needs REDIS_URL."""
-    from rq import Worker
-
-    from coalition.jobs import QUEUES, redis_connection
+    from coalition.jobs import QUEUES, Worker, redis_connection
 
     url = current_app.config["REDIS_URL"]
     if not url:

@@ -19,6 +19,7 @@ from datetime import date, datetime, timedelta
 from typing import Any, ParamSpec, TypeVar
 from zlib import crc32
 
+import rq
 from flask import Flask, current_app, has_app_context
 from redis import Redis
 from sqlalchemy import Date, String, insert, select, text
@@ -61,6 +62,16 @@ def redis_connection(app: Flask) -> Redis:
         )
         app.extensions["coalition.redis"] = connection
     return connection
+
+
+class Worker(rq.Worker):
+    """RQ's forking worker, made safe for SQLAlchemy: the work horse forgets the pooled database
+    connections it inherited (without closing them under the parent) and opens its own."""
+
+    def main_work_horse(self, job: Any, queue: Any) -> None:
+        if has_app_context():
+            db.engine.dispose(close=False)
+        super().main_work_horse(job, queue)
 
 
 _worker_app: Flask | None = None
@@ -132,9 +143,7 @@ def enqueue(fn: Callable[..., Any], *args: Any, queue: str = "default", **kwargs
         raise ValueError(f"unknown queue {queue!r}")
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     if app.config["REDIS_URL"]:
-        from rq import Queue
-
-        return Queue(queue, connection=redis_connection(app)).enqueue(fn, *args, **kwargs)
+        return rq.Queue(queue, connection=redis_connection(app)).enqueue(fn, *args, **kwargs)
     return app.extensions["coalition.inprocess"].submit(fn, *args, **kwargs)
 
 

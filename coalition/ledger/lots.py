@@ -98,6 +98,7 @@ def split(takes: Sequence[Take], amounts: Sequence[int]) -> list[list[Take]]:
 class Consumed:
     """One consumption record to write."""
 
+    member_account_id: int
     transfer_id: int
     take: Take
     kind: str
@@ -105,11 +106,10 @@ class Consumed:
     restores_id: int | None = None
 
 
-def record(
-    session: Session, member_account_id: int, consumed: Sequence[Consumed], now: datetime
-) -> None:
-    """Write consumption records and move the lots' `remaining`: down for takes, up for
-    restores. Debt takes touch no lot."""
+def record(session: Session, consumed: Sequence[Consumed], now: datetime) -> None:
+    """Write consumption records (of one member or of a batch of members) and move the lots'
+    `remaining`: down for takes, up for restores; debt takes touch no lot. Two statements
+    whatever the number of records."""
     if not consumed:
         return
     connection = session.connection()
@@ -121,7 +121,7 @@ def record(
                 "lot_id": c.take.lot_id,
                 "kind": "debt" if c.take.lot_id is None else c.kind,
                 "points": c.take.points,
-                "member_account_id": member_account_id,
+                "member_account_id": c.member_account_id,
                 "issuer_account_id": c.take.issuer_account_id,
                 "redeemer_account_id": c.redeemer_account_id,
                 "restores_id": c.restores_id,

@@ -171,9 +171,8 @@ def _repay_debt(
         raise AssertionError("a member in debt had open lots that this operation did not credit")
     lotplan.record(
         session,
-        member.id,
         [
-            lotplan.Consumed(transfer_of_lot[t.lot_id], t, "repay", operator)
+            lotplan.Consumed(member.id, transfer_of_lot[t.lot_id], t, "repay", operator)
             for t in takes
             if t.lot_id is not None
         ],
@@ -327,8 +326,7 @@ def _spend(
         raise AssertionError("the member's open lots do not cover its balance")
     lotplan.record(
         session,
-        member.id,
-        [lotplan.Consumed(transfer_id, t, "redeem", redeemer) for t in takes],
+        [lotplan.Consumed(member.id, transfer_id, t, "redeem", redeemer) for t in takes],
         now,
     )
     member.balance -= points
@@ -619,9 +617,8 @@ def refund(
         pieces = lotplan.split(lotplan.plan(candidates, total), [p for _, p in portions])
         lotplan.record(
             session,
-            member.id,
             [
-                lotplan.Consumed(tid, take, "clawback", issuer_of[source])
+                lotplan.Consumed(member.id, tid, take, "clawback", issuer_of[source])
                 for (source, _), tid, piece in zip(portions, transfer_ids, pieces, strict=True)
                 for take in piece
             ],
@@ -712,9 +709,9 @@ def reverse_redemption(
     )
     lotplan.record(
         session,
-        member.id,
         [
             lotplan.Consumed(
+                member.id,
                 transfer_id,
                 lotplan.Take(c.lot_id, c.issuer_account_id, c.points),
                 "restore",
@@ -818,25 +815,20 @@ def expire_due_lots(
             for m, total, tid in zip(expiring, totals, transaction_ids, strict=True)
         ],
     )
-    events = []
+    events, consumed = [], []
     for member, total, transfer_id, public_id in zip(
         expiring, totals, transfer_ids, public_ids, strict=True
     ):
-        member_lots = by_account[member.id]
-        lotplan.record(
-            session,
-            member.id,
-            [
-                lotplan.Consumed(
-                    transfer_id,
-                    lotplan.Take(lot.id, lot.issuer_account_id, lot.remaining),
-                    "expire",
-                    operator,
-                )
-                for lot in member_lots
-            ],
-            now,
-        )
+        consumed += [
+            lotplan.Consumed(
+                member.id,
+                transfer_id,
+                lotplan.Take(lot.id, lot.issuer_account_id, lot.remaining),
+                "expire",
+                operator,
+            )
+            for lot in by_account[member.id]
+        ]
         member.balance -= total
         events.append(
             outbox.event_row(
@@ -846,6 +838,7 @@ def expire_due_lots(
                 member_id=member.member_id,
             )
         )
+    lotplan.record(session, consumed, now)
     store_balances(session, expiring)
     outbox.record(session, events)
     return len(expiring)

@@ -270,30 +270,51 @@ def bare_worker_environment(monkeypatch, postgres_url, redis_url) -> Iterator[No
             db.engine.dispose()
 
 
+def _an_old_and_a_new_key() -> None:
+    now = datetime.now(UTC)
+    db.session.execute(
+        insert(IdempotencyKey.__table__),
+        [
+            {
+                "scope": "mer_1",
+                "key": "old",
+                "fingerprint": "a",
+                "created_at": now - timedelta(days=2),
+            },
+            {
+                "scope": "mer_1",
+                "key": "new",
+                "fingerprint": "b",
+                "created_at": now - timedelta(hours=1),
+            },
+        ],
+    )
+    db.session.commit()
+
+
+def test_the_coalition_worker_command_runs_a_queued_job_in_a_forked_work_horse(
+    committed, make_app, redis_url
+):
+    with_redis = make_app(REDIS_URL=redis_url)
+    with with_redis.app_context():
+        _an_old_and_a_new_key()
+        job = jobs.enqueue(purge_idempotency_keys)
+
+    result = with_redis.test_cli_runner().invoke(args=["worker", "--burst"])
+
+    assert result.exit_code == 0, result.output
+    assert job.get_status(refresh=True) == JobStatus.FINISHED
+    assert job.return_value() == 1
+    with with_redis.app_context():  # the parent's own connections survived the fork
+        assert db.session.execute(select(IdempotencyKey.key)).scalars().all() == ["new"]
+
+
 def test_a_plain_rq_worker_builds_the_app_from_its_environment_and_purges_old_keys(
     committed, make_app, redis_url, bare_worker_environment
 ):
     with_redis = make_app(REDIS_URL=redis_url)
-    now = datetime.now(UTC)
     with with_redis.app_context():
-        db.session.execute(
-            insert(IdempotencyKey.__table__),
-            [
-                {
-                    "scope": "mer_1",
-                    "key": "old",
-                    "fingerprint": "a",
-                    "created_at": now - timedelta(days=2),
-                },
-                {
-                    "scope": "mer_1",
-                    "key": "new",
-                    "fingerprint": "b",
-                    "created_at": now - timedelta(hours=1),
-                },
-            ],
-        )
-        db.session.commit()
+        _an_old_and_a_new_key()
         job = jobs.enqueue(purge_idempotency_keys)
 
     assert not has_app_context()

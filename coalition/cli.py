@@ -134,9 +134,7 @@ def serve(host: str, port: int, workers: int | None) -> None:
     import config.gunicorn as defaults
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    options = {
-        k: getattr(defaults, k) for k in dir(defaults) if not k.startswith("_") and k not in {"os"}
-    }
+    options = {k: v for k, v in vars(defaults).items() if not k.startswith("_")}
     options["bind"] = f"{host}:{port}"
     if workers:
         options["workers"] = workers
@@ -156,8 +154,10 @@ def serve(host: str, port: int, workers: int | None) -> None:
 
     class Server(BaseApplication):
         def load_config(self) -> None:
-            for key, value in {**options, "when_ready": when_ready, "on_exit": on_exit}.items():
-                self.cfg.set(key, value)
+            hooks = {"when_ready": when_ready, "on_exit": on_exit}
+            for key, value in {**options, **hooks}.items():
+                if key in self.cfg.settings:  # config/gunicorn.py's own imports are not settings
+                    self.cfg.set(key, value)
 
         def load(self) -> Flask:
             from coalition import create_app

@@ -12,10 +12,11 @@ from flask import Flask
 
 MIGRATIONS = str(Path(__file__).with_name("migrations"))
 MODEL_MODULES = (
-    "coalition.members",
+    "coalition.members.models",
     "coalition.ledger.models",
     "coalition.idempotency",
     "coalition.outbox",
+    "coalition.oauth.models",
     "coalition.jobs",
     "merchants.models",
 )
@@ -24,7 +25,7 @@ MODEL_MODULES = (
 def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     """The application, configured from `environ` (default: the process environment)."""
     # Imported here, not above: every submodule imports this package first.
-    from coalition import cli, health, jobs, request_ids, tasks
+    from coalition import cli, health, jobs, request_ids, tasks, tenancy
     from coalition.database import engine_options, prepare_engine
     from coalition.extensions import db, migrate
     from config import logging as logs
@@ -43,6 +44,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     migrate.init_app(app, db, directory=MIGRATIONS, render_as_batch=True, compare_type=True)
     with app.app_context():
         prepare_engine(db.engine)
+        tenancy.prepare_engine(db.engine, app.config["DATABASE_ROLE"])
 
     request_ids.init_app(app)
     jobs.init_app(app)

@@ -25,7 +25,7 @@ from redis import Redis
 from sqlalchemy import Date, String, insert, select, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from coalition import clock
+from coalition import clock, tenancy
 from coalition.database import UTCDateTime, table
 from coalition.extensions import Base, db
 from config.logging import correlation_id
@@ -80,10 +80,15 @@ _worker_app_lock = threading.Lock()
 
 def task(fn: Callable[P, R]) -> Callable[P, R]:
     """Make a job function runnable anywhere: inside an app context it just runs; in an RQ
-    worker process it builds the app once and runs inside its context."""
+    worker process it builds the app once and runs inside its context. A job acts as the
+    system tenant (it may touch every merchant's rows)."""
 
     @functools.wraps(fn)
     def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        with tenancy.acting_as(tenancy.SYSTEM):
+            return _in_app(*args, **kwargs)
+
+    def _in_app(*args: P.args, **kwargs: P.kwargs) -> R:
         if has_app_context():
             return fn(*args, **kwargs)
         global _worker_app

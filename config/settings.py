@@ -70,8 +70,16 @@ def load(environ: Mapping[str, str], instance_path: Path) -> dict[str, Any]:
     if log_level not in LOG_LEVELS:
         raise SettingsError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
 
+    card_prefix = environ.get("COALITION_CARD_PREFIX", "6375")
+    if not (len(card_prefix) == 4 and card_prefix.isascii() and card_prefix.isdigit()):
+        raise SettingsError("COALITION_CARD_PREFIX must be 4 digits")
+
     return {
         "COALITION_ENV": environment,
+        # PostgreSQL: the role the app acts as, so row-level security applies (see tenancy.py).
+        "DATABASE_ROLE": environ.get("DATABASE_ROLE", "coalition_app"),
+        "COALITION_CARD_PREFIX": card_prefix,
+        "RATELIMIT_ENABLED": environ.get("RATELIMIT_ENABLED", "true").lower() != "false",
         "SQLALCHEMY_DATABASE_URI": database_url(raw_db),
         "REDIS_URL": environ.get("REDIS_URL") or None,
         "SECRET_KEY": _secret_key(environment, environ.get("SECRET_KEY"), instance_path),

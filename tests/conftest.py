@@ -20,7 +20,7 @@ from flask_migrate import upgrade
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from coalition import create_app
+from coalition import create_app, tenancy
 from coalition.extensions import db
 from coalition.ledger.verify import verify
 
@@ -30,6 +30,9 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "both_backends: also run on SQLite, the embedded default")
+    # Factories and direct service calls act as the system; every HTTP request still starts as
+    # nobody and acts only as the tenant its token names.
+    tenancy.set_fallback(tenancy.SYSTEM)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -150,6 +153,7 @@ def committed(app: Flask, backend: str) -> Iterator[Flask]:
         db.session.remove()
         tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
         with db.engine.begin() as connection:
+            connection.execute(text("SET LOCAL ROLE NONE"))  # the owner, not the app's role
             connection.execute(text("SET LOCAL session_replication_role = replica"))
             connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
             connection.execute(

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from coalition.ledger import operations
-from coalition.members import create_member
+from coalition.members.services import create_member
 from merchants.services import create_merchant
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)

@@ -10,7 +10,7 @@ from flask import current_app
 
 from coalition.extensions import db
 from coalition.jobs import task
-from coalition.members import create_member
+from coalition.members.services import create_member
 
 RAN: list[dict[str, Any]] = []
 

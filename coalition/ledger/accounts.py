@@ -27,6 +27,16 @@ class MemberAccount:
     member_id: int
     balance: int
     debt: int
+    welcomed: bool = False
+
+
+_LOCKED_COLUMNS = (
+    accounts.c.id,
+    accounts.c.member_id,
+    accounts.c.balance,
+    accounts.c.debt,
+    accounts.c.welcomed,
+)
 
 
 def open_member_account(session: Session, member_id: int) -> int:
@@ -58,9 +68,7 @@ def merchant_account_id(session: Session, merchant_id: int) -> int:
 def lock_member(session: Session, member_id: int) -> MemberAccount:
     """Lock one member's account for the rest of the transaction and return it."""
     row = session.execute(
-        select(accounts.c.id, accounts.c.member_id, accounts.c.balance, accounts.c.debt)
-        .where(accounts.c.member_id == member_id)
-        .with_for_update()
+        select(*_LOCKED_COLUMNS).where(accounts.c.member_id == member_id).with_for_update()
     ).one_or_none()
     if row is None:
         raise NotFound("no such member")
@@ -70,7 +78,7 @@ def lock_member(session: Session, member_id: int) -> MemberAccount:
 def lock_member_accounts(session: Session, account_ids: Iterable[int]) -> dict[int, MemberAccount]:
     """Lock several member accounts, in ascending id order (the global lock order)."""
     rows = session.execute(
-        select(accounts.c.id, accounts.c.member_id, accounts.c.balance, accounts.c.debt)
+        select(*_LOCKED_COLUMNS)
         .where(accounts.c.id.in_(sorted(set(account_ids))), accounts.c.kind == "member")
         .order_by(accounts.c.id)
         .with_for_update()
@@ -80,11 +88,18 @@ def lock_member_accounts(session: Session, account_ids: Iterable[int]) -> dict[i
 
 def store_balances(session: Session, changed: Iterable[MemberAccount]) -> None:
     """Write back locked member accounts: the one row per member that an operation updates."""
-    params = [{"aid": a.id, "new_balance": a.balance, "new_debt": a.debt} for a in changed]
+    params = [
+        {"aid": a.id, "new_balance": a.balance, "new_debt": a.debt, "new_welcomed": a.welcomed}
+        for a in changed
+    ]
     if params:
         session.connection().execute(
             update(accounts)
             .where(accounts.c.id == bindparam("aid"))
-            .values(balance=bindparam("new_balance"), debt=bindparam("new_debt")),
+            .values(
+                balance=bindparam("new_balance"),
+                debt=bindparam("new_debt"),
+                welcomed=bindparam("new_welcomed"),
+            ),
             params,
         )

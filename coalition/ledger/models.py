@@ -11,7 +11,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from coalition.database import BigId, Json, UTCDateTime
@@ -61,6 +70,8 @@ class Account(Base):
     balance: Mapped[int] = mapped_column(BigId, default=0, server_default="0")
     # Points a clawback could not find in any lot; repaid by later awards before they can be spent.
     debt: Mapped[int] = mapped_column(BigId, default=0, server_default="0")
+    # SPEC 2: the welcome bonus comes with a member's first purchase anywhere, once.
+    welcomed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
 
 
 class Transaction(Base):

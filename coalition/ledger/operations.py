@@ -136,7 +136,14 @@ def _transfer(
 def held_points(
     session: Session, account_id: int, now: datetime, excluding: int | None = None
 ) -> int:
-    """Points reserved by the member's unexpired active holds."""
+    """Points reserved by the member's unexpired active holds, at any merchant. On PostgreSQL
+    row-level security hides other merchants' holds, so a database function sums them."""
+    if session.get_bind().dialect.name == "postgresql":
+        return int(
+            session.execute(
+                select(func.coalition_held_points(account_id, now, excluding))
+            ).scalar_one()
+        )
     query = select(func.coalesce(func.sum(holds.c.points), 0)).where(
         holds.c.account_id == account_id, holds.c.status == "active", holds.c.expires_at > now
     )
@@ -197,21 +204,32 @@ def award(
     breakdown: dict[str, int] | None = None,
     occurred_at: datetime | None = None,
     reason: str = "purchase",
+    welcome_bonus: int = 0,
 ) -> dict[str, Any]:
     """Points for a purchase. `parts` maps each funder's share to points: `merchant` (base,
     campaign and stamp points, funded by the merchant) and the operator-funded `tier` and
-    `welcome`. Each non-zero part becomes its own transfer and lot, the merchant's first."""
+    `welcome`. Each non-zero part becomes its own transfer and lot, the merchant's first.
+
+    `welcome_bonus` points are added as the `welcome` part if this is the member's first
+    purchase anywhere in the coalition (decided under the member's lock, so only once)."""
     unknown = set(parts) - set(LOT_SOURCES)
     if unknown:
         raise InvalidRequest(f"unknown award parts: {', '.join(sorted(unknown))}")
     for source, points in parts.items():
         _check_points(points, f"{source} points", allow_zero=True)
+    _check_points(welcome_bonus, "welcome bonus", allow_zero=True)
     _check_amount(amount_minor, "amount", 0)
     if expires_at <= now:
         raise InvalidRequest("points must expire after they are awarded")
-    total = sum(parts.values())
 
     member = lock_member(session, member_id)
+    if welcome_bonus and not member.welcomed:
+        parts = {**parts, "welcome": parts.get("welcome", 0) + welcome_bonus}
+        if breakdown is not None:
+            breakdown = {**breakdown, "welcome": breakdown.get("welcome", 0) + welcome_bonus}
+    if welcome_bonus or parts.get("welcome"):
+        member.welcomed = True
+    total = sum(parts.values())
     operator = operator_account_id(session)
     issuer_of = {"merchant": merchant_account_id(session, merchant_id)}
     transaction_id, public_id = _new_transaction(

@@ -8,6 +8,9 @@ migrate = current_app.extensions["migrate"]
 
 def run_migrations_online() -> None:
     with migrate.db.engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            # The owner migrates; the app's role (tenancy.APP_ROLE) may not create tables.
+            connection.exec_driver_sql("RESET ROLE")
         context.configure(
             connection=connection,
             target_metadata=migrate.db.metadata,

@@ -21,7 +21,7 @@ from coalition.extensions import db
 from coalition.idempotency import IdempotencyKey
 from coalition.jobs import DailyRun, run_daily_jobs
 from coalition.ledger import reads
-from coalition.members import Member
+from coalition.members.models import Member
 from coalition.outbox import OutboxEvent
 from coalition.tasks import purge_idempotency_keys
 from tests import factories as f

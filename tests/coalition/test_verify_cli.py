@@ -42,6 +42,7 @@ def ledger(committed):
 def _as_superuser_in_replica_mode(app) -> Iterator[Connection]:
     """The only way past the immutability triggers: session_replication_role = replica."""
     with app.app_context(), db.engine.begin() as connection:
+        connection.execute(text("SET LOCAL ROLE NONE"))  # the owner, not the app's role
         connection.execute(text("SET LOCAL session_replication_role = replica"))
         yield connection
 

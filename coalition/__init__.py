@@ -28,8 +28,13 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     from coalition import cli, health, jobs, request_ids, tasks, tenancy
     from coalition.database import engine_options, prepare_engine
     from coalition.extensions import db, migrate
+    from coalition.members import api as members_api
+    from coalition.oauth import views as oauth_views
+    from coalition.web import access, api, problems
     from config import logging as logs
     from config import settings
+    from merchants import ledger_api as points_api
+    from merchants import onboarding
 
     for module in MODEL_MODULES:  # every table joins the metadata before anything queries
         importlib.import_module(module)
@@ -49,6 +54,10 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     request_ids.init_app(app)
     jobs.init_app(app)
     tasks.init_app(app)
+    problems.init_app(app)
+    access.init_app(app)
     app.register_blueprint(health.bp)
+    app.register_blueprint(oauth_views.bp)
+    api.init_app(app, [onboarding.bp, members_api.bp, points_api.bp])
     cli.init_app(app)
     return app

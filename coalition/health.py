@@ -8,16 +8,19 @@ from sqlalchemy import text
 
 from coalition.extensions import db
 from coalition.jobs import redis_connection
+from coalition.web.access import public
 
 bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
+@public()
 def healthz() -> Response:
     return jsonify(status="ok")
 
 
 @bp.get("/readyz")
+@public()
 def readyz() -> Response:
     checks: dict[str, str] = {}
     try:

@@ -110,21 +110,22 @@ def acting_as(
 
 def prepare_engine(engine: Engine, role: str) -> None:
     """PostgreSQL: act as the app's role on every new connection (when it exists: before the
-    first migration it does not), and begin each transaction as the current tenant."""
-    if engine.dialect.name != "postgresql":
+    first migration it does not)."""
+    if engine.dialect.name != "postgresql" or not role:
         return
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        if not role:
-            return
         with dbapi_connection.cursor() as cursor:
             cursor.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
-            exists = cursor.fetchone() is not None
-            if exists:
+            if cursor.fetchone() is not None:
                 cursor.execute(f'SET ROLE "{role}"')
         dbapi_connection.commit()
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Any) -> None:
+
+@event.listens_for(Session, "after_begin")
+def _on_session_begin(_session: Session, _transaction: Any, connection: Any) -> None:
+    """Each session transaction (or, in tests, each savepoint a request joins) starts as the
+    current tenant."""
+    if connection.dialect.name == "postgresql":
         _apply(connection, current())

@@ -10,8 +10,17 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import limits
+
 ENVIRONMENTS = ("development", "production", "testing")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+# Rate limits (QUALITY S5), in the `limits` notation: per OAuth client on the API, per address
+# on public sign-ups and applications, per address on member sign-in.
+RATE_LIMITS = {
+    "RATE_LIMIT_CLIENT": "1000/second",
+    "RATE_LIMIT_SIGNUP": "20/hour",
+    "RATE_LIMIT_SIGNIN": "10/minute",
+}
 
 
 class SettingsError(RuntimeError):
@@ -74,7 +83,18 @@ def load(environ: Mapping[str, str], instance_path: Path) -> dict[str, Any]:
     if not (len(card_prefix) == 4 and card_prefix.isascii() and card_prefix.isdigit()):
         raise SettingsError("COALITION_CARD_PREFIX must be 4 digits")
 
+    rate_limits = {}
+    for name, default in RATE_LIMITS.items():
+        rate_limits[name] = environ.get(name, default)
+        try:
+            limits.parse(rate_limits[name])
+        except ValueError as exc:
+            raise SettingsError(
+                f"{name} must read like '10/minute', not {rate_limits[name]!r}"
+            ) from exc
+
     return {
+        **rate_limits,
         "COALITION_ENV": environment,
         # PostgreSQL: the role the app acts as, so row-level security applies (see tenancy.py).
         "DATABASE_ROLE": environ.get("DATABASE_ROLE", "coalition_app"),

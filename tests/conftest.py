@@ -16,6 +16,7 @@ import psycopg
 import pytest
 import redis
 from flask import Flask
+from flask.testing import FlaskClient
 from flask_migrate import upgrade
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -139,6 +140,12 @@ def session(app: Flask) -> Iterator[Session]:
             factory.class_, factory.kw = saved_class, saved_kw
             outer.rollback()
             connection.close()
+
+
+@pytest.fixture
+def client(app: Flask, session: Session) -> FlaskClient:
+    """A test client whose requests run inside the test's rolled-back transaction."""
+    return app.test_client()
 
 
 @pytest.fixture

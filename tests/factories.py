@@ -9,8 +9,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from coalition import clock
 from coalition.ledger import operations
 from coalition.members.services import create_member
+from coalition.oauth import clients, scopes, tokens
 from merchants.services import create_merchant
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -61,3 +63,66 @@ def redeem(
     return operations.redeem(
         session, member_id=member_id, merchant_id=merchant_id, points=points, actor=TILL, now=now
     )
+
+
+ALL_MERCHANT_SCOPES = " ".join(sorted(scopes.MERCHANT_SCOPES))
+
+
+def client(
+    session: Session,
+    merchant_id: int | None,
+    scope: str = ALL_MERCHANT_SCOPES,
+    *,
+    redirect_uris: list[str] | None = None,
+) -> dict[str, Any]:
+    """An OAuth client of a merchant (or of the operator, `merchant_id` None): `client_id`,
+    `client_secret`, `scopes`."""
+    return clients.create_client(
+        session,
+        name="till",
+        merchant_id=merchant_id,
+        scopes=scopes.parse(scope),
+        redirect_uris=redirect_uris,
+        now=T0,
+    )
+
+
+def bearer(
+    session: Session,
+    client_id: str,
+    scope: str,
+    *,
+    member_id: int | None = None,
+    now: datetime | None = None,
+    expires_in: timedelta = timedelta(hours=1),
+) -> dict[str, str]:
+    """Headers with a live access token for `client_id` (issued at `now`, default the wall
+    clock, since the API checks tokens against it)."""
+    token = tokens.issue_token(
+        session,
+        client_id=client_id,
+        scope=scope,
+        member_id=member_id,
+        now=now or clock.utcnow(),
+        expires_in=expires_in,
+    )
+    return {"Authorization": f"Bearer {token}"}
+
+
+def merchant_headers(
+    session: Session, merchant_id: int, scope: str = ALL_MERCHANT_SCOPES
+) -> dict[str, str]:
+    """A merchant's till: a client and a token with `scope`."""
+    return bearer(session, client(session, merchant_id, scope)["client_id"], scope)
+
+
+def operator_headers(session: Session) -> dict[str, str]:
+    return bearer(session, client(session, None, "operator")["client_id"], "operator")
+
+
+def member_headers(
+    session: Session, merchant_id: int, member_id: int, scope: str = "balance:read redeem"
+) -> dict[str, str]:
+    """A member-delegated token: the member, through the merchant's app."""
+    app = client(session, merchant_id, scope, redirect_uris=["https://app.example/cb"])
+    return bearer(session, app["client_id"], scope, member_id=member_id)

@@ -1,0 +1,164 @@
+"""The JSON API of SPEC 3.1 on flask-smorest: `/api/v1`, its OpenAPI 3 document at
+`/api/v1/openapi.json` and a browsable page at `/api/v1/docs`, marshmallow schemas that refuse
+unknown fields, problem responses, cursor pagination and idempotent POSTs."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable
+from typing import Any
+
+from flask import Flask, Response, json, request
+from flask_smorest import Api as SmorestApi
+from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
+from sqlalchemy import Select
+from werkzeug.exceptions import HTTPException
+
+from coalition import clock, idempotency
+from coalition.errors import InvalidRequest
+from coalition.extensions import db
+from coalition.web import access, problems
+
+PREFIX = "/api/v1"
+MAX_BODY_BYTES = 10 * 1024 * 1024  # QUALITY S5
+DEFAULT_PAGE, MAX_PAGE = 50, 500  # SPEC 3.1
+
+
+class Api(SmorestApi):
+    def handle_http_exception(self, error: HTTPException) -> Any:
+        if problems.wants_problem():
+            return problems.from_http_exception(error)
+        return error.get_response()
+
+
+api = Api()
+
+
+def blueprint(name: str, import_name: str, description: str) -> Blueprint:
+    return Blueprint(name, import_name, url_prefix=PREFIX, description=description)
+
+
+class Strict(Schema):
+    """Every request schema: unknown fields are refused (marshmallow's RAISE), so a caller can
+    never set what it must not (`balance`, `tier`, `merchant_id`, `status`...)."""
+
+
+class PageArgs(Strict):
+    limit = fields.Integer(load_default=DEFAULT_PAGE, validate=validate.Range(min=1, max=MAX_PAGE))
+    cursor = fields.String(load_default=None, validate=validate.Length(max=200))
+
+
+def page_schema(item: type[Schema], name: str) -> type[Schema]:
+    """`{"data": [...], "next_cursor": ...}` around `item`."""
+    return Schema.from_dict(
+        {
+            "data": fields.List(fields.Nested(item)),
+            "next_cursor": fields.String(allow_none=True),
+        },
+        name=name,
+    )
+
+
+def encode_cursor(last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"c1:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        version, _, last = raw.partition(":")
+        if version != "c1":
+            raise ValueError(cursor)
+        return int(last)
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidRequest(
+            "the cursor is not one this API gave out", errors={"cursor": ["invalid"]}
+        ) from exc
+
+
+def paginate(
+    query: Select[Any], id_column: Any, args: dict[str, Any], render: Callable[[Any], Any]
+) -> dict[str, Any]:
+    """Newest first, keyset-paginated on `id_column` (never OFFSET): one page of `render`ed rows
+    and the cursor of the next page, or None on the last."""
+    limit = args["limit"]
+    if args.get("cursor"):
+        query = query.where(id_column < decode_cursor(args["cursor"]))
+    rows = db.session.execute(query.order_by(id_column.desc()).limit(limit + 1)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    return {
+        "data": [render(row) for row in rows],
+        "next_cursor": encode_cursor(rows[-1]._mapping[id_column.key]) if more else None,
+    }
+
+
+def idempotent(operation: Callable[[], tuple[int, dict[str, Any]]]) -> Response:
+    """Run a POST that moves points (SPEC 3.1). With an `Idempotency-Key` header, the first
+    result under that key (success or refusal) is stored in the same transaction as the effect
+    and replayed for the same request; another request under the key is 409. Commits."""
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        status, body = operation()
+        db.session.commit()
+        return _json(status, body)
+    caller = access.principal()
+    outcome = idempotency.execute(
+        db.session(),
+        scope=caller.idempotency_scope,
+        key=key,
+        request_fingerprint=idempotency.fingerprint(
+            request.method, request.path, request.get_json(silent=True)
+        ),
+        operation=operation,
+        now=clock.utcnow(),
+    )
+    db.session.commit()
+    response = _json(outcome.status, outcome.body)
+    if outcome.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _json(status: int, body: dict[str, Any]) -> Response:
+    if status >= 400:
+        return problems.response(body, status)
+    return Response(json.dumps(body), status=status, mimetype="application/json")
+
+
+def init_app(app: Flask, blueprints: list[Blueprint]) -> None:
+    app.config.update(
+        API_TITLE="Coalition",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.1.0",
+        OPENAPI_URL_PREFIX=PREFIX,
+        OPENAPI_JSON_PATH="openapi.json",
+        OPENAPI_SWAGGER_UI_PATH="docs",
+        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
+        API_SPEC_OPTIONS={
+            "components": {
+                "securitySchemes": {
+                    "oauth2": {
+                        "type": "oauth2",
+                        "flows": {
+                            "clientCredentials": {"tokenUrl": "/oauth/token", "scopes": {}},
+                            "authorizationCode": {
+                                "authorizationUrl": "/oauth/authorize",
+                                "tokenUrl": "/oauth/token",
+                                "scopes": {},
+                            },
+                        },
+                    }
+                }
+            }
+        },
+    )
+    api.init_app(app)
+    for bp in blueprints:
+        api.register_blueprint(bp)
+    for endpoint in list(app.view_functions):
+        if endpoint.startswith("api-docs.") or endpoint == "static":
+            access.mark_public(app, endpoint)

@@ -29,6 +29,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     from coalition.database import engine_options, prepare_engine
     from coalition.extensions import db, migrate
     from coalition.members import api as members_api
+    from coalition.oauth import api as clients_api
     from coalition.oauth import views as oauth_views
     from coalition.web import access, api, problems
     from config import logging as logs
@@ -58,6 +59,6 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     access.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(oauth_views.bp)
-    api.init_app(app, [onboarding.bp, members_api.bp, points_api.bp])
+    api.init_app(app, [onboarding.bp, clients_api.bp, members_api.bp, points_api.bp])
     cli.init_app(app)
     return app

@@ -19,3 +19,16 @@ def end_of_business_date(day: date, zone: str) -> datetime:
     """The first instant after `day` in the coalition's zone, in UTC (exclusive cutoff)."""
     start_next = datetime.combine(day + timedelta(days=1), time.min, tzinfo=ZoneInfo(zone))
     return start_next.astimezone(UTC)
+
+
+def add_months(moment: datetime, months: int) -> datetime:
+    """The same day and time `months` later; the month's last day when it is shorter (a lot
+    issued on 31 January with a one-month life expires on 28 or 29 February)."""
+    month_index = moment.month - 1 + months
+    year, month = moment.year + month_index // 12, month_index % 12 + 1
+    for day in range(moment.day, 27, -1):
+        try:
+            return moment.replace(year=year, month=month, day=day)
+        except ValueError:
+            continue
+    return moment.replace(year=year, month=month)

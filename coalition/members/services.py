@@ -3,20 +3,24 @@ secret for its rotating redemption code."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import pyotp
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from coalition import clock
 from coalition.database import table
+from coalition.errors import NotFound
 from coalition.ids import new_id
 from coalition.ledger import accounts
+from coalition.ledger.models import Account
 from coalition.members import cards
 from coalition.members.models import Member
 
 members = table(Member)
+account_table = table(Account)
 
 
 def create_member(
@@ -55,3 +59,39 @@ def create_member(
     ).scalar_one()
     accounts.open_member_account(session, member_id)
     return member_id, public_id
+
+
+@dataclass(frozen=True)
+class FoundMember:
+    id: int
+    public_id: str
+    card_number: str
+    status: str
+    tier: str
+    account_id: int
+
+
+def find_member(session: Session, card_or_id: str) -> FoundMember:
+    """A member by card number or `mbr_` id (SPEC 3.1: members are also addressed by card).
+    A blocked card or an unknown one is `not_found`, like any object the caller cannot see."""
+    if card_or_id.startswith("mbr_"):
+        condition = members.c.public_id == card_or_id
+    elif cards.is_valid(card_or_id, card_or_id[:4]):
+        condition = members.c.card_number == card_or_id
+    else:
+        raise NotFound("no such member")
+    row = session.execute(
+        select(
+            members.c.id,
+            members.c.public_id,
+            members.c.card_number,
+            members.c.status,
+            members.c.tier,
+            account_table.c.id.label("account_id"),
+        )
+        .join(account_table, account_table.c.member_id == members.c.id)
+        .where(condition)
+    ).one_or_none()
+    if row is None or row.status != "active":
+        raise NotFound("no such member")
+    return FoundMember(*row)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +18,7 @@ from sqlalchemy import Select
 from werkzeug.exceptions import HTTPException
 
 from coalition import clock, idempotency
-from coalition.errors import InvalidRequest
+from coalition.errors import CoalitionError, InvalidRequest
 from coalition.extensions import db
 from coalition.web import access, problems
 
@@ -95,31 +96,51 @@ def paginate(
     }
 
 
-def idempotent(operation: Callable[[], tuple[int, dict[str, Any]]]) -> Response:
-    """Run a POST that moves points (SPEC 3.1). With an `Idempotency-Key` header, the first
-    result under that key (success or refusal) is stored in the same transaction as the effect
-    and replayed for the same request; another request under the key is 409. Commits."""
+def idempotent(
+    operation: Callable[[], tuple[int, dict[str, Any]]],
+    on_refusal: Callable[[dict[str, Any]], None] | None = None,
+) -> Response:
+    """Run a POST that moves points (SPEC 3.1) in a savepoint and commit. A refusal (a
+    CoalitionError) leaves nothing of the operation behind; `on_refusal(problem)` may then write
+    what must outlive it (a wrong code's count), in the same commit.
+
+    With an `Idempotency-Key` header the first result under that key, success or refusal, is
+    stored in the same transaction as the effect and replayed for the same request (header
+    `Idempotent-Replayed: true`); another request under the key is 409 `idempotency_conflict`."""
     key = request.headers.get("Idempotency-Key")
+    session = db.session()
     if key is None:
-        status, body = operation()
-        db.session.commit()
-        return _json(status, body)
-    caller = access.principal()
-    outcome = idempotency.execute(
-        db.session(),
-        scope=caller.idempotency_scope,
-        key=key,
-        request_fingerprint=idempotency.fingerprint(
-            request.method, request.path, request.get_json(silent=True)
-        ),
-        operation=operation,
-        now=clock.utcnow(),
-    )
-    db.session.commit()
-    response = _json(outcome.status, outcome.body)
-    if outcome.replayed:
+        savepoint = session.begin_nested()
+        try:
+            status, body = operation()
+            savepoint.commit()
+            replayed = False
+        except CoalitionError as refusal:
+            savepoint.rollback()
+            status, body, replayed = refusal.status, refusal.problem(), False
+    else:
+        outcome = idempotency.execute(
+            session,
+            scope=access.principal().idempotency_scope,
+            key=key,
+            request_fingerprint=idempotency.fingerprint(request.method, request.path, _body()),
+            operation=operation,
+            now=clock.utcnow(),
+        )
+        status, body, replayed = outcome.status, outcome.body, outcome.replayed
+    if status >= 400 and not replayed and on_refusal is not None:
+        on_refusal(body)
+    session.commit()
+    response = _json(status, body)
+    if replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response
+
+
+def _body() -> Any:
+    """What the request asks for: its JSON, or for another body (NDJSON) its bytes' digest."""
+    parsed = request.get_json(silent=True)
+    return parsed if parsed is not None else hashlib.sha256(request.get_data()).hexdigest()
 
 
 def _json(status: int, body: dict[str, Any]) -> Response:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +67,16 @@ def _apply(connection: Any, tenant: Tenant) -> None:
         " set_config('coalition.member_account', %(m)s, true)",
         {"t": tenant.setting, "m": member},
     )
+
+
+def begin_request() -> Token[Tenant | None]:
+    """Every request starts as nobody; `end_request` restores what was before (a test's
+    thread runs requests and factories in turn)."""
+    return _current.set(NOBODY)
+
+
+def end_request(token: Token[Tenant | None]) -> None:
+    _current.reset(token)
 
 
 def _apply_in_session(session: Session | scoped_session[Session], tenant: Tenant) -> None:

@@ -20,13 +20,28 @@ clients = table(OAuthClient)
 
 
 def create_merchant(
-    session: Session, name: str, *, status: str = "active", now: datetime | None = None
+    session: Session,
+    name: str,
+    *,
+    status: str = "active",
+    now: datetime | None = None,
+    details: dict[str, Any] | None = None,
 ) -> tuple[int, str]:
-    """A merchant and its ledger account. Returns (id, public id)."""
+    """A merchant and its ledger account. `details` are the application's other columns
+    (email, country, category, website, contact_name, password_hash, base_rate). Returns (id,
+    public id)."""
     public_id = new_id("mer")
+    now = now or clock.utcnow()
     merchant_id = session.execute(
         insert(table(Merchant))
-        .values(public_id=public_id, name=name, status=status, created_at=now or clock.utcnow())
+        .values(
+            public_id=public_id,
+            name=name,
+            status=status,
+            created_at=now,
+            approved_at=now if status == "active" else None,
+            **(details or {}),
+        )
         .returning(table(Merchant).c.id)
     ).scalar_one()
     accounts.open_merchant_account(session, merchant_id)

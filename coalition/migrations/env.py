@@ -19,6 +19,9 @@ def run_migrations_online() -> None:
         with context.begin_transaction():
             context.run_migrations()
         connection.commit()
+        if connection.dialect.name == "postgresql":
+            # Acting as the owner now: never hand this connection to the app.
+            connection.invalidate()
 
 
 if context.is_offline_mode():

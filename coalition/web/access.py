@@ -156,4 +156,10 @@ def init_app(app: Any) -> None:
     @app.before_request
     def _nobody_yet() -> None:
         # Every request starts as nobody; `require` names its tenant after the token check.
-        tenancy.enter(None, tenancy.NOBODY)
+        g.tenant_token = tenancy.begin_request()
+
+    @app.teardown_request
+    def _forget_tenant(_exc: BaseException | None) -> None:
+        token = g.pop("tenant_token", None)
+        if token is not None:
+            tenancy.end_request(token)

@@ -43,8 +43,10 @@ def test_entries_cannot_be_updated_or_deleted(session, spent, statement):
     assert "immutable" in _refused(session, text(statement))
 
 
-def test_entries_cannot_be_truncated(session, spent):
-    assert "immutable" in _refused(session, text("TRUNCATE transfers CASCADE"))
+def test_entries_cannot_be_truncated_by_the_app_nor_by_the_tables_owner(session, spent):
+    assert "permission denied" in _refused(session, text("TRUNCATE transfers CASCADE"))
+    owner_first = text("SET LOCAL ROLE NONE; TRUNCATE transfers CASCADE")
+    assert "immutable" in _refused(session, owner_first)
 
 
 @pytest.mark.both_backends

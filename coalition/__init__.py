@@ -43,7 +43,9 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     app = Flask(__name__)
     environ = os.environ if environ is None else environ
     app.config.update(settings.load(environ, Path(app.instance_path)))
-    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(app.config["SQLALCHEMY_DATABASE_URI"])
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(
+        app.config["SQLALCHEMY_DATABASE_URI"], app.config["DATABASE_STATEMENT_TIMEOUT_MS"]
+    )
     logs.configure(app.config["LOG_LEVEL"])
 
     db.init_app(app)

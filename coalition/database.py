@@ -44,10 +44,16 @@ def table(model: type[Any]) -> Table:
     return cast(Table, model.__table__)
 
 
-def engine_options(url: str) -> dict[str, Any]:
+def engine_options(url: str, statement_timeout_ms: int = 0) -> dict[str, Any]:
+    """PostgreSQL: a statement timeout bounds every query the app sends (QUALITY S5)."""
     if url.startswith("sqlite"):
         return {"connect_args": {"timeout": 30}}
-    return {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 20}
+    return {
+        "pool_pre_ping": True,
+        "pool_size": 10,
+        "max_overflow": 20,
+        "connect_args": {"options": f"-c statement_timeout={statement_timeout_ms}"},
+    }
 
 
 def prepare_engine(engine: Engine) -> None:

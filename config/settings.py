@@ -79,6 +79,10 @@ def load(environ: Mapping[str, str], instance_path: Path) -> dict[str, Any]:
     if log_level not in LOG_LEVELS:
         raise SettingsError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}")
 
+    raw_timeout = environ.get("DATABASE_STATEMENT_TIMEOUT_MS", "30000")
+    if not raw_timeout.isdigit():
+        raise SettingsError("DATABASE_STATEMENT_TIMEOUT_MS must be a whole number of milliseconds")
+
     card_prefix = environ.get("COALITION_CARD_PREFIX", "6375")
     if not (len(card_prefix) == 4 and card_prefix.isascii() and card_prefix.isdigit()):
         raise SettingsError("COALITION_CARD_PREFIX must be 4 digits")
@@ -98,6 +102,8 @@ def load(environ: Mapping[str, str], instance_path: Path) -> dict[str, Any]:
         "COALITION_ENV": environment,
         # PostgreSQL: the role the app acts as, so row-level security applies (see tenancy.py).
         "DATABASE_ROLE": environ.get("DATABASE_ROLE", "coalition_app"),
+        # PostgreSQL: no query runs longer (QUALITY S5); 0 switches the bound off.
+        "DATABASE_STATEMENT_TIMEOUT_MS": int(raw_timeout),
         "COALITION_CARD_PREFIX": card_prefix,
         "RATELIMIT_ENABLED": environ.get("RATELIMIT_ENABLED", "true").lower() != "false",
         "SQLALCHEMY_DATABASE_URI": database_url(raw_db),

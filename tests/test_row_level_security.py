@@ -4,11 +4,15 @@ tenant set sees nothing at all."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from coalition import idempotency, tenancy
+from coalition.extensions import db
 from tests import factories
 
 TENANT_TABLES = (
@@ -131,3 +135,13 @@ def test_a_member_token_sees_the_members_own_transactions_at_every_merchant(
     with tenancy.acting_as(tenancy.Tenant.merchant(alpha, account), session):
         seen = session.execute(text("SELECT points FROM transactions ORDER BY points")).scalars()
         assert list(seen) == [10, 20]
+
+
+def test_a_statement_timeout_bounds_every_query(make_app: Any) -> None:
+    """QUALITY S5: a query that runs too long is cancelled, not left holding a connection."""
+    quick = make_app(DATABASE_STATEMENT_TIMEOUT_MS="200")
+    with quick.app_context():
+        assert db.session.execute(text("SHOW statement_timeout")).scalar_one() == "200ms"
+        with pytest.raises(OperationalError, match="statement timeout"):
+            db.session.execute(text("SELECT pg_sleep(2)"))
+        db.session.rollback()

@@ -11,6 +11,7 @@ def run_migrations_online() -> None:
         if connection.dialect.name == "postgresql":
             # The owner migrates; the app's role (tenancy.APP_ROLE) may not create tables.
             connection.exec_driver_sql("RESET ROLE")
+            connection.exec_driver_sql("SET statement_timeout = 0")  # a migration may take long
         context.configure(
             connection=connection,
             target_metadata=migrate.db.metadata,

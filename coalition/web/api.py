@@ -7,13 +7,14 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, json, request
 from flask_smorest import Api as SmorestApi
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, pre_load, validate
 from sqlalchemy import Select
 from werkzeug.exceptions import HTTPException
 
@@ -43,7 +44,35 @@ def blueprint(name: str, import_name: str, description: str) -> Blueprint:
 
 class Strict(Schema):
     """Every request schema: unknown fields are refused (marshmallow's RAISE), so a caller can
-    never set what it must not (`balance`, `tier`, `merchant_id`, `status`...)."""
+    never set what it must not (`balance`, `tier`, `merchant_id`, `status`...); and text that
+    no database column can hold (NUL, lone UTF-16 surrogates) is refused per field."""
+
+    @pre_load
+    def _storable_text(self, data: Any, **_: Any) -> Any:
+        if isinstance(data, dict):
+            errors = {
+                str(name): ["text may not contain NUL or unpaired surrogate characters"]
+                for name, value in data.items()
+                if _unstorable(value)
+            }
+            if errors:
+                raise ValidationError(errors)
+        return data
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _unstorable(value: Any, depth: int = 0) -> bool:
+    if depth > 20:
+        return False  # marshmallow refuses what is nested this deep anyway
+    if isinstance(value, str):
+        return _UNSTORABLE.search(value) is not None
+    if isinstance(value, dict):
+        return any(_unstorable(v, depth + 1) or _unstorable(k, depth + 1) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_unstorable(v, depth + 1) for v in value)
+    return False
 
 
 class PageArgs(Strict):

@@ -94,6 +94,9 @@ class Transaction(Base):
         Index("ix_transactions_member_created", "member_account_id", "created_at"),
         Index("ix_transactions_merchant_created", "merchant_id", "created_at"),
         Index("ix_transactions_original", "original_id"),
+        # API pages walk one member's or one merchant's transactions by id, newest first.
+        Index("ix_transactions_member_page", "member_account_id", "id"),
+        Index("ix_transactions_merchant_page", "merchant_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -1,5 +1,6 @@
 """Operations on members. Creating one also opens its points account and gives it a card and a
-secret for its rotating redemption code."""
+secret for its rotating redemption code; `register_member` is the checked way in (sign-up and
+enrolment), turning a taken email or card into its problem."""
 
 from __future__ import annotations
 
@@ -7,12 +8,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pyotp
-from sqlalchemy import insert, select
+from sqlalchemy import ColumnElement, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from coalition import clock
 from coalition.database import table
-from coalition.errors import NotFound
+from coalition.errors import CoalitionError, InvalidRequest, NotFound
 from coalition.ids import new_id
 from coalition.ledger import accounts
 from coalition.ledger.models import Account
@@ -21,6 +23,18 @@ from coalition.members.models import Member
 
 members = table(Member)
 account_table = table(Account)
+
+# 10^11 random bodies per prefix: two draws colliding this many times in a row means the
+# random source is broken, not bad luck (TIGER_STYLE: a bound on every loop).
+MAX_CARD_DRAWS = 5
+
+
+class EmailTaken(CoalitionError):
+    status, code, title = 409, "email_taken", "Email already registered"
+
+
+class CardTaken(CoalitionError):
+    status, code, title = 409, "card_taken", "Card already issued"
 
 
 def create_member(
@@ -71,15 +85,20 @@ class FoundMember:
     account_id: int
 
 
+def addressed_by(card_or_id: str) -> ColumnElement[bool]:
+    """The condition that finds a member by card number or `mbr_` id (SPEC 3.1: members are
+    also addressed by card); `not_found` for what can be neither."""
+    if card_or_id.startswith("mbr_"):
+        return members.c.public_id == card_or_id
+    if cards.is_valid(card_or_id, card_or_id[:4]):
+        return members.c.card_number == card_or_id
+    raise NotFound("no such member")
+
+
 def find_member(session: Session, card_or_id: str) -> FoundMember:
     """A member by card number or `mbr_` id (SPEC 3.1: members are also addressed by card).
     A blocked card or an unknown one is `not_found`, like any object the caller cannot see."""
-    if card_or_id.startswith("mbr_"):
-        condition = members.c.public_id == card_or_id
-    elif cards.is_valid(card_or_id, card_or_id[:4]):
-        condition = members.c.card_number == card_or_id
-    else:
-        raise NotFound("no such member")
+    condition = addressed_by(card_or_id)
     row = session.execute(
         select(
             members.c.id,
@@ -95,3 +114,91 @@ def find_member(session: Session, card_or_id: str) -> FoundMember:
     if row is None or row.status != "active":
         raise NotFound("no such member")
     return FoundMember(*row)
+
+
+@dataclass(frozen=True)
+class NewMember:
+    id: int
+    public_id: str
+    card_number: str
+    email: str | None
+    phone: str | None
+    name: str | None
+    tier: str
+    created_at: datetime
+
+
+def check_card_number(card_number: str, prefix: str) -> None:
+    """A pre-printed card must be one of this coalition's: 16 digits, its prefix, a good Luhn
+    digit (SPEC 2). Refused with `validation_error` naming `card_number`."""
+    if not cards.is_valid(card_number, prefix):
+        raise InvalidRequest(
+            "the card number is not a valid card of this coalition",
+            errors={
+                "card_number": [
+                    f"must be {cards.CARD_LENGTH} digits starting {prefix} with a valid check digit"
+                ]
+            },
+        )
+
+
+def _violated(error: IntegrityError) -> str | None:
+    """Which unique column an insert into `members` collided on: "email", "card_number" or
+    None (PostgreSQL names the constraint; SQLite names the column in its message)."""
+    diagnostics = getattr(error.orig, "diag", None)
+    described = getattr(diagnostics, "constraint_name", None) or str(error.orig)
+    for column in ("email", "card_number"):
+        if column in described:
+            return column
+    return None
+
+
+def register_member(
+    session: Session,
+    *,
+    now: datetime,
+    card_prefix: str,
+    card_number: str | None = None,
+    email: str | None = None,
+    phone: str | None = None,
+    name: str | None = None,
+    password_hash: str | None = None,
+    enrolled_by_merchant_id: int | None = None,
+) -> NewMember:
+    """A member who signs up online or is enrolled at a till, with a pre-printed card (checked)
+    or a new random one. Refusals: `validation_error` for a card that is not ours, `card_taken`
+    for one already issued, `email_taken` for an email already registered (in any case).
+
+    Each attempt runs in a savepoint and relies on the unique indexes, so two requests racing
+    for one email or card get one member and one 409; a clash between random cards (about one
+    in 10^11 per pair) draws again."""
+    if card_number is not None:
+        check_card_number(card_number, card_prefix)
+    email = email.lower() if email else None
+    for _ in range(MAX_CARD_DRAWS):
+        card = card_number or cards.new_card_number(card_prefix)
+        savepoint = session.begin_nested()
+        try:
+            member_id, public_id = create_member(
+                session,
+                now=now,
+                card_number=card,
+                email=email,
+                phone=phone,
+                name=name,
+                password_hash=password_hash,
+                enrolled_by_merchant_id=enrolled_by_merchant_id,
+            )
+            savepoint.commit()
+        except IntegrityError as error:
+            savepoint.rollback()
+            column = _violated(error)
+            if column == "email":
+                raise EmailTaken("a member with this email is already registered") from error
+            if column == "card_number" and card_number is not None:
+                raise CardTaken("this card has already been issued to a member") from error
+            if column != "card_number":
+                raise
+            continue
+        return NewMember(member_id, public_id, card, email, phone, name, "Member", now)
+    raise RuntimeError(f"{MAX_CARD_DRAWS} random card numbers in a row were already issued")

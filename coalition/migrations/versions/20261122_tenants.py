@@ -102,6 +102,10 @@ def upgrade():
         batch_op.create_index('ix_oauth_tokens_client_member', ['client_id', 'member_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_oauth_tokens_merchant_id'), ['merchant_id'], unique=False)
 
+    with op.batch_alter_table('transactions', schema=None) as batch_op:
+        batch_op.create_index('ix_transactions_member_page', ['member_account_id', 'id'], unique=False)
+        batch_op.create_index('ix_transactions_merchant_page', ['merchant_id', 'id'], unique=False)
+
     with op.batch_alter_table('accounts', schema=None) as batch_op:
         batch_op.add_column(sa.Column('welcomed', sa.Boolean(), server_default=sa.text('false'), nullable=False))
 
@@ -280,6 +284,10 @@ def downgrade():
 
     with op.batch_alter_table('accounts', schema=None) as batch_op:
         batch_op.drop_column('welcomed')
+
+    with op.batch_alter_table('transactions', schema=None) as batch_op:
+        batch_op.drop_index('ix_transactions_merchant_page')
+        batch_op.drop_index('ix_transactions_member_page')
 
     with op.batch_alter_table('oauth_tokens', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_oauth_tokens_merchant_id'))

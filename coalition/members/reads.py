@@ -1,0 +1,255 @@
+"""Read-only views of a member for the API (SPEC 3.3 look-up, 3.4 member API): what a till sees
+of a card, and what the member sees of itself. No locks: a read sees the last committed state.
+
+Every query is scoped by the member itself (its id or its points account), whatever row-level
+security would also allow: the application is the first wall (tenancy.py)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from itertools import groupby
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, case, column, func, select
+from sqlalchemy import table as core_table
+from sqlalchemy.orm import Session
+
+from coalition import clock
+from coalition.database import table as table_of
+from coalition.errors import NotFound
+from coalition.ledger.models import Account, Hold, Lot, Transaction
+from coalition.members import cards, codes
+from coalition.members.models import Member
+from coalition.members.services import addressed_by
+
+members = table_of(Member)
+accounts = table_of(Account)
+lots = table_of(Lot)
+holds = table_of(Hold)
+transactions = table_of(Transaction)
+# The coalition's directory of merchants, named rather than imported: the core does not depend
+# on the `merchants` package (STYLE, dependencies point inward). Not tenant-restricted.
+merchants = core_table("merchants", column("id"), column("public_id"), column("name"))
+
+# Bounds on what one answer carries (TIGER_STYLE).
+MAX_EXPIRING_DATES = 12  # the soonest expiry dates shown
+EXPIRY_SCAN = 1000  # distinct expiry instants read to build them
+MAX_BY_MERCHANT = 500  # merchants listed in `by_merchant`
+
+
+def _held(account_id: Any, now: datetime, dialect: str) -> ColumnElement[Any]:
+    """Points reserved by the member's active holds at every merchant. On PostgreSQL row-level
+    security hides other merchants' holds, so a database function (running as the system) sums
+    them; see `ledger.operations.held_points`."""
+    if dialect == "postgresql":
+        return func.coalition_held_points(account_id, now, None)
+    return (
+        select(func.coalesce(func.sum(holds.c.points), 0))
+        .where(
+            holds.c.account_id == account_id,
+            holds.c.status == "active",
+            holds.c.expires_at > now,
+        )
+        .scalar_subquery()
+    )
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
+def card_view(session: Session, card_or_id: str, now: datetime) -> dict[str, Any]:
+    """A member as any partner's till sees it (SPEC 3.3): id, masked card, tier, balance and
+    available points; nothing of other shops, no contact details. One statement: this read is
+    the hot path of a till. Unknown or blocked: `not_found`."""
+    held = _held(accounts.c.id, now, _dialect(session)).label("held")
+    row = session.execute(
+        select(
+            members.c.public_id,
+            members.c.card_number,
+            members.c.tier,
+            accounts.c.balance,
+            held,
+        )
+        .join(accounts, accounts.c.member_id == members.c.id)
+        .where(addressed_by(card_or_id), members.c.status == "active")
+    ).one_or_none()
+    if row is None:
+        raise NotFound("no such member")
+    return {
+        "id": row.public_id,
+        "card": cards.masked(row.card_number),
+        "tier": row.tier,
+        "balance": row.balance,
+        "available": max(row.balance - int(row.held), 0),
+    }
+
+
+def _active(session: Session, member_id: int, *columns: Any) -> Any:
+    """The member's row (the given columns) if it is active; a blocked member's token reads
+    nothing (`not_found`)."""
+    row = session.execute(
+        select(*columns).where(members.c.id == member_id, members.c.status == "active")
+    ).one_or_none()
+    if row is None:
+        raise NotFound("no such member")
+    return row
+
+
+def profile(session: Session, member_id: int) -> dict[str, Any]:
+    """The member's own profile (SPEC 3.4). Tiers arrive with their own issue: until then the
+    progress names the current tier only."""
+    row = _active(
+        session,
+        member_id,
+        members.c.public_id,
+        members.c.card_number,
+        members.c.email,
+        members.c.name,
+        members.c.tier,
+    )
+    return {
+        "id": row.public_id,
+        "card_number": row.card_number,
+        "email": row.email,
+        "name": row.name,
+        "tier": row.tier,
+        "tier_progress": {"current": row.tier, "next": None, "spend_to_next": None},
+    }
+
+
+def current_code(session: Session, member_id: int, now: datetime) -> dict[str, Any]:
+    """The member's rotating redemption code now and when its step ends (SPEC 2). The secret
+    itself never leaves the database."""
+    row = _active(session, member_id, members.c.totp_secret)
+    code, expires_at = codes.current_code(row.totp_secret, now)
+    return {"code": code, "expires_at": expires_at}
+
+
+def expiring(session: Session, account_id: int, zone: str) -> list[dict[str, Any]]:
+    """Open lots grouped by the business date they expire on (in the coalition's zone), soonest
+    first, at most MAX_EXPIRING_DATES dates: `{points, expires_at}` where `expires_at` is the
+    earliest moment on that date at which some of those points expire.
+
+    The database sums lots per expiry instant (at most EXPIRY_SCAN instants); dates are made
+    here, so the grouping is the same on every backend. When the scan is cut short its last
+    date may be incomplete and is left out: every date shown is exact."""
+    rows = session.execute(
+        select(lots.c.expires_at, func.sum(lots.c.remaining).label("points"))
+        .where(lots.c.account_id == account_id, lots.c.remaining > 0)
+        .group_by(lots.c.expires_at)
+        .order_by(lots.c.expires_at)
+        .limit(EXPIRY_SCAN + 1)
+    ).all()
+    dates = []
+    for _, same_date in groupby(
+        rows[:EXPIRY_SCAN], key=lambda row: clock.business_date(row.expires_at, zone)
+    ):
+        group = list(same_date)
+        dates.append(
+            {"points": sum(int(row.points) for row in group), "expires_at": group[0].expires_at}
+        )
+    if len(rows) > EXPIRY_SCAN:
+        dates.pop()
+    return dates[:MAX_EXPIRING_DATES]
+
+
+def by_merchant(session: Session, account_id: int) -> list[dict[str, Any]]:
+    """Per merchant where the member earned or spent: points `earned` there (purchases, less
+    what refunds clawed back) and `redeemed` there (redemptions and captured holds, less what
+    reversals gave back). Expiry belongs to no merchant and is not counted. By merchant name,
+    at most MAX_BY_MERCHANT merchants."""
+    kind = transactions.c.type
+    points = transactions.c.points
+    rows = session.execute(
+        select(
+            merchants.c.public_id,
+            merchants.c.name,
+            func.sum(case((kind == "earn", points), (kind == "refund", -points), else_=0)).label(
+                "earned"
+            ),
+            func.sum(
+                case((kind == "redeem", points), (kind == "reversal", -points), else_=0)
+            ).label("redeemed"),
+        )
+        .select_from(transactions)
+        .join(merchants, merchants.c.id == transactions.c.merchant_id)
+        .where(
+            transactions.c.member_account_id == account_id,
+            kind.in_(("earn", "refund", "redeem", "reversal")),
+        )
+        .group_by(merchants.c.id, merchants.c.public_id, merchants.c.name)
+        .order_by(merchants.c.name, merchants.c.id)
+        .limit(MAX_BY_MERCHANT)
+    ).all()
+    return [
+        {
+            "merchant": {"id": row.public_id, "name": row.name},
+            "earned": int(row.earned),
+            "redeemed": int(row.redeemed),
+        }
+        for row in rows
+    ]
+
+
+def points(session: Session, member_id: int, now: datetime, zone: str) -> dict[str, Any]:
+    """The member's own points (SPEC 3.4 `/me/balance`): `points` (the balance, negative only by
+    clawback debt), `available` (less active holds, never below zero), `held`, `debt`, what
+    expires when, and what it earned and redeemed at each merchant."""
+    held = _held(accounts.c.id, now, _dialect(session)).label("held")
+    row = session.execute(
+        select(accounts.c.id, accounts.c.balance, accounts.c.debt, held)
+        .join(members, members.c.id == accounts.c.member_id)
+        .where(accounts.c.member_id == member_id, members.c.status == "active")
+    ).one_or_none()
+    if row is None:
+        raise NotFound("no such member")
+    held_points = int(row.held)
+    return {
+        "points": row.balance,
+        "available": max(row.balance - held_points, 0),
+        "held": held_points,
+        "debt": row.debt,
+        "expiring": expiring(session, row.id, zone),
+        "by_merchant": by_merchant(session, row.id),
+    }
+
+
+def ensure_active(session: Session, member_id: int) -> None:
+    _active(session, member_id, members.c.id)
+
+
+def transactions_of(account_id: int) -> Select[Any]:
+    """The member's transactions at every merchant (for `web.api.paginate`, on
+    `transactions.c.id`). Scoped by the member's account here, not only by row-level security."""
+    return (
+        select(
+            transactions.c.id,
+            transactions.c.public_id,
+            transactions.c.type,
+            transactions.c.points,
+            transactions.c.reason,
+            transactions.c.created_at,
+            merchants.c.public_id.label("merchant_public_id"),
+            merchants.c.name.label("merchant_name"),
+        )
+        .select_from(transactions)
+        .outerjoin(merchants, merchants.c.id == transactions.c.merchant_id)
+        .where(transactions.c.member_account_id == account_id)
+    )
+
+
+def transaction_view(row: Any) -> dict[str, Any]:
+    merchant = (
+        None
+        if row.merchant_public_id is None
+        else {"id": row.merchant_public_id, "name": row.merchant_name}
+    )
+    return {
+        "id": row.public_id,
+        "type": row.type,
+        "points": row.points,
+        "merchant": merchant,
+        "created_at": row.created_at,
+        "reason": row.reason,
+    }

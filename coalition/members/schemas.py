@@ -1,0 +1,147 @@
+"""The members API's request and response bodies (SPEC 3.3, 3.4). Requests are `Strict`: a field
+a caller must not set (`tier`, `balance`, `status`...) is refused with 422, never ignored.
+
+Schema names are unique across the API (the OpenAPI document names its components after them),
+hence the `Member` and `Me` prefixes."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+from coalition.web.api import Strict
+
+# What the `members` columns hold.
+MAX_EMAIL, MAX_PHONE, MAX_NAME = 320, 32, 200
+MIN_PASSWORD, MAX_PASSWORD = 10, 200
+
+
+def plain_text(value: str) -> None:
+    """No control characters and no lone surrogates: PostgreSQL refuses NUL in text, and a lone
+    surrogate cannot be encoded, so either would otherwise end as a 500 (QUALITY, bad input)."""
+    if any(unicodedata.category(char) in ("Cc", "Cs") for char in value):
+        raise ValidationError("must not contain control characters or lone surrogates")
+
+
+def fits_lowered(value: str) -> None:
+    """Emails are kept lower-cased, and lower-casing can lengthen a string ("İ" becomes two
+    characters): the stored form must fit its column."""
+    if len(value.lower()) > MAX_EMAIL:
+        raise ValidationError(f"Longer than maximum length {MAX_EMAIL}.")
+
+
+def _email(required: bool) -> fields.Email:
+    return fields.Email(
+        required=required, allow_none=not required, validate=[fits_lowered, plain_text]
+    )
+
+
+def _name() -> fields.String:
+    return fields.String(
+        allow_none=True, validate=[validate.Length(min=1, max=MAX_NAME), plain_text]
+    )
+
+
+class MemberSignupIn(Strict):
+    email = _email(required=True)
+    password = fields.String(
+        required=True,
+        load_only=True,
+        validate=[validate.Length(min=MIN_PASSWORD, max=MAX_PASSWORD), plain_text],
+    )
+    name = _name()
+
+
+class MemberEnrolmentIn(Strict):
+    email = _email(required=False)
+    phone = fields.String(
+        allow_none=True,
+        validate=validate.Regexp(
+            r"^\+?[0-9][0-9 ()./-]{2,30}\Z",
+            error="digits, an optional leading +, spaces, dots, dashes or brackets; at most 32",
+        ),
+    )
+    name = _name()
+    # A pre-printed card. Its Luhn digit and the coalition's prefix are checked by the service,
+    # which knows the prefix; here only its shape.
+    card_number = fields.String(allow_none=True, validate=validate.Length(min=1, max=32))
+
+
+class MemberOut(Schema):
+    """A member as its own sign-up or its enrolling till sees it: the full card number."""
+
+    id = fields.String()
+    card_number = fields.String()
+    email = fields.String(allow_none=True)
+    name = fields.String(allow_none=True)
+    tier = fields.String()
+    created_at = fields.DateTime()
+
+
+class MemberEnrolledOut(MemberOut):
+    phone = fields.String(allow_none=True)
+
+
+class MemberLookupOut(Schema):
+    """What any partner may see of a card: no contact details, no other shop's history."""
+
+    id = fields.String()
+    card = fields.String(metadata={"description": "masked: prefix and last four digits"})
+    tier = fields.String()
+    balance = fields.Integer()
+    available = fields.Integer()
+
+
+class MeTierProgressOut(Schema):
+    current = fields.String()
+    next = fields.String(allow_none=True)
+    spend_to_next = fields.Integer(allow_none=True)
+
+
+class MeProfileOut(Schema):
+    id = fields.String()
+    card_number = fields.String()
+    email = fields.String(allow_none=True)
+    name = fields.String(allow_none=True)
+    tier = fields.String()
+    tier_progress = fields.Nested(MeTierProgressOut)
+
+
+class MeMerchantOut(Schema):
+    id = fields.String()
+    name = fields.String()
+
+
+class MeExpiringOut(Schema):
+    points = fields.Integer()
+    expires_at = fields.DateTime()
+
+
+class MeMerchantPointsOut(Schema):
+    merchant = fields.Nested(MeMerchantOut)
+    earned = fields.Integer()
+    redeemed = fields.Integer()
+
+
+class MeBalanceOut(Schema):
+    points = fields.Integer()
+    available = fields.Integer()
+    held = fields.Integer()
+    debt = fields.Integer()
+    expiring = fields.List(fields.Nested(MeExpiringOut))
+    by_merchant = fields.List(fields.Nested(MeMerchantPointsOut))
+
+
+class MeTransactionOut(Schema):
+    id = fields.String()
+    type = fields.String()
+    points = fields.Integer()
+    merchant = fields.Nested(MeMerchantOut, allow_none=True)
+    created_at = fields.DateTime()
+    reason = fields.String()
+
+
+class MeCodeOut(Schema):
+    code = fields.String()
+    expires_at = fields.DateTime()

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 MIGRATIONS = str(Path(__file__).with_name("migrations"))
 MODEL_MODULES = (
@@ -61,6 +62,11 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     access.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(oauth_views.bp)
+    oauth_views.init_app(app)
     api.init_app(app, [onboarding.bp, clients_api.bp, members_api.bp, points_api.bp])
     cli.init_app(app)
+    if app.config["PROXY_COUNT"]:
+        # Behind a TLS proxy: trust its X-Forwarded-For/-Proto/-Host so URLs read https.
+        hops = app.config["PROXY_COUNT"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     return app

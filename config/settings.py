@@ -83,6 +83,10 @@ def load(environ: Mapping[str, str], instance_path: Path) -> dict[str, Any]:
     if not raw_timeout.isdigit():
         raise SettingsError("DATABASE_STATEMENT_TIMEOUT_MS must be a whole number of milliseconds")
 
+    raw_proxies = environ.get("PROXY_COUNT", "0")
+    if not raw_proxies.isdigit():
+        raise SettingsError("PROXY_COUNT must be the number of proxies in front of the app")
+
     card_prefix = environ.get("COALITION_CARD_PREFIX", "6375")
     if not (len(card_prefix) == 4 and card_prefix.isascii() and card_prefix.isdigit()):
         raise SettingsError("COALITION_CARD_PREFIX must be 4 digits")
@@ -105,6 +109,7 @@ def load(environ: Mapping[str, str], instance_path: Path) -> dict[str, Any]:
         # PostgreSQL: no query runs longer (QUALITY S5); 0 switches the bound off.
         "DATABASE_STATEMENT_TIMEOUT_MS": int(raw_timeout),
         "COALITION_CARD_PREFIX": card_prefix,
+        "PROXY_COUNT": int(raw_proxies),
         "RATELIMIT_ENABLED": environ.get("RATELIMIT_ENABLED", "true").lower() != "false",
         "SQLALCHEMY_DATABASE_URI": database_url(raw_db),
         "REDIS_URL": environ.get("REDIS_URL") or None,

@@ -34,6 +34,7 @@ from wtforms import ValidationError
 
 from coalition import tenancy
 from coalition.extensions import db
+from coalition.oauth import lookups
 from coalition.oauth import server as oauth
 from coalition.oauth.cli import ops
 from coalition.web.access import public
@@ -210,7 +211,7 @@ def _about(grant: Any) -> dict[str, Any]:
         "action": request.full_path,
         "csrf_token": generate_csrf(),
         "app_name": client.name,
-        "merchant_name": oauth.merchant_name(db.session(), client.merchant_id),
+        "merchant_name": lookups.merchant_name(db.session(), client.merchant_id),
     }
 
 
@@ -225,7 +226,7 @@ def _sign_in(grant: Any) -> BaseResponse:
         response.headers["Retry-After"] = str(retry_after)
         return response
     email = request.form.get("email", "")[:320]
-    member = oauth.authenticate_member(db.session(), email, request.form.get("password", ""))
+    member = lookups.authenticate_member(db.session(), email, request.form.get("password", ""))
     if member is None:
         return _sign_in_page(grant, 200, email=email, error="The email or password is wrong.")
     session.clear()  # a fresh session (and CSRF token) for the signed-in member

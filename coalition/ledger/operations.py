@@ -152,6 +152,15 @@ def held_points(
     return int(session.execute(query).scalar_one())
 
 
+def _relock(session: Session, member_id: int, locked: MemberAccount | None) -> MemberAccount:
+    """The member's locked account: the one the caller locked already, or lock it now."""
+    if locked is None:
+        return lock_member(session, member_id)
+    if locked.member_id != member_id:
+        raise ValueError("the locked account is not this member's")
+    return locked
+
+
 def _member_view(member: MemberAccount, held: int) -> dict[str, int]:
     return {
         "balance": member.balance,
@@ -205,13 +214,17 @@ def award(
     occurred_at: datetime | None = None,
     reason: str = "purchase",
     welcome_bonus: int = 0,
+    locked: MemberAccount | None = None,
 ) -> dict[str, Any]:
     """Points for a purchase. `parts` maps each funder's share to points: `merchant` (base,
     campaign and stamp points, funded by the merchant) and the operator-funded `tier` and
     `welcome`. Each non-zero part becomes its own transfer and lot, the merchant's first.
 
     `welcome_bonus` points are added as the `welcome` part if this is the member's first
-    purchase anywhere in the coalition (decided under the member's lock, so only once)."""
+    purchase anywhere in the coalition (decided under the member's lock, so only once).
+
+    `locked`: the member's account, when the caller already holds its lock (it checked
+    something under it first, such as an external id)."""
     unknown = set(parts) - set(LOT_SOURCES)
     if unknown:
         raise InvalidRequest(f"unknown award parts: {', '.join(sorted(unknown))}")
@@ -222,7 +235,7 @@ def award(
     if expires_at <= now:
         raise InvalidRequest("points must expire after they are awarded")
 
-    member = lock_member(session, member_id)
+    member = _relock(session, member_id, locked)
     if welcome_bonus and not member.welcomed:
         parts = {**parts, "welcome": parts.get("welcome", 0) + welcome_bonus}
         if breakdown is not None:
@@ -362,11 +375,13 @@ def redeem(
     now: datetime,
     external_id: str | None = None,
     reason: str = "redemption",
+    locked: MemberAccount | None = None,
 ) -> dict[str, Any]:
     """Spend points at a merchant, soonest-expiring lots first. Refused with
-    `insufficient_points` when the available balance (balance less active holds) is short."""
+    `insufficient_points` when the available balance (balance less active holds) is short.
+    `locked`: as for `award`."""
     _check_points(points)
-    member = lock_member(session, member_id)
+    member = _relock(session, member_id, locked)
     held = held_points(session, member.id, now)
     _, public_id = _spend(
         session,
@@ -404,12 +419,14 @@ def place_hold(
     points: int,
     now: datetime,
     ttl: timedelta = HOLD_DEFAULT_TTL,
+    locked: MemberAccount | None = None,
 ) -> dict[str, Any]:
-    """Reserve points for a later capture. Moves no points; lowers what is available."""
+    """Reserve points for a later capture. Moves no points; lowers what is available.
+    `locked`: as for `award`."""
     _check_points(points)
     if not timedelta(0) < ttl <= HOLD_MAX_TTL:
         raise InvalidRequest("a hold lasts more than 0 seconds and at most 7 days")
-    member = lock_member(session, member_id)
+    member = _relock(session, member_id, locked)
     held = held_points(session, member.id, now)
     if points > member.balance - held:
         available = max(member.balance - held, 0)

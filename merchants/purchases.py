@@ -1,0 +1,555 @@
+"""Purchases at a merchant's till (SPEC 3.3), one at a time or in a batch: each earns at the
+merchant's base rate (SPEC 2, Earn rules; campaigns, tiers and stamps come with the rules issue),
+plus the operator's welcome bonus on a member's first purchase anywhere, and each is recorded
+once per (merchant, external_id).
+
+A purchase whose external_id was recorded before is a replay: `200` with the first result (the
+same transaction, and the member's balance as it was right after it). The same external_id with
+another member, amount, currency or `occurred_at` is `409 idempotency_conflict`, like an
+Idempotency-Key reused with another body. `store` and `items` are validated but not kept yet,
+so they do not take part in that comparison.
+
+The batch (`record_batch`) gives each line the answer the same line would get on its own, in
+order, but works set-based: one query resolves every member, their accounts are locked once in
+ascending id order, one query finds earlier purchases, and `coalition.ledger.batch` writes the
+awards with one INSERT per table."""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from marshmallow import ValidationError
+from sqlalchemy import case, func, or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from coalition import clock, economics
+from coalition.database import table
+from coalition.errors import CoalitionError, IdempotencyConflict, InvalidRequest, NotFound
+from coalition.ledger import operations
+from coalition.ledger.accounts import lock_member, lock_member_accounts
+from coalition.ledger.batch import Award, award_many
+from coalition.ledger.models import Account, Transaction, Transfer
+from coalition.members import cards
+from coalition.members.models import Member
+from coalition.members.services import FoundMember, find_member
+from merchants.models import Merchant
+from merchants.schemas import PurchaseSchema
+
+merchants = table(Merchant)
+members = table(Member)
+accounts = table(Account)
+transactions = table(Transaction)
+transfers = table(Transfer)
+
+# SPEC 3.3: up to 1,000 purchases a request.
+MAX_BATCH_LINES = 1000
+# A batch that loses a race for an external_id to another request is retried (TIGER_STYLE: a
+# bound on every retry); the retry sees the other request's purchase and replays it.
+BATCH_ATTEMPTS = 3
+EXTERNAL_ID_CONSTRAINT = "uq_transactions_external_id"
+
+_purchase_schema = PurchaseSchema()
+
+
+class UnsupportedCurrency(CoalitionError):
+    status, code, title = 422, "unsupported_currency", "Currency not supported"
+
+
+class MalformedJson(CoalitionError):
+    status, code, title = 400, "malformed_json", "Malformed JSON"
+
+
+class BatchTooLarge(CoalitionError):
+    status, code, title = 413, "batch_too_large", "Too many purchases in one batch"
+
+
+@dataclass(frozen=True)
+class Line:
+    """One line of a batch: its number (1-based: the array index + 1, or the NDJSON line), and
+    the validated purchase or the problem that refused it."""
+
+    number: int
+    purchase: dict[str, Any] | None = None
+    status: int = 0
+    problem: dict[str, Any] | None = None
+
+
+def _check_currency(currency: str) -> None:
+    # SPEC 2: v1 runs one settlement currency per coalition.
+    if currency != economics.CURRENCY:
+        raise UnsupportedCurrency(
+            f"purchases are recorded in {economics.CURRENCY} only, not {currency}",
+            errors={"currency": [f"must be {economics.CURRENCY}"]},
+        )
+
+
+def _breakdown(stored: Mapping[str, int] | None) -> dict[str, int]:
+    """SPEC 3.3's five parts. A purchase written outside the API may carry the ledger's part
+    names (`merchant`), which is its base here."""
+    stored = stored or {}
+    return {
+        "base": stored.get("base", stored.get("merchant", 0)),
+        "campaign": stored.get("campaign", 0),
+        "tier": stored.get("tier", 0),
+        "welcome": stored.get("welcome", 0),
+        "stamp": stored.get("stamp", 0),
+    }
+
+
+def purchase_body(
+    transaction: Mapping[str, Any], member: FoundMember, balance: int
+) -> dict[str, Any]:
+    """The answer to a purchase (schema `PurchaseResultSchema`)."""
+    return {
+        "transaction": {
+            "id": transaction["id"],
+            "type": "earn",
+            "points": transaction["points"],
+            "breakdown": _breakdown(transaction["breakdown"]),
+        },
+        "member": {"id": member.public_id, "balance": balance, "tier": member.tier},
+    }
+
+
+def base_rate(session: Session, merchant_id: int) -> Decimal:
+    return Decimal(
+        session.execute(
+            select(merchants.c.base_rate).where(merchants.c.id == merchant_id)
+        ).scalar_one()
+    )
+
+
+def find_members(session: Session, refs: Iterable[str]) -> dict[str, FoundMember]:
+    """`find_member` for many card numbers and `mbr_` ids in one query: the active members
+    found, by the reference that named them (unknown, malformed or blocked ones are absent)."""
+    public_ids, card_numbers = set(), set()
+    for ref in refs:
+        if ref.startswith("mbr_"):
+            public_ids.add(ref)
+        elif cards.is_valid(ref, ref[:4]):
+            card_numbers.add(ref)
+    if not public_ids and not card_numbers:
+        return {}
+    rows = session.execute(
+        select(
+            members.c.id,
+            members.c.public_id,
+            members.c.card_number,
+            members.c.status,
+            members.c.tier,
+            accounts.c.id.label("account_id"),
+        )
+        .join(accounts, accounts.c.member_id == members.c.id)
+        .where(
+            or_(
+                members.c.public_id.in_(sorted(public_ids)),
+                members.c.card_number.in_(sorted(card_numbers)),
+            )
+        )
+    ).all()
+    found: dict[str, FoundMember] = {}
+    for row in rows:
+        if row.status != "active":
+            continue
+        member = FoundMember(*row)
+        for ref in (member.public_id, member.card_number):
+            if ref in public_ids or ref in card_numbers:
+                found[ref] = member
+    return found
+
+
+def earlier_transactions(
+    session: Session, merchant_id: int, type: str, external_ids: Iterable[str]
+) -> dict[str, Any]:
+    """The merchant's transactions of `type` already recorded under these external ids."""
+    wanted = sorted(set(external_ids))
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(
+            transactions.c.id,
+            transactions.c.public_id,
+            transactions.c.external_id,
+            transactions.c.member_account_id,
+            transactions.c.points,
+            transactions.c.amount_minor,
+            transactions.c.currency,
+            transactions.c.breakdown,
+            transactions.c.occurred_at,
+        ).where(
+            transactions.c.merchant_id == merchant_id,
+            transactions.c.type == type,
+            transactions.c.external_id.in_(wanted),
+        )
+    ).all()
+    return {row.external_id: row for row in rows}
+
+
+def balances_after(session: Session, transaction_ids: Sequence[int]) -> dict[int, int]:
+    """Each transaction's member balance right after it, from the ledger. A member's
+    transactions are all written under its account's lock, so their ids rise in the order they
+    happened, and the balance after one is the sum of the member's transfers up to it."""
+    if not transaction_ids:
+        return {}
+    member_account = transactions.c.member_account_id
+    signed = case(
+        (transfers.c.credit_account_id == member_account, transfers.c.amount),
+        else_=-transfers.c.amount,
+    )
+    after = (
+        select(func.coalesce(func.sum(signed), 0))
+        .where(
+            or_(
+                transfers.c.credit_account_id == member_account,
+                transfers.c.debit_account_id == member_account,
+            ),
+            transfers.c.transaction_id <= transactions.c.id,
+        )
+        .correlate(transactions)
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        select(transactions.c.id, after.label("balance")).where(
+            transactions.c.id.in_(sorted(set(transaction_ids)))
+        )
+    ).all()
+    return {row.id: int(row.balance) for row in rows}
+
+
+def _same_purchase(
+    first_account: int,
+    first_amount: int | None,
+    first_currency: str | None,
+    first_occurred_at: datetime | None,
+    account_id: int,
+    purchase: Mapping[str, Any],
+) -> bool:
+    """Whether a repeat of an external_id asks for what the first asked for. `occurred_at`
+    counts only when the repeat gives one."""
+    occurred_at = purchase.get("occurred_at")
+    return (
+        first_account == account_id
+        and first_amount == purchase["amount"]
+        and first_currency == purchase["currency"]
+        and (occurred_at is None or occurred_at == first_occurred_at)
+    )
+
+
+def _conflict(external_id: str, first: str) -> IdempotencyConflict:
+    detail = (
+        f"external_id {external_id!r} was already used for a different purchase ({first});"
+        " use a new external_id"
+    )
+    if first.startswith("txn_"):
+        return IdempotencyConflict(detail, transaction=first)
+    return IdempotencyConflict(detail)
+
+
+def _external_id_clash(error: IntegrityError) -> bool:
+    diagnostics = getattr(error.orig, "diag", None)
+    name = getattr(diagnostics, "constraint_name", None) or str(error.orig)
+    return EXTERNAL_ID_CONSTRAINT in name or "external_id" in name
+
+
+def _award(purchase: Mapping[str, Any], account_id: int, rate: Decimal, now: datetime) -> Award:
+    base = economics.base_points(purchase["amount"], rate)
+    return Award(
+        account_id=account_id,
+        parts={"merchant": base},
+        # SPEC 2: lots expire `expiry_months` after issue.
+        expires_at=clock.add_months(now, economics.EXPIRY_MONTHS),
+        amount_minor=purchase["amount"],
+        currency=purchase["currency"],
+        external_id=purchase["external_id"],
+        breakdown={"base": base, "campaign": 0, "tier": 0, "welcome": 0, "stamp": 0},
+        occurred_at=purchase.get("occurred_at"),
+    )
+
+
+def record_purchase(
+    session: Session,
+    *,
+    merchant_id: int,
+    purchase: Mapping[str, Any],
+    actor: operations.Actor,
+    now: datetime,
+) -> tuple[int, dict[str, Any]]:
+    """One purchase (validated by `PurchaseSchema`): `(201, body)`, or `(200, body)` replaying
+    the purchase recorded earlier under its external_id. Refusals raise: `not_found` (member),
+    `unsupported_currency`, `idempotency_conflict`."""
+    _check_currency(purchase["currency"])
+    member = find_member(session, purchase["member"])
+    rate = base_rate(session, merchant_id)
+    # Under the member's lock, a concurrent repeat of this external_id for this member has
+    # either committed (and is found here) or waits for this one.
+    account = lock_member(session, member.id)
+    external_id = purchase["external_id"]
+    first = earlier_transactions(session, merchant_id, "earn", [external_id]).get(external_id)
+    if first is not None:
+        if not _same_purchase(
+            first.member_account_id,
+            first.amount_minor,
+            first.currency,
+            first.occurred_at,
+            member.account_id,
+            purchase,
+        ):
+            raise _conflict(external_id, first.public_id)
+        balance = balances_after(session, [first.id])[first.id]
+        return 200, purchase_body(
+            {"id": first.public_id, "points": first.points, "breakdown": first.breakdown},
+            member,
+            balance,
+        )
+    award = _award(purchase, member.account_id, rate, now)
+    try:
+        result = operations.award(
+            session,
+            member_id=member.id,
+            merchant_id=merchant_id,
+            parts=dict(award.parts),
+            expires_at=award.expires_at,
+            amount_minor=award.amount_minor,
+            currency=award.currency,
+            actor=actor,
+            now=now,
+            external_id=external_id,
+            breakdown=dict(award.breakdown or {}),
+            occurred_at=award.occurred_at,
+            welcome_bonus=economics.WELCOME_BONUS,
+            locked=account,
+        )
+    except IntegrityError as error:
+        # Another member's purchase took this external_id meanwhile: a different purchase.
+        if not _external_id_clash(error):
+            raise
+        raise _conflict(external_id, "another request") from error
+    return 201, purchase_body(result["transaction"], member, result["member"]["balance"])
+
+
+def parse_lines(body: bytes, *, ndjson: bool) -> list[Line]:
+    """A batch body, a JSON array or NDJSON (one purchase a line; blank lines skipped), as
+    validated lines. A bad line becomes its own problem; the whole body is refused only when
+    it cannot be split into lines (`malformed_json`, `validation_error`) or has more than
+    MAX_BATCH_LINES of them (`413 batch_too_large`)."""
+    raw: list[tuple[int, Any]] = []
+    parsed: dict[int, Line] = {}
+    if ndjson:
+        numbered = [(n, text) for n, text in enumerate(body.split(b"\n"), 1) if text.strip()]
+        _check_size(len(numbered))
+        for number, text in numbered:
+            try:
+                raw.append((number, json.loads(text)))
+            except (ValueError, RecursionError):
+                parsed[number] = _refused(number, MalformedJson(f"line {number} is not valid JSON"))
+    else:
+        try:
+            document = json.loads(body)
+        except (ValueError, RecursionError) as error:
+            raise MalformedJson("the request body is not valid JSON") from error
+        if not isinstance(document, list):
+            raise InvalidRequest(
+                "send a JSON array of purchases, or NDJSON (application/x-ndjson)",
+                errors={"_schema": ["must be a JSON array"]},
+            )
+        _check_size(len(document))
+        raw = list(enumerate(document, 1))
+    if not raw and not parsed:
+        raise InvalidRequest("the batch has no purchases", errors={"_schema": ["is empty"]})
+    for number, item in raw:
+        try:
+            purchase = _purchase_schema.load(item)
+        except ValidationError as error:
+            parsed[number] = _refused(
+                number,
+                InvalidRequest(
+                    "the purchase has invalid fields; see errors",
+                    errors=_printable(error.messages),
+                ),
+            )
+        else:
+            parsed[number] = Line(number, purchase=purchase)
+    return [parsed[number] for number in sorted(parsed)]
+
+
+def _refused(number: int, refusal: CoalitionError) -> Line:
+    return Line(number, status=refusal.status, problem=refusal.problem())
+
+
+def _outcome(refusal: CoalitionError) -> tuple[int, dict[str, Any]]:
+    return refusal.status, refusal.problem()
+
+
+def _printable(messages: Any) -> Any:
+    """Validation messages with the field names a caller sent made safe to store (JSONB holds
+    neither NUL nor lone surrogates): such characters are spelled out as `\\u0000`."""
+    if isinstance(messages, dict):
+        return {_escape(str(key)): _printable(value) for key, value in messages.items()}
+    if isinstance(messages, list):
+        return [_printable(value) for value in messages]
+    return messages
+
+
+def _escape(name: str) -> str:
+    return "".join(
+        f"\\u{ord(char):04x}" if unicodedata.category(char) in ("Cc", "Cs") else char
+        for char in name
+    )
+
+
+def _check_size(count: int) -> None:
+    if count > MAX_BATCH_LINES:
+        raise BatchTooLarge(
+            f"a batch holds at most {MAX_BATCH_LINES} purchases, this one {count}; split it",
+            limit=MAX_BATCH_LINES,
+        )
+
+
+def record_batch(
+    session: Session,
+    *,
+    merchant_id: int,
+    lines: Sequence[Line],
+    actor: operations.Actor,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """Each line's result, in order: `{"line", "status", "body"}` with the status and body the
+    line would get from `POST /purchases` (after the lines before it)."""
+    for attempt in range(1, BATCH_ATTEMPTS + 1):
+        savepoint = session.begin_nested()
+        try:
+            results = _record_batch(
+                session, merchant_id=merchant_id, lines=lines, actor=actor, now=now
+            )
+        except IntegrityError as error:
+            savepoint.rollback()
+            if not _external_id_clash(error):
+                raise
+            if attempt == BATCH_ATTEMPTS:
+                raise IdempotencyConflict(
+                    "other requests keep recording purchases with these external ids; retry"
+                ) from error
+        else:
+            savepoint.commit()
+            return results
+    raise AssertionError("unreachable")
+
+
+def _record_batch(
+    session: Session,
+    *,
+    merchant_id: int,
+    lines: Sequence[Line],
+    actor: operations.Actor,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    outcomes: dict[int, tuple[int, dict[str, Any]]] = {}
+    candidates: dict[int, dict[str, Any]] = {}
+    for index, line in enumerate(lines):
+        if line.purchase is None:
+            outcomes[index] = (line.status, line.problem or {})
+            continue
+        try:
+            _check_currency(line.purchase["currency"])
+        except CoalitionError as refusal:
+            outcomes[index] = _outcome(refusal)
+        else:
+            candidates[index] = line.purchase
+
+    # One query for every member of the batch.
+    found = find_members(session, {p["member"] for p in candidates.values()})
+    purchases: dict[int, dict[str, Any]] = {}
+    for index, purchase in candidates.items():
+        if purchase["member"] in found:
+            purchases[index] = purchase
+        else:
+            outcomes[index] = _outcome(NotFound("no such member"))
+    live = list(purchases)
+    member_of = {i: found[purchases[i]["member"]] for i in live}
+
+    rate = base_rate(session, merchant_id) if live else Decimal(0)
+    # QUALITY: member accounts locked once, in ascending id order (the global lock order).
+    locked = (
+        lock_member_accounts(session, {m.account_id for m in member_of.values()}) if live else {}
+    )
+    earlier = earlier_transactions(
+        session, merchant_id, "earn", {p["external_id"] for p in purchases.values()}
+    )
+
+    claimed: dict[str, int] = {}
+    replays: list[tuple[int, Any]] = []
+    repeats: list[tuple[int, int]] = []
+    new: list[int] = []
+    for index in live:
+        purchase, member = purchases[index], member_of[index]
+        external_id = purchase["external_id"]
+        if external_id in earlier:
+            first = earlier[external_id]
+            if _same_purchase(
+                first.member_account_id,
+                first.amount_minor,
+                first.currency,
+                first.occurred_at,
+                member.account_id,
+                purchase,
+            ):
+                replays.append((index, first))
+            else:
+                outcomes[index] = _outcome(_conflict(external_id, first.public_id))
+        elif external_id in claimed:
+            first_index = claimed[external_id]
+            first_purchase = purchases[first_index]
+            if _same_purchase(
+                member_of[first_index].account_id,
+                first_purchase["amount"],
+                first_purchase["currency"],
+                first_purchase.get("occurred_at"),
+                member.account_id,
+                purchase,
+            ):
+                repeats.append((index, first_index))
+            else:
+                outcomes[index] = _outcome(
+                    _conflict(external_id, f"line {lines[first_index].number}")
+                )
+        else:
+            claimed[external_id] = index
+            new.append(index)
+
+    results = award_many(
+        session,
+        merchant_id=merchant_id,
+        awards=[_award(purchases[i], member_of[i].account_id, rate, now) for i in new],
+        actor=actor,
+        now=now,
+        welcome_bonus=economics.WELCOME_BONUS,
+        locked=locked,
+    )
+    for index, result in zip(new, results, strict=True):
+        outcomes[index] = (
+            201,
+            purchase_body(result["transaction"], member_of[index], result["member"]["balance"]),
+        )
+    after = balances_after(session, [first.id for _, first in replays])
+    for index, first in replays:
+        outcomes[index] = (
+            200,
+            purchase_body(
+                {"id": first.public_id, "points": first.points, "breakdown": first.breakdown},
+                member_of[index],
+                after[first.id],
+            ),
+        )
+    for index, first_index in repeats:
+        outcomes[index] = (200, outcomes[first_index][1])
+    return [
+        {"line": line.number, "status": outcomes[i][0], "body": outcomes[i][1]}
+        for i, line in enumerate(lines)
+    ]

@@ -1,0 +1,273 @@
+"""Marshmallow schemas of the merchant API's points routes (SPEC 3.3): what a till may send,
+refused field by field (422 `validation_error`) before anything is written, and what it gets
+back (the response schemas document the bodies; the tests load every body through them)."""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import datetime, timedelta
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+from coalition import clock
+from coalition.ledger.models import TRANSACTION_TYPES
+from coalition.ledger.operations import HOLD_MAX_TTL, MAX_POINTS
+from coalition.web.api import PageArgs, Strict
+
+# Bounds (TIGER_STYLE: a limit on everything). A purchase of up to 10^9 euros keeps its points
+# far below the ledger's own bound at the highest earn rate.
+MAX_PURCHASE_MINOR = 10**11
+MAX_ITEMS = 500
+MAX_QUANTITY = 100_000
+MAX_EXTERNAL_ID = 100
+MAX_TEXT = 100
+# A till's clock may run a little ahead of ours; a purchase from further ahead is refused, and so
+# is one older than a year (a till offline that long should not earn points unseen).
+CLOCK_SKEW = timedelta(minutes=5)
+OLDEST_PURCHASE = timedelta(days=366)
+
+
+class WholeNumber(fields.Integer):
+    """An integer and nothing else: JSON `true`, `1.0` or `"1"` are refused."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if isinstance(value, bool):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+def _plain(value: str) -> None:
+    """Text a database and a receipt can hold: no control characters (NUL among them), no lone
+    surrogates, not only blanks."""
+    if any(unicodedata.category(char) in ("Cc", "Cs") for char in value):
+        raise ValidationError("must not contain control characters")
+    if not value.strip():
+        raise ValidationError("must not be blank")
+
+
+def text(max_length: int = MAX_TEXT, **kwargs: Any) -> fields.String:
+    return fields.String(
+        validate=validate.And(validate.Length(min=1, max=max_length), _plain), **kwargs
+    )
+
+
+def _not_in_future_nor_too_old(value: datetime) -> None:
+    now = clock.utcnow()
+    try:
+        future, old = value > now + CLOCK_SKEW, value < now - OLDEST_PURCHASE
+    except OverflowError as exc:  # a date at the edge of the calendar with a far offset
+        raise ValidationError("is out of range") from exc
+    if future:
+        raise ValidationError("must not be in the future")
+    if old:
+        raise ValidationError("must be within the last year")
+
+
+def _when(**kwargs: Any) -> fields.AwareDateTime:
+    """An ISO 8601 time with its offset (SPEC 3.1: UTC ISO 8601); a naive time is refused."""
+    return fields.AwareDateTime(format="iso", **kwargs)
+
+
+class ItemSchema(Strict):
+    sku = text(required=True)
+    category = text()
+    amount = WholeNumber(
+        required=True,
+        validate=validate.Range(min=0, max=MAX_PURCHASE_MINOR),
+        metadata={"description": "the line's total, in minor units"},
+    )
+    quantity = WholeNumber(validate=validate.Range(min=1, max=MAX_QUANTITY))
+
+
+class PurchaseSchema(Strict):
+    member = text(40, required=True, metadata={"description": "card number or `mbr_` id"})
+    amount = WholeNumber(
+        required=True,
+        validate=validate.Range(min=1, max=MAX_PURCHASE_MINOR),
+        metadata={"description": "in minor units of `currency`"},
+    )
+    currency = fields.String(
+        required=True,
+        validate=validate.Regexp(r"[A-Z]{3}\Z", error="must be an ISO 4217 code such as EUR"),
+    )
+    external_id = text(
+        MAX_EXTERNAL_ID,
+        required=True,
+        metadata={"description": "the till's receipt id; a purchase is recorded once per id"},
+    )
+    store = text()
+    items = fields.List(fields.Nested(ItemSchema), validate=validate.Length(max=MAX_ITEMS))
+    occurred_at = _when(validate=_not_in_future_nor_too_old)
+
+
+class RefundSchema(Strict):
+    amount = WholeNumber(
+        required=True,
+        validate=validate.Range(min=1, max=MAX_PURCHASE_MINOR),
+        metadata={"description": "refunded, in minor units of the purchase's currency"},
+    )
+
+
+class RedemptionSchema(Strict):
+    member = text(
+        40,
+        metadata={"description": "card number or `mbr_` id; not with a member token"},
+    )
+    code = text(16, metadata={"description": "the member's current code; not with a member token"})
+    points = WholeNumber(required=True, validate=validate.Range(min=1, max=MAX_POINTS))
+    external_id = text(MAX_EXTERNAL_ID, required=True)
+
+
+class HoldRequestSchema(Strict):
+    member = text(40, required=True, metadata={"description": "card number or `mbr_` id"})
+    code = text(16, required=True)
+    points = WholeNumber(required=True, validate=validate.Range(min=1, max=MAX_POINTS))
+    ttl_seconds = WholeNumber(
+        validate=validate.Range(min=1, max=int(HOLD_MAX_TTL.total_seconds())),
+        metadata={"description": "default 900 (15 minutes), at most 7 days"},
+    )
+
+
+class CaptureSchema(Strict):
+    points = WholeNumber(
+        validate=validate.Range(min=1, max=MAX_POINTS),
+        metadata={"description": "default: all the hold's points; the rest is released"},
+    )
+
+
+class VoidSchema(Strict):
+    pass
+
+
+class TransactionQuerySchema(PageArgs):
+    member = text(40, metadata={"description": "card number or `mbr_` id"})
+    type = fields.String(validate=validate.OneOf(TRANSACTION_TYPES))
+    since = _when(metadata={"description": "created at or after"})
+    until = _when(metadata={"description": "created before"})
+
+
+# Responses.
+
+
+class MemberStateSchema(Strict):
+    id = fields.String(required=True)
+    balance = fields.Integer(required=True)
+    tier = fields.String(required=True)
+
+
+class MemberAvailableSchema(MemberStateSchema):
+    available = fields.Integer(required=True)
+
+
+class BreakdownSchema(Strict):
+    base = fields.Integer(required=True)
+    campaign = fields.Integer(required=True)
+    tier = fields.Integer(required=True)
+    welcome = fields.Integer(required=True)
+    stamp = fields.Integer(required=True)
+
+
+class EarnSchema(Strict):
+    id = fields.String(required=True)
+    type = fields.String(required=True)
+    points = fields.Integer(required=True)
+    breakdown = fields.Nested(BreakdownSchema, required=True)
+
+
+class PurchaseResultSchema(Strict):
+    transaction = fields.Nested(EarnSchema, required=True)
+    member = fields.Nested(MemberStateSchema, required=True)
+
+
+class BatchLineSchema(Strict):
+    line = fields.Integer(required=True)
+    status = fields.Integer(required=True)
+    body = fields.Dict(
+        required=True, metadata={"description": "the purchase's result, or a problem"}
+    )
+
+
+class BatchResultSchema(Strict):
+    results = fields.List(fields.Nested(BatchLineSchema), required=True)
+
+
+class MoneySchema(Strict):
+    amount = fields.Integer(required=True)
+    currency = fields.String(required=True)
+
+
+class RedeemSchema(Strict):
+    id = fields.String(required=True)
+    type = fields.String(required=True)
+    points = fields.Integer(required=True)
+    value = fields.Nested(MoneySchema, required=True)
+    hold = fields.String(metadata={"description": "the captured hold"})
+
+
+class RedemptionResultSchema(Strict):
+    transaction = fields.Nested(RedeemSchema, required=True)
+    member = fields.Nested(MemberStateSchema, required=True)
+
+
+class CaptureResultSchema(Strict):
+    transaction = fields.Nested(RedeemSchema, required=True)
+    member = fields.Nested(MemberAvailableSchema, required=True)
+
+
+class RefundTransactionSchema(Strict):
+    id = fields.String(required=True)
+    type = fields.String(required=True)
+    purchase = fields.String(required=True)
+    amount = fields.Nested(MoneySchema, required=True)
+    points_clawed_back = fields.Integer(required=True)
+    breakdown = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+
+
+class RefundResultSchema(Strict):
+    points_clawed_back = fields.Integer(required=True)
+    transaction = fields.Nested(RefundTransactionSchema, required=True)
+    member = fields.Nested(MemberAvailableSchema, required=True)
+
+
+class ReversalTransactionSchema(Strict):
+    id = fields.String(required=True)
+    type = fields.String(required=True)
+    redemption = fields.String(required=True)
+    points = fields.Integer(required=True)
+
+
+class ReversalResultSchema(Strict):
+    transaction = fields.Nested(ReversalTransactionSchema, required=True)
+    member = fields.Nested(MemberAvailableSchema, required=True)
+
+
+class HoldSchema(Strict):
+    id = fields.String(required=True)
+    points = fields.Integer(required=True)
+    status = fields.String(required=True)
+    expires_at = fields.String(metadata={"description": "ISO 8601"})
+
+
+class HoldResultSchema(Strict):
+    hold = fields.Nested(HoldSchema, required=True)
+    member = fields.Nested(MemberAvailableSchema, required=True)
+
+
+class TransactionSchema(Schema):
+    id = fields.String(required=True)
+    type = fields.String(required=True)
+    points = fields.Integer(required=True)
+    member = fields.String(required=True, metadata={"description": "the member's `mbr_` id"})
+    amount = fields.Nested(MoneySchema, allow_none=True)
+    external_id = fields.String(allow_none=True)
+    breakdown = fields.Dict(keys=fields.String(), values=fields.Integer(), allow_none=True)
+    original = fields.String(
+        allow_none=True, metadata={"description": "the purchase refunded or redemption reversed"}
+    )
+    reason = fields.String(required=True)
+    occurred_at = fields.String(allow_none=True)
+    created_at = fields.String(required=True)

@@ -1,0 +1,156 @@
+"""The first wall (QUALITY S1): a merchant asking for another merchant's object gets 404, exactly
+as if it did not exist, and nothing changes. Every route with an object id in its path is called
+with the ids of another tenant's objects; a route the table below does not know fails the test,
+so a new route must say what its ids are before it can ship."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from coalition import tenancy
+from coalition.extensions import db
+from coalition.ledger import operations
+from coalition.web.access import policy_of
+from tests import factories
+
+# Path parameter -> the kind of object it names (a key of the `victim` fixture).
+OBJECT_PARAMS = {
+    "purchase_id": "purchase",
+    "redemption_id": "redemption",
+    "hold_id": "hold",
+}
+# Routes whose path ids are not a tenant's, with the reason.
+COALITION_WIDE = {
+    # SPEC 2: a card alone lets any partner award points; the look-up shows no shop's history.
+    "/api/v1/members/<card_or_id>",
+}
+IGNORED_METHODS = {"HEAD", "OPTIONS"}
+# A body each route would accept for an object of the caller's own, so that only the id is wrong.
+VALID_BODIES = {
+    "/api/v1/purchases/<purchase_id>/refunds": {"amount": 100},
+    "/api/v1/holds/<hold_id>/capture": {"points": 1},
+}
+
+
+def _tenant_routes(app: Flask) -> list[tuple[str, str, tuple[str, ...]]]:
+    found = []
+    for rule in app.url_map.iter_rules():
+        policy = policy_of(app, rule.endpoint)
+        if policy is None or policy.public or "operator" in policy.kinds:
+            continue  # public routes name no tenant's object; the operator sees the coalition
+        for method in sorted((rule.methods or set()) - IGNORED_METHODS):
+            found.append((rule.rule, method, policy.kinds))
+    return found
+
+
+def _snapshot(session: Session) -> dict[str, Any]:
+    """Everything a call could change, seen by the system. Idempotency keys are left out: the
+    caller's own key store remembers the 404 it was given, so that a retry replays it."""
+    with tenancy.acting_as(tenancy.SYSTEM, session):
+        counts = {
+            table.name: session.execute(text(f'SELECT count(*) FROM "{table.name}"')).scalar()
+            for table in db.metadata.sorted_tables
+            if table.name != "idempotency_keys"
+        }
+        balances = session.execute(text("SELECT id, balance, debt FROM accounts ORDER BY id")).all()
+        holds = session.execute(text("SELECT id, status FROM holds ORDER BY id")).all()
+    return {"counts": counts, "balances": balances, "holds": holds}
+
+
+@pytest.fixture
+def victim(session: Session) -> dict[str, str]:
+    """Merchant A's objects: a purchase, a redemption and an active hold of its member."""
+    shop = factories.merchant(session, "Victim")
+    member = factories.member(session)
+    purchase = factories.purchase(session, member, shop, 500)
+    redemption = factories.redeem(session, member, shop, 100)
+    hold = operations.place_hold(
+        session, member_id=member, merchant_id=shop, points=50, now=factories.T0
+    )
+    return {
+        "purchase": purchase["transaction"]["id"],
+        "redemption": redemption["transaction"]["id"],
+        "hold": hold["hold"]["id"],
+        "member": str(member),
+    }
+
+
+@pytest.fixture
+def attacker(session: Session) -> dict[str, dict[str, str]]:
+    """Merchant B: a till with every merchant scope, and a member signed in to its app."""
+    shop = factories.merchant(session, "Attacker")
+    member = factories.member(session)
+    factories.purchase(session, member, shop, 100)
+    return {
+        "merchant": factories.merchant_headers(session, shop),
+        "member": factories.member_headers(session, shop, member),
+    }
+
+
+def test_every_route_with_an_object_id_is_known_to_this_test(app: Flask) -> None:
+    unknown = []
+    for rule, method, _ in _tenant_routes(app):
+        params = re.findall(r"<(?:[^:>]+:)?([^>]+)>", rule)
+        if rule not in COALITION_WIDE and any(p not in OBJECT_PARAMS for p in params):
+            unknown.append(f"{method} {rule}")
+    assert unknown == []
+
+
+def test_another_merchants_objects_are_not_found_and_nothing_changes(
+    app: Flask,
+    client: FlaskClient,
+    session: Session,
+    victim: dict[str, str],
+    attacker: dict[str, dict[str, str]],
+) -> None:
+    before = _snapshot(session)
+    answers = {}
+    for rule, method, kinds in _tenant_routes(app):
+        params = re.findall(r"<(?:[^:>]+:)?([^>]+)>", rule)
+        if not params or rule in COALITION_WIDE:
+            continue
+        url = rule
+        for param in params:
+            url = re.sub(rf"<(?:[^:>]+:)?{param}>", victim[OBJECT_PARAMS[param]], url)
+        for kind in kinds:
+            response = client.open(
+                url,
+                method=method,
+                headers={**attacker[kind], "Idempotency-Key": f"probe-{method}-{rule}"},
+                json=VALID_BODIES.get(rule, {}),
+            )
+            answers[f"{method} {rule} as {kind}"] = (response.status_code, response.json["code"])
+
+    assert answers, "no route takes another tenant's object id"
+    assert answers == dict.fromkeys(answers, (404, "not_found"))
+    assert _snapshot(session) == before
+
+
+def test_a_merchants_transaction_list_shows_nothing_of_another_merchant(
+    client: FlaskClient,
+    session: Session,
+    victim: dict[str, str],
+    attacker: dict[str, dict[str, str]],
+) -> None:
+    listed = client.get("/api/v1/transactions?limit=500", headers=attacker["merchant"]).json
+    ids = {t["id"] for t in listed["data"]}
+    assert ids  # the attacker's own purchase is there
+    assert not ids & {victim["purchase"], victim["redemption"]}
+
+
+def test_a_member_token_lists_only_its_own_members_transactions(
+    client: FlaskClient,
+    session: Session,
+    victim: dict[str, str],
+    attacker: dict[str, dict[str, str]],
+) -> None:
+    listed = client.get("/api/v1/me/transactions", headers=attacker["member"]).json
+    assert [t["type"] for t in listed["data"]] == ["earn"]
+    assert not {t["id"] for t in listed["data"]} & {victim["purchase"], victim["redemption"]}

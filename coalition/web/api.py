@@ -7,15 +7,17 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json as json_module
 import re
 from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, json, request
 from flask_smorest import Api as SmorestApi
-from flask_smorest import Blueprint
-from marshmallow import Schema, ValidationError, fields, pre_load, validate
+from flask_smorest import Blueprint as SmorestBlueprint
+from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
 from sqlalchemy import Select
+from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 
 from coalition import clock, idempotency
@@ -36,6 +38,25 @@ class Api(SmorestApi):
 
 
 api = Api()
+
+
+class Parser(FlaskParser):
+    """webargs' parser, stricter: unknown query parameters are refused like unknown body fields
+    (a mistyped filter must not list everything), and JSON nested too deep for Python's parser
+    is malformed JSON (400), not a crash."""
+
+    DEFAULT_UNKNOWN_BY_LOCATION = dict.fromkeys(FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, RAISE)
+
+    def load_json(self, req: Any, schema: Schema) -> Any:
+        try:
+            return super().load_json(req, schema)
+        except RecursionError:
+            nested = json_module.JSONDecodeError("nested too deep", "", 0)
+            return self._handle_invalid_json_error(nested, req)
+
+
+class Blueprint(SmorestBlueprint):
+    ARGUMENTS_PARSER = Parser()
 
 
 def blueprint(name: str, import_name: str, description: str) -> Blueprint:

@@ -16,10 +16,12 @@ $(BIN)/coalition: pyproject.toml
 
 install: $(BIN)/coalition
 
-# The platform on the embedded default: SQLite under instance/, jobs in-process.
+# The platform on the embedded default: SQLite under instance/, jobs in-process, demo data on
+# first start (its credentials are printed and kept in instance/demo-credentials.json).
 run: install
 	$(BIN)/coalition db upgrade
-	@echo "Coalition is starting on http://$(HOST):$(PORT)/ (health: /healthz, readiness: /readyz)"
+	$(BIN)/coalition demo
+	@echo "Coalition is starting on http://$(HOST):$(PORT)/ (API: /api/v1/docs, health: /healthz)"
 	$(BIN)/coalition serve --host $(HOST) --port $(PORT)
 
 # The whole suite, on PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379), with the core

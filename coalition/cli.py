@@ -168,5 +168,7 @@ def serve(host: str, port: int, workers: int | None) -> None:
 
 
 def init_app(app: Flask) -> None:
-    for command in (verify_ledger, worker, serve):
+    from coalition.demo import demo
+
+    for command in (verify_ledger, worker, serve, demo):
         app.cli.add_command(command)

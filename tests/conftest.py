@@ -82,6 +82,9 @@ def _environ(database_url: str) -> dict[str, str]:
         "SECRET_KEY": "test-secret-key",
         "COALITION_TIMEZONE": "Europe/Berlin",
         "LOG_LEVEL": "WARNING",
+        # Tests of the limits themselves build an app with tight ones (`make_app`).
+        "RATE_LIMIT_SIGNUP": "100000/hour",
+        "RATE_LIMIT_SIGNIN": "100000/hour",
     }
 
 

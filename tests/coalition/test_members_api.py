@@ -4,7 +4,7 @@ sees its points, but nothing of the member's other shops and no contact details.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -28,14 +28,6 @@ members = table(Member)
 accounts = table(Account)
 PREFIX = "6375"  # the test settings' COALITION_CARD_PREFIX (the default)
 SIGNUP = {"email": "Ada@Example.org", "password": "correct horse battery", "name": "Ada"}
-
-
-@pytest.fixture(autouse=True)
-def generous_signup_limit(app: Flask, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The suite shares one app and its per-address counters; only the rate-limit test below
-    (on an app of its own) may run into the sign-up limit."""
-    monkeypatch.setitem(app.config, "RATE_LIMIT_SIGNUP", "10000/hour")
-    yield
 
 
 def _sign_up(client: FlaskClient, **changes: Any) -> Any:

@@ -1,0 +1,281 @@
+"""The bad-input table of QUALITY.md: wrong types, missing fields, negative or huge numbers,
+unknown enums, a bad currency, malformed JSON, oversized bodies and unicode edge cases. Each
+row gets a problem response with its status and code, and writes nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import text
+from sqlalchemy.orm import Session
+
+from coalition import tenancy
+from coalition.extensions import db
+from coalition.members.models import Member
+from tests import factories
+
+HUGE = 10**30
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    path: str
+    body: Any = None  # JSON, unless `raw` is given
+    raw: bytes | None = None
+    content_type: str = "application/json"
+    status: int = 422
+    code: str = "validation_error"
+    field: str | None = None  # the field `errors` must name
+    caller: str = "merchant"
+    method: str = "POST"
+
+
+def purchase(**changes: Any) -> dict[str, Any]:
+    body = {"member": "CARD", "amount": 1250, "currency": "EUR", "external_id": "r-1"}
+    body.update(changes)
+    return {k: v for k, v in body.items() if v is not ...}
+
+
+def redemption(**changes: Any) -> dict[str, Any]:
+    body = {"member": "CARD", "code": "CODE", "points": 10, "external_id": "x-1"}
+    body.update(changes)
+    return {k: v for k, v in body.items() if v is not ...}
+
+
+SIGNUP = {"email": "new@member.example", "password": "long enough password"}
+
+ROWS = [
+    # wrong types
+    Row("amount as a string", "/api/v1/purchases", purchase(amount="12.50"), field="amount"),
+    Row("amount as a float", "/api/v1/purchases", purchase(amount=12.5), field="amount"),
+    Row("amount as a boolean", "/api/v1/purchases", purchase(amount=True), field="amount"),
+    Row("member as a number", "/api/v1/purchases", purchase(member=42), field="member"),
+    Row("points as a string", "/api/v1/redemptions", redemption(points="10"), field="points"),
+    Row("items not a list", "/api/v1/purchases", purchase(items={"sku": "a"}), field="items"),
+    Row("body an array", "/api/v1/purchases", [purchase()]),
+    Row("body a number", "/api/v1/purchases", 7),
+    # missing fields
+    Row("no amount", "/api/v1/purchases", purchase(amount=...), field="amount"),
+    Row("no external id", "/api/v1/purchases", purchase(external_id=...), field="external_id"),
+    Row("no points", "/api/v1/redemptions", redemption(points=...), field="points"),
+    Row("empty body", "/api/v1/purchases", raw=b""),
+    Row(
+        "no password",
+        "/api/v1/member-signups",
+        {"email": "a@b.example"},
+        field="password",
+        caller="none",
+    ),
+    # negative or huge numbers
+    Row("negative amount", "/api/v1/purchases", purchase(amount=-100), field="amount"),
+    Row("zero amount", "/api/v1/purchases", purchase(amount=0), field="amount"),
+    Row("huge amount", "/api/v1/purchases", purchase(amount=HUGE), field="amount"),
+    Row("negative points", "/api/v1/redemptions", redemption(points=-5), field="points"),
+    Row("huge points", "/api/v1/redemptions", redemption(points=HUGE), field="points"),
+    Row(
+        "hold for 8 days",
+        "/api/v1/holds",
+        {"member": "CARD", "code": "CODE", "points": 5, "ttl_seconds": 8 * 86400},
+        field="ttl_seconds",
+    ),
+    Row("page of 501", "/api/v1/transactions?limit=501", method="GET", field="limit"),
+    Row("negative page", "/api/v1/transactions?limit=-1", method="GET", field="limit"),
+    # unknown enums and fields a caller must not set (S4)
+    Row("unknown type filter", "/api/v1/transactions?type=gift", method="GET", field="type"),
+    Row(
+        "unknown query parameter",
+        "/api/v1/transactions?merchant_id=1",
+        method="GET",
+        field="merchant_id",
+    ),
+    Row("sets the balance", "/api/v1/members", {"name": "Eve", "balance": 10**6}, field="balance"),
+    Row("sets the tier", "/api/v1/members", {"name": "Eve", "tier": "Platinum"}, field="tier"),
+    Row("sets the merchant", "/api/v1/purchases", purchase(merchant_id=2), field="merchant_id"),
+    Row(
+        "sets a status",
+        "/api/v1/merchant-applications",
+        {"status": "active"},
+        field="status",
+        caller="none",
+    ),
+    # bad currency
+    Row(
+        "another currency",
+        "/api/v1/purchases",
+        purchase(currency="USD"),
+        code="unsupported_currency",
+        field="currency",
+    ),
+    Row("lower-case currency", "/api/v1/purchases", purchase(currency="eur"), field="currency"),
+    Row("no such currency", "/api/v1/purchases", purchase(currency="EURO"), field="currency"),
+    # malformed JSON
+    Row(
+        "truncated JSON",
+        "/api/v1/purchases",
+        raw=b'{"amount": 12',
+        status=400,
+        code="malformed_json",
+    ),
+    Row(
+        "single quotes",
+        "/api/v1/purchases",
+        raw=b"{'amount': 12}",
+        status=400,
+        code="malformed_json",
+    ),
+    Row(
+        "not UTF-8",
+        "/api/v1/purchases",
+        raw=b'{"member": "\xff\xfe"}',
+        status=400,
+        code="malformed_json",
+    ),
+    Row(
+        "nested too deep",
+        "/api/v1/purchases",
+        raw=b"[" * 100_000,
+        status=400,
+        code="malformed_json",
+    ),
+    Row(
+        "NaN amount",
+        "/api/v1/purchases",
+        raw=b'{"member": "CARD", "amount": NaN, "currency": "EUR", "external_id": "n"}',
+        field="amount",
+    ),
+    Row(
+        "batch line garbage",
+        "/api/v1/purchases/batch",
+        raw=b"{not json",
+        content_type="application/x-ndjson",
+        status=200,
+        code="",
+    ),
+    # oversized bodies
+    Row(
+        "body over 10 MiB",
+        "/api/v1/purchases",
+        raw=b'{"pad": "' + b"x" * (10 * MIB) + b'"}',
+        status=413,
+        code="payload_too_large",
+    ),
+    Row(
+        "batch over 1,000 lines",
+        "/api/v1/purchases/batch",
+        [purchase(external_id=f"b{n}") for n in range(1001)],
+        status=413,
+        code="batch_too_large",
+    ),
+    Row(
+        "external id of 10,000 characters",
+        "/api/v1/purchases",
+        purchase(external_id="r" * 10_000),
+        field="external_id",
+    ),
+    # unicode edge cases
+    Row(
+        "NUL in the external id",
+        "/api/v1/purchases",
+        purchase(external_id="r\u0000"),
+        field="external_id",
+    ),
+    Row(
+        "lone surrogate",
+        "/api/v1/purchases",
+        raw=b'{"member": "CARD", "amount": 5, "currency": "EUR", "external_id": "\\ud800"}',
+        field="external_id",
+    ),
+    Row(
+        "NUL in a name",
+        "/api/v1/member-signups",
+        {**SIGNUP, "name": "Eve\u0000"},
+        field="name",
+        caller="none",
+    ),
+    Row(
+        "email with a space",
+        "/api/v1/member-signups",
+        {**SIGNUP, "email": "e ve@x.example"},
+        field="email",
+        caller="none",
+    ),
+    Row(
+        "right-to-left override in a card",
+        "/api/v1/purchases",
+        purchase(member="6375\u202e1234"),
+        status=404,
+        code="not_found",
+    ),
+    Row(
+        "full-width digits as a card",
+        "/api/v1/purchases",
+        purchase(member="".join(chr(0xFF10 + int(d)) for d in "6375000000000000")),
+        status=404,
+        code="not_found",
+    ),
+]
+
+
+def _snapshot(session: Session) -> dict[str, int]:
+    with tenancy.acting_as(tenancy.SYSTEM, session):
+        return {
+            t.name: session.execute(text(f'SELECT count(*) FROM "{t.name}"')).scalar_one()
+            for t in db.metadata.sorted_tables
+            if t.name != "idempotency_keys"
+        }
+
+
+@pytest.fixture
+def world(session: Session) -> dict[str, Any]:
+    shop = factories.merchant(session)
+    member = factories.member(session)
+    factories.purchase(session, member, shop, 500)
+    card = session.get(Member, member).card_number  # type: ignore[union-attr]
+    return {"card": card, "merchant": factories.merchant_headers(session, shop)}
+
+
+def _fill(value: Any, card: str) -> Any:
+    if isinstance(value, str):
+        return value.replace("CARD", card).replace("CODE", "000000")
+    if isinstance(value, list):
+        return [_fill(v, card) for v in value]
+    if isinstance(value, dict):
+        return {k: _fill(v, card) for k, v in value.items()}
+    return value
+
+
+@pytest.mark.parametrize("row", ROWS, ids=[r.name for r in ROWS])
+def test_bad_input_gets_a_problem_and_writes_nothing(
+    client: FlaskClient, session: Session, world: dict[str, Any], row: Row
+) -> None:
+    headers = dict(world["merchant"]) if row.caller == "merchant" else {}
+    before = _snapshot(session)
+    if row.raw is not None:
+        raw = row.raw.replace(b"CARD", world["card"].encode())
+        response = client.open(
+            row.path, method=row.method, data=raw, content_type=row.content_type, headers=headers
+        )
+    elif row.body is None:
+        response = client.open(row.path, method=row.method, headers=headers)
+    else:
+        response = client.open(
+            row.path, method=row.method, json=_fill(row.body, world["card"]), headers=headers
+        )
+
+    assert response.status_code == row.status, response.data[:300]
+    if row.status == 200:  # a batch answers per line: the bad line is refused on its own
+        [line] = response.json["results"]
+        assert (line["status"], line["body"]["code"]) == (400, "malformed_json")
+    else:
+        assert response.mimetype == "application/problem+json"
+        assert response.json["code"] == row.code
+        assert response.json["status"] == row.status
+        assert "Traceback" not in response.get_data(as_text=True)
+        if row.field is not None:
+            assert row.field in response.json.get("errors", {}), response.json
+    assert _snapshot(session) == before

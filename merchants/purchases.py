@@ -7,7 +7,8 @@ A purchase whose external_id was recorded before is a replay: `200` with the fir
 same transaction, and the member's balance as it was right after it). The same external_id with
 another member, amount, currency or `occurred_at` is `409 idempotency_conflict`, like an
 Idempotency-Key reused with another body. `store` and `items` are validated but not kept yet,
-so they do not take part in that comparison.
+so they do not take part in that comparison. A refund (`refund_purchase`) claws a purchase's
+points back in proportion.
 
 The batch (`record_batch`) gives each line the answer the same line would get on its own, in
 order, but works set-based: one query resolves every member, their accounts are locked once in
@@ -25,7 +26,7 @@ from decimal import Decimal
 from typing import Any
 
 from marshmallow import ValidationError
-from sqlalchemy import case, func, or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -35,21 +36,15 @@ from coalition.errors import CoalitionError, IdempotencyConflict, InvalidRequest
 from coalition.ledger import operations
 from coalition.ledger.accounts import lock_member, lock_member_accounts
 from coalition.ledger.batch import Award, award_many
-from coalition.ledger.models import Account, Transaction, Transfer
-from coalition.members import cards
-from coalition.members.models import Member
-from coalition.members.services import FoundMember, find_member
+from coalition.ledger.models import Transaction
+from coalition.ledger.reads import balances_after
+from coalition.members.services import FoundMember, find_member, find_members, member_of_account
 from merchants.models import Merchant
-from merchants.schemas import PurchaseSchema
+from merchants.schemas import MAX_BATCH_LINES, PurchaseSchema
 
 merchants = table(Merchant)
-members = table(Member)
-accounts = table(Account)
 transactions = table(Transaction)
-transfers = table(Transfer)
 
-# SPEC 3.3: up to 1,000 purchases a request.
-MAX_BATCH_LINES = 1000
 # A batch that loses a race for an external_id to another request is retried (TIGER_STYLE: a
 # bound on every retry); the retry sees the other request's purchase and replays it.
 BATCH_ATTEMPTS = 3
@@ -103,6 +98,15 @@ def _breakdown(stored: Mapping[str, int] | None) -> dict[str, int]:
     }
 
 
+def member_state(member: FoundMember, balance: int, available: int | None = None) -> dict[str, Any]:
+    """The member as an answer shows it (`MemberStateSchema`, or with `available`
+    `MemberAvailableSchema`)."""
+    state: dict[str, Any] = {"id": member.public_id, "balance": balance, "tier": member.tier}
+    if available is not None:
+        state["available"] = available
+    return state
+
+
 def purchase_body(
     transaction: Mapping[str, Any], member: FoundMember, balance: int
 ) -> dict[str, Any]:
@@ -114,8 +118,17 @@ def purchase_body(
             "points": transaction["points"],
             "breakdown": _breakdown(transaction["breakdown"]),
         },
-        "member": {"id": member.public_id, "balance": balance, "tier": member.tier},
+        "member": member_state(member, balance),
     }
+
+
+def _replay_body(first: Any, member: FoundMember, balance: int) -> dict[str, Any]:
+    """The answer to a repeat of the purchase `first` (a row of `earlier_transactions`)."""
+    return purchase_body(
+        {"id": first.public_id, "points": first.points, "breakdown": first.breakdown},
+        member,
+        balance,
+    )
 
 
 def base_rate(session: Session, merchant_id: int) -> Decimal:
@@ -124,45 +137,6 @@ def base_rate(session: Session, merchant_id: int) -> Decimal:
             select(merchants.c.base_rate).where(merchants.c.id == merchant_id)
         ).scalar_one()
     )
-
-
-def find_members(session: Session, refs: Iterable[str]) -> dict[str, FoundMember]:
-    """`find_member` for many card numbers and `mbr_` ids in one query: the active members
-    found, by the reference that named them (unknown, malformed or blocked ones are absent)."""
-    public_ids, card_numbers = set(), set()
-    for ref in refs:
-        if ref.startswith("mbr_"):
-            public_ids.add(ref)
-        elif cards.is_valid(ref, ref[:4]):
-            card_numbers.add(ref)
-    if not public_ids and not card_numbers:
-        return {}
-    rows = session.execute(
-        select(
-            members.c.id,
-            members.c.public_id,
-            members.c.card_number,
-            members.c.status,
-            members.c.tier,
-            accounts.c.id.label("account_id"),
-        )
-        .join(accounts, accounts.c.member_id == members.c.id)
-        .where(
-            or_(
-                members.c.public_id.in_(sorted(public_ids)),
-                members.c.card_number.in_(sorted(card_numbers)),
-            )
-        )
-    ).all()
-    found: dict[str, FoundMember] = {}
-    for row in rows:
-        if row.status != "active":
-            continue
-        member = FoundMember(*row)
-        for ref in (member.public_id, member.card_number):
-            if ref in public_ids or ref in card_numbers:
-                found[ref] = member
-    return found
 
 
 def earlier_transactions(
@@ -190,37 +164,6 @@ def earlier_transactions(
         )
     ).all()
     return {row.external_id: row for row in rows}
-
-
-def balances_after(session: Session, transaction_ids: Sequence[int]) -> dict[int, int]:
-    """Each transaction's member balance right after it, from the ledger. A member's
-    transactions are all written under its account's lock, so their ids rise in the order they
-    happened, and the balance after one is the sum of the member's transfers up to it."""
-    if not transaction_ids:
-        return {}
-    member_account = transactions.c.member_account_id
-    signed = case(
-        (transfers.c.credit_account_id == member_account, transfers.c.amount),
-        else_=-transfers.c.amount,
-    )
-    after = (
-        select(func.coalesce(func.sum(signed), 0))
-        .where(
-            or_(
-                transfers.c.credit_account_id == member_account,
-                transfers.c.debit_account_id == member_account,
-            ),
-            transfers.c.transaction_id <= transactions.c.id,
-        )
-        .correlate(transactions)
-        .scalar_subquery()
-    )
-    rows = session.execute(
-        select(transactions.c.id, after.label("balance")).where(
-            transactions.c.id.in_(sorted(set(transaction_ids)))
-        )
-    ).all()
-    return {row.id: int(row.balance) for row in rows}
 
 
 def _same_purchase(
@@ -302,12 +245,7 @@ def record_purchase(
             purchase,
         ):
             raise _conflict(external_id, first.public_id)
-        balance = balances_after(session, [first.id])[first.id]
-        return 200, purchase_body(
-            {"id": first.public_id, "points": first.points, "breakdown": first.breakdown},
-            member,
-            balance,
-        )
+        return 200, _replay_body(first, member, balances_after(session, [first.id])[first.id])
     award = _award(purchase, member.account_id, rate, now)
     try:
         result = operations.award(
@@ -332,6 +270,43 @@ def record_purchase(
             raise
         raise _conflict(external_id, "another request") from error
     return 201, purchase_body(result["transaction"], member, result["member"]["balance"])
+
+
+def refund_purchase(
+    session: Session,
+    *,
+    merchant_id: int,
+    purchase_id: str,
+    amount_minor: int,
+    actor: operations.Actor,
+    now: datetime,
+) -> tuple[int, dict[str, Any]]:
+    """Refund `amount_minor` of the merchant's purchase `purchase_id`: its points are clawed
+    back in proportion (SPEC 2). `(201, body)` (schema `RefundResultSchema`); refusals raise:
+    `not_found` (purchase), `refund_exceeds_purchase`."""
+    purchase = operations.merchant_transaction(session, purchase_id, merchant_id, "earn")
+    member = member_of_account(session, purchase.member_account_id)
+    result = operations.refund(
+        session,
+        purchase_id=purchase_id,
+        merchant_id=merchant_id,
+        amount_minor=amount_minor,
+        actor=actor,
+        now=now,
+    )
+    done, state = result["transaction"], result["member"]
+    return 201, {
+        "points_clawed_back": done["points_clawed_back"],
+        "transaction": {
+            "id": done["id"],
+            "type": "refund",
+            "purchase": purchase_id,
+            "amount": {"amount": amount_minor, "currency": purchase.currency},
+            "points_clawed_back": done["points_clawed_back"],
+            "breakdown": done["breakdown"],
+        },
+        "member": member_state(member, state["balance"], state["available"]),
+    }
 
 
 def parse_lines(body: bytes, *, ndjson: bool) -> list[Line]:
@@ -539,14 +514,7 @@ def _record_batch(
         )
     after = balances_after(session, [first.id for _, first in replays])
     for index, first in replays:
-        outcomes[index] = (
-            200,
-            purchase_body(
-                {"id": first.public_id, "points": first.points, "breakdown": first.breakdown},
-                member_of[index],
-                after[first.id],
-            ),
-        )
+        outcomes[index] = (200, _replay_body(first, member_of[index], after[first.id]))
     for index, first_index in repeats:
         outcomes[index] = (200, outcomes[first_index][1])
     return [

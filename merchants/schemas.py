@@ -11,8 +11,10 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate
 
 from coalition import clock
+from coalition.errors import InvalidRequest
 from coalition.ledger.models import TRANSACTION_TYPES
-from coalition.ledger.operations import HOLD_MAX_TTL, MAX_POINTS
+from coalition.ledger.operations import HOLD_MAX_TTL
+from coalition.ledger.rows import MAX_POINTS
 from coalition.web.api import PageArgs, Strict
 
 # Bounds (TIGER_STYLE: a limit on everything). A purchase of up to 10^9 euros keeps its points
@@ -26,6 +28,9 @@ MAX_TEXT = 100
 # is one older than a year (a till offline that long should not earn points unseen).
 CLOCK_SKEW = timedelta(minutes=5)
 OLDEST_PURCHASE = timedelta(days=366)
+# SPEC 3.3: up to 1,000 purchases a request.
+MAX_BATCH_LINES = 1000
+NDJSON = "application/x-ndjson"
 
 
 class WholeNumber(fields.Integer):
@@ -104,6 +109,21 @@ class PurchaseSchema(Strict):
     occurred_at = _when(validate=_not_in_future_nor_too_old)
 
 
+# The batch's body is many purchases, an array or NDJSON, parsed line by line rather than by a
+# schema (`purchases.parse_lines`); OpenAPI is told its shape here.
+BATCH_REQUEST_BODY = {
+    "required": True,
+    "description": f"Up to {MAX_BATCH_LINES} purchases: a JSON array, or NDJSON "
+    "(one purchase a line).",
+    "content": {
+        "application/json": {
+            "schema": {"type": "array", "items": {"$ref": "#/components/schemas/Purchase"}}
+        },
+        NDJSON: {"schema": {"$ref": "#/components/schemas/Purchase"}},
+    },
+}
+
+
 class RefundSchema(Strict):
     amount = WholeNumber(
         required=True,
@@ -120,6 +140,23 @@ class RedemptionSchema(Strict):
     code = text(16, metadata={"description": "the member's current code; not with a member token"})
     points = WholeNumber(required=True, validate=validate.Range(min=1, max=MAX_POINTS))
     external_id = text(MAX_EXTERNAL_ID, required=True)
+
+
+def check_redemption_proof(redemption: dict[str, Any], *, by_member: bool) -> None:
+    """A member token is itself the proof and names the member: a redemption under it sends
+    neither `member` nor `code`; under a merchant token it sends both (`validation_error`)."""
+    given = [field for field in ("member", "code") if field in redemption]
+    if by_member and given:
+        raise InvalidRequest(
+            "a member token names the member and proves its presence; send neither",
+            errors={field: ["not allowed with a member token"] for field in given},
+        )
+    missing = [field for field in ("member", "code") if field not in redemption]
+    if not by_member and missing:
+        raise InvalidRequest(
+            "the request has invalid fields; see errors",
+            errors={field: ["Missing data for required field."] for field in missing},
+        )
 
 
 class HoldRequestSchema(Strict):

@@ -27,6 +27,7 @@ from coalition.ledger.accounts import (
     store_balances,
 )
 from coalition.ledger.models import LOT_SOURCES
+from coalition.ledger.rows import check_amount, check_points, insert_returning_ids, transfer_row
 
 # TIGER_STYLE: a bound on every list. The purchase batch allows 1,000 lines.
 MAX_AWARDS = 10_000
@@ -52,8 +53,8 @@ def _check(award: Award, now: datetime) -> None:
     if unknown:
         raise InvalidRequest(f"unknown award parts: {', '.join(sorted(unknown))}")
     for source, points in award.parts.items():
-        operations._check_points(points, f"{source} points", allow_zero=True)
-    operations._check_amount(award.amount_minor, "amount", 0)
+        check_points(points, f"{source} points", allow_zero=True)
+    check_amount(award.amount_minor, "amount", 0)
     if award.expires_at <= now:
         raise InvalidRequest("points must expire after they are awarded")
 
@@ -78,7 +79,7 @@ def award_many(
     (taken in ascending id order); otherwise they are locked here."""
     if len(awards) > MAX_AWARDS:
         raise InvalidRequest(f"at most {MAX_AWARDS} awards at once")
-    operations._check_points(welcome_bonus, "welcome bonus", allow_zero=True)
+    check_points(welcome_bonus, "welcome bonus", allow_zero=True)
     for award in awards:
         _check(award, now)
     if not awards:
@@ -144,7 +145,7 @@ def award_many(
             "member": {"balance": member.balance, "debt": member.debt},
         }
 
-    transaction_ids = operations._insert_returning_ids(session, operations.transactions, rows)
+    transaction_ids = insert_returning_ids(session, operations.transactions, rows)
     transfer_rows, lot_rows = [], []
     for (_, member, _), transaction_id, funded, award_index in zip(
         snapshots, transaction_ids, funded_of, plain, strict=True
@@ -152,7 +153,7 @@ def award_many(
         for source, points in funded:
             issuer = issuer_of.get(source, operator)
             transfer_rows.append(
-                operations._transfer(transaction_id, "award", issuer, member.id, points, now)
+                transfer_row(transaction_id, "award", issuer, member.id, points, now)
             )
             lot_rows.append(
                 {
@@ -165,10 +166,10 @@ def award_many(
                     "created_at": now,
                 }
             )
-    transfer_ids = operations._insert_returning_ids(session, operations.transfers, transfer_rows)
+    transfer_ids = insert_returning_ids(session, operations.transfers, transfer_rows)
     for lot, transfer_id in zip(lot_rows, transfer_ids, strict=True):
         lot["transfer_id"] = transfer_id
-    operations._insert_returning_ids(session, operations.lots, lot_rows)
+    insert_returning_ids(session, operations.lots, lot_rows)
     store_balances(
         session,
         [members[account_id] for account_id in sorted({awards[i].account_id for i in plain})],

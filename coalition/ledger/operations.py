@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from coalition import outbox
@@ -37,6 +37,7 @@ from coalition.ledger.accounts import (
     store_balances,
 )
 from coalition.ledger.models import LOT_SOURCES, Hold, Lot, LotConsumption, Transaction, Transfer
+from coalition.ledger.rows import check_amount, check_points, insert_returning_ids, transfer_row
 
 transactions = table(Transaction)
 transfers = table(Transfer)
@@ -48,9 +49,6 @@ ACTOR_TYPES = ("merchant_client", "member", "operator_user", "job", "system")
 # SPEC 2: a hold lasts 15 minutes unless the request asks for up to 7 days.
 HOLD_DEFAULT_TTL = timedelta(minutes=15)
 HOLD_MAX_TTL = timedelta(days=7)
-# Bounds on what one call may move (TIGER_STYLE: a limit on everything).
-MAX_POINTS = 10**12
-MAX_AMOUNT_MINOR = 10**15
 
 
 @dataclass(frozen=True)
@@ -63,33 +61,6 @@ class Actor:
     def __post_init__(self) -> None:
         if self.type not in ACTOR_TYPES:
             raise ValueError(f"unknown actor type {self.type!r}")
-
-
-def _check_points(points: Any, name: str = "points", allow_zero: bool = False) -> int:
-    low = 0 if allow_zero else 1
-    if isinstance(points, bool) or not isinstance(points, int) or not low <= points <= MAX_POINTS:
-        raise InvalidRequest(f"{name} must be a whole number from {low} to {MAX_POINTS}")
-    return points
-
-
-def _check_amount(amount_minor: Any, name: str, low: int) -> int:
-    if (
-        isinstance(amount_minor, bool)
-        or not isinstance(amount_minor, int)
-        or not low <= amount_minor <= MAX_AMOUNT_MINOR
-    ):
-        raise InvalidRequest(f"{name} must be a whole number of minor units from {low}")
-    return amount_minor
-
-
-def _insert_returning_ids(session: Session, table: Any, rows: list[dict[str, Any]]) -> list[int]:
-    """Bulk insert, ids in the order of `rows`."""
-    if not rows:
-        return []
-    result = session.connection().execute(
-        insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
-    )
-    return [row.id for row in result]
 
 
 def _new_transaction(
@@ -117,20 +88,7 @@ def _new_transaction(
         "created_at": now,
         **columns,
     }
-    return _insert_returning_ids(session, transactions, [row])[0], public_id
-
-
-def _transfer(
-    transaction_id: int, kind: str, debit: int, credit: int, amount: int, now: datetime
-) -> dict[str, Any]:
-    return {
-        "transaction_id": transaction_id,
-        "kind": kind,
-        "debit_account_id": debit,
-        "credit_account_id": credit,
-        "amount": amount,
-        "created_at": now,
-    }
+    return insert_returning_ids(session, transactions, [row])[0], public_id
 
 
 def held_points(
@@ -229,9 +187,9 @@ def award(
     if unknown:
         raise InvalidRequest(f"unknown award parts: {', '.join(sorted(unknown))}")
     for source, points in parts.items():
-        _check_points(points, f"{source} points", allow_zero=True)
-    _check_points(welcome_bonus, "welcome bonus", allow_zero=True)
-    _check_amount(amount_minor, "amount", 0)
+        check_points(points, f"{source} points", allow_zero=True)
+    check_points(welcome_bonus, "welcome bonus", allow_zero=True)
+    check_amount(amount_minor, "amount", 0)
     if expires_at <= now:
         raise InvalidRequest("points must expire after they are awarded")
 
@@ -262,15 +220,15 @@ def award(
     )
     # SPEC 2: within one award the merchant-funded lot is created before operator-funded ones.
     funded = [(s, parts[s]) for s in LOT_SOURCES if parts.get(s, 0) > 0]
-    transfer_ids = _insert_returning_ids(
+    transfer_ids = insert_returning_ids(
         session,
         transfers,
         [
-            _transfer(transaction_id, "award", issuer_of.get(s, operator), member.id, p, now)
+            transfer_row(transaction_id, "award", issuer_of.get(s, operator), member.id, p, now)
             for s, p in funded
         ],
     )
-    lot_ids = _insert_returning_ids(
+    lot_ids = insert_returning_ids(
         session,
         lots,
         [
@@ -349,8 +307,10 @@ def _spend(
         external_id=external_id,
         hold_id=hold_id,
     )
-    [transfer_id] = _insert_returning_ids(
-        session, transfers, [_transfer(transaction_id, "redeem", member.id, redeemer, points, now)]
+    [transfer_id] = insert_returning_ids(
+        session,
+        transfers,
+        [transfer_row(transaction_id, "redeem", member.id, redeemer, points, now)],
     )
     takes = lotplan.plan(lotplan.open_lots(session, member.id, points), points)
     if any(t.lot_id is None for t in takes):
@@ -380,7 +340,7 @@ def redeem(
     """Spend points at a merchant, soonest-expiring lots first. Refused with
     `insufficient_points` when the available balance (balance less active holds) is short.
     `locked`: as for `award`."""
-    _check_points(points)
+    check_points(points)
     member = _relock(session, member_id, locked)
     held = held_points(session, member.id, now)
     _, public_id = _spend(
@@ -423,7 +383,7 @@ def place_hold(
 ) -> dict[str, Any]:
     """Reserve points for a later capture. Moves no points; lowers what is available.
     `locked`: as for `award`."""
-    _check_points(points)
+    check_points(points)
     if not timedelta(0) < ttl <= HOLD_MAX_TTL:
         raise InvalidRequest("a hold lasts more than 0 seconds and at most 7 days")
     member = _relock(session, member_id, locked)
@@ -435,7 +395,7 @@ def place_hold(
             available=available,
         )
     public_id = new_id("hold")
-    _insert_returning_ids(
+    insert_returning_ids(
         session,
         holds,
         [
@@ -459,11 +419,9 @@ def place_hold(
     return {"hold": hold, "member": _member_view(member, held + points)}
 
 
-def _locked_hold(
-    session: Session, hold_public_id: str, merchant_id: int, now: datetime
-) -> tuple[Any, MemberAccount]:
-    """The merchant's own active hold and its member's account, locked. Another merchant's hold
-    is not found (SPEC 3.2)."""
+def hold_account(session: Session, hold_public_id: str, merchant_id: int) -> int:
+    """The account of the merchant's own hold, whatever its status. Another merchant's hold is
+    not found (SPEC 3.2)."""
     account_id = session.execute(
         select(holds.c.account_id).where(
             holds.c.public_id == hold_public_id, holds.c.merchant_id == merchant_id
@@ -471,6 +429,15 @@ def _locked_hold(
     ).scalar_one_or_none()
     if account_id is None:
         raise NotFound("no such hold")
+    return account_id
+
+
+def _locked_hold(
+    session: Session, hold_public_id: str, merchant_id: int, now: datetime
+) -> tuple[Any, MemberAccount]:
+    """The merchant's own active hold and its member's account, locked. Another merchant's hold
+    is not found (SPEC 3.2)."""
+    account_id = hold_account(session, hold_public_id, merchant_id)
     member = lock_member_accounts(session, [account_id])[account_id]
     hold = session.execute(select(holds).where(holds.c.public_id == hold_public_id)).one()
     if hold.status != "active":
@@ -492,7 +459,7 @@ def capture_hold(
 ) -> dict[str, Any]:
     """Spend all of a hold's points, or fewer; the rest is released."""
     hold, member = _locked_hold(session, hold_id, merchant_id, now)
-    points = hold.points if points is None else _check_points(points)
+    points = hold.points if points is None else check_points(points)
     if points > hold.points:
         raise InvalidRequest(f"the hold reserves {hold.points} points; cannot capture {points}")
     held_elsewhere = held_points(session, member.id, now, excluding=hold.id)
@@ -554,7 +521,9 @@ def void_hold(session: Session, *, hold_id: str, merchant_id: int, now: datetime
     }
 
 
-def _merchant_transaction(session: Session, public_id: str, merchant_id: int, type: str) -> Any:
+def merchant_transaction(session: Session, public_id: str, merchant_id: int, type: str) -> Any:
+    """The merchant's own purchase (`earn`) or redemption (`redeem`). Another merchant's is not
+    found, like one that does not exist (SPEC 3.2)."""
     row = session.execute(
         select(transactions).where(
             transactions.c.public_id == public_id,
@@ -582,8 +551,8 @@ def refund(
     in proportion, floor(points x refunded / amount) less what earlier refunds clawed; welcome
     points only when the purchase is refunded in full. They come from the purchase's own lots
     first, then the member's other lots soonest-expiring first; what is missing becomes debt."""
-    _check_amount(amount_minor, "amount", 1)
-    purchase = _merchant_transaction(session, purchase_id, merchant_id, "earn")
+    check_amount(amount_minor, "amount", 1)
+    purchase = merchant_transaction(session, purchase_id, merchant_id, "earn")
     member = lock_member_accounts(session, [purchase.member_account_id])[purchase.member_account_id]
 
     earlier = session.execute(
@@ -637,11 +606,11 @@ def refund(
     )
     # One clawback transfer per funder, each crediting back the account that issued the points.
     portions = [(s, clawed[s]) for s in LOT_SOURCES if clawed.get(s, 0) > 0]
-    transfer_ids = _insert_returning_ids(
+    transfer_ids = insert_returning_ids(
         session,
         transfers,
         [
-            _transfer(transaction_id, "clawback", member.id, issuer_of[s], p, now)
+            transfer_row(transaction_id, "clawback", member.id, issuer_of[s], p, now)
             for s, p in portions
         ],
     )
@@ -701,7 +670,7 @@ def reverse_redemption(
 ) -> dict[str, Any]:
     """Undo a redemption: its points go back to the lots they came from (SPEC 3.3). A
     redemption is reversed at most once; the database refuses a second reversal too."""
-    original = _merchant_transaction(session, redemption_id, merchant_id, "redeem")
+    original = merchant_transaction(session, redemption_id, merchant_id, "redeem")
     member = lock_member_accounts(session, [original.member_account_id])[original.member_account_id]
     already = session.execute(
         select(transactions.c.public_id).where(
@@ -737,10 +706,10 @@ def reverse_redemption(
         now=now,
         original_id=original.id,
     )
-    [transfer_id] = _insert_returning_ids(
+    [transfer_id] = insert_returning_ids(
         session,
         transfers,
-        [_transfer(transaction_id, "reverse", redeemer, member.id, original.points, now)],
+        [transfer_row(transaction_id, "reverse", redeemer, member.id, original.points, now)],
     )
     lotplan.record(
         session,
@@ -824,7 +793,7 @@ def expire_due_lots(
     expiring = [members[a] for a in sorted(by_account)]
     totals = [sum(lot.remaining for lot in by_account[m.id]) for m in expiring]
     public_ids = [new_id("txn") for _ in expiring]
-    transaction_ids = _insert_returning_ids(
+    transaction_ids = insert_returning_ids(
         session,
         transactions,
         [
@@ -842,11 +811,11 @@ def expire_due_lots(
             for m, total, pid in zip(expiring, totals, public_ids, strict=True)
         ],
     )
-    transfer_ids = _insert_returning_ids(
+    transfer_ids = insert_returning_ids(
         session,
         transfers,
         [
-            _transfer(tid, "expire", m.id, operator, total, now)
+            transfer_row(tid, "expire", m.id, operator, total, now)
             for m, total, tid in zip(expiring, totals, transaction_ids, strict=True)
         ],
     )

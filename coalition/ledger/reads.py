@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, case, column, func, or_, select
+from sqlalchemy import table as core_table
+from sqlalchemy.orm import Session, aliased
 
 from coalition.database import table
 from coalition.errors import NotFound
-from coalition.ledger.models import Account
+from coalition.ledger.models import Account, Transaction, Transfer
 from coalition.ledger.operations import held_points
 
 accounts = table(Account)
+transactions = table(Transaction)
+transfers = table(Transfer)
+# Members' public ids, named rather than imported: `coalition.members` builds on the ledger, not
+# the other way round (STYLE, no circle of imports).
+members = core_table("members", column("id"), column("public_id"))
 
 
 def balance(session: Session, member_id: int, now: datetime) -> dict[str, int]:
@@ -32,3 +40,81 @@ def balance(session: Session, member_id: int, now: datetime) -> dict[str, int]:
         "held": held,
         "debt": row.debt,
     }
+
+
+def balances_after(session: Session, transaction_ids: Sequence[int]) -> dict[int, int]:
+    """Each transaction's member balance right after it, from the ledger. A member's
+    transactions are all written under its account's lock, so their ids rise in the order they
+    happened, and the balance after one is the sum of the member's transfers up to it."""
+    if not transaction_ids:
+        return {}
+    member_account = transactions.c.member_account_id
+    signed = case(
+        (transfers.c.credit_account_id == member_account, transfers.c.amount),
+        else_=-transfers.c.amount,
+    )
+    after = (
+        select(func.coalesce(func.sum(signed), 0))
+        .where(
+            or_(
+                transfers.c.credit_account_id == member_account,
+                transfers.c.debit_account_id == member_account,
+            ),
+            transfers.c.transaction_id <= transactions.c.id,
+        )
+        .correlate(transactions)
+        .scalar_subquery()
+    )
+    rows = session.execute(
+        select(transactions.c.id, after.label("balance")).where(
+            transactions.c.id.in_(sorted(set(transaction_ids)))
+        )
+    ).all()
+    return {row.id: int(row.balance) for row in rows}
+
+
+def merchant_transactions(
+    merchant_id: int,
+    *,
+    member_account_id: int | None = None,
+    type: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> Select[Any]:
+    """A statement for this merchant's own transactions (SPEC 3.2), each with its member's
+    `mbr_` id (`member`) and the public id of the transaction it refunds or reverses
+    (`original`); filtered by member account, type, and created at `since` (inclusive) to
+    `until` (exclusive). Unordered: the caller pages it."""
+    original = aliased(transactions)
+    statement = (
+        select(
+            transactions.c.id,
+            transactions.c.public_id,
+            transactions.c.type,
+            transactions.c.points,
+            members.c.public_id.label("member"),
+            transactions.c.amount_minor,
+            transactions.c.currency,
+            transactions.c.external_id,
+            transactions.c.breakdown,
+            original.c.public_id.label("original"),
+            transactions.c.reason,
+            transactions.c.occurred_at,
+            transactions.c.created_at,
+        )
+        .select_from(
+            transactions.join(accounts, accounts.c.id == transactions.c.member_account_id)
+            .join(members, members.c.id == accounts.c.member_id)
+            .outerjoin(original, original.c.id == transactions.c.original_id)
+        )
+        .where(transactions.c.merchant_id == merchant_id)
+    )
+    if member_account_id is not None:
+        statement = statement.where(transactions.c.member_account_id == member_account_id)
+    if type:
+        statement = statement.where(transactions.c.type == type)
+    if since:
+        statement = statement.where(transactions.c.created_at >= since)
+    if until:
+        statement = statement.where(transactions.c.created_at < until)
+    return statement

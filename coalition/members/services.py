@@ -1,14 +1,17 @@
 """Operations on members. Creating one also opens its points account and gives it a card and a
 secret for its rotating redemption code; `register_member` is the checked way in (sign-up and
-enrolment), turning a taken email or card into its problem."""
+enrolment), turning a taken email or card into its problem. `find_member` and its kin find
+active members, with their account, by card, `mbr_` id, internal id or account."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import pyotp
-from sqlalchemy import ColumnElement, insert, select
+from sqlalchemy import ColumnElement, Select, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -95,25 +98,69 @@ def addressed_by(card_or_id: str) -> ColumnElement[bool]:
     raise NotFound("no such member")
 
 
+def _found() -> Select[Any]:
+    """Members with their points account, in the columns of `FoundMember`."""
+    return select(
+        members.c.id,
+        members.c.public_id,
+        members.c.card_number,
+        members.c.status,
+        members.c.tier,
+        account_table.c.id.label("account_id"),
+    ).join(account_table, account_table.c.member_id == members.c.id)
+
+
+def _active(row: Any) -> FoundMember:
+    if row is None or row.status != "active":
+        raise NotFound("no such member")
+    return FoundMember(*row)
+
+
 def find_member(session: Session, card_or_id: str) -> FoundMember:
     """A member by card number or `mbr_` id (SPEC 3.1: members are also addressed by card).
     A blocked card or an unknown one is `not_found`, like any object the caller cannot see."""
     condition = addressed_by(card_or_id)
-    row = session.execute(
-        select(
-            members.c.id,
-            members.c.public_id,
-            members.c.card_number,
-            members.c.status,
-            members.c.tier,
-            account_table.c.id.label("account_id"),
+    return _active(session.execute(_found().where(condition)).one_or_none())
+
+
+def member_by_id(session: Session, member_id: int) -> FoundMember:
+    """An active member by its internal id (a member token's, say); `not_found` otherwise."""
+    return _active(session.execute(_found().where(members.c.id == member_id)).one_or_none())
+
+
+def member_of_account(session: Session, account_id: int) -> FoundMember:
+    """The active member whose points account this is (a transaction's or a hold's owner)."""
+    return _active(session.execute(_found().where(account_table.c.id == account_id)).one_or_none())
+
+
+def find_members(session: Session, refs: Iterable[str]) -> dict[str, FoundMember]:
+    """`find_member` for many card numbers and `mbr_` ids in one query: the active members
+    found, by the reference that named them (unknown, malformed or blocked ones are absent)."""
+    public_ids, card_numbers = set(), set()
+    for ref in refs:
+        if ref.startswith("mbr_"):
+            public_ids.add(ref)
+        elif cards.is_valid(ref, ref[:4]):
+            card_numbers.add(ref)
+    if not public_ids and not card_numbers:
+        return {}
+    rows = session.execute(
+        _found().where(
+            or_(
+                members.c.public_id.in_(sorted(public_ids)),
+                members.c.card_number.in_(sorted(card_numbers)),
+            )
         )
-        .join(account_table, account_table.c.member_id == members.c.id)
-        .where(condition)
-    ).one_or_none()
-    if row is None or row.status != "active":
-        raise NotFound("no such member")
-    return FoundMember(*row)
+    ).all()
+    found: dict[str, FoundMember] = {}
+    for row in rows:
+        if row.status != "active":
+            continue
+        member = FoundMember(*row)
+        for ref in (member.public_id, member.card_number):
+            if ref in public_ids or ref in card_numbers:
+                found[ref] = member
+    return found
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,61 @@
+"""What every ledger write shares (`operations` one entry at a time, `batch` many at once): the
+bounds and checks on the values a caller passes in, the transfer row, and the bulk insert that
+gives back the new ids in order."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from coalition.errors import InvalidRequest
+
+# Bounds on what one call may move (TIGER_STYLE: a limit on everything).
+MAX_POINTS = 10**12
+MAX_AMOUNT_MINOR = 10**15
+
+
+def check_points(points: Any, name: str = "points", allow_zero: bool = False) -> int:
+    """`points` when a whole number from 1 (0 with `allow_zero`) to MAX_POINTS; else
+    `validation_error` naming `name`."""
+    low = 0 if allow_zero else 1
+    if isinstance(points, bool) or not isinstance(points, int) or not low <= points <= MAX_POINTS:
+        raise InvalidRequest(f"{name} must be a whole number from {low} to {MAX_POINTS}")
+    return points
+
+
+def check_amount(amount_minor: Any, name: str, low: int) -> int:
+    """`amount_minor` when a whole number of minor units from `low` to MAX_AMOUNT_MINOR."""
+    if (
+        isinstance(amount_minor, bool)
+        or not isinstance(amount_minor, int)
+        or not low <= amount_minor <= MAX_AMOUNT_MINOR
+    ):
+        raise InvalidRequest(f"{name} must be a whole number of minor units from {low}")
+    return amount_minor
+
+
+def insert_returning_ids(session: Session, table: Any, rows: list[dict[str, Any]]) -> list[int]:
+    """Bulk insert, ids in the order of `rows`."""
+    if not rows:
+        return []
+    result = session.connection().execute(
+        insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
+    )
+    return [row.id for row in result]
+
+
+def transfer_row(
+    transaction_id: int, kind: str, debit: int, credit: int, amount: int, now: datetime
+) -> dict[str, Any]:
+    """A transfer of `amount` points from the `debit` account to the `credit` one."""
+    return {
+        "transaction_id": transaction_id,
+        "kind": kind,
+        "debit_account_id": debit,
+        "credit_account_id": credit,
+        "amount": amount,
+        "created_at": now,
+    }

@@ -1,0 +1,220 @@
+"""Spending a member's points at a merchant's till (SPEC 3.3): redemptions and their reversals,
+and holds placed, captured and voided. Each function takes a session and plain values and
+returns `(status, body)`, the body in the shape of its result schema; refusals raise.
+
+Spending needs proof that the member is there (SPEC 2): its current code, checked by a
+`CodeCheck` whose wrong guesses are counted even though the refused spending leaves nothing
+behind; or, for a redemption, a member-delegated token. A merchant reaches only its own
+redemptions and holds: another merchant's are `not_found`, like ones that do not exist."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from coalition import economics
+from coalition.errors import IdempotencyConflict
+from coalition.ledger import operations
+from coalition.ledger.accounts import lock_member
+from coalition.ledger.reads import balances_after
+from coalition.members import codes
+from coalition.members.services import FoundMember, find_member, member_by_id, member_of_account
+from merchants import purchases
+
+
+class CodeCheck:
+    """Checks a member's code inside the refused-or-not operation and, when it was wrong,
+    counts the failure afterwards in the same commit (`idempotent`'s `on_refusal`)."""
+
+    def __init__(self, session: Session, now: datetime) -> None:
+        self.session, self.now = session, now
+        self.wrong_for: int | None = None
+
+    def consume(self, member_id: int, code: str) -> None:
+        try:
+            codes.consume(self.session, member_id, code, self.now)
+        except codes.InvalidCode:
+            self.wrong_for = member_id
+            raise
+
+    def on_refusal(self, problem: dict[str, Any]) -> None:
+        if self.wrong_for is not None and problem.get("code") == codes.InvalidCode.code:
+            codes.record_failure(self.session, self.wrong_for, self.now)
+
+
+def _money(points: int) -> dict[str, Any]:
+    return {"amount": economics.value_minor(points), "currency": economics.CURRENCY}
+
+
+def _redemption_body(
+    transaction_id: str, points: int, member: FoundMember, balance: int
+) -> dict[str, Any]:
+    return {
+        "transaction": {
+            "id": transaction_id,
+            "type": "redeem",
+            "points": points,
+            "value": _money(points),
+        },
+        "member": purchases.member_state(member, balance),
+    }
+
+
+def _owner_of_hold(session: Session, hold_id: str, merchant_id: int) -> FoundMember:
+    return member_of_account(session, operations.hold_account(session, hold_id, merchant_id))
+
+
+def record_redemption(
+    session: Session,
+    *,
+    merchant_id: int,
+    redemption: Mapping[str, Any],
+    actor: operations.Actor,
+    check: CodeCheck,
+    now: datetime,
+    member_id: int | None = None,
+) -> tuple[int, dict[str, Any]]:
+    """A redemption (validated by `RedemptionSchema`): `(201, body)`, or `(200, body)` replaying
+    the one recorded earlier under its external_id. With `member_id`, a member-delegated
+    token's member, the token is the proof: that member redeems, as itself, with no code.
+    Otherwise `redemption` names the member and gives its code, and `actor` (the till) redeems.
+    Refusals raise: `not_found`, `idempotency_conflict`, `invalid_code`, `redemption_locked`,
+    `insufficient_points`."""
+    if member_id is not None:
+        member = member_by_id(session, member_id)
+        actor = operations.Actor("member", member.public_id)
+    else:
+        member = find_member(session, redemption["member"])
+    # The account first, then the code: every path here locks in that order.
+    account = lock_member(session, member.id)
+    external_id, points = redemption["external_id"], redemption["points"]
+    first = purchases.earlier_transactions(session, merchant_id, "redeem", [external_id]).get(
+        external_id
+    )
+    if first is not None:
+        if first.member_account_id != member.account_id or first.points != points:
+            raise IdempotencyConflict(
+                f"external_id {external_id!r} was already used for a different redemption"
+                f" ({first.public_id}); use a new external_id",
+                transaction=first.public_id,
+            )
+        balance = balances_after(session, [first.id])[first.id]
+        return 200, _redemption_body(first.public_id, first.points, member, balance)
+    if member_id is None:
+        check.consume(member.id, redemption["code"])
+    result = operations.redeem(
+        session,
+        member_id=member.id,
+        merchant_id=merchant_id,
+        points=points,
+        actor=actor,
+        now=now,
+        external_id=external_id,
+        locked=account,
+    )
+    return 201, _redemption_body(
+        result["transaction"]["id"], points, member, result["member"]["balance"]
+    )
+
+
+def reverse_redemption(
+    session: Session,
+    *,
+    merchant_id: int,
+    redemption_id: str,
+    actor: operations.Actor,
+    now: datetime,
+) -> tuple[int, dict[str, Any]]:
+    """Undo the merchant's redemption `redemption_id`: `(201, body)`. Refusals raise:
+    `not_found`, `already_reversed`."""
+    redemption = operations.merchant_transaction(session, redemption_id, merchant_id, "redeem")
+    member = member_of_account(session, redemption.member_account_id)
+    result = operations.reverse_redemption(
+        session, redemption_id=redemption_id, merchant_id=merchant_id, actor=actor, now=now
+    )
+    done, state = result["transaction"], result["member"]
+    return 201, {
+        "transaction": {
+            "id": done["id"],
+            "type": "reversal",
+            "redemption": redemption_id,
+            "points": done["points"],
+        },
+        "member": purchases.member_state(member, state["balance"], state["available"]),
+    }
+
+
+def place_hold(
+    session: Session,
+    *,
+    merchant_id: int,
+    hold: Mapping[str, Any],
+    check: CodeCheck,
+    now: datetime,
+) -> tuple[int, dict[str, Any]]:
+    """Reserve points (`hold` validated by `HoldRequestSchema`; the member's code is the proof)
+    for `ttl_seconds`, 15 minutes by default: `(201, body)`. Refusals raise: `not_found`,
+    `invalid_code`, `redemption_locked`, `insufficient_points`."""
+    ttl = timedelta(seconds=hold.get("ttl_seconds", operations.HOLD_DEFAULT_TTL.total_seconds()))
+    member = find_member(session, hold["member"])
+    account = lock_member(session, member.id)
+    check.consume(member.id, hold["code"])
+    result = operations.place_hold(
+        session,
+        member_id=member.id,
+        merchant_id=merchant_id,
+        points=hold["points"],
+        now=now,
+        ttl=ttl,
+        locked=account,
+    )
+    state = result["member"]
+    return 201, {
+        "hold": result["hold"],
+        "member": purchases.member_state(member, state["balance"], state["available"]),
+    }
+
+
+def capture_hold(
+    session: Session,
+    *,
+    merchant_id: int,
+    hold_id: str,
+    points: int | None,
+    actor: operations.Actor,
+    now: datetime,
+) -> tuple[int, dict[str, Any]]:
+    """Spend all of the merchant's hold `hold_id`, or `points` of it (the rest is released):
+    `(201, body)`, a redemption. Refusals raise: `not_found`, `hold_not_active`."""
+    member = _owner_of_hold(session, hold_id, merchant_id)
+    result = operations.capture_hold(
+        session, hold_id=hold_id, merchant_id=merchant_id, actor=actor, now=now, points=points
+    )
+    done, state = result["transaction"], result["member"]
+    return 201, {
+        "transaction": {
+            "id": done["id"],
+            "type": "redeem",
+            "points": done["points"],
+            "value": _money(done["points"]),
+            "hold": hold_id,
+        },
+        "member": purchases.member_state(member, state["balance"], state["available"]),
+    }
+
+
+def void_hold(
+    session: Session, *, merchant_id: int, hold_id: str, now: datetime
+) -> tuple[int, dict[str, Any]]:
+    """Release the merchant's hold `hold_id` without spending: `(200, body)`. Refusals raise:
+    `not_found`, `hold_not_active`."""
+    member = _owner_of_hold(session, hold_id, merchant_id)
+    result = operations.void_hold(session, hold_id=hold_id, merchant_id=merchant_id, now=now)
+    state = result["member"]
+    return 200, {
+        "hold": result["hold"],
+        "member": purchases.member_state(member, state["balance"], state["available"]),
+    }

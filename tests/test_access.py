@@ -116,6 +116,23 @@ def test_guarded_routes_refuse_a_missing_expired_or_revoked_token(
     assert wrong == {}
 
 
+def test_member_routes_refuse_a_member_token_without_their_scope(
+    app: Flask, client: FlaskClient, session: Session
+) -> None:
+    shop, member = factories.merchant(session), factories.member(session)
+    only_balance = factories.member_headers(session, shop, member, "balance:read")
+    only_redeem = factories.member_headers(session, shop, member, "redeem")
+    wrong = {}
+    for route in _guarded(app):
+        needs = set(route.policy.scopes_by_kind.get("member", ()))
+        for headers, held in ((only_balance, {"balance:read"}), (only_redeem, {"redeem"})):
+            if needs - held:
+                got = _call(client, route, headers)
+                if got != (403, "insufficient_scope"):
+                    wrong[f"{route} with {held}"] = got
+    assert wrong == {}
+
+
 def test_guarded_routes_refuse_tokens_of_another_kind(
     app: Flask, client: FlaskClient, tokens: dict[str, dict[str, str]]
 ) -> None:
@@ -134,8 +151,8 @@ def test_merchant_routes_refuse_a_token_without_their_scope(
     wrong = {}
     checked = 0
     for route in _guarded(app):
-        needs = set(route.policy.scopes)
-        if "merchant" in route.policy.kinds and needs and needs != {"audience:read"}:
+        needs = set(route.policy.scopes_by_kind.get("merchant", ()))
+        if needs and needs != {"audience:read"}:
             checked += 1
             got = _call(client, route, tokens["merchant-without-scopes"])
             if got != (403, "insufficient_scope"):

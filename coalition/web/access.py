@@ -48,19 +48,27 @@ class RateLimited(CoalitionError):
 
 @dataclass(frozen=True)
 class Policy:
-    kinds: tuple[str, ...]  # empty: public
-    scopes: tuple[str, ...]
+    """Who may call a route: per token kind, the scopes it must hold. No kinds: public."""
+
+    scopes_by_kind: dict[str, tuple[str, ...]]
     limit: str | None = None
 
     @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(self.scopes_by_kind)
+
+    @property
     def public(self) -> bool:
-        return not self.kinds
+        return not self.scopes_by_kind
+
+
+PUBLIC = Policy({})
 
 
 def policy_of(app: Any, endpoint: str) -> Policy | None:
     """The access policy an endpoint declared, or None (which a test refuses)."""
     if endpoint in app.extensions["coalition.public_endpoints"]:
-        return Policy((), ())
+        return PUBLIC
     return getattr(app.view_functions[endpoint], "access_policy", None)
 
 
@@ -83,9 +91,17 @@ def _bearer() -> str:
     return token.strip()
 
 
-def require(*scopes: str, kinds: tuple[str, ...] = ("merchant",)) -> Callable[[F], F]:
-    unknown = set(kinds) - set(KINDS)
-    if unknown or not kinds:
+def require(
+    *scopes: str,
+    kinds: tuple[str, ...] = ("merchant",),
+    by_kind: dict[str, tuple[str, ...]] | None = None,
+) -> Callable[[F], F]:
+    """A live token of one of `kinds`, holding every scope in `scopes`; or, where each kind
+    needs its own scopes, `by_kind` (a redemption: a merchant's `redemptions:write` or a
+    member's `redeem`)."""
+    needs = dict(by_kind) if by_kind is not None else dict.fromkeys(kinds, tuple(scopes))
+    unknown = set(needs) - set(KINDS)
+    if unknown or not needs:
         raise ValueError(f"unknown token kinds {unknown}")
 
     def decorate(view: F) -> F:
@@ -94,15 +110,15 @@ def require(*scopes: str, kinds: tuple[str, ...] = ("merchant",)) -> Callable[[F
             found = authenticate(db.session(), _bearer(), clock.utcnow())
             if found is None:
                 raise InvalidToken("the access token is unknown, expired or revoked")
-            if found.kind not in kinds:
+            if found.kind not in needs:
                 raise WrongTokenKind(
-                    f"this route takes a {' or '.join(kinds)} token, not a {found.kind} token"
+                    f"this route takes a {' or '.join(needs)} token, not a {found.kind} token"
                 )
-            missing = set(scopes) - found.scopes
+            missing = set(needs[found.kind]) - found.scopes
             if missing:
                 raise InsufficientScope(
                     f"the token lacks the scope {' '.join(sorted(missing))}",
-                    required=sorted(scopes),
+                    required=sorted(needs[found.kind]),
                 )
             if current_app.config["RATELIMIT_ENABLED"]:
                 _hit(current_app.config["RATE_LIMIT_CLIENT"], "client", found.client_id)
@@ -110,8 +126,8 @@ def require(*scopes: str, kinds: tuple[str, ...] = ("merchant",)) -> Callable[[F
             tenancy.enter(db.session(), found.tenant)
             return view(*args, **kwargs)
 
-        guarded.access_policy = Policy(kinds, tuple(scopes))  # type: ignore[attr-defined]
-        _document_security(guarded, scopes)
+        guarded.access_policy = Policy(needs)  # type: ignore[attr-defined]
+        _document_security(guarded, needs)
         return guarded  # type: ignore[return-value]
 
     return decorate
@@ -129,7 +145,7 @@ def public(limit: str | None = None) -> Callable[[F], F]:
                 _hit(rate, "public", request.endpoint or "", request.remote_addr or "-")
             return view(*args, **kwargs)
 
-        open_view.access_policy = Policy((), (), limit)  # type: ignore[attr-defined]
+        open_view.access_policy = Policy({}, limit)  # type: ignore[attr-defined]
         return open_view  # type: ignore[return-value]
 
     return decorate
@@ -140,11 +156,12 @@ def mark_public(app: Any, endpoint: str) -> None:
     app.extensions["coalition.public_endpoints"].add(endpoint)
 
 
-def _document_security(view: Any, scopes: tuple[str, ...]) -> None:
-    """Tell the OpenAPI document which OAuth scopes the route needs."""
+def _document_security(view: Any, needs: dict[str, tuple[str, ...]]) -> None:
+    """Tell the OpenAPI document which OAuth scopes the route needs (any one of the sets)."""
     apidoc = view.__dict__.setdefault("_apidoc", {})
     manual = apidoc.setdefault("manual_doc", {})
-    manual["security"] = [{"oauth2": list(scopes)}]
+    alternatives = dict.fromkeys(tuple(scopes) for scopes in needs.values())
+    manual["security"] = [{"oauth2": list(scopes)} for scopes in alternatives]
 
 
 def init_app(app: Any) -> None:

@@ -35,7 +35,7 @@ from coalition.database import table
 from coalition.errors import CoalitionError, IdempotencyConflict, InvalidRequest, NotFound
 from coalition.ledger import operations
 from coalition.ledger.accounts import lock_member, lock_member_accounts
-from coalition.ledger.batch import Award, award_many
+from coalition.ledger.batch import Award, award_many, award_one
 from coalition.ledger.models import Transaction
 from coalition.ledger.reads import balances_after
 from coalition.members.services import FoundMember, find_member, find_members, member_of_account
@@ -248,21 +248,14 @@ def record_purchase(
         return 200, _replay_body(first, member, balances_after(session, [first.id])[first.id])
     award = _award(purchase, member.account_id, rate, now)
     try:
-        result = operations.award(
+        result = award_one(
             session,
-            member_id=member.id,
+            award,
+            member=account,
             merchant_id=merchant_id,
-            parts=dict(award.parts),
-            expires_at=award.expires_at,
-            amount_minor=award.amount_minor,
-            currency=award.currency,
             actor=actor,
             now=now,
-            external_id=external_id,
-            breakdown=dict(award.breakdown or {}),
-            occurred_at=award.occurred_at,
             welcome_bonus=economics.WELCOME_BONUS,
-            locked=account,
         )
     except IntegrityError as error:
         # Another member's purchase took this external_id meanwhile: a different purchase.

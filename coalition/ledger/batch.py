@@ -47,6 +47,37 @@ class Award:
     occurred_at: datetime | None = None
 
 
+def award_one(
+    session: Session,
+    award: Award,
+    *,
+    member: MemberAccount,
+    merchant_id: int,
+    actor: operations.Actor,
+    now: datetime,
+    welcome_bonus: int,
+    reason: str = "purchase",
+) -> dict[str, Any]:
+    """One award through the single-award path, for a member already locked."""
+    return operations.award(
+        session,
+        member_id=member.member_id,
+        merchant_id=merchant_id,
+        parts=dict(award.parts),
+        expires_at=award.expires_at,
+        amount_minor=award.amount_minor,
+        currency=award.currency,
+        actor=actor,
+        now=now,
+        external_id=award.external_id,
+        breakdown=dict(award.breakdown) if award.breakdown is not None else None,
+        occurred_at=award.occurred_at,
+        reason=reason,
+        welcome_bonus=welcome_bonus,
+        locked=member,
+    )
+
+
 def _check(award: Award, now: datetime) -> None:
     """The checks `operations.award` makes, for every award before anything is written."""
     unknown = set(award.parts) - set(LOT_SOURCES)
@@ -191,22 +222,15 @@ def award_many(
     for i in in_debt:
         award = awards[i]
         member = members[award.account_id]
-        results[i] = operations.award(
+        results[i] = award_one(
             session,
-            member_id=member.member_id,
+            award,
+            member=member,
             merchant_id=merchant_id,
-            parts=dict(award.parts),
-            expires_at=award.expires_at,
-            amount_minor=award.amount_minor,
-            currency=award.currency,
             actor=actor,
             now=now,
-            external_id=award.external_id,
-            breakdown=dict(award.breakdown) if award.breakdown is not None else None,
-            occurred_at=award.occurred_at,
             reason=reason,
             welcome_bonus=welcome_bonus,
-            locked=member,
         )
     done = [r for r in results if r is not None]
     if len(done) != len(awards):

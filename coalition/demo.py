@@ -231,13 +231,13 @@ def _keep(path: Path, credentials: dict[str, Any]) -> None:
 
 
 def fill(session: Session, *, members: int, days: int, seed: int, now: datetime) -> dict[str, Any]:
-    """The demo coalition, committed day by day. Returns what it made, with credentials."""
+    """The demo coalition, written in the caller's transaction (the command commits it once, so
+    a crash leaves nothing and a rerun starts over). Returns what it made, with credentials."""
     rng = random.Random(seed)
     start = datetime.combine((now - timedelta(days=days)).date(), time.min, tzinfo=now.tzinfo)
     merchants = _merchants(session, start - timedelta(days=30))
     cards = _members(session, members, rng, start)
     credentials = _credentials(session, merchants, now)
-    session.commit()
     totals = {"merchants": len(merchants), "members": len(cards)}
     for offset in range(days):
         day_counts = _day_of_shopping(
@@ -245,7 +245,6 @@ def fill(session: Session, *, members: int, days: int, seed: int, now: datetime)
         )
         for name, value in day_counts.items():
             totals[name] = totals.get(name, 0) + value
-        session.commit()
     return {"totals": totals, "credentials": credentials}
 
 
@@ -272,9 +271,11 @@ def demo(members: int, days: int, seed: int, credentials: Path | None) -> None:
             return
         made = fill(session, members=members, days=days, seed=seed, now=clock.utcnow())
         violations = verify(session)
-    _keep(kept, made["credentials"])
+        if violations:
+            raise click.ClickException(f"ledger invariants broken: {[v.check for v in violations]}")
+        # Kept before the commit: once committed, the secrets exist only as digests.
+        _keep(kept, made["credentials"])
+        session.commit()
     click.echo("Demo coalition ready: " + json.dumps(made["totals"]))
     click.echo(json.dumps(made["credentials"], indent=2))
     click.echo(f"(kept in {kept})")
-    if violations:
-        raise click.ClickException(f"ledger invariants broken: {[v.check for v in violations]}")

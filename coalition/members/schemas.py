@@ -6,22 +6,13 @@ hence the `Member` and `Me` prefixes."""
 
 from __future__ import annotations
 
-import unicodedata
-
 from marshmallow import Schema, ValidationError, fields, validate
 
-from coalition.web.api import Strict
+from coalition.web.api import Strict, plain_text
 
 # What the `members` columns hold.
 MAX_EMAIL, MAX_PHONE, MAX_NAME = 320, 32, 200
 MIN_PASSWORD, MAX_PASSWORD = 10, 200
-
-
-def plain_text(value: str) -> None:
-    """No control characters and no lone surrogates: PostgreSQL refuses NUL in text, and a lone
-    surrogate cannot be encoded, so either would otherwise end as a 500 (QUALITY, bad input)."""
-    if any(unicodedata.category(char) in ("Cc", "Cs") for char in value):
-        raise ValidationError("must not contain control characters or lone surrogates")
 
 
 def fits_lowered(value: str) -> None:

@@ -9,6 +9,7 @@ import binascii
 import hashlib
 import json as json_module
 import re
+import unicodedata
 from collections.abc import Callable
 from typing import Any
 
@@ -79,6 +80,13 @@ class Strict(Schema):
             if errors:
                 raise ValidationError(errors)
         return data
+
+
+def plain_text(value: str) -> None:
+    """A field validator for text a person typed: no control characters (NUL among them) and no
+    lone surrogates, which PostgreSQL cannot store and a receipt cannot print."""
+    if any(unicodedata.category(char) in ("Cc", "Cs") for char in value):
+        raise ValidationError("must not contain control characters or lone surrogates")
 
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")

@@ -2,48 +2,18 @@
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
-from collections.abc import Callable
-from typing import Any
 
-from sqlalchemy import create_engine, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from sqlalchemy.pool import NullPool
 
 from coalition import idempotency
-from coalition.errors import CoalitionError
 from coalition.extensions import db
 from coalition.ledger import operations, reads
 from coalition.ledger.models import Transaction
 from tests import factories as f
 from tests.factories import T0
-
-
-def _race(app, parties: int, act: Callable[[Session], Any]) -> list[Any]:
-    """Run `act` in `parties` threads at once, each with its own connection and transaction;
-    returns each one's result or refusal."""
-    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"], poolclass=NullPool)
-    start = threading.Barrier(parties)
-    outcomes: list[Any] = [None] * parties
-
-    def party(index: int) -> None:
-        with Session(engine) as session:
-            start.wait()
-            try:
-                with session.begin():
-                    outcomes[index] = act(session)
-            except CoalitionError as refusal:
-                outcomes[index] = refusal
-
-    threads = [threading.Thread(target=party, args=(i,)) for i in range(parties)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    engine.dispose()
-    assert not any(thread.is_alive() for thread in threads), "a party never finished"
-    return outcomes
+from tests.races import race
 
 
 def _arrange(app, points: int) -> tuple[int, int]:
@@ -57,7 +27,7 @@ def _arrange(app, points: int) -> tuple[int, int]:
 def test_fifty_concurrent_redemptions_spend_exactly_what_the_member_has(committed):
     shop, alice = _arrange(committed, 1000)
 
-    outcomes = _race(committed, 50, lambda s: f.redeem(s, alice, shop, 30))
+    outcomes = race(committed, 50, lambda s: f.redeem(s, alice, shop, 30))
 
     kinds = Counter(type(o).__name__ for o in outcomes)
     assert kinds == {"dict": 33, "InsufficientPoints": 17}
@@ -79,7 +49,7 @@ def test_one_key_from_twenty_connections_has_one_effect(committed):
             now=T0,
         )
 
-    outcomes = _race(committed, 20, redeem_with_key)
+    outcomes = race(committed, 20, redeem_with_key)
 
     assert [o.replayed for o in outcomes].count(False) == 1
     assert all(o.status == 201 and o.body == outcomes[0].body for o in outcomes)
@@ -97,7 +67,7 @@ def test_racing_reversals_of_one_redemption_reverse_it_once(committed):
         spent = f.redeem(db.session, alice, shop, 40)
         db.session.commit()
 
-    outcomes = _race(
+    outcomes = race(
         committed,
         10,
         lambda s: operations.reverse_redemption(

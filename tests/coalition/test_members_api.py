@@ -3,7 +3,6 @@ sees its points, but nothing of the member's other shops and no contact details.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -11,9 +10,8 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.pool import NullPool
 
 from coalition import clock
 from coalition.database import table
@@ -23,6 +21,7 @@ from coalition.ledger.models import Account
 from coalition.members import cards, services
 from coalition.members.models import Member
 from tests import factories as f
+from tests.races import race
 
 members = table(Member)
 accounts = table(Account)
@@ -149,43 +148,17 @@ def test_sign_ups_from_one_address_are_rate_limited(make_app: Callable[..., Flas
     assert answers[2].json["code"] == "rate_limited"
 
 
-def _race(app: Flask, parties: int, act: Callable[[Session], Any]) -> list[Any]:
-    """`act` in `parties` threads at once, each on its own connection and transaction; each
-    one's result or refusal."""
-    engine = create_engine(app.config["SQLALCHEMY_DATABASE_URI"], poolclass=NullPool)
-    start = threading.Barrier(parties)
-    outcomes: list[Any] = [None] * parties
-
-    def party(index: int) -> None:
-        with Session(engine) as session:
-            start.wait()
-            try:
-                with session.begin():
-                    outcomes[index] = act(session)
-            except CoalitionError as refusal:
-                outcomes[index] = refusal
-
-    threads = [threading.Thread(target=party, args=(i,)) for i in range(parties)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    engine.dispose()
-    assert not any(thread.is_alive() for thread in threads), "a party never finished"
-    return outcomes
-
-
 def test_racing_sign_ups_with_one_email_make_one_member(committed: Flask) -> None:
     card = _issued_elsewhere()
 
-    same_email = _race(
+    same_email = race(
         committed,
         8,
         lambda s: services.register_member(
             s, now=f.T0, card_prefix=PREFIX, email="Race@Example.org"
         ),
     )
-    same_card = _race(
+    same_card = race(
         committed,
         8,
         lambda s: services.register_member(s, now=f.T0, card_prefix=PREFIX, card_number=card),

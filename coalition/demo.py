@@ -29,7 +29,7 @@ from coalition.errors import CoalitionError
 from coalition.extensions import db
 from coalition.ledger import operations
 from coalition.ledger.verify import verify
-from coalition.members.services import create_member
+from coalition.members.services import register_member
 from coalition.oauth import clients, scopes
 
 # Name, category, points per euro, share of the coalition's shoppers.
@@ -77,7 +77,7 @@ def _members(session: Session, count: int, rng: random.Random, now: datetime) ->
     for n in range(count):
         first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
         email, password = DEMO_MEMBER if n == 0 else (f"member{n}@demo.example", None)
-        member_id, _ = create_member(
+        member = register_member(
             session,
             now=now - timedelta(days=rng.randint(0, 30)),
             card_prefix=current_app.config["COALITION_CARD_PREFIX"],
@@ -85,17 +85,8 @@ def _members(session: Session, count: int, rng: random.Random, now: datetime) ->
             name="Anna Berger" if n == 0 else f"{first} {last}",
             password_hash=generate_password_hash(password) if password else None,
         )
-        cards.append(_card_of(session, member_id))
+        cards.append(member.card_number)
     return cards
-
-
-def _card_of(session: Session, member_id: int) -> str:
-    from coalition.members.models import Member
-
-    members = table(Member)
-    return str(
-        session.execute(select(members.c.card_number).where(members.c.id == member_id)).scalar()
-    )
 
 
 def _day_of_shopping(
@@ -133,34 +124,20 @@ def _day_of_shopping(
             session, merchant_id=merchant_id, lines=lines, actor=till, now=closing
         )
         counts["purchases"] += sum(r["status"] == 201 for r in results)
-        for result in results:
-            if result["status"] == 201 and rng.random() < 0.03:
-                refunded = _refund(session, merchant_id, result["body"], till, closing)
-                counts["refunds"] += refunded
+        for line, result in zip(lines, results, strict=True):
+            if result["status"] == 201 and line.purchase and rng.random() < 0.03:
+                # Half the basket comes back a few minutes after closing.
+                operations.refund(
+                    session,
+                    purchase_id=result["body"]["transaction"]["id"],
+                    merchant_id=merchant_id,
+                    amount_minor=max(line.purchase["amount"] // 2, 1),
+                    actor=till,
+                    now=closing + timedelta(minutes=5),
+                )
+                counts["refunds"] += 1
     counts["redemptions"] += _redemptions(session, merchants, rng, closing, till)
     return counts
-
-
-def _refund(
-    session: Session, merchant_id: int, body: dict[str, Any], till: Any, now: datetime
-) -> int:
-    from coalition.ledger.models import Transaction
-
-    transactions = table(Transaction)
-    amount = session.execute(
-        select(transactions.c.amount_minor).where(
-            transactions.c.public_id == body["transaction"]["id"]
-        )
-    ).scalar_one()
-    operations.refund(
-        session,
-        purchase_id=body["transaction"]["id"],
-        merchant_id=merchant_id,
-        amount_minor=max(amount // 2, 1),
-        actor=till,
-        now=now + timedelta(minutes=5),
-    )
-    return 1
 
 
 def _redemptions(

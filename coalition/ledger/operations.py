@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
 from coalition import outbox
@@ -91,23 +91,30 @@ def _new_transaction(
     return insert_returning_ids(session, transactions, [row])[0], public_id
 
 
-def held_points(
-    session: Session, account_id: int, now: datetime, excluding: int | None = None
-) -> int:
-    """Points reserved by the member's unexpired active holds, at any merchant. On PostgreSQL
-    row-level security hides other merchants' holds, so a database function sums them."""
-    if session.get_bind().dialect.name == "postgresql":
-        return int(
-            session.execute(
-                select(func.coalition_held_points(account_id, now, excluding))
-            ).scalar_one()
-        )
+def held_points_of(
+    account_id: Any, now: datetime, dialect: str, excluding: int | None = None
+) -> ColumnElement[Any]:
+    """An expression for the points reserved by a member's unexpired active holds, at any
+    merchant (`account_id` a value or a column). On PostgreSQL row-level security hides other
+    merchants' holds, so a database function sums them as the system."""
+    if dialect == "postgresql":
+        return func.coalition_held_points(account_id, now, excluding)
     query = select(func.coalesce(func.sum(holds.c.points), 0)).where(
         holds.c.account_id == account_id, holds.c.status == "active", holds.c.expires_at > now
     )
     if excluding is not None:
         query = query.where(holds.c.id != excluding)
-    return int(session.execute(query).scalar_one())
+    return query.scalar_subquery()
+
+
+def held_points(
+    session: Session, account_id: int, now: datetime, excluding: int | None = None
+) -> int:
+    """Points reserved by the member's unexpired active holds, at any merchant."""
+    dialect = session.get_bind().dialect.name
+    return int(
+        session.execute(select(held_points_of(account_id, now, dialect, excluding))).scalar_one()
+    )
 
 
 def _relock(session: Session, member_id: int, locked: MemberAccount | None) -> MemberAccount:

@@ -10,14 +10,15 @@ from datetime import datetime
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, case, column, func, select
+from sqlalchemy import Select, case, column, func, select
 from sqlalchemy import table as core_table
 from sqlalchemy.orm import Session
 
 from coalition import clock
 from coalition.database import table as table_of
 from coalition.errors import NotFound
-from coalition.ledger.models import Account, Hold, Lot, Transaction
+from coalition.ledger.models import Account, Lot, Transaction
+from coalition.ledger.operations import held_points_of
 from coalition.members import cards, codes
 from coalition.members.models import Member
 from coalition.members.services import addressed_by
@@ -25,7 +26,6 @@ from coalition.members.services import addressed_by
 members = table_of(Member)
 accounts = table_of(Account)
 lots = table_of(Lot)
-holds = table_of(Hold)
 transactions = table_of(Transaction)
 # The coalition's directory of merchants, named rather than imported: the core does not depend
 # on the `merchants` package (STYLE, dependencies point inward). Not tenant-restricted.
@@ -37,23 +37,6 @@ EXPIRY_SCAN = 1000  # distinct expiry instants read to build them
 MAX_BY_MERCHANT = 500  # merchants listed in `by_merchant`
 
 
-def _held(account_id: Any, now: datetime, dialect: str) -> ColumnElement[Any]:
-    """Points reserved by the member's active holds at every merchant. On PostgreSQL row-level
-    security hides other merchants' holds, so a database function (running as the system) sums
-    them; see `ledger.operations.held_points`."""
-    if dialect == "postgresql":
-        return func.coalition_held_points(account_id, now, None)
-    return (
-        select(func.coalesce(func.sum(holds.c.points), 0))
-        .where(
-            holds.c.account_id == account_id,
-            holds.c.status == "active",
-            holds.c.expires_at > now,
-        )
-        .scalar_subquery()
-    )
-
-
 def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
 
@@ -62,7 +45,7 @@ def card_view(session: Session, card_or_id: str, now: datetime) -> dict[str, Any
     """A member as any partner's till sees it (SPEC 3.3): id, masked card, tier, balance and
     available points; nothing of other shops, no contact details. One statement: this read is
     the hot path of a till. Unknown or blocked: `not_found`."""
-    held = _held(accounts.c.id, now, _dialect(session)).label("held")
+    held = held_points_of(accounts.c.id, now, _dialect(session)).label("held")
     row = session.execute(
         select(
             members.c.public_id,
@@ -196,7 +179,7 @@ def points(session: Session, member_id: int, now: datetime, zone: str) -> dict[s
     """The member's own points (SPEC 3.4 `/me/balance`): `points` (the balance, negative only by
     clawback debt), `available` (less active holds, never below zero), `held`, `debt`, what
     expires when, and what it earned and redeemed at each merchant."""
-    held = _held(accounts.c.id, now, _dialect(session)).label("held")
+    held = held_points_of(accounts.c.id, now, _dialect(session)).label("held")
     row = session.execute(
         select(accounts.c.id, accounts.c.balance, accounts.c.debt, held)
         .join(members, members.c.id == accounts.c.member_id)

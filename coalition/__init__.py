@@ -19,7 +19,9 @@ MODEL_MODULES = (
     "coalition.outbox",
     "coalition.oauth.models",
     "coalition.jobs",
+    "coalition.economics",
     "merchants.models",
+    "settlement.models",
 )
 
 
@@ -37,6 +39,11 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     from config import settings
     from merchants import ledger_api as points_api
     from merchants import onboarding
+    from settlement import api as settlement_api
+    from settlement import cli as settlement_cli
+    from settlement import economics_api, payments_api
+    from settlement import tasks as settlement_tasks
+    from webhooks import stripe as stripe_webhooks
 
     for module in MODEL_MODULES:  # every table joins the metadata before anything queries
         importlib.import_module(module)
@@ -58,13 +65,27 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     request_ids.init_app(app)
     jobs.init_app(app)
     tasks.init_app(app)
+    settlement_tasks.init_app(app)
     problems.init_app(app)
     access.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(oauth_views.bp)
+    app.register_blueprint(stripe_webhooks.bp)
     oauth_views.init_app(app)
-    api.init_app(app, [onboarding.bp, clients_api.bp, members_api.bp, points_api.bp])
+    api.init_app(
+        app,
+        [
+            onboarding.bp,
+            clients_api.bp,
+            members_api.bp,
+            points_api.bp,
+            economics_api.bp,
+            payments_api.bp,
+            settlement_api.bp,
+        ],
+    )
     cli.init_app(app)
+    settlement_cli.init_app(app)
     if app.config["PROXY_COUNT"]:
         # Behind a TLS proxy: trust its X-Forwarded-For/-Proto/-Host so URLs read https.
         hops = app.config["PROXY_COUNT"]

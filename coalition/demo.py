@@ -104,6 +104,7 @@ def _day_of_shopping(
     counts = {"purchases": 0, "redemptions": 0, "refunds": 0}
     baskets: dict[int, list[Line]] = {}
     weights = [share for _, _, share in merchants]
+    currency = economics.terms_at(day, session=session).currency
     for n, card in enumerate(cards):
         if rng.random() < 0.12:
             merchant_id = rng.choices(merchants, weights)[0][0]
@@ -112,7 +113,7 @@ def _day_of_shopping(
             purchase = {
                 "member": card,
                 "amount": amount,
-                "currency": economics.CURRENCY,
+                "currency": currency,
                 "external_id": f"demo-{day:%Y%m%d}-{n}",
                 "occurred_at": at,
             }

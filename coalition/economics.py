@@ -1,24 +1,412 @@
-"""The coalition's economics (SPEC 2). Until the settlement issue makes them operator-set,
-versioned data, these are the terms in force: the SPEC's example values."""
+"""The coalition's economics (SPEC 2): operator-set terms, versioned by the business day they take
+effect, with per-merchant overrides of the issuer-side settings. A day is always priced with the
+terms in force on that day, so a version may only take effect on a day that has not begun: once a
+day starts its terms are fixed, which is also what lets a process cache them for the day.
+
+Coalition-wide only: `currency`, `point_value` (what a point is worth anywhere), `funding_model`,
+`welcome_bonus` and `tiers` (both operator-funded). A merchant may have its own `issue_price`,
+`operator_fee_rate`, `expiry_months` and `earn_rate_bounds`."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-from typing import Final
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields, replace
+from datetime import date, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any, Final
 
-CURRENCY: Final = "EUR"
-MINOR_UNITS: Final = 100  # EUR has two decimals
-POINT_VALUE: Final = Decimal("0.01")
-EXPIRY_MONTHS: Final = 24
-EARN_RATE_BOUNDS: Final = (Decimal("0.5"), Decimal("10"))
-WELCOME_BONUS: Final = 100
+from flask import current_app
+from sqlalchemy import Date, ForeignKey, Index, String, insert, select, text, update
+from sqlalchemy.orm import Mapped, Session, mapped_column
+
+from coalition import clock
+from coalition.database import BigId, Json, UTCDateTime, table
+from coalition.errors import InvalidRequest
+from coalition.extensions import Base, db
+from coalition.ledger.models import Transaction
+
+log = logging.getLogger(__name__)
+
+FUNDING_MODELS: Final = ("prefunded", "on_redemption")
+MERCHANT_SETTINGS: Final = ("issue_price", "operator_fee_rate", "expiry_months", "earn_rate_bounds")
+# ISO 4217 currencies the coalition may settle in, with their minor units.
+MINOR_UNIT_DIGITS: Final = {"EUR": 2, "USD": 2, "GBP": 2, "CHF": 2, "PLN": 2, "SEK": 2, "JPY": 0}
+# The day before any business day: the first version of the terms takes effect from it.
+BEGINNING: Final = date(2000, 1, 1)
 
 
-def base_points(amount_minor: int, base_rate: Decimal) -> int:
+class EconomicsVersion(Base):
+    """The coalition's terms from `effective_from` on (merchant_id NULL), or one merchant's
+    overrides of some of them. `terms` holds only the settings this version sets."""
+
+    __tablename__ = "economics_versions"
+    __table_args__ = (
+        Index(
+            "uq_economics_coalition_day",
+            "effective_from",
+            unique=True,
+            sqlite_where=text("merchant_id IS NULL"),
+            postgresql_where=text("merchant_id IS NULL"),
+        ),
+        Index(
+            "uq_economics_merchant_day",
+            "merchant_id",
+            "effective_from",
+            unique=True,
+            sqlite_where=text("merchant_id IS NOT NULL"),
+            postgresql_where=text("merchant_id IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    merchant_id: Mapped[int | None] = mapped_column(ForeignKey("merchants.id"))
+    effective_from: Mapped[date] = mapped_column(Date)
+    terms: Mapped[dict[str, Any]] = mapped_column(Json)
+    actor_id: Mapped[str | None] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+@dataclass(frozen=True)
+class Tier:
+    name: str
+    qualifying_spend: Decimal
+    multiplier: Decimal
+
+
+@dataclass(frozen=True)
+class Terms:
+    currency: str
+    point_value: Decimal
+    issue_price: Decimal
+    operator_fee_rate: Decimal
+    funding_model: str
+    expiry_months: int
+    earn_rate_bounds: tuple[Decimal, Decimal]
+    welcome_bonus: int
+    tiers: tuple[Tier, ...]
+
+    @property
+    def minor_units(self) -> int:
+        return int(10 ** MINOR_UNIT_DIGITS[self.currency])
+
+    def to_json(self) -> dict[str, Any]:
+        """The terms as JSON: decimals as strings, never floats."""
+        data = asdict(self)
+        data["earn_rate_bounds"] = [str(b) for b in self.earn_rate_bounds]
+        data["tiers"] = [
+            {
+                "name": t.name,
+                "qualifying_spend": str(t.qualifying_spend),
+                "multiplier": str(t.multiplier),
+            }
+            for t in self.tiers
+        ]
+        for key in ("point_value", "issue_price", "operator_fee_rate"):
+            data[key] = str(data[key])
+        return data
+
+    def with_settings(self, settings: Mapping[str, Any]) -> Terms:
+        """These terms with some settings replaced (values in their JSON form)."""
+        return replace(self, **_parse(settings))
+
+
+def _parse(settings: Mapping[str, Any]) -> dict[str, Any]:
+    parsed: dict[str, Any] = {}
+    for key, value in settings.items():
+        if key in ("point_value", "issue_price", "operator_fee_rate"):
+            parsed[key] = Decimal(value)
+        elif key == "earn_rate_bounds":
+            low, high = value
+            parsed[key] = (Decimal(low), Decimal(high))
+        elif key == "tiers":
+            parsed[key] = tuple(
+                Tier(t["name"], Decimal(t["qualifying_spend"]), Decimal(t["multiplier"]))
+                for t in value
+            )
+        elif key in ("expiry_months", "welcome_bonus"):
+            parsed[key] = int(value)
+        else:
+            parsed[key] = value
+    return parsed
+
+
+# Every setting; a version of the coalition's terms sets them all.
+COALITION_SETTINGS: Final = tuple(field.name for field in fields(Terms))
+
+
+# SPEC 2's example terms: the first version, written by the migration that made the table.
+DEFAULT_TERMS: Final = Terms(
+    currency="EUR",
+    point_value=Decimal("0.01"),
+    issue_price=Decimal("0.0125"),
+    operator_fee_rate=Decimal("0.15"),
+    funding_model="prefunded",
+    expiry_months=24,
+    earn_rate_bounds=(Decimal("0.5"), Decimal("10")),
+    welcome_bonus=100,
+    tiers=(
+        Tier("Member", Decimal("0"), Decimal("1")),
+        Tier("Silver", Decimal("500"), Decimal("1.25")),
+        Tier("Gold", Decimal("2000"), Decimal("1.5")),
+        Tier("Platinum", Decimal("5000"), Decimal("2")),
+    ),
+)
+
+
+def _versions() -> Any:
+    return table(EconomicsVersion)
+
+
+def _latest(session: Session, day: date, merchant_ids: list[int] | None) -> list[Any]:
+    """The version in force on `day`: the coalition's (merchant_ids None) or each merchant's."""
+    versions = _versions()
+    scope = (
+        versions.c.merchant_id.is_(None)
+        if merchant_ids is None
+        else versions.c.merchant_id.in_(merchant_ids)
+        if merchant_ids
+        else versions.c.merchant_id.is_not(None)
+    )
+    ranked = (
+        select(versions.c.merchant_id, versions.c.terms, versions.c.effective_from)
+        .where(scope, versions.c.effective_from <= day)
+        .order_by(versions.c.merchant_id, versions.c.effective_from.desc())
+    )
+    # Versions are few (a handful per year): the newest per scope is picked here.
+    seen: dict[Any, Any] = {}
+    for row in session.execute(ranked):
+        seen.setdefault(row.merchant_id, row)
+    return list(seen.values())
+
+
+def coalition_terms(session: Session, day: date) -> Terms:
+    rows = _latest(session, day, None)
+    return DEFAULT_TERMS.with_settings(rows[0].terms) if rows else DEFAULT_TERMS
+
+
+def merchant_terms(session: Session, day: date) -> tuple[Terms, dict[int, Terms]]:
+    """The coalition's terms on `day` and, for each merchant with overrides then, its own."""
+    base = coalition_terms(session, day)
+    overrides = _latest(session, day, [])
+    return base, {row.merchant_id: base.with_settings(row.terms) for row in overrides}
+
+
+def in_force(session: Session, day: date, merchant_id: int | None = None) -> tuple[Terms, date]:
+    """The terms in force on `day` (with a merchant's overrides, given one) and the day the
+    latest version they come from took effect. Read from the database, never the cache."""
+    rows = _latest(session, day, None)
+    terms, since = (
+        (DEFAULT_TERMS.with_settings(rows[0].terms), rows[0].effective_from)
+        if rows
+        else (DEFAULT_TERMS, BEGINNING)
+    )
+    if merchant_id is not None:
+        own = _latest(session, day, [merchant_id])
+        if own:
+            terms, since = terms.with_settings(own[0].terms), max(since, own[0].effective_from)
+    return terms, since
+
+
+_cache_lock = threading.Lock()
+
+
+def terms_on(day: date, merchant_id: int | None = None, session: Session | None = None) -> Terms:
+    """The terms a merchant trades under on `day`. A day's terms cannot change once it has
+    begun (see the module's note), so they are cached per app for the day."""
+    cache: dict[tuple[date, int | None], Terms] = current_app.extensions.setdefault(
+        "coalition.economics", {}
+    )
+    key = (day, merchant_id)
+    found = cache.get(key)
+    if found is not None:
+        return found
+    terms, _ = in_force(session or db.session(), day, merchant_id)
+    with _cache_lock:
+        if len(cache) > 10_000:
+            cache.clear()
+        cache[key] = terms
+    return terms
+
+
+def terms_at(
+    moment: datetime, merchant_id: int | None = None, session: Session | None = None
+) -> Terms:
+    """The terms in force on the business day (in COALITION_TIMEZONE) of `moment`: what a
+    purchase or a redemption made then trades under."""
+    day = clock.business_date(moment, current_app.config["COALITION_TIMEZONE"])
+    return terms_on(day, merchant_id, session)
+
+
+def forget() -> None:
+    """Drop the cached terms (after writing a version for a day already cached: tests, demo)."""
+    current_app.extensions.pop("coalition.economics", None)
+
+
+def set_version(
+    session: Session,
+    *,
+    effective_from: date,
+    settings: Mapping[str, Any],
+    merchant_id: int | None,
+    actor_id: str | None,
+    now: datetime,
+) -> None:
+    """Write the settings in force from `effective_from` (replacing a version of that same day).
+    Callers check that the day has not begun; the demo and tests may write the past."""
+    versions = _versions()
+    values = {"terms": dict(settings), "actor_id": actor_id, "created_at": now}
+    result = session.execute(
+        update(versions).where(*_same_version(effective_from, merchant_id)).values(**values)
+    )
+    if not getattr(result, "rowcount", 0):
+        session.execute(
+            insert(versions).values(
+                merchant_id=merchant_id, effective_from=effective_from, **values
+            )
+        )
+    forget()
+
+
+def _same_version(effective_from: date, merchant_id: int | None) -> list[Any]:
+    versions = _versions()
+    return [
+        versions.c.effective_from == effective_from,
+        versions.c.merchant_id.is_(None)
+        if merchant_id is None
+        else versions.c.merchant_id == merchant_id,
+    ]
+
+
+def schedule(session: Session, merchant_id: int | None = None) -> list[Any]:
+    """Every version of the coalition's terms, or of one merchant's overrides, oldest first."""
+    versions = _versions()
+    return list(
+        session.execute(
+            select(
+                versions.c.effective_from,
+                versions.c.terms,
+                versions.c.created_at,
+                versions.c.actor_id,
+            )
+            .where(
+                versions.c.merchant_id.is_(None)
+                if merchant_id is None
+                else versions.c.merchant_id == merchant_id
+            )
+            .order_by(versions.c.effective_from)
+        ).all()
+    )
+
+
+def overridden_merchants(session: Session) -> list[int]:
+    versions = _versions()
+    return list(
+        session.execute(
+            select(versions.c.merchant_id)
+            .where(versions.c.merchant_id.is_not(None))
+            .group_by(versions.c.merchant_id)
+        ).scalars()
+    )
+
+
+def days_of_change(session: Session, since: date) -> list[date]:
+    """`since` and each later day on which a version (the coalition's or a merchant's) takes
+    effect: the only days on which anyone's terms can differ from the day before."""
+    versions = _versions()
+    later = session.execute(
+        select(versions.c.effective_from)
+        .where(versions.c.effective_from > since)
+        .group_by(versions.c.effective_from)
+        .order_by(versions.c.effective_from)
+    ).scalars()
+    return [since, *later]
+
+
+def change(
+    session: Session,
+    *,
+    effective_from: date,
+    settings: Mapping[str, Any],
+    merchant_id: int | None,
+    actor_id: str | None,
+    now: datetime,
+    zone: str,
+) -> None:
+    """The operator's change of the terms (SPEC 3.5), in force from `effective_from`: the whole
+    set of the coalition's settings, or some of MERCHANT_SETTINGS for one merchant. Refused
+    (422) for a business day that has begun, and for a new currency once anything has been
+    traded. The settings' values are the caller's to validate (settlement.schemas)."""
+    today = clock.business_date(now, zone)
+    if effective_from <= today:
+        raise InvalidRequest(
+            f"the terms of {effective_from.isoformat()} are fixed: a change may take effect only"
+            f" on a business day that has not begun (today is {today.isoformat()} in {zone})",
+            errors={"effective_from": [f"must be after {today.isoformat()}"]},
+        )
+    _check_scope(settings, merchant_id)
+    if "currency" in settings:
+        _check_currency(session, settings["currency"], today)
+    replaced = session.execute(
+        select(_versions().c.terms).where(*_same_version(effective_from, merchant_id))
+    ).scalar()
+    set_version(
+        session,
+        effective_from=effective_from,
+        settings=settings,
+        merchant_id=merchant_id,
+        actor_id=actor_id,
+        now=now,
+    )
+    # The row of a replaced version is rewritten (one per day and scope): the log keeps what
+    # it said, and who replaced it.
+    log.info(
+        "economics version written",
+        extra={
+            "effective_from": effective_from.isoformat(),
+            "merchant_id": merchant_id,
+            "actor_id": actor_id,
+            "terms": dict(settings),
+            "replaced_terms": replaced,
+        },
+    )
+
+
+def _check_scope(settings: Mapping[str, Any], merchant_id: int | None) -> None:
+    if merchant_id is None:
+        wrong = sorted(set(settings) ^ set(COALITION_SETTINGS))
+        why = "a version of the coalition's terms sets every setting, and only those"
+    else:
+        wrong = sorted(set(settings) - set(MERCHANT_SETTINGS))
+        why = f"a merchant may override only {', '.join(MERCHANT_SETTINGS)}"
+    if wrong:
+        raise InvalidRequest(why, errors={"terms": {name: [why] for name in wrong}})
+
+
+def _check_currency(session: Session, currency: str, today: date) -> None:
+    # SPEC 2: v1 runs one settlement currency per coalition.
+    if currency not in MINOR_UNIT_DIGITS:
+        raise InvalidRequest(
+            f"{currency} is not a settlement currency",
+            errors={"terms": {"currency": [f"must be one of {', '.join(MINOR_UNIT_DIGITS)}"]}},
+        )
+    current = coalition_terms(session, today).currency
+    traded = session.execute(select(table(Transaction).c.id).limit(1)).first() is not None
+    if currency != current and traded:
+        raise InvalidRequest(
+            f"v1 runs one settlement currency per coalition, and this one has traded in"
+            f" {current}: its currency cannot change to {currency}",
+            errors={"terms": {"currency": [f"must be {current}"]}},
+        )
+
+
+def base_points(amount_minor: int, base_rate: Decimal, terms: Terms) -> int:
     """SPEC 2: points per currency unit at the merchant's base rate, floored."""
-    return int(Decimal(amount_minor) * base_rate // MINOR_UNITS)
+    return int(Decimal(amount_minor) * base_rate // terms.minor_units)
 
 
-def value_minor(points: int) -> int:
-    """What `points` are worth in minor units of the currency (exact for the example's 0.01)."""
-    return int(points * POINT_VALUE * MINOR_UNITS)
+def value_minor(points: int, terms: Terms) -> int:
+    """What `points` are worth in minor units of the currency, rounded half-even."""
+    value = points * terms.point_value * terms.minor_units
+    return int(value.quantize(Decimal(1), rounding=ROUND_HALF_EVEN))

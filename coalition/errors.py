@@ -55,3 +55,9 @@ class HoldNotActive(CoalitionError):
 
 class IdempotencyConflict(CoalitionError):
     status, code, title = 409, "idempotency_conflict", "Idempotency key reused"
+
+
+class BusinessDayClosed(CoalitionError):
+    """An entry dated in a business day that settlement has closed (settlement/runs.py)."""
+
+    status, code, title = 503, "business_day_closed", "Business day closed"

@@ -7,7 +7,7 @@ import secrets
 import string
 
 _ALPHABET = string.ascii_letters + string.digits
-PREFIXES = frozenset({"mer", "mbr", "txn", "hold", "stm", "run", "evt", "whe", "cli"})
+PREFIXES = frozenset({"mer", "mbr", "txn", "hold", "stm", "run", "evt", "whe", "cli", "pay"})
 
 
 def new_id(prefix: str) -> str:

@@ -10,10 +10,14 @@ from rq import cron
 
 from coalition.jobs import run_daily_jobs
 from coalition.tasks import purge_idempotency_keys
+from settlement.payments import submit_payments
 
 SCHEDULE = (
     (run_daily_jobs, "default", "5 * * * *"),
     (purge_idempotency_keys, "default", "35 * * * *"),
+    # Payments waiting on Stripe (an error, an outcome not known) are retried hourly; the job
+    # is safe to run any number of times.
+    (submit_payments, "settlement", "50 * * * *"),
 )
 
 for function, queue_name, when in SCHEDULE:

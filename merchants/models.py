@@ -41,6 +41,9 @@ class Merchant(Base):
     base_rate: Mapped[Decimal] = mapped_column(
         Numeric(12, 4), default=DEFAULT_BASE_RATE, server_default="1"
     )
+    # Stripe (SPEC 3.7): the connected account it is paid into, the customer it is invoiced as.
+    stripe_account_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

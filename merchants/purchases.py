@@ -1,7 +1,8 @@
 """Purchases at a merchant's till (SPEC 3.3), one at a time or in a batch: each earns at the
 merchant's base rate (SPEC 2, Earn rules; campaigns, tiers and stamps come with the rules issue),
 plus the operator's welcome bonus on a member's first purchase anywhere, and each is recorded
-once per (merchant, external_id).
+once per (merchant, external_id). Currency, lot life and welcome bonus are the economics' terms
+in force for the merchant on the business day the purchase is recorded.
 
 A purchase whose external_id was recorded before is a replay: `200` with the first result (the
 same transaction, and the member's balance as it was right after it). The same external_id with
@@ -76,12 +77,12 @@ class Line:
     problem: dict[str, Any] | None = None
 
 
-def _check_currency(currency: str) -> None:
+def _check_currency(currency: str, terms: economics.Terms) -> None:
     # SPEC 2: v1 runs one settlement currency per coalition.
-    if currency != economics.CURRENCY:
+    if currency != terms.currency:
         raise UnsupportedCurrency(
-            f"purchases are recorded in {economics.CURRENCY} only, not {currency}",
-            errors={"currency": [f"must be {economics.CURRENCY}"]},
+            f"purchases are recorded in {terms.currency} only, not {currency}",
+            errors={"currency": [f"must be {terms.currency}"]},
         )
 
 
@@ -157,6 +158,7 @@ def earlier_transactions(
             transactions.c.currency,
             transactions.c.breakdown,
             transactions.c.occurred_at,
+            transactions.c.created_at,
         ).where(
             transactions.c.merchant_id == merchant_id,
             transactions.c.type == type,
@@ -201,13 +203,19 @@ def _external_id_clash(error: IntegrityError) -> bool:
     return EXTERNAL_ID_CONSTRAINT in name or "external_id" in name
 
 
-def _award(purchase: Mapping[str, Any], account_id: int, rate: Decimal, now: datetime) -> Award:
-    base = economics.base_points(purchase["amount"], rate)
+def _award(
+    purchase: Mapping[str, Any],
+    account_id: int,
+    rate: Decimal,
+    terms: economics.Terms,
+    now: datetime,
+) -> Award:
+    base = economics.base_points(purchase["amount"], rate, terms)
     return Award(
         account_id=account_id,
         parts={"merchant": base},
         # SPEC 2: lots expire `expiry_months` after issue.
-        expires_at=clock.add_months(now, economics.EXPIRY_MONTHS),
+        expires_at=clock.add_months(now, terms.expiry_months),
         amount_minor=purchase["amount"],
         currency=purchase["currency"],
         external_id=purchase["external_id"],
@@ -227,7 +235,8 @@ def record_purchase(
     """One purchase (validated by `PurchaseSchema`): `(201, body)`, or `(200, body)` replaying
     the purchase recorded earlier under its external_id. Refusals raise: `not_found` (member),
     `unsupported_currency`, `idempotency_conflict`."""
-    _check_currency(purchase["currency"])
+    terms = economics.terms_at(now, merchant_id, session)
+    _check_currency(purchase["currency"], terms)
     member = find_member(session, purchase["member"])
     rate = base_rate(session, merchant_id)
     # Under the member's lock, a concurrent repeat of this external_id for this member has
@@ -246,7 +255,7 @@ def record_purchase(
         ):
             raise _conflict(external_id, first.public_id)
         return 200, _replay_body(first, member, balances_after(session, [first.id])[first.id])
-    award = _award(purchase, member.account_id, rate, now)
+    award = _award(purchase, member.account_id, rate, terms, now)
     try:
         result = award_one(
             session,
@@ -255,7 +264,7 @@ def record_purchase(
             merchant_id=merchant_id,
             actor=actor,
             now=now,
-            welcome_bonus=economics.WELCOME_BONUS,
+            welcome_bonus=terms.welcome_bonus,
         )
     except IntegrityError as error:
         # Another member's purchase took this external_id meanwhile: a different purchase.
@@ -420,12 +429,14 @@ def _record_batch(
 ) -> list[dict[str, Any]]:
     outcomes: dict[int, tuple[int, dict[str, Any]]] = {}
     candidates: dict[int, dict[str, Any]] = {}
+    # One look-up of the terms for the whole batch: its lines are all recorded at `now`.
+    terms = economics.terms_at(now, merchant_id, session)
     for index, line in enumerate(lines):
         if line.purchase is None:
             outcomes[index] = (line.status, line.problem or {})
             continue
         try:
-            _check_currency(line.purchase["currency"])
+            _check_currency(line.purchase["currency"], terms)
         except CoalitionError as refusal:
             outcomes[index] = _outcome(refusal)
         else:
@@ -494,10 +505,10 @@ def _record_batch(
     results = award_many(
         session,
         merchant_id=merchant_id,
-        awards=[_award(purchases[i], member_of[i].account_id, rate, now) for i in new],
+        awards=[_award(purchases[i], member_of[i].account_id, rate, terms, now) for i in new],
         actor=actor,
         now=now,
-        welcome_bonus=economics.WELCOME_BONUS,
+        welcome_bonus=terms.welcome_bonus,
         locked=locked,
     )
     for index, result in zip(new, results, strict=True):

@@ -45,19 +45,27 @@ class CodeCheck:
             codes.record_failure(self.session, self.wrong_for, self.now)
 
 
-def _money(points: int) -> dict[str, Any]:
-    return {"amount": economics.value_minor(points), "currency": economics.CURRENCY}
+def _money(session: Session, points: int, at: datetime) -> dict[str, Any]:
+    """What `points` spent at `at` are worth: SPEC 2's `point_value`, coalition-wide, in the
+    terms of that business day."""
+    terms = economics.terms_at(at, session=session)
+    return {"amount": economics.value_minor(points, terms), "currency": terms.currency}
 
 
 def _redemption_body(
-    transaction_id: str, points: int, member: FoundMember, balance: int
+    session: Session,
+    transaction_id: str,
+    points: int,
+    member: FoundMember,
+    balance: int,
+    at: datetime,
 ) -> dict[str, Any]:
     return {
         "transaction": {
             "id": transaction_id,
             "type": "redeem",
             "points": points,
-            "value": _money(points),
+            "value": _money(session, points, at),
         },
         "member": purchases.member_state(member, balance),
     }
@@ -102,7 +110,9 @@ def record_redemption(
                 transaction=first.public_id,
             )
         balance = balances_after(session, [first.id])[first.id]
-        return 200, _redemption_body(first.public_id, first.points, member, balance)
+        return 200, _redemption_body(
+            session, first.public_id, first.points, member, balance, first.created_at
+        )
     if member_id is None:
         check.consume(member.id, redemption["code"])
     result = operations.redeem(
@@ -116,7 +126,7 @@ def record_redemption(
         locked=account,
     )
     return 201, _redemption_body(
-        result["transaction"]["id"], points, member, result["member"]["balance"]
+        session, result["transaction"]["id"], points, member, result["member"]["balance"], now
     )
 
 
@@ -199,7 +209,7 @@ def capture_hold(
             "id": done["id"],
             "type": "redeem",
             "points": done["points"],
-            "value": _money(done["points"]),
+            "value": _money(session, done["points"], now),
             "hold": hold_id,
         },
         "member": purchases.member_state(member, state["balance"], state["available"]),

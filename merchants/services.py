@@ -1,20 +1,23 @@
-"""Operations on merchants. Creating one also opens its issuance account in the ledger."""
+"""Operations on merchants. Creating one also opens its issuance account in the ledger, and
+checks its base rate against the operator's earn-rate bounds (SPEC 2, Earn rules)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from typing import Any
 
+from flask import current_app
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from coalition import clock, tenancy
+from coalition import clock, economics, tenancy
 from coalition.database import table
-from coalition.errors import NotFound
+from coalition.errors import InvalidRequest, NotFound
 from coalition.ids import new_id
 from coalition.ledger import accounts
 from coalition.oauth.models import OAuthClient
-from merchants.models import Merchant
+from merchants.models import DEFAULT_BASE_RATE, Merchant
 
 clients = table(OAuthClient)
 
@@ -29,9 +32,16 @@ def create_merchant(
 ) -> tuple[int, str]:
     """A merchant and its ledger account. `details` are the application's other columns
     (email, country, category, website, contact_name, password_hash, base_rate). Returns (id,
-    public id)."""
+    public id). A base rate outside the earn-rate bounds in force from today on is refused
+    (422); without one the merchant earns at DEFAULT_BASE_RATE, or at the nearest bound."""
     public_id = new_id("mer")
     now = now or clock.utcnow()
+    details = dict(details or {})
+    bounds = _coalition_bounds(session, _today(now))
+    if "base_rate" in details:
+        check_base_rate(Decimal(details["base_rate"]), bounds)
+    else:
+        details["base_rate"] = _nearest(DEFAULT_BASE_RATE, bounds)
     merchant_id = session.execute(
         insert(table(Merchant))
         .values(
@@ -40,7 +50,7 @@ def create_merchant(
             status=status,
             created_at=now,
             approved_at=now if status == "active" else None,
-            **(details or {}),
+            **details,
         )
         .returning(table(Merchant).c.id)
     ).scalar_one()
@@ -81,3 +91,58 @@ def approve_merchant(session: Session, merchant_public_id: str, now: datetime) -
 def suspend_merchant(session: Session, merchant_public_id: str, now: datetime) -> dict[str, Any]:
     """The operator stops a merchant: every token of its clients is refused from now on."""
     return _set_status(session, merchant_public_id, "suspended", now)
+
+
+Bounds = tuple[Decimal, Decimal]
+
+
+def _today(now: datetime) -> date:
+    return clock.business_date(now, current_app.config["COALITION_TIMEZONE"])
+
+
+def _coalition_bounds(session: Session, today: date) -> list[Bounds]:
+    """The coalition's earn-rate bounds today and in every version scheduled after (a new
+    merchant has no overrides of its own)."""
+    return [
+        economics.coalition_terms(session, day).earn_rate_bounds
+        for day in economics.days_of_change(session, today)
+    ]
+
+
+def check_base_rate(base_rate: Decimal, bounds: list[Bounds]) -> None:
+    """SPEC 2: a merchant's base rate lies within the operator's bounds, each of `bounds`."""
+    for low, high in bounds:
+        if not low <= base_rate <= high:
+            raise InvalidRequest(
+                f"a base rate of {base_rate} points per currency unit is outside the"
+                f" operator's earn-rate bounds, {low} to {high}",
+                errors={"base_rate": [f"must be between {low} and {high}"]},
+            )
+
+
+def _nearest(rate: Decimal, bounds: list[Bounds]) -> Decimal:
+    """`rate`, or the bound nearest to it when it is outside `bounds` (all of them)."""
+    low = max((b[0] for b in bounds), default=rate)
+    high = min((b[1] for b in bounds), default=rate)
+    return min(max(rate, low), high) if low <= high else low
+
+
+def base_rates_outside_bounds(
+    session: Session, since: date, merchant_id: int | None = None
+) -> dict[str, Bounds]:
+    """The merchants (public id; one, given `merchant_id`) whose base rate lies outside the
+    earn-rate bounds they would trade under on `since` or a later day a version takes effect,
+    with the first such bounds: what a change of the terms must not bring about."""
+    merchants = table(Merchant)
+    query = select(merchants.c.id, merchants.c.public_id, merchants.c.base_rate)
+    if merchant_id is not None:
+        query = query.where(merchants.c.id == merchant_id)
+    rates = session.execute(query).all()
+    outside: dict[str, Bounds] = {}
+    for day in economics.days_of_change(session, since):
+        base, overrides = economics.merchant_terms(session, day)
+        for row in rates:
+            low, high = overrides.get(row.id, base).earn_rate_bounds
+            if not low <= Decimal(row.base_rate) <= high:
+                outside.setdefault(row.public_id, (low, high))
+    return outside

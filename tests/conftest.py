@@ -18,10 +18,10 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from flask_migrate import upgrade
-from sqlalchemy import text
+from sqlalchemy import insert, text
 from sqlalchemy.orm import Session
 
-from coalition import create_app, tenancy
+from coalition import clock, create_app, economics, tenancy
 from coalition.extensions import db
 from coalition.ledger.verify import verify
 
@@ -140,6 +140,8 @@ def session(app: Flask) -> Iterator[Session]:
             assert not violations, f"ledger invariants broken: {violations}"
         finally:
             db.session.remove()
+            # Terms a test wrote (and cached) are rolled back with it.
+            economics.forget()
             factory.class_, factory.kw = saved_class, saved_kw
             outer.rollback()
             connection.close()
@@ -169,6 +171,16 @@ def committed(app: Flask, backend: str) -> Iterator[Flask]:
             connection.execute(
                 text("INSERT INTO accounts (kind, balance, debt) VALUES ('operator', 0, 0)")
             )
+            # The migration's first version of the economics, as a fresh database has it.
+            connection.execute(
+                insert(economics.EconomicsVersion.__table__).values(
+                    effective_from=economics.BEGINNING,
+                    terms=economics.DEFAULT_TERMS.to_json(),
+                    actor_id="migration",
+                    created_at=clock.utcnow(),
+                )
+            )
+        economics.forget()
     assert not violations, f"ledger invariants broken: {violations}"
 
 

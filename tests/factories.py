@@ -7,13 +7,16 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from coalition import clock
+from coalition.ids import new_id
 from coalition.ledger import operations
 from coalition.members.services import create_member
 from coalition.oauth import clients, scopes, tokens
 from merchants.services import create_merchant
+from settlement.models import Statement
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 LIFETIME = timedelta(days=730)  # 24 months, the economics' example
@@ -126,3 +129,35 @@ def member_headers(
     """A member-delegated token: the member, through the merchant's app."""
     app = client(session, merchant_id, scope, redirect_uris=["https://app.example/cb"])
     return bearer(session, app["client_id"], scope, member_id=member_id)
+
+
+def statement(
+    session: Session, merchant_id: int, month: str = "2026-02", closing: str = "-1.50"
+) -> str:
+    """A merchant's issued statement (as `issue_month` writes it), returning its public id."""
+    public_id = new_id("stm")
+    session.execute(
+        insert(Statement.__table__).values(
+            public_id=public_id,
+            merchant_id=merchant_id,
+            month=month,
+            currency="EUR",
+            status="issued",
+            opening="0.00",
+            exact_net=closing,
+            rounding="0.00",
+            net=closing,
+            closing=closing,
+            lines=[
+                {
+                    "kind": "reimbursements",
+                    "description": "Points redeemed",
+                    "points": 150,
+                    "amount": closing,
+                }
+            ],
+            days=[],
+            issued_at=T0,
+        )
+    )
+    return public_id

@@ -25,6 +25,7 @@ OBJECT_PARAMS = {
     "purchase_id": "purchase",
     "redemption_id": "redemption",
     "hold_id": "hold",
+    "statement_id": "statement",
 }
 # Routes whose path ids are not a tenant's, with the reason.
 COALITION_WIDE = {
@@ -74,7 +75,9 @@ def victim(session: Session) -> dict[str, str]:
     hold = operations.place_hold(
         session, member_id=member, merchant_id=shop, points=50, now=factories.T0
     )
+    statement = factories.statement(session, shop)
     return {
+        "statement": statement,
         "purchase": purchase["transaction"]["id"],
         "redemption": redemption["transaction"]["id"],
         "hold": hold["hold"]["id"],

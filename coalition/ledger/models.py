@@ -111,6 +111,9 @@ class Transaction(Base):
     original_id: Mapped[int | None] = mapped_column(ForeignKey("transactions.id"))
     hold_id: Mapped[int | None] = mapped_column(ForeignKey("holds.id"))
     breakdown: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    # A refund: of its merchant-funded points clawed back, how many the member had already
+    # redeemed, so the issuer had paid for them (SPEC 2: settlement credits only those).
+    paid_points: Mapped[int | None] = mapped_column(BigId)
     actor_type: Mapped[str] = mapped_column(String(24))
     actor_id: Mapped[str | None] = mapped_column(String(80))
     reason: Mapped[str] = mapped_column(Text)

@@ -9,11 +9,12 @@ a plain dict. Refusals raise `coalition.errors` exceptions before anything is wr
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, case, func, select, update
 from sqlalchemy.orm import Session
 
 from coalition import outbox
@@ -543,6 +544,31 @@ def merchant_transaction(session: Session, public_id: str, merchant_id: int, typ
     return row
 
 
+def _paid_points(
+    session: Session, own_lots: Sequence[Any], clawed: dict[str, int], paid_before: int
+) -> int:
+    """Of the merchant-funded points a refund claws back, those the issuer had already paid for
+    (SPEC 2, `on_redemption` clawback credits): points of the purchase's own lot that had left it
+    by redemption (net of reversals) or by repaying a debt, less those earlier refunds counted.
+    Points still in the lot, or gone by expiry or an earlier clawback, were never paid for."""
+    lot = next((lot for lot in own_lots if lot.source == "merchant"), None)
+    if lot is None or not clawed.get("merchant"):
+        return 0
+    uncovered = max(clawed["merchant"] - lot.remaining, 0)
+    if not uncovered:
+        return 0
+    signed = case(
+        (consumptions.c.kind == "restore", -consumptions.c.points), else_=consumptions.c.points
+    )
+    spent = session.execute(
+        select(func.coalesce(func.sum(signed), 0)).where(
+            consumptions.c.lot_id == lot.id,
+            consumptions.c.kind.in_(("redeem", "restore", "repay")),
+        )
+    ).scalar_one()
+    return max(min(uncovered, int(spent) - paid_before), 0)
+
+
 def refund(
     session: Session,
     *,
@@ -563,9 +589,9 @@ def refund(
     member = lock_member_accounts(session, [purchase.member_account_id])[purchase.member_account_id]
 
     earlier = session.execute(
-        select(transactions.c.amount_minor, transactions.c.breakdown).where(
-            transactions.c.original_id == purchase.id, transactions.c.type == "refund"
-        )
+        select(
+            transactions.c.amount_minor, transactions.c.breakdown, transactions.c.paid_points
+        ).where(transactions.c.original_id == purchase.id, transactions.c.type == "refund")
     ).all()
     refunded_before = sum(r.amount_minor for r in earlier)
     if refunded_before + amount_minor > purchase.amount_minor:
@@ -580,7 +606,7 @@ def refund(
             clawed_before[source] += points
 
     own_lots = session.execute(
-        select(lots.c.id, lots.c.source, lots.c.points, lots.c.issuer_account_id)
+        select(lots.c.id, lots.c.source, lots.c.points, lots.c.remaining, lots.c.issuer_account_id)
         .join(transfers, transfers.c.id == lots.c.transfer_id)
         .where(transfers.c.transaction_id == purchase.id)
         .order_by(lots.c.id)
@@ -595,6 +621,7 @@ def refund(
         clawed[lot.source] = target - clawed_before[lot.source]
         issuer_of[lot.source] = lot.issuer_account_id
     total = sum(clawed.values())
+    paid = _paid_points(session, own_lots, clawed, sum(r.paid_points or 0 for r in earlier))
 
     transaction_id, public_id = _new_transaction(
         session,
@@ -610,6 +637,7 @@ def refund(
         original_id=purchase.id,
         external_id=external_id,
         breakdown=clawed,
+        paid_points=paid,
     )
     # One clawback transfer per funder, each crediting back the account that issued the points.
     portions = [(s, clawed[s]) for s in LOT_SOURCES if clawed.get(s, 0) > 0]

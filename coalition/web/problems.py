@@ -7,9 +7,10 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, json, request
+from sqlalchemy.exc import DBAPIError
 from werkzeug.exceptions import HTTPException
 
-from coalition.errors import CoalitionError
+from coalition.errors import BusinessDayClosed, CoalitionError
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,13 @@ def init_app(app: Flask) -> None:
             if wants_problem():
                 return from_http_exception(error)
             return error
+        if isinstance(error, DBAPIError) and "business_day_closed" in str(error.orig):
+            # The settlement gate: the request's clock read a day settled meanwhile. Retrying
+            # reads the clock again.
+            closed = BusinessDayClosed("the business day of this request was settled; retry it")
+            answer = response(closed.problem())
+            answer.headers["Retry-After"] = "1"
+            return answer
         log.exception("unhandled error", exc_info=error)
         if wants_problem():
             return response(problem_body(500, "something went wrong on our side"))

@@ -1,0 +1,140 @@
+"""The operator's payments (SPEC 3.5, 3.7): a Stripe onboarding link for a merchant's connected
+account, and the payment instructions statements became, with what Stripe made of them."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from flask import current_app
+from marshmallow import Schema, fields, validate
+from sqlalchemy import select
+
+from coalition.economics import MINOR_UNIT_DIGITS
+from coalition.errors import CoalitionError
+from coalition.extensions import db
+from coalition.web.access import require
+from coalition.web.api import PageArgs, Strict, blueprint, page_schema, paginate
+from settlement import payments
+from settlement.gateway import GatewayError, gateway
+from settlement.models import INSTRUCTION_STATUSES
+
+bp = blueprint(
+    "payments", __name__, "Payments: merchants' Stripe accounts and payment instructions"
+)
+instructions = payments.instructions
+statements = payments.statements
+merchants = payments.merchants
+
+
+class StripeUnavailable(CoalitionError):
+    status, code, title = 502, "stripe_unavailable", "Stripe did not answer as expected"
+
+
+class AccountLinkIn(Strict):
+    return_url = fields.URL(
+        required=True, schemes={"https"}, require_tld=False, validate=validate.Length(max=2000)
+    )
+    refresh_url = fields.URL(
+        required=True, schemes={"https"}, require_tld=False, validate=validate.Length(max=2000)
+    )
+
+
+class AccountLinkOut(Schema):
+    url = fields.String()
+    stripe_account = fields.String()
+
+
+class PaymentListArgs(PageArgs):
+    status = fields.String(validate=validate.OneOf(INSTRUCTION_STATUSES))
+    month = fields.String(
+        validate=validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$", error="a month: 2026-10")
+    )
+
+
+class PaymentOut(Schema):
+    """`amount` is in major units; `kind` says who pays: `transfer` the operator, `invoice` the
+    merchant."""
+
+    id = fields.String()
+    merchant = fields.String()
+    statement = fields.String()
+    month = fields.String()
+    kind = fields.String()
+    amount = fields.String()
+    amount_minor = fields.Integer()
+    currency = fields.String()
+    status = fields.String()
+    stripe_id = fields.String(allow_none=True)
+    attempts = fields.Integer()
+    last_error = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    submitted_at = fields.DateTime(allow_none=True)
+    finished_at = fields.DateTime(allow_none=True)
+
+
+def _payment(row: Any) -> dict[str, Any]:
+    digits = MINOR_UNIT_DIGITS[row.currency]
+    return {
+        "id": row.public_id,
+        "merchant": row.merchant,
+        "statement": row.statement,
+        "month": row.month,
+        "kind": row.kind,
+        "amount": str(Decimal(row.amount_minor).scaleb(-digits)),
+        "amount_minor": row.amount_minor,
+        "currency": row.currency,
+        "status": row.status,
+        "stripe_id": row.stripe_id,
+        "attempts": row.attempts,
+        "last_error": row.last_error,
+        "created_at": row.created_at,
+        "submitted_at": row.submitted_at,
+        "finished_at": row.finished_at,
+    }
+
+
+@bp.route("/ops/merchants/<merchant_id>/stripe-account-link", methods=["POST"])
+@require("operator", kinds=("operator",))
+@bp.arguments(AccountLinkIn)
+@bp.response(201, AccountLinkOut)
+def create_account_link(link: dict[str, Any], merchant_id: str) -> Any:
+    """Where the merchant fills in its Stripe connected account (made first if it has none);
+    the link is single-use and short-lived, so ask for a new one each time."""
+    session = db.session()
+    try:
+        made = payments.start_onboarding(
+            session,
+            gateway(current_app),
+            merchant_id,
+            link["return_url"],
+            link["refresh_url"],
+        )
+    except GatewayError as exc:
+        session.rollback()
+        raise StripeUnavailable(str(exc), stripe_code=exc.code) from exc
+    session.commit()
+    return made
+
+
+@bp.route("/ops/payments", methods=["GET"])
+@require("operator", kinds=("operator",))
+@bp.arguments(PaymentListArgs, location="query")
+@bp.response(200, page_schema(PaymentOut, "PaymentPage"))
+def list_payments(args: dict[str, Any]) -> Any:
+    """Payment instructions, newest first; `status` and `month` filter."""
+    query = (
+        select(
+            instructions,
+            statements.c.public_id.label("statement"),
+            statements.c.month,
+            merchants.c.public_id.label("merchant"),
+        )
+        .join(statements, statements.c.id == instructions.c.statement_id)
+        .join(merchants, merchants.c.id == instructions.c.merchant_id)
+    )
+    if args.get("status"):
+        query = query.where(instructions.c.status == args["status"])
+    if args.get("month"):
+        query = query.where(statements.c.month == args["month"])
+    return paginate(query, instructions.c.id, args, _payment)

@@ -1,0 +1,158 @@
+"""The operator's reports (SPEC 3.5): a month's issuer x redeemer flow matrix, and the coalition's
+liability (points outstanding and their value) and breakage (points expired) to date."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from coalition import economics
+from coalition.database import table
+from coalition.economics import Terms
+from coalition.ledger.models import Account, Lot, LotConsumption
+from merchants.models import Merchant
+from settlement import engine
+from settlement.models import SettlementFlow, SettlementPosition, SettlementRun
+from settlement.statements import parse_month
+
+runs = table(SettlementRun)
+flow_rows = table(SettlementFlow)
+positions = table(SettlementPosition)
+merchants = table(Merchant)
+accounts = table(Account)
+lots = table(Lot)
+consumptions = table(LotConsumption)
+
+
+def flows(session: Session, month: str) -> dict[str, Any]:
+    """The month's final runs added up: points of each issuer spent at each redeemer (net of
+    reversals; the operator stands for its own bonuses and for debts repaid) and their value,
+    and each merchant's balance of trade: others' points it took in less its own spent
+    elsewhere."""
+    first, last = parse_month(month)
+    in_month = (
+        runs.c.kind == "final",
+        runs.c.status == "succeeded",
+        runs.c.business_date >= first,
+        runs.c.business_date <= last,
+    )
+    rows = session.execute(
+        select(
+            flow_rows.c.issuer_merchant_id,
+            flow_rows.c.redeemer_merchant_id,
+            flow_rows.c.points,
+            flow_rows.c.amount,
+        )
+        .join(runs, runs.c.id == flow_rows.c.run_id)
+        .where(*in_month)
+    ).all()
+    matrix: dict[tuple[int | None, int | None], list[Any]] = defaultdict(lambda: [0, Decimal(0)])
+    for row in rows:
+        cell = matrix[(row.issuer_merchant_id, row.redeemer_merchant_id)]
+        cell[0] += row.points
+        cell[1] += Decimal(row.amount)
+    active = dict(
+        session.execute(
+            select(positions.c.merchant_id, func.count())
+            .join(runs, runs.c.id == positions.c.run_id)
+            .where(*in_month)
+            .group_by(positions.c.merchant_id)
+        ).all()
+    )
+    ids = {i for pair in matrix for i in pair if i is not None} | set(active)
+    names = {
+        row.id: (row.public_id, row.name)
+        for row in session.execute(
+            select(merchants.c.id, merchants.c.public_id, merchants.c.name).where(
+                merchants.c.id.in_(ids)
+            )
+        )
+    }
+    terms = economics.coalition_terms(session, last)
+    digits = economics.MINOR_UNIT_DIGITS[terms.currency]
+    trade: dict[int, int] = defaultdict(int)
+    for (issuer, redeemer), (points, _) in matrix.items():
+        if issuer != redeemer:
+            if redeemer is not None:
+                trade[redeemer] += points
+            if issuer is not None:
+                trade[issuer] -= points
+
+    def party(merchant_id: int | None) -> str:
+        return "operator" if merchant_id is None else names[merchant_id][0]
+
+    return {
+        "month": month,
+        "currency": terms.currency,
+        "merchants": [
+            {"id": public_id, "name": name, "balance_of_trade": trade.get(merchant_id, 0)}
+            for merchant_id, (public_id, name) in sorted(names.items())
+        ],
+        "flows": [
+            {
+                "issuer": party(issuer),
+                "redeemer": party(redeemer),
+                "points": points,
+                "amount": engine.decimal_text(amount, digits),
+            }
+            for (issuer, redeemer), (points, amount) in sorted(
+                matrix.items(), key=lambda item: (item[0][0] or 0, item[0][1] or 0)
+            )
+            if points
+        ],
+    }
+
+
+def liability(session: Session, terms: Terms) -> dict[str, Any]:
+    """Now: the points members hold in open lots (by issuer) and what they are worth at today's
+    point value, the debts members owe, and every point that ever expired (breakage). Open lots
+    hold each member's balance plus its debt (`verify-ledger`'s `open_lots`)."""
+    by_issuer = session.execute(
+        select(
+            lots.c.issuer_account_id,
+            accounts.c.merchant_id,
+            func.coalesce(func.sum(lots.c.remaining), 0),
+        )
+        .join(accounts, accounts.c.id == lots.c.issuer_account_id)
+        .where(lots.c.remaining > 0)
+        .group_by(lots.c.issuer_account_id, accounts.c.merchant_id)
+    ).all()
+    debt = session.execute(
+        select(func.coalesce(func.sum(accounts.c.debt), 0)).where(accounts.c.kind == "member")
+    ).scalar_one()
+    expired = session.execute(
+        select(func.coalesce(func.sum(consumptions.c.points), 0)).where(
+            consumptions.c.kind == "expire"
+        )
+    ).scalar_one()
+    names = dict(
+        session.execute(
+            select(merchants.c.id, merchants.c.public_id).where(
+                merchants.c.id.in_([row.merchant_id for row in by_issuer if row.merchant_id])
+            )
+        ).all()
+    )
+
+    def value(points: int) -> dict[str, Any]:
+        """Money as the API gives it: minor units (SPEC 2), rounded half-even."""
+        return {"amount": economics.value_minor(points, terms), "currency": terms.currency}
+
+    outstanding = sum(int(row[2]) for row in by_issuer)
+    return {
+        "outstanding_points": outstanding,
+        "value": value(outstanding),
+        "debt_points": int(debt),
+        "breakage": {"points": int(expired), "value": value(int(expired))},
+        "by_issuer": [
+            {
+                "issuer": names.get(row.merchant_id, "operator"),
+                "points": int(row[2]),
+                "value": value(int(row[2])),
+            }
+            for row in sorted(by_issuer, key=lambda r: r.issuer_account_id)
+        ],
+    }

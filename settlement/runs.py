@@ -1,0 +1,259 @@
+"""Settlement runs (SPEC 3.5, QUALITY B1, B2, B4): one final run per closed business day, settled
+exactly once; provisional runs report on a day still open and move nothing.
+
+Exactly once, step by step:
+1. The run's row is inserted (a final one at most once per day: a unique index) and committed.
+   From then on the settlement gate (a trigger on transfers and lot consumptions, see the
+   migration 20261122_settlement) refuses any entry dated before the end of a day that has a
+   final run: a write whose clock read an earlier time fails and is retried by its caller.
+2. On PostgreSQL the run takes the gate's advisory lock exclusively, for an instant: every ledger
+   write holds it shared until it commits, so this waits for writes in flight, and after it every
+   entry dated in the day is committed and visible.
+3. In one transaction, holding the run's row lock (a second run of the day waits here, then
+   finds the first's result), the day is priced and its positions, flows and totals written.
+A kill at any step leaves either nothing or the finished run; the rerun computes the same
+numbers from the same immutable rows."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import insert, select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from coalition import clock, economics
+from coalition.database import table
+from coalition.errors import InvalidRequest, NotFound
+from coalition.extensions import db
+from coalition.ids import new_id
+from coalition.jobs import task
+from settlement import engine
+from settlement.models import SettlementFlow, SettlementPosition, SettlementRun
+
+log = logging.getLogger(__name__)
+
+runs = table(SettlementRun)
+positions = table(SettlementPosition)
+flows = table(SettlementFlow)
+
+GATE_LOCK = (0x636F61, 0x67617465)  # the migration's settlement gate lock
+ONE_DAY = timedelta(days=1)
+
+
+def fault(step: str) -> None:
+    """Fault injection for the crash tests (QUALITY B1): `COALITION_KILL_AT=settle:<step>` makes
+    the process kill itself with SIGKILL when it reaches that step."""
+    if os.environ.get("COALITION_KILL_AT") == f"settle:{step}":
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _zone() -> str:
+    return str(current_app.config["COALITION_TIMEZONE"])
+
+
+def request_run(session: Session, business_date: date, now: datetime) -> Any:
+    """The run for `business_date`: for a closed day its one final run (made now, or the one that
+    exists); for today a new provisional run. A future day cannot be settled."""
+    today = clock.business_date(now, _zone())
+    if business_date > today:
+        raise InvalidRequest(
+            f"{business_date.isoformat()} has not begun; it cannot be settled",
+            errors={"business_date": ["must not be in the future"]},
+        )
+    kind = "final" if business_date < today else "provisional"
+    start = clock.end_of_business_date(business_date - ONE_DAY, _zone())
+    end = clock.end_of_business_date(business_date, _zone())
+    row = {
+        "public_id": new_id("run"),
+        "business_date": business_date,
+        "kind": kind,
+        "status": "queued",
+        "window_start": start,
+        "window_end": end if kind == "final" else min(now, end),
+        "attempts": 0,
+        "created_at": now,
+    }
+    if kind == "provisional":
+        session.execute(insert(runs).values(row))
+    else:
+        dialect_insert = (
+            pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        )
+        session.execute(
+            dialect_insert(runs)
+            .values(row)
+            .on_conflict_do_nothing(
+                index_elements=["business_date"], index_where=runs.c.kind == "final"
+            )
+        )
+        row["public_id"] = session.execute(
+            select(runs.c.public_id).where(
+                runs.c.business_date == business_date, runs.c.kind == "final"
+            )
+        ).scalar_one()
+    session.commit()
+    fault("requested")
+    return run_by_public_id(session, row["public_id"])
+
+
+def run_by_public_id(session: Session, public_id: str) -> Any:
+    row = session.execute(select(runs).where(runs.c.public_id == public_id)).one_or_none()
+    if row is None:
+        raise NotFound("no such settlement run")
+    return row
+
+
+def _wait_for_writes_in_flight(session: Session) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(:a, :b)"), {"a": GATE_LOCK[0], "b": GATE_LOCK[1]}
+        )
+    session.commit()
+
+
+def execute(session: Session, public_id: str) -> Any:
+    """Price the run's day and record it, once; returns the run."""
+    run = run_by_public_id(session, public_id)
+    if run.status == "succeeded":
+        return run
+    session.rollback()
+    if run.kind == "final":
+        _wait_for_writes_in_flight(session)
+        fault("gate")
+    try:
+        _price_and_record(session, run.id)
+    except Exception as exc:
+        session.rollback()
+        session.execute(
+            update(runs)
+            .where(runs.c.id == run.id, runs.c.status != "succeeded")
+            .values(status="failed", error=f"{type(exc).__name__}: {exc}"[:2000])
+        )
+        session.commit()
+        raise
+    return run_by_public_id(session, public_id)
+
+
+def _price_and_record(session: Session, run_id: int) -> None:
+    run = session.execute(select(runs).where(runs.c.id == run_id).with_for_update()).one()
+    if run.status == "succeeded":  # a concurrent run of the day finished while this one waited
+        session.rollback()
+        return
+    started = clock.utcnow()
+    base, terms_of = economics.merchant_terms(session, run.business_date)
+    totals = engine.read_totals(session, run.window_start, run.window_end)
+    fault("totals")
+    day = engine.price(totals, base, terms_of)
+    digits = economics.MINOR_UNIT_DIGITS[base.currency]
+    money = lambda amount: engine.decimal_text(amount, digits)  # noqa: E731
+    position_rows = [
+        {
+            "run_id": run_id,
+            "merchant_id": merchant_id,
+            "issued": p.issued,
+            "confirmed": p.confirmed,
+            "redeemed": p.redeemed,
+            "expired": p.expired,
+            "clawed_back": p.clawed_back,
+            "reversed": p.reversed,
+            "owed": money(p.owed),
+            "receivable": money(p.receivable),
+            "net": money(p.net),
+            "components": engine.components_json(p),
+        }
+        for merchant_id, p in sorted(day.positions.items())
+    ]
+    if position_rows:
+        session.execute(insert(positions), position_rows)
+    flow_rows = [
+        {
+            "run_id": run_id,
+            "issuer_merchant_id": issuer,
+            "redeemer_merchant_id": redeemer,
+            "points": points,
+            "amount": money(amount),
+        }
+        for (issuer, redeemer), (points, amount) in sorted(
+            day.flows.items(), key=lambda f: (f[0][0] or 0, f[0][1] or 0)
+        )
+    ]
+    if flow_rows:
+        session.execute(insert(flows), flow_rows)
+    fault("positions")
+    summed = {
+        key: sum(getattr(p, key) for p in day.positions.values())
+        for key in ("issued", "redeemed", "expired", "clawed_back", "reversed")
+    }
+    session.execute(
+        update(runs)
+        .where(runs.c.id == run_id)
+        .values(
+            status="succeeded",
+            currency=base.currency,
+            funding_model=base.funding_model,
+            totals={
+                "points": {**summed, "operator_issued": totals.operator_issued},
+                "nets": money(day.nets),
+                "operator": {k: money(v) for k, v in day.operator.items()},
+                "terms": base.to_json(),
+                "merchants": len(day.positions),
+            },
+            attempts=run.attempts + 1,
+            error=None,
+            started_at=started,
+            finished_at=clock.utcnow(),
+        )
+    )
+    session.commit()
+    fault("committed")
+    log.info(
+        "settled %s (%s): %d merchants, nets %s",
+        run.business_date.isoformat(),
+        run.kind,
+        len(day.positions),
+        money(day.nets),
+    )
+
+
+@task
+def run_settlement(public_id: str) -> str:
+    """The job behind `POST /api/v1/ops/settlement-runs`."""
+    return str(execute(db.session(), public_id).status)
+
+
+def settle(session: Session, business_date: date, now: datetime) -> Any:
+    """Request and execute the run of one day (the CLI and the nightly job)."""
+    run = request_run(session, business_date, now)
+    return execute(session, run.public_id)
+
+
+def settle_day(day: date, now: datetime) -> None:
+    """The nightly job, through `run_daily`: every closed day not yet settled, oldest first."""
+    settle(db.session(), day, now)
+
+
+def unsettled_days(session: Session, first: date, last: date) -> list[date]:
+    """Days in [first, last] without a succeeded final run."""
+    settled = set(
+        session.execute(
+            select(runs.c.business_date).where(
+                runs.c.kind == "final",
+                runs.c.status == "succeeded",
+                runs.c.business_date >= first,
+                runs.c.business_date <= last,
+            )
+        ).scalars()
+    )
+    days, day = [], first
+    while day <= last:
+        if day not in settled:
+            days.append(day)
+        day += ONE_DAY
+    return days

@@ -1,0 +1,183 @@
+"""Marshmallow schemas of settlement's operator routes (SPEC 3.5). The economics (SPEC 2): what
+the operator may send as a version of the terms, refused field by field (422
+`validation_error`) before anything is written, and the terms as the operator reads them, with
+every decimal as a string."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from itertools import pairwise
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from coalition import economics
+from coalition.web.api import Strict
+from merchants.schemas import WholeNumber, text
+
+# Bounds (TIGER_STYLE: a limit on everything).
+MAX_TIERS = 10
+MAX_TIER_NAME = 40
+MAX_EXPIRY_MONTHS = 120
+MAX_WELCOME_BONUS = 1_000_000
+# A rate or price with up to 12 digits either side of the point, no sign, no exponent.
+DECIMAL = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,12})?$")
+MERCHANT_ID = re.compile(r"^mer_[A-Za-z0-9]{1,60}$")
+
+
+class DecimalString(fields.String):
+    """An exact decimal sent as a JSON string (`"0.0125"`), never as a number: a float cannot
+    hold 0.01 exactly. Loaded as the string it was sent as, once it reads as a decimal."""
+
+    default_error_messages = {"decimal": 'must be a decimal in a string, such as "0.01"'}
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if not isinstance(value, str) or not DECIMAL.match(value):
+            raise self.make_error("decimal")
+        return value
+
+
+def _positive(value: str) -> None:
+    if Decimal(value) <= 0:
+        raise ValidationError("must be greater than 0")
+
+
+def _fee_rate(value: str) -> None:
+    if not Decimal(0) <= Decimal(value) < 1:
+        raise ValidationError("must be at least 0 and less than 1")
+
+
+def _at_least_one(value: str) -> None:
+    if Decimal(value) < 1:
+        raise ValidationError("must be at least 1")
+
+
+def _bounds(value: list[str]) -> None:
+    if len(value) != 2:
+        return  # Length says so
+    low, high = (Decimal(v) for v in value)
+    if low <= 0:
+        raise ValidationError("the low bound must be greater than 0")
+    if low > high:
+        raise ValidationError("the low bound must not be above the high bound")
+
+
+def _ladder(tiers: list[dict[str, Any]]) -> None:
+    """SPEC 2's tiers: the first qualifies from 0, each next one on strictly more spend."""
+    if not tiers:
+        return  # Length says so
+    names = [tier["name"] for tier in tiers]
+    if len(set(names)) != len(names):
+        raise ValidationError("tier names must be unique")
+    spends = [Decimal(tier["qualifying_spend"]) for tier in tiers]
+    if spends[0] != 0:
+        raise ValidationError("the first tier must qualify from a spend of 0")
+    if any(later <= earlier for earlier, later in pairwise(spends)):
+        raise ValidationError("qualifying spends must be strictly increasing")
+
+
+class TierIn(Strict):
+    name = text(MAX_TIER_NAME, required=True)
+    qualifying_spend = DecimalString(required=True)
+    multiplier = DecimalString(required=True, validate=_at_least_one)
+
+
+class TermsIn(Strict):
+    """The settings of SPEC 2's Economics table. A version of the coalition's terms sets every
+    one; a merchant's override sets some of `issue_price`, `operator_fee_rate`,
+    `expiry_months` and `earn_rate_bounds`."""
+
+    currency = fields.String(validate=validate.OneOf(tuple(economics.MINOR_UNIT_DIGITS)))
+    point_value = DecimalString(validate=_positive)
+    issue_price = DecimalString(validate=_positive)
+    operator_fee_rate = DecimalString(validate=_fee_rate)
+    funding_model = fields.String(validate=validate.OneOf(economics.FUNDING_MODELS))
+    expiry_months = WholeNumber(validate=validate.Range(min=1, max=MAX_EXPIRY_MONTHS))
+    earn_rate_bounds = fields.List(
+        DecimalString(), validate=validate.And(validate.Length(equal=2), _bounds)
+    )
+    welcome_bonus = WholeNumber(validate=validate.Range(min=0, max=MAX_WELCOME_BONUS))
+    tiers = fields.List(
+        fields.Nested(TierIn),
+        validate=validate.And(validate.Length(min=1, max=MAX_TIERS), _ladder),
+    )
+
+
+class EconomicsIn(Strict):
+    """A version of the terms, in force from `effective_from` (a business day that has not
+    begun): the coalition's, or with `merchant` that merchant's overrides."""
+
+    effective_from = fields.Date(required=True)
+    merchant = fields.String(validate=validate.Regexp(MERCHANT_ID, error="a merchant id: mer_…"))
+    terms = fields.Nested(TermsIn, required=True)
+
+    @validates_schema
+    def _settings_of_its_scope(self, data: dict[str, Any], **_: Any) -> None:
+        given = set(data["terms"])
+        if "merchant" in data:
+            why = "coalition-wide: a merchant may not override it"
+            errors = {name: [why] for name in sorted(given - set(economics.MERCHANT_SETTINGS))}
+        else:
+            why = "a version of the coalition's terms sets every setting"
+            missing = set(economics.COALITION_SETTINGS) - given
+            errors = {name: [why] for name in sorted(missing)}
+        if errors:
+            raise ValidationError({"terms": errors})
+
+
+class EconomicsArgs(Strict):
+    date = fields.Date(metadata={"description": "The day whose terms to show (default today)."})
+    merchant = fields.String(
+        validate=validate.Regexp(MERCHANT_ID, error="a merchant id: mer_…"),
+        metadata={"description": "Show this merchant's terms, with its overrides."},
+    )
+
+
+class TierOut(Schema):
+    name = fields.String()
+    qualifying_spend = fields.String()
+    multiplier = fields.String()
+
+
+class TermsOut(Schema):
+    currency = fields.String()
+    point_value = fields.String()
+    issue_price = fields.String()
+    operator_fee_rate = fields.String()
+    funding_model = fields.String()
+    expiry_months = fields.Integer()
+    earn_rate_bounds = fields.List(fields.String())
+    welcome_bonus = fields.Integer()
+    tiers = fields.List(fields.Nested(TierOut))
+
+
+class VersionOut(Schema):
+    """A version as it was written: the settings it sets, from when, by whom."""
+
+    effective_from = fields.Date()
+    terms = fields.Nested(TermsOut)
+    created_at = fields.DateTime()
+    actor = fields.String(allow_none=True)
+
+
+class OverrideOut(Schema):
+    merchant = fields.String()
+    versions = fields.List(fields.Nested(VersionOut))
+
+
+class EconomicsOut(Schema):
+    current = fields.Nested(TermsOut)
+    effective_from = fields.Date()
+    merchant = fields.String()
+    versions = fields.List(fields.Nested(VersionOut))
+    overrides = fields.List(fields.Nested(OverrideOut))
+
+
+class WrittenVersionOut(VersionOut):
+    merchant = fields.String()
+
+
+class EconomicsChangeOut(Schema):
+    version = fields.Nested(WrittenVersionOut)
+    versions = fields.List(fields.Nested(VersionOut))

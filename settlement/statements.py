@@ -1,0 +1,312 @@
+"""Monthly statements (SPEC 2, 3.5): each merchant's settled days added up by component, its net
+rounded once, half-even, to minor units, with a rounding line so the lines add up to the total
+to the cent; an opening carried from an earlier statement whose payment failed; and the closing
+that becomes a payment instruction. Positive amounts are the merchant's to pay.
+
+A month is stated once, after all its days are settled: rerunning returns the same statements."""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections import defaultdict
+from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from coalition import clock, economics, outbox
+from coalition.database import table
+from coalition.errors import CoalitionError, InvalidRequest, NotFound
+from coalition.ids import new_id
+from merchants.models import Merchant
+from settlement import engine, payments
+from settlement import runs as settlement_runs
+from settlement.models import PaymentInstruction, SettlementPosition, SettlementRun, Statement
+
+statements = table(Statement)
+runs = table(SettlementRun)
+positions = table(SettlementPosition)
+instructions = table(PaymentInstruction)
+merchants = table(Merchant)
+
+MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+DESCRIPTIONS = {
+    "issue_charges": "Points issued",
+    "redemption_charges": "Your points redeemed (on redemption)",
+    "reversal_debits": "Redemptions at your shop reversed",
+    "debt_repayments": "Member debts repaid from your points",
+    "reimbursements": "Points redeemed at your shop",
+    "clawback_credits": "Points clawed back on refunds",
+    "reversal_credits": "Redemptions of your points reversed",
+}
+
+
+class DaysNotSettled(CoalitionError):
+    status, code, title = 409, "days_not_settled", "Days of the month are not settled"
+
+
+def parse_month(text: str) -> tuple[date, date]:
+    """`"2026-10"` -> its first and last day."""
+    found = MONTH.match(text or "")
+    if found is None:
+        raise InvalidRequest("month must look like 2026-10", errors={"month": ["YYYY-MM"]})
+    year, month = int(found[1]), int(found[2])
+    return date(year, month, 1), date(year, month, calendar.monthrange(year, month)[1])
+
+
+def previous_month(text: str) -> str:
+    first, _ = parse_month(text)
+    return (first - timedelta(days=1)).strftime("%Y-%m")
+
+
+def issue_month(session: Session, month: str, now: datetime) -> list[Any]:
+    """State `month` for every merchant that had a settled position in it or carries an unpaid
+    balance into it. The month must have ended and each of its days be finally settled."""
+    first, last = parse_month(month)
+    today = clock.business_date(now, current_app.config["COALITION_TIMEZONE"])
+    if last >= today:
+        raise InvalidRequest(
+            f"{month} has not ended; it can be stated from {last + timedelta(days=1)}",
+            errors={"month": ["must have ended"]},
+        )
+    missing = settlement_runs.unsettled_days(session, first, last)
+    if missing:
+        raise DaysNotSettled(
+            f"{len(missing)} days of {month} are not settled yet",
+            days=[d.isoformat() for d in missing],
+        )
+    by_merchant = _month_positions(session, first, last)
+    carried = _unpaid_before(session, month)
+    terms = economics.coalition_terms(session, last)
+    quantum = Decimal(1).scaleb(-economics.MINOR_UNIT_DIGITS[terms.currency])
+    digits = economics.MINOR_UNIT_DIGITS[terms.currency]
+    money = lambda amount: engine.decimal_text(amount, digits)  # noqa: E731
+    existing = set(
+        session.execute(select(statements.c.merchant_id).where(statements.c.month == month))
+        .scalars()
+        .all()
+    )
+    for merchant_id in sorted(set(by_merchant) | set(carried)):
+        if merchant_id in existing:
+            continue
+        days, lines = by_merchant.get(merchant_id, ({}, {}))
+        opening_row = carried.get(merchant_id)
+        opening = Decimal(opening_row.closing) if opening_row is not None else Decimal(0)
+        rendered = [
+            {
+                "kind": kind,
+                "description": _describe(kind, points, amount),
+                "points": points,
+                "amount": money(amount if kind in engine.OWED else -amount),
+            }
+            for kind in (*engine.OWED, *engine.RECEIVABLE)
+            if kind in lines
+            for points, amount in [lines[kind]]
+        ]
+        exact = sum((Decimal(line["amount"]) for line in rendered), Decimal(0))
+        net = exact.quantize(quantum, rounding=ROUND_HALF_EVEN)
+        public_id = new_id("stm")
+        session.execute(
+            insert(statements).values(
+                public_id=public_id,
+                merchant_id=merchant_id,
+                month=month,
+                currency=terms.currency,
+                status="issued",
+                opening=money(opening),
+                exact_net=money(exact),
+                rounding=money(net - exact),
+                net=money(net),
+                closing=money(opening + net),
+                lines=rendered,
+                days=_days_json(first, last, days, money),
+                carried_from_id=opening_row.id if opening_row is not None else None,
+                issued_at=now,
+            )
+        )
+        statement = session.execute(
+            select(statements).where(statements.c.public_id == public_id)
+        ).one()
+        payments.instruct(session, statement)
+        outbox.record(
+            session,
+            [
+                outbox.event_row(
+                    "statement.issued",
+                    {
+                        "statement": {
+                            "id": public_id,
+                            "month": month,
+                            "closing": money(opening + net),
+                        }
+                    },
+                    now,
+                    merchant_id=merchant_id,
+                )
+            ],
+        )
+    _check_conservation(session, first, last, month)
+    return month_statements(session, month)
+
+
+def _month_positions(
+    session: Session, first: date, last: date
+) -> dict[int, tuple[dict[date, list[Any]], dict[str, tuple[int, Decimal]]]]:
+    """Per merchant: its days (issued, redeemed, net) and its month's components."""
+    rows = session.execute(
+        select(
+            positions.c.merchant_id,
+            runs.c.business_date,
+            positions.c.issued,
+            positions.c.redeemed,
+            positions.c.net,
+            positions.c.components,
+        )
+        .join(runs, runs.c.id == positions.c.run_id)
+        .where(
+            runs.c.kind == "final",
+            runs.c.status == "succeeded",
+            runs.c.business_date >= first,
+            runs.c.business_date <= last,
+        )
+    ).all()
+    found: dict[int, tuple[dict[date, list[Any]], dict[str, Any]]] = {}
+    for row in rows:
+        days, lines = found.setdefault(row.merchant_id, ({}, defaultdict(lambda: (0, Decimal(0)))))
+        days[row.business_date] = [row.issued, row.redeemed, Decimal(row.net)]
+        for kind, part in row.components.items():
+            points, amount = lines[kind]
+            lines[kind] = (points + part["points"], amount + Decimal(part["amount"]))
+    return found
+
+
+def _unpaid_before(session: Session, month: str) -> dict[int, Any]:
+    """Last month's statements whose payout (a transfer to the merchant) failed and that no
+    statement has carried yet. A failed collection is not carried: its Stripe invoice stays open
+    and may still be paid, so carrying it could make the merchant pay twice."""
+    carried_ids = select(statements.c.carried_from_id).where(
+        statements.c.carried_from_id.is_not(None)
+    )
+    rows = session.execute(
+        select(statements.c.id, statements.c.merchant_id, statements.c.closing)
+        .join(instructions, instructions.c.statement_id == statements.c.id)
+        .where(
+            statements.c.month == previous_month(month),
+            instructions.c.status == "failed",
+            instructions.c.kind == "transfer",
+            statements.c.id.not_in(carried_ids),
+        )
+    ).all()
+    return {row.merchant_id: row for row in rows}
+
+
+def _describe(kind: str, points: int, amount: Decimal) -> str:
+    text = f"{DESCRIPTIONS[kind]}: {points} points"
+    if points:
+        rate = amount / points
+        if rate == rate.quantize(Decimal("0.000001")):
+            text += f" \u00d7 {engine.decimal_text(rate, 0)}"
+    return text
+
+
+def _days_json(
+    first: date, last: date, days: dict[date, list[Any]], money: Any
+) -> list[dict[str, Any]]:
+    out, day = [], first
+    while day <= last:
+        issued, redeemed, net = days.get(day, [0, 0, Decimal(0)])
+        out.append(
+            {"date": day.isoformat(), "issued": issued, "redeemed": redeemed, "net": money(net)}
+        )
+        day += timedelta(days=1)
+    return out
+
+
+def _check_conservation(session: Session, first: date, last: date, month: str) -> None:
+    """QUALITY B3: the month's statements' exact nets add up to the operator's result of its
+    runs (each run already checked its own day), so rounding is all that separates the money."""
+    run_totals = session.execute(
+        select(runs.c.totals).where(
+            runs.c.kind == "final",
+            runs.c.business_date >= first,
+            runs.c.business_date <= last,
+        )
+    ).scalars()
+    operator = sum((Decimal(t["operator"]["result"]) for t in run_totals), Decimal(0))
+    stated = sum(
+        (
+            Decimal(x)
+            for x in session.execute(
+                select(statements.c.exact_net).where(statements.c.month == month)
+            ).scalars()
+        ),
+        Decimal(0),
+    )
+    if stated != operator:
+        raise AssertionError(
+            f"{month}: statements' nets add up to {stated}, the operator's result is {operator}"
+        )
+
+
+def listing() -> Any:
+    """Statements with their merchant's public id and name, for `render`."""
+    return select(
+        statements, merchants.c.public_id.label("merchant_public_id"), merchants.c.name
+    ).join(merchants, merchants.c.id == statements.c.merchant_id)
+
+
+def month_statements(session: Session, month: str) -> list[Any]:
+    query = listing().where(statements.c.month == month).order_by(statements.c.merchant_id)
+    return list(session.execute(query).all())
+
+
+def statement_view(
+    session: Session, public_id: str, merchant_id: int | None = None
+) -> dict[str, Any]:
+    """A statement as the API, the CSV and the PDF show it; `merchant_id` limits it to that
+    merchant's own (another's is not found, as if it did not exist)."""
+    query = listing().where(statements.c.public_id == public_id)
+    if merchant_id is not None:
+        query = query.where(statements.c.merchant_id == merchant_id)
+    row = session.execute(query).one_or_none()
+    if row is None:
+        raise NotFound("no such statement")
+    return render(session, row)
+
+
+def render(session: Session, row: Any) -> dict[str, Any]:
+    payment = session.execute(
+        select(
+            instructions.c.public_id,
+            instructions.c.kind,
+            instructions.c.status,
+            instructions.c.amount_minor,
+        ).where(instructions.c.statement_id == row.id)
+    ).one_or_none()
+    return {
+        "id": row.public_id,
+        "merchant": {"id": row.merchant_public_id, "name": row.name},
+        "month": row.month,
+        "currency": row.currency,
+        "status": row.status,
+        "issued_at": row.issued_at.isoformat(),
+        "opening": row.opening,
+        "lines": row.lines,
+        "exact_net": row.exact_net,
+        "rounding": row.rounding,
+        "net": row.net,
+        "closing": row.closing,
+        "days": row.days,
+        "payment": None
+        if payment is None
+        else {
+            "id": payment.public_id,
+            "kind": payment.kind,
+            "status": payment.status,
+            "amount": {"amount": payment.amount_minor, "currency": row.currency},
+        },
+    }

@@ -1,0 +1,163 @@
+"""The operator settles days and states months over the API; a merchant reads its own statements
+as JSON, CSV and PDF; the flow report and liability add up to what the ledger says."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+from flask.testing import FlaskClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from merchants.models import Merchant
+from settlement import runs
+from tests import factories as f
+from tests.settlement.test_appendix import the_month, use_model
+
+MARCH = [date(2026, 3, 1) + timedelta(days=n) for n in range(31)]
+
+
+def _settle_all(session: Session, days: list[date]) -> None:
+    for day in days:
+        runs.settle(session, day, datetime(2026, 11, 1, tzinfo=UTC))
+
+
+def test_a_closed_day_is_settled_over_the_api_once(client: FlaskClient, session: Session):
+    shop, alice = f.merchant(session, "Café Nord"), f.member(session)
+    f.purchase(session, alice, shop, 80, welcome=100)
+    ops = f.operator_headers(session)
+
+    first = client.post(
+        "/api/v1/ops/settlement-runs", json={"business_date": "2026-03-02"}, headers=ops
+    )
+    again = client.post(
+        "/api/v1/ops/settlement-runs", json={"business_date": "2026-03-02"}, headers=ops
+    )
+    run = client.get(f"/api/v1/ops/settlement-runs/{first.json['id']}", headers=ops).json
+
+    assert first.status_code == 202 and again.json["id"] == first.json["id"]
+    assert (run["kind"], run["status"]) == ("final", "succeeded")
+    [position] = run["positions"]
+    assert position["merchant"].startswith("mer_")
+    assert (position["issued"], position["owed"], position["net"]) == (80, "1.00", "1.00")
+    assert run["totals"]["points"]["operator_issued"] == 100
+    assert run["totals"]["operator"]["result"] == "1.00"
+    listed = client.get("/api/v1/ops/settlement-runs?business_date=2026-03-02", headers=ops).json
+    assert [r["id"] for r in listed["data"]] == [first.json["id"]]
+
+
+def test_a_day_not_yet_begun_is_refused(client: FlaskClient, session: Session):
+    tomorrow = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
+    answer = client.post(
+        "/api/v1/ops/settlement-runs",
+        json={"business_date": tomorrow},
+        headers=f.operator_headers(session),
+    )
+    assert answer.status_code == 422 and answer.json["code"] == "validation_error"
+
+
+def test_a_month_with_unsettled_days_is_not_stated(client: FlaskClient, session: Session):
+    _settle_all(session, MARCH[:-1])
+    answer = client.post(
+        "/api/v1/ops/statements", json={"month": "2026-03"}, headers=f.operator_headers(session)
+    )
+    assert answer.status_code == 409 and answer.json["code"] == "days_not_settled"
+    assert answer.json["days"] == ["2026-03-31"]
+
+
+def test_the_appendix_statements_pay_a_004_and_b_078(client: FlaskClient, session: Session):
+    use_model(session, "on_redemption")
+    merchants = the_month(session)
+    _settle_all(session, [date(2026, 10, d) for d in range(4, 32)])
+    ops = f.operator_headers(session)
+
+    answer = client.post("/api/v1/ops/statements", json={"month": "2026-10"}, headers=ops)
+    again = client.post("/api/v1/ops/statements", json={"month": "2026-10"}, headers=ops)
+
+    assert answer.status_code == 201
+    closing = {s["merchant"]["name"]: s["closing"] for s in answer.json["data"]}
+    assert closing == {"A": "-0.04", "B": "-0.78"}  # the operator pays both
+    assert [s["id"] for s in again.json["data"]] == [s["id"] for s in answer.json["data"]]
+    for statement in answer.json["data"]:
+        lines = sum(Decimal(line["amount"]) for line in statement["lines"])
+        assert lines + Decimal(statement["rounding"]) == Decimal(statement["net"])
+        assert statement["payment"]["kind"] == "transfer"
+    b = next(s for s in answer.json["data"] if s["merchant"]["name"] == "B")
+    assert sum(d["redeemed"] for d in b["days"]) == 170 and len(b["days"]) == 31
+    assert set(merchants) == {"A", "B"}
+
+
+def test_a_statement_rounds_its_net_once_half_even_and_shows_it(
+    client: FlaskClient, session: Session
+):
+    shop, alice = f.merchant(session), f.member(session)
+    f.purchase(session, alice, shop, 1)  # 1 point x 0.0125 = 0.0125
+    f.purchase(session, alice, shop, 1, now=f.T0 + timedelta(days=1))
+    f.purchase(session, alice, shop, 1, now=f.T0 + timedelta(days=2))  # 0.0375 in all
+    _settle_all(session, MARCH)
+
+    answer = client.post(
+        "/api/v1/ops/statements", json={"month": "2026-03"}, headers=f.operator_headers(session)
+    )
+
+    [statement] = answer.json["data"]
+    assert (statement["exact_net"], statement["net"], statement["rounding"]) == (
+        "0.0375",
+        "0.04",
+        "0.0025",
+    )
+    assert statement["payment"]["kind"] == "invoice"
+    assert statement["payment"]["amount"] == {"amount": 4, "currency": "EUR"}
+
+
+def test_a_merchant_reads_its_own_statements_as_json_csv_and_pdf(
+    client: FlaskClient, session: Session
+):
+    mine, theirs = f.merchant(session, "Mine"), f.merchant(session, "Theirs")
+    own = f.statement(session, mine)
+    other = f.statement(session, theirs)
+    till = f.merchant_headers(session, mine, "statements:read")
+
+    listed = client.get("/api/v1/statements", headers=till).json
+    as_json = client.get(f"/api/v1/statements/{own}", headers=till)
+    as_csv = client.get(f"/api/v1/statements/{own}.csv", headers=till)
+    as_pdf = client.get(f"/api/v1/statements/{own}.pdf", headers=till)
+
+    assert [s["id"] for s in listed["data"]] == [own]
+    assert as_json.json["closing"] == "-1.50"
+    rows = list(csv.reader(io.StringIO(as_csv.get_data(as_text=True))))
+    assert ["closing", "-1.50"] in rows and as_csv.mimetype == "text/csv"
+    assert as_pdf.mimetype == "application/pdf" and as_pdf.data.startswith(b"%PDF")
+    for url in (f"/api/v1/statements/{other}", f"/api/v1/statements/{other}.pdf"):
+        assert client.get(url, headers=till).status_code == 404
+
+
+def test_the_flow_report_and_liability_match_the_appendix(client: FlaskClient, session: Session):
+    use_model(session, "prefunded")
+    merchants = the_month(session)
+    ops = f.operator_headers(session)
+    public = {
+        row.id: row.public_id
+        for row in session.execute(select(Merchant.id, Merchant.public_id)).all()
+    }
+    a, b = public[merchants["A"]], public[merchants["B"]]
+
+    flows = client.get("/api/v1/ops/reports/flows?month=2026-10", headers=ops).json
+    liability = client.get("/api/v1/ops/liability", headers=ops).json
+
+    cells = {(c["issuer"], c["redeemer"]): (c["points"], c["amount"]) for c in flows["flows"]}
+    assert cells == {
+        (a, b): (80, "0.80"),
+        ("operator", b): (90, "0.90"),
+        (b, a): (50, "0.50"),
+        (b, "operator"): (30, "0.30"),  # M1's debt repaid from B's points
+    }
+    trade = {m["id"]: m["balance_of_trade"] for m in flows["merchants"]}
+    assert trade == {a: 50 - 80, b: 80 + 90 - 50 - 30}
+    # SPEC appendix: 140 points outstanding at month end (M1 10, M2 130), a liability of 1.40.
+    assert liability["outstanding_points"] == 140
+    assert liability["value"] == {"amount": 140, "currency": "EUR"}
+    assert liability["debt_points"] == 0 and liability["breakage"]["points"] == 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 import random
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -223,7 +223,29 @@ def fill(session: Session, *, members: int, days: int, seed: int, now: datetime)
         )
         for name, value in day_counts.items():
             totals[name] = totals.get(name, 0) + value
-    return {"totals": totals, "credentials": credentials}
+    zone = current_app.config["COALITION_TIMEZONE"]
+    return {
+        "totals": totals,
+        "credentials": credentials,
+        "since": clock.business_date(start, zone),
+    }
+
+
+def settle_history(session: Session, since: date, now: datetime) -> dict[str, int]:
+    """Settle every closed day from the first of `since`'s month, and state every month that has
+    ended, as the nightly jobs would have done (each run commits on its own). The payment
+    instructions wait for Stripe: the demo has no account to pay from."""
+    from settlement import runs, statements
+
+    today = clock.business_date(now, current_app.config["COALITION_TIMEZONE"])
+    day, stated = since.replace(day=1), 0
+    while day < today:
+        runs.settle(session, day, now)
+        if (day + timedelta(days=1)).day == 1:
+            stated += len(statements.issue_month(session, day.strftime("%Y-%m"), now))
+            session.commit()
+        day += timedelta(days=1)
+    return {"days_settled": (today - since.replace(day=1)).days, "statements": stated}
 
 
 @click.command("demo")
@@ -254,6 +276,7 @@ def demo(members: int, days: int, seed: int, credentials: Path | None) -> None:
         # Kept before the commit: once committed, the secrets exist only as digests.
         _keep(kept, made["credentials"])
         session.commit()
+        made["totals"] |= settle_history(session, made["since"], clock.utcnow())
     click.echo("Demo coalition ready: " + json.dumps(made["totals"]))
     click.echo(json.dumps(made["credentials"], indent=2))
     click.echo(f"(kept in {kept})")

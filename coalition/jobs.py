@@ -158,7 +158,7 @@ def register_daily(app: Flask, name: str, job: DailyJob) -> None:
 
 
 @contextmanager
-def _exclusive(name: str) -> Iterator[bool]:
+def exclusive(name: str) -> Iterator[bool]:
     """On PostgreSQL, a transaction-scoped advisory lock per job name on its own connection:
     yields False when another process holds it. SQLite serialises writers itself."""
     engine = db.engine
@@ -189,7 +189,7 @@ def run_daily(name: str, job: DailyJob, now: datetime) -> list[date]:
     zone = current_app.config["COALITION_TIMEZONE"]
     today = clock.business_date(now, zone)
     done: list[date] = []
-    with _exclusive(name) as mine:
+    with exclusive(name) as mine:
         if not mine:
             log.info("daily job %s is running elsewhere; skipped", name)
             return done

@@ -26,7 +26,7 @@ runs = table(SettlementRun)
 positions = table(SettlementPosition)
 flows = table(SettlementFlow)
 merchants = table(Merchant)
-MONTH = {"validate": validate.Regexp(statements.MONTH, error="a month: 2026-10")}
+MONTH = validate.Regexp(statements.MONTH, error="a month: 2026-10")
 
 
 class RunIn(Strict):
@@ -39,15 +39,15 @@ class RunListArgs(PageArgs):
 
 
 class MonthIn(Strict):
-    month = fields.String(required=True, **MONTH)
+    month = fields.String(required=True, validate=MONTH)
 
 
 class MonthArgs(PageArgs):
-    month = fields.String(**MONTH)
+    month = fields.String(validate=MONTH)
 
 
 class FlowArgs(Schema):
-    month = fields.String(required=True, **MONTH)
+    month = fields.String(required=True, validate=MONTH)
 
 
 class RunOut(Schema):

@@ -283,9 +283,9 @@ def operator_result(
     def issue_price(merchant_id: int) -> Decimal:
         return terms_of.get(merchant_id, base).issue_price
 
-    spent = defaultdict(int)  # (issuer, redeemer) -> net points spent at merchants
-    repaid = defaultdict(int)  # issuer -> points repaying debts
-    clawed = defaultdict(int)  # credited merchant -> points
+    spent: dict[tuple[int | None, int], int] = defaultdict(int)  # net points spent at shops
+    repaid: dict[int | None, int] = defaultdict(int)  # issuer -> points repaying debts
+    clawed: dict[int, int] = defaultdict(int)  # credited merchant -> points
     for (kind, issuer, redeemer), points in totals.consumed.items():
         if kind in ("redeem", "restore") and redeemer is not None:
             spent[(issuer, redeemer)] += points if kind == "redeem" else -points

@@ -49,6 +49,13 @@ class SettlementRun(Base):
             postgresql_where=text("kind = 'final'"),
         ),
         Index("ix_settlement_runs_day", "business_date", "id"),
+        # The settlement gate's watermark: the latest end of a final run.
+        Index(
+            "ix_settlement_runs_final_end",
+            "window_end",
+            sqlite_where=text("kind = 'final'"),
+            postgresql_where=text("kind = 'final'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

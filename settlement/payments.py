@@ -29,26 +29,23 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
-from zlib import crc32
 
 from flask import current_app
-from sqlalchemy import ColumnElement, Row, and_, or_, select, text, update
+from sqlalchemy import ColumnElement, Row, and_, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from coalition import clock, outbox
+from coalition import clock, faults, outbox
 from coalition.database import table
 from coalition.economics import MINOR_UNIT_DIGITS
 from coalition.errors import NotFound
 from coalition.extensions import db
 from coalition.ids import new_id
-from coalition.jobs import task
+from coalition.jobs import exclusive, task
 from merchants.models import Merchant
 from settlement.gateway import (
     GatewayError,
@@ -248,6 +245,7 @@ def submit(session: Session, gw: PaymentGateway, instruction_id: int, now: datet
         )
     )
     session.commit()  # before Stripe: a crash from here on leaves it `submitted`
+    faults.point("payments:submitted")
 
     details = _details(session, locked)
     session.rollback()
@@ -257,6 +255,7 @@ def submit(session: Session, gw: PaymentGateway, instruction_id: int, now: datet
         return settle(session, instruction_id, "failed", None, f"refused: {exc}", now)
     except Unavailable as exc:
         return _wait(session, instruction_id, str(exc))
+    faults.point("payments:called")
     if isinstance(result, Transfer):
         outcome = "failed" if result.reversed else "succeeded"
         error = "the transfer was reversed" if result.reversed else None
@@ -414,28 +413,12 @@ def _payout_event(
     )
 
 
-@contextmanager
-def _alone(name: str) -> Iterator[bool]:
-    """On PostgreSQL, one run at a time (a transaction-scoped advisory lock on a connection of
-    its own): yields False when another run holds it. SQLite serialises writers itself."""
-    engine = db.engine
-    if engine.dialect.name != "postgresql":
-        yield True
-        return
-    with engine.connect() as connection, connection.begin():
-        got = connection.execute(
-            text("SELECT pg_try_advisory_xact_lock(:space, :key)"),
-            {"space": 0x636F61, "key": crc32(name.encode()) & 0x7FFFFFFF},
-        ).scalar_one()
-        yield bool(got)
-
-
 @task
 def submit_payments(now: str | None = None) -> dict[str, int]:
     """The monthly job after statements (SPEC 3.8), safe to run again at any time: carry out
     every due payment instruction at Stripe."""
     moment = datetime.fromisoformat(now) if now else clock.utcnow()
-    with _alone("submit_payments") as mine:
+    with exclusive("submit_payments") as mine:
         if not mine:
             log.info("submit_payments is running elsewhere; skipped")
             return {}

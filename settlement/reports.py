@@ -55,7 +55,7 @@ def flows(session: Session, month: str) -> dict[str, Any]:
         cell = matrix[(row.issuer_merchant_id, row.redeemer_merchant_id)]
         cell[0] += row.points
         cell[1] += Decimal(row.amount)
-    active = dict(
+    active: dict[int, int] = dict(
         session.execute(
             select(positions.c.merchant_id, func.count())
             .join(runs, runs.c.id == positions.c.run_id)

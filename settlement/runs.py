@@ -17,8 +17,6 @@ numbers from the same immutable rows."""
 from __future__ import annotations
 
 import logging
-import os
-import signal
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -28,7 +26,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from coalition import clock, economics
+from coalition import clock, economics, faults
 from coalition.database import table
 from coalition.errors import InvalidRequest, NotFound
 from coalition.extensions import db
@@ -48,10 +46,7 @@ ONE_DAY = timedelta(days=1)
 
 
 def fault(step: str) -> None:
-    """Fault injection for the crash tests (QUALITY B1): `COALITION_KILL_AT=settle:<step>` makes
-    the process kill itself with SIGKILL when it reaches that step."""
-    if os.environ.get("COALITION_KILL_AT") == f"settle:{step}":
-        os.kill(os.getpid(), signal.SIGKILL)
+    faults.point(f"settle:{step}")
 
 
 def _zone() -> str:
@@ -100,7 +95,7 @@ def request_run(session: Session, business_date: date, now: datetime) -> Any:
         ).scalar_one()
     session.commit()
     fault("requested")
-    return run_by_public_id(session, row["public_id"])
+    return run_by_public_id(session, str(row["public_id"]))
 
 
 def run_by_public_id(session: Session, public_id: str) -> Any:

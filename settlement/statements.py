@@ -18,7 +18,7 @@ from flask import current_app
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
-from coalition import clock, economics, outbox
+from coalition import clock, economics, faults, outbox
 from coalition.database import table
 from coalition.errors import CoalitionError, InvalidRequest, NotFound
 from coalition.ids import new_id
@@ -107,7 +107,7 @@ def issue_month(session: Session, month: str, now: datetime) -> list[Any]:
             if kind in lines
             for points, amount in [lines[kind]]
         ]
-        exact = sum((Decimal(line["amount"]) for line in rendered), Decimal(0))
+        exact = sum((Decimal(str(line["amount"])) for line in rendered), Decimal(0))
         net = exact.quantize(quantum, rounding=ROUND_HALF_EVEN)
         public_id = new_id("stm")
         session.execute(
@@ -150,6 +150,7 @@ def issue_month(session: Session, month: str, now: datetime) -> list[Any]:
             ],
         )
     _check_conservation(session, first, last, month)
+    faults.point("statements:stated")
     return month_statements(session, month)
 
 

@@ -28,6 +28,10 @@ def state_month(day: date, now: datetime) -> None:
     if (day + timedelta(days=1)).day != 1:
         return
     month = day.strftime("%Y-%m")
+    first, last = statements.parse_month(month)
+    # After a long outage the catch-up window may begin inside this month: settle what it missed.
+    for missed in runs.unsettled_days(db.session(), first, last):
+        runs.settle(db.session(), missed, now)
     issued = statements.issue_month(db.session(), month, now)
     db.session.commit()
     log.info("statements of %s: %d", month, len(issued))

@@ -81,6 +81,9 @@ def _environ(database_url: str) -> dict[str, str]:
         "DATABASE_URL": database_url,
         "SECRET_KEY": "test-secret-key",
         "COALITION_TIMEZONE": "Europe/Berlin",
+        # No test talks to Stripe itself: a closed local port refuses at once. Payment tests
+        # point the gateway at a stand-in server (tests/stripe_standin.py).
+        "STRIPE_API_BASE": "http://127.0.0.1:9",
         "LOG_LEVEL": "WARNING",
         # Tests of the limits themselves build an app with tight ones (`make_app`).
         "RATE_LIMIT_SIGNUP": "100000/hour",

@@ -4,6 +4,8 @@ with credentials to try the API, and running it again changes nothing."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, date, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -13,10 +15,11 @@ from sqlalchemy.orm import Session
 
 from coalition import clock
 from coalition.database import table
-from coalition.demo import fill
+from coalition.demo import fill, settle_history
 from coalition.ledger.models import Transaction
 from coalition.oauth.tokens import authenticate, issue_token
 from merchants.models import Merchant
+from settlement.models import PaymentInstruction
 
 
 @pytest.mark.both_backends
@@ -75,3 +78,31 @@ def test_the_demo_command_prints_credentials_it_keeps_privately(
     assert printed["member_sign_in"]["email"] == "anna@demo.example"
     assert json.loads(kept.read_text()) == printed
     assert kept.stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.both_backends
+def test_the_demo_ends_with_its_days_settled_and_a_month_stated(session: Session) -> None:
+    from settlement import runs, statements
+
+    now = datetime(2026, 11, 22, 12, tzinfo=UTC)
+    made = fill(session, members=20, days=40, seed=4, now=now)
+
+    settled = settle_history(session, made["since"], now)
+
+    assert runs.unsettled_days(session, date(2026, 10, 1), date(2026, 11, 21)) == []
+    october = statements.month_statements(session, "2026-10")
+    assert settled["statements"] == len(october) > 0
+    # Each statement's lines and rounding add up to its net; the nets to the operator's month.
+    for statement in october:
+        lines = sum(Decimal(line["amount"]) for line in statement.lines)
+        assert lines == Decimal(statement.exact_net)
+        assert Decimal(statement.exact_net) + Decimal(statement.rounding) == Decimal(statement.net)
+    # Netting: each merchant's one payment instruction settles its closing to the cent, so
+    # once paid every position is zero (a transfer when the operator pays, an invoice if not).
+    payments = {
+        row.statement_id: -row.amount_minor if row.kind == "transfer" else row.amount_minor
+        for row in session.execute(select(PaymentInstruction)).scalars()
+    }
+    assert {s.id: Decimal(s.closing) * 100 for s in october if Decimal(s.closing)} == {
+        k: Decimal(v) for k, v in payments.items()
+    }

@@ -342,6 +342,7 @@ def test_rq_cron_loads_the_hourly_schedule_of_the_daily_jobs_and_the_key_purge(c
     assert [(job.func_name, job.queue_name, job.cron) for job in cron.get_jobs()] == [
         ("coalition.jobs.run_daily_jobs", "default", "5 * * * *"),
         ("coalition.tasks.purge_idempotency_keys", "default", "35 * * * *"),
+        ("settlement.payments.submit_payments", "settlement", "50 * * * *"),
     ]
 
 
@@ -358,4 +359,7 @@ def test_what_rq_cron_enqueues_hourly_a_worker_turns_into_the_days_daily_jobs(
 
     assert enqueued.get_status() == JobStatus.FINISHED
     [day] = enqueued.return_value()["expire-points"]
-    assert recorded == [("expire-points", date.fromisoformat(day))]
+    # Every daily job did the day just closed, in the order they were declared.
+    assert recorded == [
+        (job, date.fromisoformat(day)) for job in ("expire-points", "settle", "statements")
+    ]

@@ -19,6 +19,7 @@ from coalition.extensions import db
 from settlement import runs
 from settlement.models import SettlementPosition
 from tests import factories as f
+from tests.merchants.test_batch import statements
 
 DAY = date(2026, 3, 2)  # the factories' T0 is 10:00 UTC on this day
 NEXT_MORNING = datetime(2026, 3, 3, 6, tzinfo=UTC)
@@ -135,3 +136,31 @@ def test_two_runs_of_one_day_at_once_settle_it_once(committed):
         assert _positions(db.session(), run.id) == [(shop, 80, "1.00")]
         count = db.session.execute(select(func.count()).select_from(SettlementPosition))
         assert count.scalar_one() == 1
+
+
+def test_a_run_sends_the_same_statements_for_a_quiet_day_or_a_busy_one(session):
+    """Set-based (issue 4): the day's rows are read by three GROUP BY queries, whatever their
+    number, so neither the statements sent nor the rows brought into Python grow with the day."""
+    shops = [f.merchant(session) for _ in range(3)]
+    members = [f.member(session) for _ in range(40)]
+
+    def settle(day: date, purchases: int) -> tuple[int, int]:
+        start = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=8)
+        for n in range(purchases):
+            member, shop = members[n % len(members)], shops[n % len(shops)]
+            f.purchase(session, member, shop, 10, welcome=5, now=start + timedelta(seconds=n))
+            f.redeem(session, member, shops[(n + 1) % 3], 3, now=start + timedelta(seconds=n))
+        with statements() as sent:
+            run = runs.settle(session, day, start + timedelta(days=1))
+        rows = sum(
+            1
+            for _ in session.execute(
+                select(SettlementPosition).where(SettlementPosition.run_id == run.id)
+            )
+        )
+        return len(sent), rows
+
+    quiet = settle(date(2026, 5, 4), 3)
+    busy = settle(date(2026, 5, 5), 120)
+
+    assert quiet == busy  # statements sent, and one position per shop either way

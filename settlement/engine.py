@@ -12,7 +12,7 @@ Signs: `net = owed - receivable`; positive, the merchant pays the operator. Amou
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -80,25 +80,30 @@ class Position:
         return not any(counts) and not any(c.points or c.amount for c in self.components.values())
 
 
+Consumed = tuple[str, "int | None", "int | None", int]  # kind, issuer, redeemer, points
+FlowSink = Callable[[int | None, int | None, int, Decimal], None]
+
+
 @dataclass(frozen=True)
 class Totals:
-    """The ledger's totals for a window, by party: what a run prices."""
+    """The ledger's totals for a window, by party: what a run prices. Merchants are named by
+    id; None is the operator (or, as an issuer, a clawback no lot covered)."""
 
     # merchant id -> points it issued (award transfers it funded)
     issued: Mapping[int, int]
-    # (kind, issuer merchant id or None for the operator, redeemer merchant id or None) -> points,
-    # for lot consumptions of kind redeem, restore, repay, expire, clawback (+ debt)
-    consumed: Mapping[tuple[str, int | None, int | None], int]
     # merchant id -> points of its refunds' clawbacks that it had already paid for
     paid_back: Mapping[int, int]
     # operator-funded points awarded (welcome and tier bonuses)
     operator_issued: int
+    # (kind, issuer, redeemer, points) for lot consumptions of kind redeem, restore, repay,
+    # expire and clawback (debt counted as clawback), grouped and streamed from the database
+    # in (issuer, redeemer) order, so a run holds one pair at a time, never the whole matrix
+    consumed: Iterable[Consumed]
 
 
 @dataclass
 class Day:
     positions: dict[int, Position]
-    flows: dict[tuple[int | None, int | None], tuple[int, Decimal]]
     operator: dict[str, Decimal]
 
     @property
@@ -106,8 +111,13 @@ class Day:
         return sum((p.net for p in self.positions.values()), ZERO)
 
 
+STREAM_CHUNK = 2000
+
+
 def read_totals(session: Session, start: datetime, end: datetime) -> Totals:
-    """The day's ledger totals: three aggregate queries over the rows dated in [start, end)."""
+    """The day's ledger totals: three aggregate queries over the rows dated in [start, end);
+    the lot consumptions' totals are streamed (read them once, before the session is used
+    for anything else that needs their connection's cursor)."""
     merchant_of = dict(
         session.execute(
             select(accounts.c.id, accounts.c.merchant_id).where(accounts.c.kind == "merchant")
@@ -129,21 +139,6 @@ def read_totals(session: Session, start: datetime, end: datetime) -> Totals:
             issued[merchant_of[account_id]] = int(points)
         else:
             operator_issued += int(points)
-    # A debt record (no lot) is a clawback the member could not cover: count it as clawed.
-    kind = func.replace(consumptions.c.kind, "debt", "clawback")
-    consumed_rows = session.execute(
-        select(
-            kind,
-            consumptions.c.issuer_account_id,
-            consumptions.c.redeemer_account_id,
-            func.sum(consumptions.c.points),
-        )
-        .where(consumptions.c.created_at >= start, consumptions.c.created_at < end)
-        .group_by(kind, consumptions.c.issuer_account_id, consumptions.c.redeemer_account_id)
-    ).all()
-    consumed: dict[tuple[str, int | None, int | None], int] = defaultdict(int)
-    for row_kind, issuer, redeemer, points in consumed_rows:
-        consumed[(row_kind, merchant_of.get(issuer), merchant_of.get(redeemer))] += int(points)
     paid_back = dict(
         session.execute(
             select(transactions.c.merchant_id, func.sum(transactions.c.paid_points))
@@ -158,32 +153,58 @@ def read_totals(session: Session, start: datetime, end: datetime) -> Totals:
             .group_by(transactions.c.merchant_id)
         ).all()
     )
+    # A debt record (no lot) is a clawback the member could not cover: count it as clawed.
+    kind = func.replace(consumptions.c.kind, "debt", "clawback")
+    issuer, redeemer = consumptions.c.issuer_account_id, consumptions.c.redeemer_account_id
+    grouped = (
+        select(kind, issuer, redeemer, func.sum(consumptions.c.points))
+        .where(consumptions.c.created_at >= start, consumptions.c.created_at < end)
+        .group_by(kind, issuer, redeemer)
+        .order_by(issuer, redeemer, kind)
+        .execution_options(yield_per=STREAM_CHUNK)
+    )
+
+    def consumed() -> Iterator[Consumed]:
+        for row_kind, issuer_id, redeemer_id, points in session.execute(grouped):
+            yield row_kind, merchant_of.get(issuer_id), merchant_of.get(redeemer_id), int(points)
+
     return Totals(
         issued=issued,
-        consumed=dict(consumed),
         paid_back={m: int(p) for m, p in paid_back.items()},
         operator_issued=operator_issued,
+        consumed=consumed(),
     )
 
 
-def price(totals: Totals, base: Terms, terms_of: Mapping[int, Terms]) -> Day:
+def price(
+    totals: Totals, base: Terms, terms_of: Mapping[int, Terms], flow: FlowSink | None = None
+) -> Day:
     """Price a day's totals under the coalition's terms `base` (currency, point value, funding
-    model) and each issuer's own (`terms_of`, for issue price and fee)."""
+    model) and each issuer's own (`terms_of`, for issue price and fee). Each issuer x redeemer
+    flow (points net of reversals, and their value) goes to `flow` as soon as it is complete."""
     positions: dict[int, Position] = defaultdict(Position)
-    flows: dict[tuple[int | None, int | None], list[Any]] = defaultdict(lambda: [0, ZERO])
+    book = OperatorBook(base, terms_of)
     value = base.point_value
     prefunded = base.funding_model == "prefunded"
+    pair: tuple[int | None, int | None] | None = None
+    pair_points = 0
 
     def issuer_terms(merchant_id: int) -> Terms:
         return terms_of.get(merchant_id, base)
 
+    def close_pair() -> None:
+        if pair is not None and pair_points and flow is not None:
+            flow(pair[0], pair[1], pair_points, value * pair_points)
+
     for merchant_id, points in totals.issued.items():
         positions[merchant_id].issued += points
+        book.issued(merchant_id, points)
         if prefunded:
             charge = issuer_terms(merchant_id).issue_price * points
             positions[merchant_id].components["issue_charges"].add(points, charge)
 
-    for (kind, issuer, redeemer), points in sorted(totals.consumed.items(), key=_order):
+    for kind, issuer, redeemer, points in totals.consumed:
+        book.consumed(kind, issuer, redeemer, points)
         if kind == "expire":
             if issuer is not None:
                 positions[issuer].expired += points
@@ -196,10 +217,11 @@ def price(totals: Totals, base: Terms, terms_of: Mapping[int, Terms]) -> Day:
                     credit = issuer_terms(redeemer).issue_price * points
                     positions[redeemer].components["clawback_credits"].add(points, credit)
             continue
+        if (issuer, redeemer) != pair:
+            close_pair()
+            pair, pair_points = (issuer, redeemer), 0
         sign = -1 if kind == "restore" else 1
-        flow = flows[(issuer, redeemer)]
-        flow[0] += sign * points
-        flow[1] += sign * value * points
+        pair_points += sign * points
         if kind == "repay":
             # SPEC 2: a debt repaid from a new lot is a redemption of it at the operator.
             if issuer is not None and not prefunded:
@@ -217,29 +239,22 @@ def price(totals: Totals, base: Terms, terms_of: Mapping[int, Terms]) -> Day:
             positions[redeemer].components[side].add(points, value * points)
             continue
         _price_on_redemption(positions, kind, issuer, redeemer, points, value, issuer_terms)
+    close_pair()
 
-    if not prefunded:
-        for merchant_id, points in totals.paid_back.items():
+    for merchant_id, points in totals.paid_back.items():
+        book.paid_back(merchant_id, points)
+        if not prefunded:
             rate = value * (1 + issuer_terms(merchant_id).operator_fee_rate)
             positions[merchant_id].components["clawback_credits"].add(points, rate * points)
 
     kept = {m: p for m, p in positions.items() if not p.is_empty()}
-    day = Day(
-        positions=kept,
-        flows={pair: (int(f[0]), f[1]) for pair, f in flows.items() if f[0]},
-        operator=operator_result(totals, base, terms_of),
-    )
+    day = Day(positions=kept, operator=book.result())
     if day.nets != day.operator["result"]:
         raise AssertionError(
             f"money is not conserved: nets add up to {day.nets}, "
             f"the operator's result is {day.operator['result']}"
         )
     return day
-
-
-def _order(item: tuple[tuple[str, int | None, int | None], int]) -> tuple[str, int, int]:
-    (kind, issuer, redeemer), _ = item
-    return (kind, issuer or 0, redeemer or 0)
 
 
 def _price_on_redemption(
@@ -258,7 +273,7 @@ def _price_on_redemption(
     if issuer == redeemer:
         fee = value * issuer_terms(issuer).operator_fee_rate * points
         side = "redemption_charges" if redeemed else "reversal_credits"
-        positions[issuer].components[side].add(points, fee)
+        positions[redeemer].components[side].add(points, fee)
         return
     side = "reimbursements" if redeemed else "reversal_debits"
     positions[redeemer].components[side].add(points, value * points)
@@ -268,55 +283,68 @@ def _price_on_redemption(
         positions[issuer].components[side].add(points, charge)
 
 
-def operator_result(
-    totals: Totals, base: Terms, terms_of: Mapping[int, Terms]
-) -> dict[str, Decimal]:
-    """SPEC 2: the operator's cash result decomposed by its terms, computed from the totals by
-    kind of movement rather than from the positions: issue revenue + fees + debt recovered -
-    reimbursements - clawback credits - operator-funded points redeemed (each where the model
-    has it). `price` asserts that the positions' nets add up to its `result`."""
-    value = base.point_value
+class OperatorBook:
+    """SPEC 2: the operator's cash result decomposed by its terms, kept by kind of movement
+    rather than from the positions: issue revenue + fees + debt recovered - reimbursements -
+    clawback credits - operator-funded points redeemed (each where the model has it). `price`
+    asserts that the positions' nets add up to its `result`."""
 
-    def fee(merchant_id: int | None) -> Decimal:
-        return ZERO if merchant_id is None else terms_of.get(merchant_id, base).operator_fee_rate
-
-    def issue_price(merchant_id: int) -> Decimal:
-        return terms_of.get(merchant_id, base).issue_price
-
-    spent: dict[tuple[int | None, int], int] = defaultdict(int)  # net points spent at shops
-    repaid: dict[int | None, int] = defaultdict(int)  # issuer -> points repaying debts
-    clawed: dict[int, int] = defaultdict(int)  # credited merchant -> points
-    for (kind, issuer, redeemer), points in totals.consumed.items():
-        if kind in ("redeem", "restore") and redeemer is not None:
-            spent[(issuer, redeemer)] += points if kind == "redeem" else -points
-        elif kind == "repay":
-            repaid[issuer] += points
-        elif kind == "clawback" and redeemer is not None:
-            clawed[redeemer] += points
-    terms: dict[str, Decimal] = {}
-    if base.funding_model == "prefunded":
-        terms["issue_revenue"] = sum((issue_price(m) * p for m, p in totals.issued.items()), ZERO)
-        terms["reimbursements"] = value * sum(spent.values())
-        terms["clawback_credits"] = sum((issue_price(m) * p for m, p in clawed.items()), ZERO)
-        terms["result"] = (
-            terms["issue_revenue"] - terms["reimbursements"] - terms["clawback_credits"]
+    def __init__(self, base: Terms, terms_of: Mapping[int, Terms]) -> None:
+        self.base, self.terms_of = base, terms_of
+        self.prefunded = base.funding_model == "prefunded"
+        names = (
+            ("issue_revenue", "reimbursements", "clawback_credits")
+            if self.prefunded
+            else ("fees", "debt_recovered", "operator_funded_redeemed", "clawback_credits")
         )
-        return terms
-    terms["fees"] = sum((value * fee(i) * p for (i, _), p in spent.items()), ZERO) + sum(
-        (value * fee(i) * p for i, p in repaid.items()), ZERO
-    )
-    terms["debt_recovered"] = value * sum(p for i, p in repaid.items() if i is not None)
-    terms["operator_funded_redeemed"] = value * sum(p for (i, _), p in spent.items() if i is None)
-    terms["clawback_credits"] = sum(
-        (value * (1 + fee(m)) * p for m, p in totals.paid_back.items()), ZERO
-    )
-    terms["result"] = (
-        terms["fees"]
-        + terms["debt_recovered"]
-        - terms["operator_funded_redeemed"]
-        - terms["clawback_credits"]
-    )
-    return terms
+        self.terms: dict[str, Decimal] = dict.fromkeys(names, ZERO)
+
+    def _fee(self, merchant_id: int | None) -> Decimal:
+        if merchant_id is None:
+            return ZERO
+        return self.terms_of.get(merchant_id, self.base).operator_fee_rate
+
+    def _issue_price(self, merchant_id: int) -> Decimal:
+        return self.terms_of.get(merchant_id, self.base).issue_price
+
+    def issued(self, merchant_id: int, points: int) -> None:
+        if self.prefunded:
+            self.terms["issue_revenue"] += self._issue_price(merchant_id) * points
+
+    def consumed(self, kind: str, issuer: int | None, redeemer: int | None, points: int) -> None:
+        value = self.base.point_value
+        if kind in ("redeem", "restore") and redeemer is not None:
+            spent = points if kind == "redeem" else -points
+            if self.prefunded:
+                self.terms["reimbursements"] += value * spent
+            else:
+                self.terms["fees"] += value * self._fee(issuer) * spent
+                if issuer is None:
+                    self.terms["operator_funded_redeemed"] += value * spent
+        elif kind == "repay" and not self.prefunded:
+            self.terms["fees"] += value * self._fee(issuer) * points
+            if issuer is not None:
+                self.terms["debt_recovered"] += value * points
+        elif kind == "clawback" and redeemer is not None and self.prefunded:
+            self.terms["clawback_credits"] += self._issue_price(redeemer) * points
+
+    def paid_back(self, merchant_id: int, points: int) -> None:
+        if not self.prefunded:
+            rate = self.base.point_value * (1 + self._fee(merchant_id))
+            self.terms["clawback_credits"] += rate * points
+
+    def result(self) -> dict[str, Decimal]:
+        t = self.terms
+        if self.prefunded:
+            outcome = t["issue_revenue"] - t["reimbursements"] - t["clawback_credits"]
+        else:
+            outcome = (
+                t["fees"]
+                + t["debt_recovered"]
+                - t["operator_funded_redeemed"]
+                - t["clawback_credits"]
+            )
+        return {**t, "result": outcome}
 
 
 def decimal_text(amount: Decimal, digits: int = 2) -> str:

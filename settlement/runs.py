@@ -43,6 +43,7 @@ flows = table(SettlementFlow)
 
 GATE_LOCK = (0x636F61, 0x67617465)  # the migration's settlement gate lock
 ONE_DAY = timedelta(days=1)
+FLOW_CHUNK = 5000  # flows are written as they are priced, this many rows a statement
 
 
 def fault(step: str) -> None:
@@ -145,9 +146,30 @@ def _price_and_record(session: Session, run_id: int) -> None:
     base, terms_of = economics.merchant_terms(session, run.business_date)
     totals = engine.read_totals(session, run.window_start, run.window_end)
     fault("totals")
-    day = engine.price(totals, base, terms_of)
     digits = economics.MINOR_UNIT_DIGITS[base.currency]
     money = lambda amount: engine.decimal_text(amount, digits)  # noqa: E731
+    pending: list[dict[str, Any]] = []
+
+    def write_flows() -> None:
+        if pending:
+            session.execute(insert(flows), pending)
+            pending.clear()
+
+    def flow(issuer: int | None, redeemer: int | None, points: int, amount: Any) -> None:
+        pending.append(
+            {
+                "run_id": run_id,
+                "issuer_merchant_id": issuer,
+                "redeemer_merchant_id": redeemer,
+                "points": points,
+                "amount": money(amount),
+            }
+        )
+        if len(pending) >= FLOW_CHUNK:
+            write_flows()
+
+    day = engine.price(totals, base, terms_of, flow)
+    write_flows()
     position_rows = [
         {
             "run_id": run_id,
@@ -167,20 +189,6 @@ def _price_and_record(session: Session, run_id: int) -> None:
     ]
     if position_rows:
         session.execute(insert(positions), position_rows)
-    flow_rows = [
-        {
-            "run_id": run_id,
-            "issuer_merchant_id": issuer,
-            "redeemer_merchant_id": redeemer,
-            "points": points,
-            "amount": money(amount),
-        }
-        for (issuer, redeemer), (points, amount) in sorted(
-            day.flows.items(), key=lambda f: (f[0][0] or 0, f[0][1] or 0)
-        )
-    ]
-    if flow_rows:
-        session.execute(insert(flows), flow_rows)
     fault("positions")
     summed = {
         key: sum(getattr(p, key) for p in day.positions.values())

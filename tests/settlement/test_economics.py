@@ -5,7 +5,6 @@ settings, and the purchases and redemptions that trade under the terms of their 
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -26,25 +25,6 @@ from tests import factories as f
 ECONOMICS = "/api/v1/ops/economics"
 PURCHASES = "/api/v1/purchases"
 SEEDED = economics.DEFAULT_TERMS.to_json()
-
-
-@pytest.fixture(autouse=True)
-def terms(app: Flask, session) -> Iterator[None]:
-    """The migration's first version, and no terms cached from another test: a test's versions
-    are rolled back with it, so what its purchases cached is forgotten after it too. (A test
-    with real commits empties every table, the seeded version included; it is put back here.)"""
-    economics.forget()
-    if not economics.schedule(session):
-        economics.set_version(
-            session,
-            effective_from=economics.BEGINNING,
-            settings=SEEDED,
-            merchant_id=None,
-            actor_id="migration",
-            now=f.T0,
-        )
-    yield
-    economics.forget()
 
 
 @pytest.fixture

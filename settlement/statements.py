@@ -128,10 +128,7 @@ def issue_month(session: Session, month: str, now: datetime) -> list[Any]:
                 issued_at=now,
             )
         )
-        statement = session.execute(
-            select(statements).where(statements.c.public_id == public_id)
-        ).one()
-        payments.instruct(session, statement)
+        payments.instruct(session, statement_row(session, public_id))
         outbox.record(
             session,
             [
@@ -263,6 +260,10 @@ def listing() -> Any:
 def month_statements(session: Session, month: str) -> list[Any]:
     query = listing().where(statements.c.month == month).order_by(statements.c.merchant_id)
     return list(session.execute(query).all())
+
+
+def statement_row(session: Session, public_id: str) -> Any:
+    return session.execute(select(statements).where(statements.c.public_id == public_id)).one()
 
 
 def statement_view(

@@ -4,6 +4,7 @@ tenant set sees nothing at all."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from coalition import idempotency, tenancy
 from coalition.extensions import db
+from settlement import payments, runs, statements
 from tests import factories
 
 TENANT_TABLES = (
@@ -24,6 +26,9 @@ TENANT_TABLES = (
     "oauth_client_secrets",
     "oauth_tokens",
     "oauth_authorization_codes",
+    "statements",
+    "payment_instructions",
+    "settlement_positions",
 )
 
 
@@ -51,7 +56,11 @@ def two_shops(session: Session) -> tuple[int, int]:
             operation=lambda: (201, {}),
             now=factories.T0,
         )
+        statement = factories.statement(session, shop)
+        payments.instruct(session, statements.statement_row(session, statement))
         shops.append(shop)
+    # Both shops' purchases settled: a position each.
+    runs.settle(session, factories.T0.date(), factories.T0 + timedelta(days=1))
     return shops[0], shops[1]
 
 
@@ -95,7 +104,16 @@ def test_a_merchant_sees_only_its_own_rows_even_without_a_where_clause(
     with tenancy.acting_as(tenancy.Tenant.merchant(alpha), session):
         merchants_seen = {
             table: set(session.execute(text(f"SELECT DISTINCT merchant_id FROM {table}")).scalars())
-            for table in ("transactions", "holds", "outbox_events", "oauth_clients", "oauth_tokens")
+            for table in (
+                "transactions",
+                "holds",
+                "outbox_events",
+                "oauth_clients",
+                "oauth_tokens",
+                "statements",
+                "payment_instructions",
+                "settlement_positions",
+            )
         }
         keys = set(session.execute(text("SELECT scope FROM idempotency_keys")).scalars())
     assert merchants_seen == {table: {alpha} for table in merchants_seen}

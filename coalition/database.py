@@ -7,8 +7,10 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import JSON, BigInteger, DateTime, Integer, Table, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
 
 # Integer primary keys: BIGINT on PostgreSQL; SQLite only auto-increments "INTEGER PRIMARY KEY".
@@ -42,6 +44,16 @@ def table(model: type[Any]) -> Table:
     """A mapped class's Table, typed as one (SQLAlchemy types `__table__` as a FromClause).
     Hot paths use SQLAlchemy Core on these tables rather than the ORM."""
     return cast(Table, model.__table__)
+
+
+def insert_unless_present(
+    session: Session, target: Table, key: list[str], key_where: Any = None
+) -> Any:
+    """`INSERT … ON CONFLICT (key) DO NOTHING` in the session's dialect (both backends have
+    it): a row that another transaction inserted first is left alone, without an error.
+    `key_where` names a partial unique index's condition."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(target).on_conflict_do_nothing(index_elements=key, index_where=key_where)
 
 
 def engine_options(url: str, statement_timeout_ms: int = 0) -> dict[str, Any]:

@@ -19,10 +19,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Index, Integer, String, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from coalition.database import BigId, Json, UTCDateTime, table
+from coalition.database import BigId, Json, UTCDateTime, insert_unless_present, table
 from coalition.errors import CoalitionError, IdempotencyConflict, InvalidRequest
 from coalition.extensions import Base
 
@@ -61,13 +60,8 @@ def fingerprint(*parts: Any) -> str:
 
 
 def _insert_if_new(session: Session, row: dict[str, Any]) -> bool:
-    dialect = session.get_bind().dialect.name
-    builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = (
-        builder(keys)
-        .values(**row)
-        .on_conflict_do_nothing(index_elements=["scope", "key"])
-        .returning(keys.c.id)
+        insert_unless_present(session, keys, ["scope", "key"]).values(**row).returning(keys.c.id)
     )
     return session.execute(statement).scalar_one_or_none() is not None
 

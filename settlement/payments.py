@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -36,11 +37,10 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import ColumnElement, Row, and_, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from coalition import clock, faults, outbox
-from coalition.database import table
+from coalition.database import insert_unless_present, table
 from coalition.economics import MINOR_UNIT_DIGITS
 from coalition.errors import NotFound
 from coalition.extensions import db
@@ -111,11 +111,8 @@ def instruct(
     signed_minor = amount_in_minor_units(statement.closing, statement.currency)
     if signed_minor == 0:
         return None
-    dialect = session.get_bind().dialect.name
-    builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
     session.execute(
-        builder(instructions)
-        .values(
+        insert_unless_present(session, instructions, ["statement_id"]).values(
             public_id=new_id("pay"),
             statement_id=statement.id,
             merchant_id=statement.merchant_id,
@@ -126,7 +123,6 @@ def instruct(
             attempts=0,
             created_at=now or clock.utcnow(),
         )
-        .on_conflict_do_nothing(index_elements=["statement_id"])
     )
     return session.scalars(
         select(PaymentInstruction).where(PaymentInstruction.statement_id == statement.id)
@@ -147,30 +143,37 @@ def _profile(merchant: Row[Any]) -> MerchantProfile:
 def ensure_account(session: Session, gw: PaymentGateway, merchant_id: int) -> str:
     """The merchant's connected account, made at Stripe if it has none (idempotent on the
     merchant: a retry within Stripe's 24 hours gets the same account back)."""
-    merchant = _merchant(session, merchant_id)
-    if merchant.stripe_account_id:
-        return str(merchant.stripe_account_id)
-    account_id = gw.create_account(_profile(merchant), f"{merchant.public_id}:account")
-    session.execute(
-        update(merchants)
-        .where(merchants.c.id == merchant_id, merchants.c.stripe_account_id.is_(None))
-        .values(stripe_account_id=account_id)
+    return _ensure(
+        session, merchant_id, merchants.c.stripe_account_id, gw.create_account, "account"
     )
-    return str(_merchant(session, merchant_id).stripe_account_id)
 
 
 def ensure_customer(session: Session, gw: PaymentGateway, merchant_id: int) -> str:
     """The merchant as a Stripe customer, to invoice; made if it has none."""
+    return _ensure(
+        session, merchant_id, merchants.c.stripe_customer_id, gw.create_customer, "customer"
+    )
+
+
+def _ensure(
+    session: Session,
+    merchant_id: int,
+    column: Any,
+    create: Callable[[MerchantProfile, str], str],
+    what: str,
+) -> str:
+    """The merchant's Stripe object kept in `column`, made with `create` (under a key derived
+    from the merchant) if there is none; a concurrent run's object, recorded first, wins."""
     merchant = _merchant(session, merchant_id)
-    if merchant.stripe_customer_id:
-        return str(merchant.stripe_customer_id)
-    customer_id = gw.create_customer(_profile(merchant), f"{merchant.public_id}:customer")
+    if merchant._mapping[column.key]:
+        return str(merchant._mapping[column.key])
+    made = create(_profile(merchant), f"{merchant.public_id}:{what}")
     session.execute(
         update(merchants)
-        .where(merchants.c.id == merchant_id, merchants.c.stripe_customer_id.is_(None))
-        .values(stripe_customer_id=customer_id)
+        .where(merchants.c.id == merchant_id, column.is_(None))
+        .values({column.key: made})
     )
-    return str(_merchant(session, merchant_id).stripe_customer_id)
+    return str(_merchant(session, merchant_id)._mapping[column.key])
 
 
 def start_onboarding(
@@ -440,10 +443,8 @@ class Received:
 def receive_event(session: Session, event: dict[str, Any], now: datetime) -> Received:
     """Store a verified Stripe event once by its id and apply it, in the caller's transaction
     (a replay, even one racing the first delivery, changes nothing)."""
-    dialect = session.get_bind().dialect.name
-    builder = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stored = session.execute(
-        builder(stripe_events)
+        insert_unless_present(session, stripe_events, ["id"])
         .values(
             id=str(event["id"]),
             type=str(event.get("type", "")),
@@ -451,7 +452,6 @@ def receive_event(session: Session, event: dict[str, Any], now: datetime) -> Rec
             payload=event,
             received_at=now,
         )
-        .on_conflict_do_nothing(index_elements=["id"])
         .returning(stripe_events.c.id)
     ).scalar_one_or_none()
     if stored is None:

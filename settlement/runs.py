@@ -22,12 +22,10 @@ from typing import Any
 
 from flask import current_app
 from sqlalchemy import insert, select, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from coalition import clock, economics, faults
-from coalition.database import table
+from coalition.database import insert_unless_present, table
 from coalition.errors import InvalidRequest, NotFound
 from coalition.extensions import db
 from coalition.ids import new_id
@@ -79,15 +77,11 @@ def request_run(session: Session, business_date: date, now: datetime) -> Any:
     if kind == "provisional":
         session.execute(insert(runs).values(row))
     else:
-        dialect_insert = (
-            pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        )
+        # One final run per day (a partial unique index): a concurrent request's row stands.
         session.execute(
-            dialect_insert(runs)
-            .values(row)
-            .on_conflict_do_nothing(
-                index_elements=["business_date"], index_where=runs.c.kind == "final"
-            )
+            insert_unless_present(
+                session, runs, ["business_date"], key_where=runs.c.kind == "final"
+            ).values(row)
         )
         row["public_id"] = session.execute(
             select(runs.c.public_id).where(

@@ -7,7 +7,6 @@ import itertools
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from coalition import clock
@@ -132,32 +131,36 @@ def member_headers(
 
 
 def statement(
-    session: Session, merchant_id: int, month: str = "2026-02", closing: str = "-1.50"
-) -> str:
-    """A merchant's issued statement (as `issue_month` writes it), returning its public id."""
-    public_id = new_id("stm")
-    session.execute(
-        insert(Statement.__table__).values(
-            public_id=public_id,
-            merchant_id=merchant_id,
-            month=month,
-            currency="EUR",
-            status="issued",
-            opening="0.00",
-            exact_net=closing,
-            rounding="0.00",
-            net=closing,
-            closing=closing,
-            lines=[
-                {
-                    "kind": "reimbursements",
-                    "description": "Points redeemed",
-                    "points": 150,
-                    "amount": closing,
-                }
-            ],
-            days=[],
-            issued_at=T0,
-        )
+    session: Session,
+    merchant_id: int,
+    closing: str = "-1.50",
+    month: str = "2026-10",
+    currency: str = "EUR",
+) -> Statement:
+    """A merchant's issued statement (as `issue_month` writes it) with `closing` (positive: the
+    merchant pays), in one line."""
+    row = Statement(
+        public_id=new_id("stm"),
+        merchant_id=merchant_id,
+        month=month,
+        currency=currency,
+        status="issued",
+        opening="0.00",
+        exact_net=closing,
+        rounding="0.00",
+        net=closing,
+        closing=closing,
+        lines=[
+            {
+                "kind": "reimbursements",
+                "description": "Points redeemed",
+                "points": 150,
+                "amount": closing,
+            }
+        ],
+        days=[],
+        issued_at=T0,
     )
-    return public_id
+    session.add(row)
+    session.flush()
+    return row

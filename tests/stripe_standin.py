@@ -29,19 +29,15 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
 import requests
 from flask import Flask
-from sqlalchemy.orm import Session
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from coalition.ids import new_id
 from settlement.gateway import EXTENSION, StripeGateway
-from settlement.models import Statement
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -569,27 +565,3 @@ def stripe_for(app: Flask, timeout: float = 2.0) -> Iterator[StripeStandIn]:
             else:
                 app.extensions[EXTENSION] = previous
             gateway.close()
-
-
-def statement(
-    session: Session, merchant_id: int, closing: str, month: str = "2026-10", currency: str = "EUR"
-) -> Statement:
-    """A merchant's issued statement with `closing` (positive: the merchant pays)."""
-    row = Statement(
-        public_id=new_id("stm"),
-        merchant_id=merchant_id,
-        month=month,
-        currency=currency,
-        status="issued",
-        opening="0",
-        exact_net=closing,
-        rounding="0",
-        net=closing,
-        closing=closing,
-        lines=[],
-        days=[],
-        issued_at=datetime(2026, 11, 1, 1, 0, tzinfo=UTC),
-    )
-    session.add(row)
-    session.flush()
-    return row

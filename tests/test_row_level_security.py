@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from coalition import idempotency, tenancy
 from coalition.extensions import db
-from settlement import payments, runs, statements
+from settlement import payments, runs
 from tests import factories
 
 TENANT_TABLES = (
@@ -56,8 +56,7 @@ def two_shops(session: Session) -> tuple[int, int]:
             operation=lambda: (201, {}),
             now=factories.T0,
         )
-        statement = factories.statement(session, shop)
-        payments.instruct(session, statements.statement_row(session, statement))
+        payments.instruct(session, factories.statement(session, shop))
         shops.append(shop)
     # Both shops' purchases settled: a position each.
     runs.settle(session, factories.T0.date(), factories.T0 + timedelta(days=1))

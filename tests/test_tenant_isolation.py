@@ -75,7 +75,7 @@ def victim(session: Session) -> dict[str, str]:
     hold = operations.place_hold(
         session, member_id=member, merchant_id=shop, points=50, now=factories.T0
     )
-    statement = factories.statement(session, shop)
+    statement = factories.statement(session, shop).public_id
     return {
         "statement": statement,
         "purchase": purchase["transaction"]["id"],

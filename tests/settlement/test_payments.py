@@ -24,7 +24,8 @@ from settlement import payments
 from settlement.gateway import EXTENSION
 from settlement.models import PaymentInstruction, Statement
 from tests import factories
-from tests.stripe_standin import StripeStandIn, statement, stripe_for
+from tests.factories import statement
+from tests.stripe_standin import StripeStandIn, stripe_for
 
 NOW = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)
 

@@ -117,8 +117,8 @@ def test_a_merchant_reads_its_own_statements_as_json_csv_and_pdf(
     client: FlaskClient, session: Session
 ):
     mine, theirs = f.merchant(session, "Mine"), f.merchant(session, "Theirs")
-    own = f.statement(session, mine)
-    other = f.statement(session, theirs)
+    own = f.statement(session, mine).public_id
+    other = f.statement(session, theirs).public_id
     till = f.merchant_headers(session, mine, "statements:read")
 
     listed = client.get("/api/v1/statements", headers=till).json

@@ -24,7 +24,8 @@ from coalition.outbox import OutboxEvent
 from settlement import payments
 from settlement.models import PaymentInstruction, StripeEvent
 from tests import factories
-from tests.stripe_standin import StripeStandIn, serve, sign, statement, stripe_for
+from tests.factories import statement
+from tests.stripe_standin import StripeStandIn, serve, sign, stripe_for
 
 SECRET = "whsec_test_inbound"
 NOW = datetime(2026, 11, 1, 3, 0, tzinfo=UTC)

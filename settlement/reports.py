@@ -55,14 +55,13 @@ def flows(session: Session, month: str) -> dict[str, Any]:
         cell = matrix[(row.issuer_merchant_id, row.redeemer_merchant_id)]
         cell[0] += row.points
         cell[1] += Decimal(row.amount)
-    active: dict[int, int] = dict(
-        session.execute(
-            select(positions.c.merchant_id, func.count())
-            .join(runs, runs.c.id == positions.c.run_id)
-            .where(*in_month)
-            .group_by(positions.c.merchant_id)
-        ).all()
-    )
+    # Every merchant with a position in the month, whether or not its points travelled.
+    active = session.execute(
+        select(positions.c.merchant_id)
+        .join(runs, runs.c.id == positions.c.run_id)
+        .where(*in_month)
+        .distinct()
+    ).scalars()
     ids = {i for pair in matrix for i in pair if i is not None} | set(active)
     names = {
         row.id: (row.public_id, row.name)

@@ -154,7 +154,7 @@ def _row_by_row(session: Session, start: datetime, end: datetime, base, terms_of
     today=st.lists(step, min_size=1, max_size=25),
 )
 def test_every_position_is_the_ledger_priced_row_by_row_and_money_is_conserved(
-    session, model, issue_prices, yesterday, today, record_property
+    session, model, issue_prices, yesterday, today
 ):
     # Each example lives on its own days: settled days stay closed for the rest of the test.
     day = date(2027, 1, 1) + timedelta(days=3 * next(_days))

@@ -70,7 +70,7 @@ def test_a_month_with_unsettled_days_is_not_stated(client: FlaskClient, session:
 
 def test_the_appendix_statements_pay_a_004_and_b_078(client: FlaskClient, session: Session):
     use_model(session, "on_redemption")
-    merchants = the_month(session)
+    the_month(session)
     _settle_all(session, [date(2026, 10, d) for d in range(4, 32)])
     ops = f.operator_headers(session)
 
@@ -87,7 +87,6 @@ def test_the_appendix_statements_pay_a_004_and_b_078(client: FlaskClient, sessio
         assert statement["payment"]["kind"] == "transfer"
     b = next(s for s in answer.json["data"] if s["merchant"]["name"] == "B")
     assert sum(d["redeemed"] for d in b["days"]) == 170 and len(b["days"]) == 31
-    assert set(merchants) == {"A", "B"}
 
 
 def test_a_statement_rounds_its_net_once_half_even_and_shows_it(

@@ -3,14 +3,27 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import string
 
 _ALPHABET = string.ascii_letters + string.digits
 PREFIXES = frozenset({"mer", "mbr", "txn", "hold", "stm", "run", "evt", "whe", "cli", "pay"})
+# What any id of ours looks like, with room to spare: a look-up never sends anything else to
+# the database (a NUL byte would make PostgreSQL fail the whole request).
+_SHAPE = re.compile(r"([a-z]{3,4})_[A-Za-z0-9]{1,60}")
 
 
 def new_id(prefix: str) -> str:
     if prefix not in PREFIXES:
         raise ValueError(f"unknown id prefix {prefix!r}")
     return prefix + "_" + "".join(secrets.choice(_ALPHABET) for _ in range(24))
+
+
+def is_public_id(value: object, prefix: str) -> bool:
+    """Whether `value` could be an id with `prefix` (`cli`, `mer`...): what was typed or sent
+    is checked before any query is made with it."""
+    if not isinstance(value, str):
+        return False
+    shape = _SHAPE.fullmatch(value)
+    return shape is not None and shape.group(1) == prefix

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from coalition import tenancy
 from coalition.database import table
 from coalition.errors import CoalitionError, InvalidRequest, NotFound
-from coalition.ids import new_id
+from coalition.ids import is_public_id, new_id
 from coalition.oauth import scopes as scope_sets
 from coalition.oauth.models import ClientSecret, OAuthClient, OAuthToken
 from coalition.oauth.tokens import digest, new_secret
@@ -82,6 +82,8 @@ def create_client(
 def _client_row(session: Session, client_id: str, merchant_id: int | None) -> Any:
     """The client's row; NotFound when there is none, or (with `merchant_id`) when it belongs to
     another tenant (SPEC 3.2: exactly as if it did not exist)."""
+    if not is_public_id(client_id, "cli"):
+        raise NotFound("no such client")
     query = select(clients.c.id, clients.c.revoked_at).where(clients.c.client_id == client_id)
     if merchant_id is not None:
         query = query.where(clients.c.merchant_id == merchant_id)

@@ -6,6 +6,7 @@ authenticates."""
 from __future__ import annotations
 
 import hmac
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -23,6 +24,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 
 from coalition.database import table
 from coalition.extensions import Base, db
+from coalition.ids import is_public_id
 from coalition.members.models import Member as MemberRow
 from coalition.oauth import scopes as scope_sets
 from coalition.oauth.models import AuthorizationCode, ClientSecret, OAuthClient, OAuthToken
@@ -185,7 +187,11 @@ class Code(AuthorizationCodeMixin):
 
 
 def find_client(session: Session, client_id: str, now: datetime) -> Client | None:
-    """The live client with this id, or None (unknown, revoked, or its merchant suspended)."""
+    """The live client with this id, or None (unknown, revoked, or its merchant suspended).
+    Every way a client id arrives (HTTP Basic, the form body, the query string) comes here:
+    what cannot be a client id is unknown without a query."""
+    if not is_public_id(client_id, "cli"):
+        return None
     rows = session.execute(
         select(
             clients.c.id,
@@ -309,11 +315,16 @@ def _decoy_hash() -> str:
 def authenticate_member(session: Session, email: str, password: str) -> Member | None:
     """The active member with this email and password, or None. An unknown email costs as much
     time as a wrong password, so the answer tells nobody which emails are members."""
-    row = session.execute(
-        select(members.c.id, members.c.password_hash, members.c.status).where(
-            members.c.email == email.strip().lower()
-        )
-    ).one_or_none()
+    email = email.strip().lower()
+    row = None
+    # No stored email holds a control character or a lone surrogate (the sign-up refuses them),
+    # and PostgreSQL cannot even compare with a NUL: such an email is unknown, asked nothing.
+    if not any(unicodedata.category(char) in ("Cc", "Cs") for char in email):
+        row = session.execute(
+            select(members.c.id, members.c.password_hash, members.c.status).where(
+                members.c.email == email
+            )
+        ).one_or_none()
     known_hash = row.password_hash if row is not None and row.password_hash else None
     if not check_password_hash(known_hash or _decoy_hash(), password):
         return None

@@ -14,6 +14,8 @@ look-ups are in lookups.py."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 from datetime import timedelta
 from typing import Any
@@ -23,6 +25,7 @@ from authlib.integrations.flask_oauth2 import AuthorizationServer as FlaskAuthor
 from authlib.integrations.flask_oauth2.requests import FlaskOAuth2Payload, FlaskOAuth2Request
 from authlib.oauth2.rfc6749 import (
     InsecureTransportError,
+    InvalidClientError,
     InvalidRequestError,
     OAuth2Request,
     grants,
@@ -257,6 +260,21 @@ def is_secure_transport(url: str) -> bool:
     return address.is_loopback
 
 
+def _check_basic_credentials(header: str) -> None:
+    """HTTP Basic credentials must be base64 of UTF-8 text (RFC 7617): Authlib decodes them
+    without catching a decoding error, so bytes that are not UTF-8 are refused here, as an
+    unknown client is (401, with the scheme to use)."""
+    scheme, _, credentials = header.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return
+    try:
+        base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise InvalidClientError(
+            status_code=401, description="the Basic credentials are not base64 of UTF-8 text"
+        ) from exc
+
+
 class TransportCheckedRequest(FlaskOAuth2Request):
     """Authlib's request, with the transport decided by this app's COALITION_ENV.
 
@@ -275,6 +293,7 @@ class TransportCheckedRequest(FlaskOAuth2Request):
         url = request.url
         if not allow_http and not is_secure_transport(url):
             raise InsecureTransportError()
+        _check_basic_credentials(request.headers.get("Authorization", ""))
         checked = "https://" + url.removeprefix("http://") if url.startswith("http://") else url
         OAuth2Request.__init__(self, method=request.method, uri=checked, headers=request.headers)
         self.uri = url

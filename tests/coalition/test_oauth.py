@@ -6,6 +6,7 @@ own requests client and a requests.Session playing the member's browser."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session, OAuthError
 from authlib.oauth2.rfc8414 import AuthorizationServerMetadata
 from flask import Flask
+from sqlalchemy import func, select
 from werkzeug.security import generate_password_hash
 
 from coalition import clock
@@ -668,3 +670,80 @@ def test_the_operator_makes_a_client_on_the_command_line_and_gets_an_operator_to
     assert set(created) == {"client_id", "client_secret"}
     assert created["client_id"].startswith("cli_")
     assert coalition.client_token(created)["scope"] == "operator"
+
+
+# client ids no client can have
+
+
+def _basic(user: bytes, password: bytes = b"x") -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(user + b":" + password).decode()}
+
+
+JUNK_CLIENT_IDS = ["\x00", "cli_\x00abc", "cli_" + "a" * 5000]
+
+
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])
+@pytest.mark.parametrize("junk", JUNK_CLIENT_IDS, ids=["NUL", "NUL inside", "very long"])
+@pytest.mark.parametrize("way", ["basic", "form"])
+def test_a_client_id_no_client_can_have_is_an_invalid_client_and_writes_nothing(
+    session, client, path, junk, way
+):
+    form = {"grant_type": "client_credentials", "token": "at_whatever"}
+    if way == "basic":
+        answer = client.post(path, data=form, auth=(junk, "cs_x"))
+    else:
+        answer = client.post(path, data={**form, "client_id": junk, "client_secret": "cs_x"})
+
+    # RFC 6749 5.2: 401 when the client tried the Authorization header, else 400.
+    assert answer.status_code == (401 if way == "basic" else 400), answer.data[:300]
+    assert answer.get_json()["error"] == "invalid_client"  # RFC 6749's form, decision 47
+    assert session.execute(select(func.count()).select_from(tokens.tokens)).scalar_one() == 0
+
+
+@pytest.mark.parametrize("path", ["/oauth/token", "/oauth/revoke", "/oauth/introspect"])
+def test_basic_credentials_that_are_not_utf8_are_an_invalid_client(client, path):
+    answer = client.post(
+        path, data={"grant_type": "client_credentials", "token": "x"}, headers=_basic(b"\xff\xfe")
+    )
+
+    assert answer.status_code == 401, answer.data[:300]
+    assert answer.get_json()["error"] == "invalid_client"
+
+
+@pytest.mark.parametrize("junk", JUNK_CLIENT_IDS, ids=["NUL", "NUL inside", "very long"])
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_sign_in_link_with_a_client_id_no_client_can_have_gets_the_error_page(
+    client, junk, method
+):
+    params = {"response_type": "code", "client_id": junk, "redirect_uri": REDIRECT_URI}
+    if method == "GET":
+        answer = client.get("/oauth/authorize", query_string=params)
+    else:
+        answer = client.post("/oauth/authorize", data=params)
+
+    assert answer.status_code == 400, answer.data[:300]
+    assert "Location" not in answer.headers
+    assert "This sign-in link does not work" in answer.get_data(as_text=True)
+
+
+def test_an_email_no_member_can_have_is_a_wrong_sign_in_not_a_crash(session, client):
+    app_client = f.client(
+        session, f.merchant(session), "balance:read", redirect_uris=[REDIRECT_URI]
+    )
+    link = {
+        "response_type": "code",
+        "client_id": app_client["client_id"],
+        "redirect_uri": REDIRECT_URI,
+        "scope": "balance:read",
+        "code_challenge": "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+        "code_challenge_method": "S256",
+    }
+    page = client.get("/oauth/authorize", query_string=link)
+    signin = form(page.get_data(as_text=True), "signin")
+
+    answer = client.post(
+        signin.action, data={**signin.fields, "email": "ada\x00@example.org", "password": "x"}
+    )
+
+    assert answer.status_code == 200, answer.data[:300]
+    assert "The email or password is wrong." in answer.get_data(as_text=True)

@@ -18,7 +18,6 @@ awards with one INSERT per table."""
 
 from __future__ import annotations
 
-import json
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from coalition.ledger.batch import Award, award_many, award_one
 from coalition.ledger.models import Transaction
 from coalition.ledger.reads import balances_after
 from coalition.members.services import FoundMember, find_member, find_members, member_of_account
+from coalition.web.bodies import MalformedJson, load_json
 from merchants.models import Merchant
 from merchants.schemas import MAX_BATCH_LINES, PurchaseSchema
 
@@ -56,10 +56,6 @@ _purchase_schema = PurchaseSchema()
 
 class UnsupportedCurrency(CoalitionError):
     status, code, title = 422, "unsupported_currency", "Currency not supported"
-
-
-class MalformedJson(CoalitionError):
-    status, code, title = 400, "malformed_json", "Malformed JSON"
 
 
 class BatchTooLarge(CoalitionError):
@@ -323,14 +319,11 @@ def parse_lines(body: bytes, *, ndjson: bool) -> list[Line]:
         _check_size(len(numbered))
         for number, text in numbered:
             try:
-                raw.append((number, json.loads(text)))
-            except (ValueError, RecursionError):
-                parsed[number] = _refused(number, MalformedJson(f"line {number} is not valid JSON"))
+                raw.append((number, load_json(text, f"line {number}")))
+            except MalformedJson as refusal:
+                parsed[number] = _refused(number, refusal)
     else:
-        try:
-            document = json.loads(body)
-        except (ValueError, RecursionError) as error:
-            raise MalformedJson("the request body is not valid JSON") from error
+        document = load_json(body)
         if not isinstance(document, list):
             raise InvalidRequest(
                 "send a JSON array of purchases, or NDJSON (application/x-ndjson)",

@@ -4,10 +4,12 @@ row gets a problem response with its status and code, and writes nothing."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import text
 from sqlalchemy.orm import Session
@@ -15,10 +17,13 @@ from sqlalchemy.orm import Session
 from coalition import tenancy
 from coalition.extensions import db
 from coalition.members.models import Member
+from coalition.web.access import policy_of
 from tests import factories
 
 HUGE = 10**30
 MIB = 1024 * 1024
+# Past Python's limit on converting digits to an int (4,300 digits by default).
+LONG_INTEGER = b"1" * 5000
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,7 @@ class Row:
     field: str | None = None  # the field `errors` must name
     caller: str = "merchant"
     method: str = "POST"
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 def purchase(**changes: Any) -> dict[str, Any]:
@@ -139,6 +145,36 @@ ROWS = [
         "nested too deep",
         "/api/v1/purchases",
         raw=b"[" * 100_000,
+        status=400,
+        code="malformed_json",
+    ),
+    Row(
+        "integer of 5,000 digits",
+        "/api/v1/purchases",
+        raw=b'{"member": "CARD", "amount": ' + LONG_INTEGER + b', "currency": "EUR"}',
+        status=400,
+        code="malformed_json",
+    ),
+    Row(
+        "integer of 5,000 digits, with an Idempotency-Key",
+        "/api/v1/purchases",
+        raw=b'{"member": "CARD", "amount": ' + LONG_INTEGER + b', "currency": "EUR"}',
+        status=400,
+        code="malformed_json",
+        headers=(("Idempotency-Key", "long-integer"),),
+    ),
+    Row(
+        "integer of 5,000 digits in a sign-up",
+        "/api/v1/member-signups",
+        raw=b'{"email": "a@b.example", "password": ' + LONG_INTEGER + b"}",
+        status=400,
+        code="malformed_json",
+        caller="none",
+    ),
+    Row(
+        "integer of 5,000 digits in a batch",
+        "/api/v1/purchases/batch",
+        raw=b'[{"member": "CARD", "amount": ' + LONG_INTEGER + b"}]",
         status=400,
         code="malformed_json",
     ),
@@ -254,6 +290,7 @@ def test_bad_input_gets_a_problem_and_writes_nothing(
     client: FlaskClient, session: Session, world: dict[str, Any], row: Row
 ) -> None:
     headers = dict(world["merchant"]) if row.caller == "merchant" else {}
+    headers.update(row.headers)
     before = _snapshot(session)
     if row.raw is not None:
         raw = row.raw.replace(b"CARD", world["card"].encode())
@@ -278,4 +315,76 @@ def test_bad_input_gets_a_problem_and_writes_nothing(
         assert "Traceback" not in response.get_data(as_text=True)
         if row.field is not None:
             assert row.field in response.json.get("errors", {}), response.json
+    assert _snapshot(session) == before
+
+
+# Every route that takes a JSON body, read from the URL map and the OpenAPI document, so that a
+# new route is covered the day it is added.
+
+
+@dataclass(frozen=True)
+class BodyRoute:
+    method: str
+    url: str
+    caller: str  # the token kind the route takes first, or "none" for a public route
+    body_required: bool
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.url}"
+
+
+def json_body_routes(app: Flask, client: FlaskClient) -> list[BodyRoute]:
+    document = client.get("/api/v1/openapi.json").json
+    found = []
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/v1/"):
+            continue
+        path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)
+        for method in sorted((rule.methods or set()) & {"POST", "PUT", "PATCH"}):
+            body = document["paths"][path][method.lower()].get("requestBody")
+            if body is None or "application/json" not in body["content"]:
+                continue
+            policy = policy_of(app, rule.endpoint)
+            assert policy is not None
+            caller = "none" if policy.public else policy.kinds[0]
+            # Any id will do: the body is read before the route looks anything up.
+            url = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"x_\1", rule.rule)
+            found.append(BodyRoute(method, url, caller, bool(body.get("required"))))
+    return found
+
+
+@pytest.fixture
+def callers(session: Session, world: dict[str, Any]) -> dict[str, dict[str, str]]:
+    shop = factories.merchant(session, "Another shop")
+    return {
+        "none": {},
+        "merchant": world["merchant"],
+        "member": factories.member_headers(session, shop, factories.member(session)),
+        "operator": factories.operator_headers(session),
+    }
+
+
+def test_json_body_routes_are_found(app: Flask, client: FlaskClient) -> None:
+    routes = {str(route) for route in json_body_routes(app, client)}
+    assert {"POST /api/v1/purchases", "POST /api/v1/member-signups"} <= routes
+    assert len(routes) >= 10
+
+
+def test_every_json_body_refuses_an_integer_too_long_to_read(
+    app: Flask, client: FlaskClient, session: Session, callers: dict[str, dict[str, str]]
+) -> None:
+    before = _snapshot(session)
+    wrong = {}
+    for route in json_body_routes(app, client):
+        response = client.open(
+            route.url,
+            method=route.method,
+            data=b'{"amount": ' + LONG_INTEGER + b"}",
+            content_type="application/json",
+            headers=callers[route.caller],
+        )
+        got = (response.status_code, (response.json or {}).get("code"))
+        if got != (400, "malformed_json"):
+            wrong[str(route)] = got
+    assert wrong == {}
     assert _snapshot(session) == before

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json as json_module
 import re
 import unicodedata
 from collections.abc import Callable
@@ -18,13 +17,14 @@ from flask_smorest import Api as SmorestApi
 from flask_smorest import Blueprint as SmorestBlueprint
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
 from sqlalchemy import Select
-from webargs.flaskparser import FlaskParser
+from webargs.core import missing
+from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import HTTPException
 
 from coalition import clock, idempotency
 from coalition.errors import CoalitionError, InvalidRequest
 from coalition.extensions import db
-from coalition.web import access, problems
+from coalition.web import access, bodies, problems
 
 PREFIX = "/api/v1"
 MAX_BODY_BYTES = 10 * 1024 * 1024  # QUALITY S5
@@ -43,17 +43,17 @@ api = Api()
 
 class Parser(FlaskParser):
     """webargs' parser, stricter: unknown query parameters are refused like unknown body fields
-    (a mistyped filter must not list everything), and JSON nested too deep for Python's parser
-    is malformed JSON (400), not a crash."""
+    (a mistyped filter must not list everything), and bodies are read by the API's one JSON
+    loader (`bodies.load_json`), so whatever is not JSON it can read (nested too deep, an
+    integer too long to convert...) is `400 malformed_json`, not a crash."""
 
     DEFAULT_UNKNOWN_BY_LOCATION = dict.fromkeys(FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION, RAISE)
 
-    def load_json(self, req: Any, schema: Schema) -> Any:
-        try:
-            return super().load_json(req, schema)
-        except RecursionError:
-            nested = json_module.JSONDecodeError("nested too deep", "", 0)
-            return self._handle_invalid_json_error(nested, req)
+    def _raw_load_json(self, req: Any) -> Any:
+        data = req.get_data(cache=True)
+        if not is_json_request(req) or not data:
+            return missing
+        return bodies.load_json(data)
 
 
 class Blueprint(SmorestBlueprint):
@@ -197,8 +197,12 @@ def idempotent(
 
 def _body() -> Any:
     """What the request asks for: its JSON, or for another body (NDJSON) its bytes' digest."""
-    parsed = request.get_json(silent=True)
-    return parsed if parsed is not None else hashlib.sha256(request.get_data()).hexdigest()
+    if request.is_json:
+        try:
+            return bodies.load_json(request.get_data())
+        except bodies.MalformedJson:
+            pass
+    return hashlib.sha256(request.get_data()).hexdigest()
 
 
 def _json(status: int, body: dict[str, Any]) -> Response:

@@ -77,11 +77,8 @@ def _errors_of(error: HTTPException) -> dict[str, Any] | None:
 def from_http_exception(error: HTTPException) -> Response:
     status = error.code or 500
     errors = _errors_of(error)
-    code = None
     detail = error.description or ""
-    if status == 400 and errors and errors.get("_schema") == ["Invalid JSON body."]:
-        code, detail, errors = "malformed_json", "the request body is not valid JSON", None
-    elif status == 422:
+    if status == 422:
         detail = "the request has invalid fields; see errors"
     elif status == 413:
         detail = "the request body is larger than 10 MiB"
@@ -90,7 +87,7 @@ def from_http_exception(error: HTTPException) -> Response:
     valid_methods = getattr(error, "valid_methods", None)
     if status == 405 and valid_methods:
         headers["Allow"] = ", ".join(valid_methods)
-    return response(problem_body(status, detail, code, **extra), headers=headers or None)
+    return response(problem_body(status, detail, None, **extra), headers=headers or None)
 
 
 def init_app(app: Flask) -> None:

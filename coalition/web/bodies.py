@@ -1,0 +1,46 @@
+"""Request bodies. Every JSON body the API reads, whole or line by line, goes through
+`load_json`, which is stricter than Python's `json.loads`: the bytes must be UTF-8, and an
+integer literal too long to convert is malformed JSON (400), not a crash."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from coalition.errors import CoalitionError
+
+# Python refuses to convert more digits than this (its default `sys.get_int_max_str_digits()`)
+# because the conversion takes quadratic time. The bound is ours, whatever the interpreter's
+# setting; no field takes a number anywhere near it, so the schemas still name a number that
+# is merely too large.
+MAX_INTEGER_DIGITS = 4300
+
+
+class MalformedJson(CoalitionError):
+    status, code, title = 400, "malformed_json", "Malformed JSON"
+
+
+class _TooManyDigits(Exception):
+    pass
+
+
+def _integer(literal: str) -> int:
+    if len(literal.lstrip("-")) > MAX_INTEGER_DIGITS:
+        raise _TooManyDigits
+    return int(literal)
+
+
+def load_json(data: bytes | str, what: str = "the request body") -> Any:
+    """The JSON document in `data`, or `MalformedJson` naming `what` was wrong with it."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+    except UnicodeDecodeError as exc:
+        raise MalformedJson(f"{what} is not UTF-8") from exc
+    try:
+        return json.loads(text, parse_int=_integer)
+    except _TooManyDigits as exc:
+        raise MalformedJson(
+            f"{what} has an integer of more than {MAX_INTEGER_DIGITS} digits"
+        ) from exc
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        raise MalformedJson(f"{what} is not valid JSON") from exc

@@ -4,6 +4,7 @@ row gets a problem response with its status and code, and writes nothing."""
 
 from __future__ import annotations
 
+import base64
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from coalition import tenancy
 from coalition.extensions import db
 from coalition.members.models import Member
 from coalition.web.access import policy_of
+from coalition.web.api import PageArgs
 from tests import factories
 
 HUGE = 10**30
@@ -388,3 +390,73 @@ def test_every_json_body_refuses_an_integer_too_long_to_read(
             wrong[str(route)] = got
     assert wrong == {}
     assert _snapshot(session) == before
+
+
+# Every paginated list, read from the URL map: the routes whose query arguments are a page's.
+
+
+def paginated_routes(app: Flask) -> list[tuple[str, str]]:
+    """(path, token kind) of every list that takes `?cursor=`."""
+    found = []
+    for rule in app.url_map.iter_rules():
+        view = app.view_functions[rule.endpoint]
+        parameters = getattr(view, "_apidoc", {}).get("arguments", {}).get("parameters", [])
+        for parameter in parameters:
+            schema = parameter["schema"]
+            schema = schema if isinstance(schema, type) else type(schema)
+            if parameter["in"] == "query" and issubclass(schema, PageArgs):
+                policy = policy_of(app, rule.endpoint)
+                assert policy is not None and not policy.public
+                found.append((rule.rule, policy.kinds[0]))
+    return found
+
+
+def _unsigned(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+FORGED_CURSORS = {
+    "an id beyond 64 bits": _unsigned("c1:99999999999999999999999"),
+    "an id of our own making": _unsigned("c1:5"),
+    "a negative id": _unsigned("c1:-1"),
+    "not base64": "%%%",
+    "NUL": "%00",
+}
+
+
+def test_paginated_routes_are_found(app: Flask) -> None:
+    paths = {path for path, _ in paginated_routes(app)}
+    assert {"/api/v1/transactions", "/api/v1/me/transactions", "/api/v1/ops/merchants"} <= paths
+    assert len(paths) >= 6
+
+
+@pytest.mark.parametrize("forged", list(FORGED_CURSORS.values()), ids=list(FORGED_CURSORS))
+def test_every_list_refuses_a_cursor_it_did_not_give_out(
+    app: Flask, client: FlaskClient, callers: dict[str, dict[str, str]], forged: str
+) -> None:
+    wrong = {}
+    for path, kind in paginated_routes(app):
+        response = client.get(f"{path}?cursor={forged}", headers=callers[kind])
+        body = response.json or {}
+        if (response.status_code, body.get("code")) != (422, "validation_error") or (
+            "cursor" not in body.get("errors", {})
+        ):
+            wrong[path] = (response.status_code, body.get("code"))
+    assert wrong == {}
+
+
+def test_a_cursor_works_only_on_the_list_that_gave_it_out(
+    client: FlaskClient, session: Session, callers: dict[str, dict[str, str]]
+) -> None:
+    for name in ("A", "B", "C"):
+        factories.merchant(session, name)
+    operator = callers["operator"]
+    first = client.get("/api/v1/ops/merchants?limit=1", headers=operator).json
+    cursor = first["next_cursor"]
+
+    second = client.get(f"/api/v1/ops/merchants?limit=1&cursor={cursor}", headers=operator)
+    elsewhere = client.get(f"/api/v1/ops/settlement-runs?cursor={cursor}", headers=operator)
+
+    assert second.status_code == 200 and second.json["data"] != first["data"]
+    assert elsewhere.status_code == 422
+    assert "cursor" in elsewhere.json["errors"]

@@ -11,7 +11,6 @@ redemptions."""
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +20,7 @@ from marshmallow import RAISE
 from coalition import clock
 from coalition.errors import CoalitionError, NotFound
 from coalition.extensions import db
+from coalition.ids import is_public_id
 from coalition.ledger import operations, reads
 from coalition.members.services import find_member
 from coalition.web.access import principal, require
@@ -28,8 +28,6 @@ from coalition.web.api import blueprint, idempotent, page_schema, paginate
 from merchants import purchases, redemptions, schemas
 
 bp = blueprint("points", __name__, "Purchases, refunds, redemptions, holds and transactions")
-
-PUBLIC_ID = re.compile(r"[a-z]{3,4}_[A-Za-z0-9]{1,60}")
 
 
 class UnsupportedMediaType(CoalitionError):
@@ -48,8 +46,8 @@ def _till() -> operations.Actor:
 
 
 def _checked_id(value: str, prefix: str, what: str) -> str:
-    """A public id from the path, or `not_found` (never a query with a NUL byte in it)."""
-    if not (PUBLIC_ID.fullmatch(value) and value.startswith(prefix + "_")):
+    """A public id of the kind the route takes, or `not_found` without a query."""
+    if not is_public_id(value, prefix):
         raise NotFound(f"no such {what}")
     return value
 

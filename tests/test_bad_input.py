@@ -460,3 +460,39 @@ def test_a_cursor_works_only_on_the_list_that_gave_it_out(
     assert second.status_code == 200 and second.json["data"] != first["data"]
     assert elsewhere.status_code == 422
     assert "cursor" in elsewhere.json["errors"]
+
+
+# Every route with an id in its path, read from the URL map.
+
+JUNK_PATH_IDS = {
+    "NUL": "%00",
+    "NUL after an id": "mer_abc%00",
+    "a control character": "%1b",
+    "not UTF-8": "%ff%fe",
+    "a right-to-left override": "%E2%80%AE6375",
+    "5,000 characters": "m" * 5000,
+}
+
+
+@pytest.mark.parametrize("junk", list(JUNK_PATH_IDS.values()), ids=list(JUNK_PATH_IDS))
+def test_every_route_with_a_path_id_answers_junk_with_not_found(
+    app: Flask, client: FlaskClient, session: Session, callers: dict[str, dict[str, str]], junk: str
+) -> None:
+    before = _snapshot(session)
+    wrong, tried = {}, 0
+    for rule in app.url_map.iter_rules():
+        if not rule.arguments or rule.rule.startswith(("/static/", "/api/v1/docs/")):
+            continue
+        policy = policy_of(app, rule.endpoint)
+        assert policy is not None
+        headers = callers["none" if policy.public else policy.kinds[0]]
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+            url = re.sub(r"<(?:[^:>]+:)?([^>]+)>", junk, rule.rule)
+            response = client.open(url, method=method, headers=headers, json={})
+            tried += 1
+            got = (response.status_code, response.mimetype, (response.json or {}).get("code"))
+            if got != (404, "application/problem+json", "not_found"):
+                wrong[f"{method} {rule.rule}"] = got
+    assert wrong == {}
+    assert tried >= 15
+    assert _snapshot(session) == before

@@ -19,6 +19,7 @@ from sqlalchemy import Select
 from webargs.core import missing
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import BaseConverter
 
 from coalition import clock, idempotency
 from coalition.errors import CoalitionError, InvalidRequest
@@ -38,6 +39,20 @@ class Api(SmorestApi):
 
 
 api = Api()
+
+
+class PathId(BaseConverter):
+    """What a path segment of ours may be: an id (`mer_…`, `stm_….pdf`) or a card number as a
+    person types it (digits, spaces, dashes). Installed as the app's default converter, so every
+    `<id>` in every route refuses anything else (a NUL byte, control characters, text that is
+    not UTF-8, ids too long for any column) with 404, before the route looks anything up."""
+
+    regex = r"[A-Za-z0-9_. -]{1,100}"
+
+
+api.register_converter(
+    PathId, lambda _: {"type": "string", "pattern": f"^{PathId.regex}$", "maxLength": 100}
+)
 
 
 class Parser(FlaskParser):
@@ -223,6 +238,8 @@ def _json(status: int, body: dict[str, Any]) -> Response:
 
 
 def init_app(app: Flask, blueprints: list[Blueprint]) -> None:
+    # Before any route with an id is added: rules take their converters when they are added.
+    app.url_map.converters.update(default=PathId, string=PathId)
     app.config.update(
         API_TITLE="Coalition",
         API_VERSION="v1",

@@ -18,20 +18,17 @@ from flask import request
 from marshmallow import RAISE
 
 from coalition import clock
-from coalition.errors import CoalitionError, NotFound
+from coalition.errors import NotFound
 from coalition.extensions import db
 from coalition.ids import is_public_id
 from coalition.ledger import operations, reads
 from coalition.members.services import find_member
 from coalition.web.access import principal, require
 from coalition.web.api import blueprint, idempotent, page_schema, paginate
+from coalition.web.bodies import check_json_body
 from merchants import purchases, redemptions, schemas
 
 bp = blueprint("points", __name__, "Purchases, refunds, redemptions, holds and transactions")
-
-
-class UnsupportedMediaType(CoalitionError):
-    status, code, title = 415, "unsupported_media_type", "Unsupported media type"
 
 
 def _merchant_id() -> int:
@@ -85,9 +82,8 @@ def create_purchase_batch() -> Any:
     """Record many purchases. Each line gets the answer `POST /purchases` would give it, in
     order: 201, 200 (a replay of an earlier purchase or line), or a problem; a bad line never
     stops the others. More than 1,000 lines: 413 `batch_too_large`, nothing recorded."""
+    check_json_body(required=True, also=(schemas.NDJSON,))
     ndjson = request.mimetype == schemas.NDJSON
-    if not ndjson and not request.is_json:
-        raise UnsupportedMediaType(f"send application/json (an array) or {schemas.NDJSON}")
     lines = purchases.parse_lines(request.get_data(), ndjson=ndjson)
     session, now, merchant_id, actor = db.session(), clock.utcnow(), _merchant_id(), _till()
     return idempotent(
@@ -161,7 +157,7 @@ def create_redemption(redemption: dict[str, Any]) -> Any:
 
 @bp.route("/redemptions/<redemption_id>/reversal", methods=["POST"])
 @require("redemptions:write")
-@bp.arguments(schemas.VoidSchema)
+@bp.arguments(schemas.VoidSchema, required=False)
 @bp.response(201, schemas.ReversalResultSchema)
 def reverse_redemption(_body: dict[str, Any], redemption_id: str) -> Any:
     """Undo a redemption: its points go back to the lots they came from. Once: a second
@@ -197,7 +193,7 @@ def create_hold(hold: dict[str, Any]) -> Any:
 
 @bp.route("/holds/<hold_id>/capture", methods=["POST"])
 @require("redemptions:write")
-@bp.arguments(schemas.CaptureSchema)
+@bp.arguments(schemas.CaptureSchema, required=False)
 @bp.response(201, schemas.CaptureResultSchema)
 def capture_hold(capture: dict[str, Any], hold_id: str) -> Any:
     """Spend all of a hold's points, or `points` of them (the rest is released): a redemption."""
@@ -217,7 +213,7 @@ def capture_hold(capture: dict[str, Any], hold_id: str) -> Any:
 
 @bp.route("/holds/<hold_id>/void", methods=["POST"])
 @require("redemptions:write")
-@bp.arguments(schemas.VoidSchema)
+@bp.arguments(schemas.VoidSchema, required=False)
 @bp.response(200, schemas.HoldResultSchema)
 def void_hold(_body: dict[str, Any], hold_id: str) -> Any:
     """Release a hold without spending."""

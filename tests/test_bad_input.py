@@ -71,7 +71,16 @@ ROWS = [
     Row("no amount", "/api/v1/purchases", purchase(amount=...), field="amount"),
     Row("no external id", "/api/v1/purchases", purchase(external_id=...), field="external_id"),
     Row("no points", "/api/v1/redemptions", redemption(points=...), field="points"),
-    Row("empty body", "/api/v1/purchases", raw=b""),
+    Row("empty body", "/api/v1/purchases", raw=b"", status=400, code="malformed_json"),
+    Row("no body at all", "/api/v1/members", status=400, code="malformed_json"),
+    Row(
+        "enrolment as a form",
+        "/api/v1/members",
+        raw=b"name=Eve&email=eve%40example.org",
+        content_type="application/x-www-form-urlencoded",
+        status=415,
+        code="unsupported_media_type",
+    ),
     Row(
         "no password",
         "/api/v1/member-signups",
@@ -495,4 +504,46 @@ def test_every_route_with_a_path_id_answers_junk_with_not_found(
                 wrong[f"{method} {rule.rule}"] = got
     assert wrong == {}
     assert tried >= 15
+    assert _snapshot(session) == before
+
+
+def test_every_json_body_route_refuses_another_content_type_or_no_body(
+    app: Flask, client: FlaskClient, session: Session, callers: dict[str, dict[str, str]]
+) -> None:
+    """One rule for every route that takes a JSON body: a body of another type is 415, and no
+    body is 400 where the route needs one (an optional body may be left out)."""
+    before = _snapshot(session)
+    wrong, optional = {}, []
+    for route in json_body_routes(app, client):
+        headers = callers[route.caller]
+        answers = {
+            "a form": client.open(
+                route.url, method=route.method, data={"name": "Eve"}, headers=headers
+            ),
+            "text": client.open(
+                route.url,
+                method=route.method,
+                data="{}",
+                content_type="text/plain",
+                headers=headers,
+            ),
+        }
+        expected = {"a form": 415, "text": 415}
+        if route.body_required:
+            answers["no body"] = client.open(route.url, method=route.method, headers=headers)
+            expected["no body"] = 400
+        else:
+            optional.append(str(route))
+        for name, response in answers.items():
+            got = (response.status_code, (response.json or {}).get("code"))
+            want = {415: "unsupported_media_type", 400: "malformed_json"}[expected[name]]
+            if got != (expected[name], want):
+                wrong[f"{route} with {name}"] = got
+    assert wrong == {}
+    # Leaving the body out means "nothing to say" only where every field is optional.
+    assert sorted(optional) == [
+        "POST /api/v1/holds/x_hold_id/capture",
+        "POST /api/v1/holds/x_hold_id/void",
+        "POST /api/v1/redemptions/x_redemption_id/reversal",
+    ]
     assert _snapshot(session) == before

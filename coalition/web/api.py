@@ -4,6 +4,7 @@ unknown fields, problem responses, cursor pagination and idempotent POSTs."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -72,6 +73,28 @@ class Parser(FlaskParser):
 
 class Blueprint(SmorestBlueprint):
     ARGUMENTS_PARSER = Parser()
+
+    def arguments(
+        self, schema: Any, *, location: str = "json", required: bool = True, **options: Any
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """flask-smorest's `arguments`; a JSON body also follows `bodies.check_json_body`,
+        with `required` (what the OpenAPI document says of the body) deciding whether it may
+        be left out."""
+        parse = super().arguments(schema, location=location, required=required, **options)
+        if location != "json":
+            return parse
+
+        def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+            parsing = parse(view)
+
+            @functools.wraps(parsing)
+            def checked(*args: Any, **kwargs: Any) -> Any:
+                bodies.check_json_body(required)
+                return parsing(*args, **kwargs)
+
+            return checked
+
+        return decorate
 
 
 def blueprint(name: str, import_name: str, description: str) -> Blueprint:

@@ -1,11 +1,17 @@
 """Request bodies. Every JSON body the API reads, whole or line by line, goes through
 `load_json`, which is stricter than Python's `json.loads`: the bytes must be UTF-8, and an
-integer literal too long to convert is malformed JSON (400), not a crash."""
+integer literal too long to convert is malformed JSON (400), not a crash.
+
+And one rule for every route that takes a JSON body (`check_json_body`): a body of another type
+is `415` (a form's fields are never silently dropped), and no body at all is `400
+malformed_json` unless the route's body is optional (`arguments(..., required=False)`)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
+
+from flask import request
 
 from coalition.errors import CoalitionError
 
@@ -18,6 +24,10 @@ MAX_INTEGER_DIGITS = 4300
 
 class MalformedJson(CoalitionError):
     status, code, title = 400, "malformed_json", "Malformed JSON"
+
+
+class UnsupportedMediaType(CoalitionError):
+    status, code, title = 415, "unsupported_media_type", "Unsupported media type"
 
 
 class _TooManyDigits(Exception):
@@ -44,3 +54,14 @@ def load_json(data: bytes | str, what: str = "the request body") -> Any:
         ) from exc
     except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
         raise MalformedJson(f"{what} is not valid JSON") from exc
+
+
+def check_json_body(required: bool, also: tuple[str, ...] = ()) -> None:
+    """The current request's body is JSON (or one of the media types `also` names), or is
+    absent where the route allows it; refused otherwise, before anything is read or written."""
+    data = request.get_data(cache=True)
+    if (request.mimetype or data) and not (request.is_json or request.mimetype in also):
+        accepted = " or ".join(("application/json", *also))
+        raise UnsupportedMediaType(f"send the body as {accepted}")
+    if required and not data:
+        raise MalformedJson("the request has no body; this route takes a JSON body")

@@ -207,6 +207,40 @@ def test_a_till_enrols_a_member_with_nothing_but_a_new_card(
     assert cards.is_valid(response.json["card_number"], PREFIX)
 
 
+@pytest.mark.parametrize(
+    ("data", "content_type", "status", "code"),
+    [
+        ({"name": "Eve", "email": "eve@example.org"}, None, 415, "unsupported_media_type"),
+        (b'{"name": "Eve"}', "text/plain", 415, "unsupported_media_type"),
+        (b"", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
+        (b"", None, 400, "malformed_json"),
+        (b"", "application/json", 400, "malformed_json"),
+    ],
+    ids=["a form", "JSON sent as text", "an empty form", "no body", "an empty JSON body"],
+)
+def test_an_enrolment_that_is_not_json_makes_no_member(
+    client: FlaskClient,
+    session: Session,
+    data: Any,
+    content_type: str | None,
+    status: int,
+    code: str,
+) -> None:
+    shop = f.merchant(session)
+    before = _count(session)
+
+    response = client.post(
+        "/api/v1/members",
+        data=data,
+        content_type=content_type,
+        headers=f.merchant_headers(session, shop, "members:write"),
+    )
+
+    assert (response.status_code, response.json["code"]) == (status, code)
+    assert response.mimetype == "application/problem+json"
+    assert _count(session) == before
+
+
 @pytest.mark.both_backends
 def test_a_pre_printed_card_is_issued_once(client: FlaskClient, session: Session) -> None:
     shop = f.merchant(session)

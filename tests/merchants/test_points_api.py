@@ -286,8 +286,8 @@ def test_a_purchase_dated_in_the_future_is_refused_but_a_little_clock_skew_is_no
     [
         (b'{"member": ', "application/json", 400, "malformed_json"),
         (b"[1, 2]", "application/json", 422, "validation_error"),
-        (b"", "application/json", 422, "validation_error"),
-        (b"member=1", "application/x-www-form-urlencoded", 422, "validation_error"),
+        (b"", "application/json", 400, "malformed_json"),
+        (b"member=1", "application/x-www-form-urlencoded", 415, "unsupported_media_type"),
     ],
 )
 def test_a_body_that_is_not_a_json_object_is_a_problem(

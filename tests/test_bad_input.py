@@ -190,6 +190,30 @@ ROWS = [
         code="malformed_json",
     ),
     Row(
+        "a key twice",
+        "/api/v1/purchases",
+        raw=b'{"member": "CARD", "amount": 100, "amount": 100000, "currency": "EUR",'
+        b' "external_id": "twice"}',
+        status=400,
+        code="malformed_json",
+    ),
+    Row(
+        "a key twice in an item",
+        "/api/v1/purchases",
+        raw=b'{"member": "CARD", "amount": 100, "currency": "EUR", "external_id": "twice",'
+        b' "items": [{"sku": "a", "amount": 100, "amount": 5}]}',
+        status=400,
+        code="malformed_json",
+    ),
+    Row(
+        "a key twice in a sign-up",
+        "/api/v1/member-signups",
+        raw=b'{"email": "a@b.example", "email": "c@d.example", "password": "long enough pw"}',
+        status=400,
+        code="malformed_json",
+        caller="none",
+    ),
+    Row(
         "NaN amount",
         "/api/v1/purchases",
         raw=b'{"member": "CARD", "amount": NaN, "currency": "EUR", "external_id": "n"}',
@@ -547,3 +571,48 @@ def test_every_json_body_route_refuses_another_content_type_or_no_body(
         "POST /api/v1/redemptions/x_redemption_id/reversal",
     ]
     assert _snapshot(session) == before
+
+
+def test_every_json_body_refuses_a_key_given_twice(
+    app: Flask, client: FlaskClient, session: Session, callers: dict[str, dict[str, str]]
+) -> None:
+    before = _snapshot(session)
+    wrong = {}
+    for route in json_body_routes(app, client):
+        response = client.open(
+            route.url,
+            method=route.method,
+            data=b'{"amount": 1, "amount": 2}',
+            content_type="application/json",
+            headers=callers[route.caller],
+        )
+        body = response.json or {}
+        if (response.status_code, body.get("code")) != (400, "malformed_json") or (
+            '"amount"' not in body.get("detail", "")
+        ):
+            wrong[str(route)] = (response.status_code, body.get("code"), body.get("detail"))
+    assert wrong == {}
+    assert _snapshot(session) == before
+
+
+def test_a_batch_line_with_a_key_twice_is_refused_on_its_own(
+    client: FlaskClient, session: Session, world: dict[str, Any]
+) -> None:
+    lines = [
+        b'{"member": "CARD", "amount": 100, "currency": "EUR", "external_id": "ok"}',
+        b'{"member": "CARD", "amount": 100, "currency": "EUR", "external_id": "x", "member": "x"}',
+        # A key no column can hold, twice: the refusal is kept for the Idempotency-Key all the same.
+        b'{"\\u0000\\ud800": 1, "\\u0000\\ud800": 2}',
+    ]
+    response = client.post(
+        "/api/v1/purchases/batch",
+        data=b"\n".join(lines).replace(b"CARD", world["card"].encode()),
+        content_type="application/x-ndjson",
+        headers={**world["merchant"], "Idempotency-Key": "twice"},
+    )
+
+    first, second, third = response.json["results"]
+    assert first["status"] == 201
+    assert (second["status"], second["body"]["code"]) == (400, "malformed_json")
+    assert '"member"' in second["body"]["detail"]
+    assert (third["status"], third["body"]["code"]) == (400, "malformed_json")

@@ -1,6 +1,8 @@
 """Request bodies. Every JSON body the API reads, whole or line by line, goes through
-`load_json`, which is stricter than Python's `json.loads`: the bytes must be UTF-8, and an
-integer literal too long to convert is malformed JSON (400), not a crash.
+`load_json`, which is stricter than Python's `json.loads`: the bytes must be UTF-8, a key
+may appear only once in an object (Python would keep the last one silently, where another
+reader keeps the first), and an integer literal too long to convert is malformed JSON (400),
+not a crash.
 
 And one rule for every route that takes a JSON body (`check_json_body`): a body of another type
 is `415` (a form's fields are never silently dropped), and no body at all is `400
@@ -34,6 +36,23 @@ class _TooManyDigits(Exception):
     pass
 
 
+class _DuplicateKey(Exception):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return found
+
+
 def _integer(literal: str) -> int:
     if len(literal.lstrip("-")) > MAX_INTEGER_DIGITS:
         raise _TooManyDigits
@@ -47,7 +66,11 @@ def load_json(data: bytes | str, what: str = "the request body") -> Any:
     except UnicodeDecodeError as exc:
         raise MalformedJson(f"{what} is not UTF-8") from exc
     try:
-        return json.loads(text, parse_int=_integer)
+        return json.loads(text, parse_int=_integer, object_pairs_hook=_object)
+    except _DuplicateKey as exc:
+        # Spelled in ASCII JSON, so a key with a NUL or a lone surrogate can still be stored.
+        key = json.dumps(exc.key[:100])
+        raise MalformedJson(f"{what} gives the key {key} more than once in one object") from exc
     except _TooManyDigits as exc:
         raise MalformedJson(
             f"{what} has an integer of more than {MAX_INTEGER_DIGITS} digits"

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from coalition import clock
 from coalition.errors import InvalidRequest
@@ -80,7 +80,10 @@ class ItemSchema(Strict):
     amount = WholeNumber(
         required=True,
         validate=validate.Range(min=0, max=MAX_PURCHASE_MINOR),
-        metadata={"description": "the line's total, in minor units"},
+        metadata={
+            "description": "the line's total (every unit, after the line's discounts), in "
+            "minor units; the items' amounts add up to the purchase's"
+        },
     )
     quantity = WholeNumber(validate=validate.Range(min=1, max=MAX_QUANTITY))
 
@@ -102,8 +105,26 @@ class PurchaseSchema(Strict):
         metadata={"description": "the till's receipt id; a purchase is recorded once per id"},
     )
     store = text()
-    items = fields.List(fields.Nested(ItemSchema), validate=validate.Length(max=MAX_ITEMS))
+    items = fields.List(
+        fields.Nested(ItemSchema),
+        validate=validate.Length(max=MAX_ITEMS),
+        metadata={"description": "the receipt's lines; their amounts add up to `amount`"},
+    )
     occurred_at = _when(validate=_not_in_future_nor_too_old)
+
+    @validates_schema
+    def _items_add_up(self, purchase: dict[str, Any], **_: Any) -> None:
+        # Points will be earned per item (earn rules by category), so the lines must account
+        # for exactly the amount paid: no more, no less.
+        items = purchase.get("items")
+        if items and "amount" in purchase:
+            total = sum(item["amount"] for item in items)
+            if total != purchase["amount"]:
+                raise ValidationError(
+                    f"the items' amounts add up to {total}, not to the purchase's amount "
+                    f"{purchase['amount']}",
+                    "items",
+                )
 
 
 # The batch's body is many purchases, an array or NDJSON, parsed line by line rather than by a

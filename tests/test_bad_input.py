@@ -65,6 +65,18 @@ ROWS = [
     Row("member as a number", "/api/v1/purchases", purchase(member=42), field="member"),
     Row("points as a string", "/api/v1/redemptions", redemption(points="10"), field="points"),
     Row("items not a list", "/api/v1/purchases", purchase(items={"sku": "a"}), field="items"),
+    Row(
+        "items adding up to less",
+        "/api/v1/purchases",
+        purchase(items=[{"sku": "a", "amount": 600}, {"sku": "b", "amount": 500}]),
+        field="items",
+    ),
+    Row(
+        "items adding up to more",
+        "/api/v1/purchases",
+        purchase(items=[{"sku": "a", "amount": 1250, "quantity": 2}, {"sku": "b", "amount": 1}]),
+        field="items",
+    ),
     Row("body an array", "/api/v1/purchases", [purchase()]),
     Row("body a number", "/api/v1/purchases", 7),
     # missing fields
@@ -616,3 +628,40 @@ def test_a_batch_line_with_a_key_twice_is_refused_on_its_own(
     assert (second["status"], second["body"]["code"]) == (400, "malformed_json")
     assert '"member"' in second["body"]["detail"]
     assert (third["status"], third["body"]["code"]) == (400, "malformed_json")
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        [{"sku": "rose", "amount": 1000, "quantity": 2}, {"sku": "card", "amount": 250}],
+        [{"sku": "gift wrap", "amount": 0}, {"sku": "vase", "amount": 1250}],
+        [],
+    ],
+    ids=["two lines", "a free line", "no items"],
+)
+def test_items_whose_line_totals_add_up_to_the_amount_are_recorded(
+    client: FlaskClient, world: dict[str, Any], items: list[dict[str, Any]]
+) -> None:
+    body = _fill(purchase(items=items), world["card"])
+
+    response = client.post("/api/v1/purchases", json=body, headers=world["merchant"])
+
+    assert response.status_code == 201, response.json
+
+
+def test_a_batch_line_whose_items_do_not_add_up_is_refused_on_its_own(
+    client: FlaskClient, world: dict[str, Any]
+) -> None:
+    lines = [
+        purchase(external_id="adds-up", items=[{"sku": "a", "amount": 1250}]),
+        purchase(external_id="does-not", items=[{"sku": "a", "amount": 1249}]),
+    ]
+
+    response = client.post(
+        "/api/v1/purchases/batch", json=_fill(lines, world["card"]), headers=world["merchant"]
+    )
+
+    first, second = response.json["results"]
+    assert first["status"] == 201
+    assert (second["status"], second["body"]["code"]) == (422, "validation_error")
+    assert "items" in second["body"]["errors"]

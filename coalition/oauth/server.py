@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import re
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -28,6 +29,7 @@ from authlib.oauth2.rfc6749 import (
     InvalidClientError,
     InvalidRequestError,
     OAuth2Request,
+    UnsupportedResponseTypeError,
     grants,
 )
 from authlib.oauth2.rfc7009 import RevocationEndpoint as BaseRevocationEndpoint
@@ -301,6 +303,25 @@ class TransportCheckedRequest(FlaskOAuth2Request):
         self.payload = FlaskOAuth2Payload(request)
 
 
+class UnsupportedResponseType(UnsupportedResponseTypeError):
+    """Authlib's error for a response_type other than `code`, in one readable sentence: its
+    own swaps its arguments and reads "response_type=The response type 'None' is not supported
+    by the server. is not supported". The value is repeated only when it is plain (RFC 6749
+    allows printable ASCII without quotes or backslashes in `error_description`)."""
+
+    def __init__(self, response_type: str | None, redirect_uri: str | None) -> None:
+        if not response_type:
+            sentence = "the link has no response_type; send response_type=code."
+        elif re.fullmatch(r"[A-Za-z0-9_ ]{1,40}", response_type):
+            sentence = f"response_type {response_type} is not supported; send response_type=code."
+        else:
+            sentence = "this response_type is not supported; send response_type=code."
+        super().__init__(response_type, description=sentence, redirect_uri=redirect_uri)
+
+    def get_error_description(self) -> str:
+        return str(self.description)
+
+
 class AuthorizationServer(FlaskAuthorizationServer):
     """One per app (`build(app)`), since the transport rule depends on the app's settings."""
 
@@ -314,6 +335,14 @@ class AuthorizationServer(FlaskAuthorizationServer):
         self.register_grant(RefreshTokenGrant)
         self.register_endpoint(RevocationEndpoint)
         self.register_endpoint(IntrospectionEndpoint)
+
+    def get_authorization_grant(self, request: OAuth2Request) -> Any:
+        try:
+            return super().get_authorization_grant(request)
+        except UnsupportedResponseTypeError as error:
+            raise UnsupportedResponseType(
+                request.payload.response_type, error.redirect_uri
+            ) from None
 
     def create_oauth2_request(self, request: Any) -> OAuth2Request:
         return TransportCheckedRequest(flask_request, self.allow_http)

@@ -747,3 +747,44 @@ def test_an_email_no_member_can_have_is_a_wrong_sign_in_not_a_crash(session, cli
 
     assert answer.status_code == 200, answer.data[:300]
     assert "The email or password is wrong." in answer.get_data(as_text=True)
+
+
+# what the sign-in link's errors say
+
+
+def test_a_sign_in_link_without_parameters_says_what_is_wrong_in_one_sentence(client):
+    answer = client.get("/oauth/authorize")
+
+    page = answer.get_data(as_text=True)
+    assert answer.status_code == 400
+    assert "This sign-in link does not work" in page
+    assert (
+        "Details for the app's developers: the link has no response_type; "
+        "send response_type=code." in page
+    )
+    assert "None" not in page
+
+
+def test_an_unsupported_response_type_is_sent_back_to_the_app_in_one_sentence(session, client):
+    app_client = f.client(
+        session, f.merchant(session), "balance:read", redirect_uris=[REDIRECT_URI]
+    )
+
+    answer = client.get(
+        "/oauth/authorize",
+        query_string={
+            "response_type": "token",
+            "client_id": app_client["client_id"],
+            "redirect_uri": REDIRECT_URI,
+            "state": "s1",
+        },
+    )
+
+    assert answer.status_code == 302
+    back = query_of(answer.headers["Location"])
+    assert back["error"] == "unsupported_response_type"
+    assert (
+        back["error_description"]
+        == "response_type token is not supported; send response_type=code."
+    )
+    assert back["state"] == "s1"

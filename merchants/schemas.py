@@ -4,9 +4,12 @@ back (the response schemas document the bodies; the tests load every body throug
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import re
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from flask import current_app
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from coalition import clock
@@ -30,6 +33,7 @@ OLDEST_PURCHASE = timedelta(days=366)
 # SPEC 3.3: up to 1,000 purchases a request.
 MAX_BATCH_LINES = 1000
 NDJSON = "application/x-ndjson"
+DATE_ONLY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 class WholeNumber(fields.Integer):
@@ -198,11 +202,43 @@ class VoidSchema(Strict):
     pass
 
 
+class DayOrMoment(fields.AwareDateTime):
+    """A moment with its offset, or a date as a person types it (`2026-11-01`): that day's
+    first moment in the coalition's time zone (COALITION_TIMEZONE), as business days are."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(format="iso", **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        if isinstance(value, str) and DATE_ONLY.fullmatch(value):
+            zone = ZoneInfo(current_app.config["COALITION_TIMEZONE"])
+            try:
+                moment = datetime.combine(date.fromisoformat(value), time.min, zone)
+            except ValueError as exc:  # 2026-13-01
+                raise self.make_error("invalid", input=value, obj_type=self.OBJ_TYPE) from exc
+        else:
+            moment = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError as exc:  # the calendar's first or last day, with an offset
+            raise ValidationError("is out of range") from exc
+
+
 class TransactionQuerySchema(PageArgs):
     member = text(40, metadata={"description": "card number or `mbr_` id"})
     type = fields.String(validate=validate.OneOf(TRANSACTION_TYPES))
-    since = _when(metadata={"description": "created at or after"})
-    until = _when(metadata={"description": "created before"})
+    since = DayOrMoment(
+        metadata={
+            "description": "created at or after this moment; a date (2026-11-01) is its first "
+            "moment in the coalition's time zone"
+        }
+    )
+    until = DayOrMoment(
+        metadata={
+            "description": "created before this moment; a date is its first moment in the "
+            "coalition's time zone (until=2026-12-01 ends with the last of November)"
+        }
+    )
 
 
 # Responses.

@@ -114,6 +114,13 @@ ROWS = [
     ),
     Row("page of 501", "/api/v1/transactions?limit=501", method="GET", field="limit"),
     Row("negative page", "/api/v1/transactions?limit=-1", method="GET", field="limit"),
+    Row("no such date", "/api/v1/transactions?since=2026-02-30", method="GET", field="since"),
+    Row(
+        "the calendar's first moment, east of UTC",
+        "/api/v1/transactions?until=0001-01-01T00:00:00%2B14:00",
+        method="GET",
+        field="until",
+    ),
     # unknown enums and fields a caller must not set (S4)
     Row("unknown type filter", "/api/v1/transactions?type=gift", method="GET", field="type"),
     Row(

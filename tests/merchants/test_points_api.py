@@ -768,9 +768,40 @@ def test_transactions_come_in_cursor_pages(session, client, till):
     assert pages == 3
 
 
+def test_since_and_until_take_a_date_as_its_first_moment_in_the_coalitions_zone(
+    session, client, shop, till
+):
+    # The test settings' zone is Europe/Berlin, an hour ahead of UTC in November.
+    alice = f.member(session)
+    for hour, minute in ((22, 30), (23, 30)):  # 23:30 on 31 October and 00:30 on 1 November
+        f.purchase(session, alice, shop, 5, now=datetime(2026, 10, 31, hour, minute, tzinfo=UTC))
+
+    def created(query: dict[str, str]) -> list[str]:
+        page = client.get("/api/v1/transactions", query_string=query, headers=till).get_json()
+        return [t["created_at"] for t in page["data"]]
+
+    november = created({"since": "2026-11-01", "until": "2026-12-01"})
+    october = created({"until": "2026-11-01"})
+
+    assert november == ["2026-10-31T23:30:00+00:00"]
+    assert october == ["2026-10-31T22:30:00+00:00"]
+    assert created({"since": "2026-11-01T00:00:00+01:00"}) == november  # the same moment
+
+
 @pytest.mark.parametrize(
     "query",
-    [{"type": "gift"}, {"since": "monday"}, {"limit": 501}, {"cursor": "bogus"}, {"page": 2}],
+    [
+        {"type": "gift"},
+        {"since": "monday"},
+        {"since": "2026-13-01"},
+        {"since": "0001-01-01"},  # its first moment in Berlin is still year 0 in UTC
+        {"since": "0001-01-01T00:00:00+14:00"},
+        {"until": "9999-12-31T23:59:59-14:00"},
+        {"until": "2026-11-01T10:00:00"},  # a time without its zone
+        {"limit": 501},
+        {"cursor": "bogus"},
+        {"page": 2},
+    ],
 )
 def test_bad_transaction_filters_are_problems(session, client, till, query):
     response = client.get("/api/v1/transactions", query_string=query, headers=till)

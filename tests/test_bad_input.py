@@ -302,6 +302,13 @@ ROWS = [
         code="not_found",
     ),
     Row(
+        "a card with dots between its groups",
+        "/api/v1/purchases",
+        purchase(member="6375.0000.0000.0000"),
+        status=404,
+        code="not_found",
+    ),
+    Row(
         "full-width digits as a card",
         "/api/v1/purchases",
         purchase(member="".join(chr(0xFF10 + int(d)) for d in "6375000000000000")),

@@ -23,6 +23,13 @@ def luhn_check_digit(digits: str) -> str:
     return str((10 - total % 10) % 10)
 
 
+def as_digits(typed: str) -> str:
+    """A card number as a person types it from the card, in groups split by spaces or dashes
+    (`6375 1234 5678 9012`), as its digits alone. Nothing else is taken out: a dot, a tab or
+    another script's digits still make it no card of ours."""
+    return typed.replace(" ", "").replace("-", "")
+
+
 def is_valid(number: str, prefix: str = DEFAULT_PREFIX) -> bool:
     return (
         len(number) == CARD_LENGTH

@@ -89,12 +89,13 @@ class FoundMember:
 
 
 def addressed_by(card_or_id: str) -> ColumnElement[bool]:
-    """The condition that finds a member by card number or `mbr_` id (SPEC 3.1: members are
-    also addressed by card); `not_found` for what can be neither."""
+    """The condition that finds a member by card number (as typed: `cards.as_digits`) or `mbr_`
+    id (SPEC 3.1: members are also addressed by card); `not_found` for what can be neither."""
     if card_or_id.startswith("mbr_"):
         return members.c.public_id == card_or_id
-    if cards.is_valid(card_or_id, card_or_id[:4]):
-        return members.c.card_number == card_or_id
+    number = cards.as_digits(card_or_id)
+    if cards.is_valid(number, number[:4]):
+        return members.c.card_number == number
     raise NotFound("no such member")
 
 
@@ -136,12 +137,17 @@ def member_of_account(session: Session, account_id: int) -> FoundMember:
 def find_members(session: Session, refs: Iterable[str]) -> dict[str, FoundMember]:
     """`find_member` for many card numbers and `mbr_` ids in one query: the active members
     found, by the reference that named them (unknown, malformed or blocked ones are absent)."""
+    named_by: dict[str, list[str]] = {}  # a public id or a card's digits: the refs naming it
     public_ids, card_numbers = set(), set()
     for ref in refs:
         if ref.startswith("mbr_"):
             public_ids.add(ref)
-        elif cards.is_valid(ref, ref[:4]):
-            card_numbers.add(ref)
+            named_by.setdefault(ref, []).append(ref)
+            continue
+        number = cards.as_digits(ref)
+        if cards.is_valid(number, number[:4]):
+            card_numbers.add(number)
+            named_by.setdefault(number, []).append(ref)
     if not public_ids and not card_numbers:
         return {}
     rows = session.execute(
@@ -157,8 +163,8 @@ def find_members(session: Session, refs: Iterable[str]) -> dict[str, FoundMember
         if row.status != "active":
             continue
         member = FoundMember(*row)
-        for ref in (member.public_id, member.card_number):
-            if ref in public_ids or ref in card_numbers:
+        for key in (member.public_id, member.card_number):
+            for ref in named_by.get(key, ()):
                 found[ref] = member
     return found
 
@@ -220,6 +226,7 @@ def register_member(
     for one email or card get one member and one 409; a clash between random cards (about one
     in 10^11 per pair) draws again."""
     if card_number is not None:
+        card_number = cards.as_digits(card_number)
         check_card_number(card_number, card_prefix)
     email = email.lower() if email else None
     for _ in range(MAX_CARD_DRAWS):

@@ -364,6 +364,75 @@ def test_enrolment_needs_a_merchant_token_with_members_write(
 # Look-up by card or id
 
 
+def _as_typed(card: str, separator: str = " ") -> str:
+    """A card number as a person types it from the card: in groups of four."""
+    return separator.join(card[i : i + 4] for i in range(0, len(card), 4))
+
+
+@pytest.mark.parametrize("separator", [" ", "-"])
+def test_a_card_typed_in_groups_is_found(
+    client: FlaskClient, session: Session, separator: str
+) -> None:
+    shop = f.merchant(session)
+    member_id = f.member(session)
+    f.purchase(session, member_id, shop, 120)
+    card, public_id = _card_of(session, member_id)
+    headers = f.merchant_headers(session, shop)
+    typed = _as_typed(card, separator)
+
+    looked_up = client.get(f"/api/v1/members/{typed}", headers=headers)
+    bought = client.post(
+        "/api/v1/purchases",
+        json={"member": typed, "amount": 500, "currency": "EUR", "external_id": "typed"},
+        headers=headers,
+    )
+    listed = client.get("/api/v1/transactions", query_string={"member": typed}, headers=headers)
+    batch = client.post(
+        "/api/v1/purchases/batch",
+        json=[
+            {"member": typed, "amount": 300, "currency": "EUR", "external_id": "b1"},
+            {"member": card, "amount": 200, "currency": "EUR", "external_id": "b2"},
+        ],
+        headers=headers,
+    )
+
+    assert (looked_up.status_code, looked_up.json["id"]) == (200, public_id)
+    assert (bought.status_code, bought.json["member"]["id"]) == (201, public_id)
+    assert listed.status_code == 200 and len(listed.json["data"]) == 2
+    assert [line["status"] for line in batch.json["results"]] == [201, 201]
+    assert {line["body"]["member"]["id"] for line in batch.json["results"]} == {public_id}
+
+
+def test_a_pre_printed_card_typed_in_groups_is_enrolled_as_its_digits(
+    client: FlaskClient, session: Session
+) -> None:
+    shop = f.merchant(session)
+    headers = f.merchant_headers(session, shop, "members:write")
+    card = _issued_elsewhere()
+
+    first = client.post("/api/v1/members", json={"card_number": _as_typed(card)}, headers=headers)
+    again = client.post("/api/v1/members", json={"card_number": card}, headers=headers)
+
+    assert (first.status_code, first.json["card_number"]) == (201, card)
+    assert (again.status_code, again.json["code"]) == (409, "card_taken")
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "6375  1234",  # too short once its spaces go
+        "6375\t" * 4,  # a tab is not how a card is written
+        "6375.1234.5678.9012",
+    ],
+)
+def test_only_spaces_and_dashes_are_taken_out_of_a_card(
+    client: FlaskClient, session: Session, typed: str
+) -> None:
+    shop = f.merchant(session)
+    response = client.get(f"/api/v1/members/{typed}", headers=f.merchant_headers(session, shop))
+    assert (response.status_code, response.json["code"]) == (404, "not_found")
+
+
 @pytest.mark.both_backends
 def test_any_partner_looks_a_member_up_by_card_or_id(client: FlaskClient, session: Session) -> None:
     home, other = f.merchant(session, "Home shop"), f.merchant(session, "Other shop")

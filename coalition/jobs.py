@@ -159,18 +159,30 @@ def register_daily(app: Flask, name: str, job: DailyJob) -> None:
 
 @contextmanager
 def exclusive(name: str) -> Iterator[bool]:
-    """On PostgreSQL, a transaction-scoped advisory lock per job name on its own connection:
-    yields False when another process holds it. SQLite serialises writers itself."""
+    """On PostgreSQL, an advisory lock per job name, held by a connection of its own outside
+    any transaction (a job may wait on the network while it holds it, decision 75, and a
+    server's `idle_in_transaction_session_timeout` must not end it): yields False when another
+    process holds it. The lock goes with the connection if the process dies. SQLite
+    serialises writers itself."""
     engine = db.engine
     if engine.dialect.name != "postgresql":
         yield True
         return
-    with engine.connect() as connection, connection.begin():
-        got = connection.execute(
-            text("SELECT pg_try_advisory_xact_lock(:space, :key)"),
-            {"space": 0x636F61, "key": crc32(name.encode()) & 0x7FFFFFFF},
-        ).scalar_one()
-        yield bool(got)
+    key = {"space": 0x636F61, "key": crc32(name.encode()) & 0x7FFFFFFF}
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        got = connection.execute(text("SELECT pg_try_advisory_lock(:space, :key)"), key)
+        if not got.scalar_one():
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            try:
+                connection.execute(text("SELECT pg_advisory_unlock(:space, :key)"), key)
+            except Exception:
+                # Never back into the pool still holding the lock: close it instead.
+                connection.invalidate()
+                raise
 
 
 def _done_through(session: Session, name: str) -> date | None:

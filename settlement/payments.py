@@ -167,6 +167,7 @@ def _ensure(
     merchant = _merchant(session, merchant_id)
     if merchant._mapping[column.key]:
         return str(merchant._mapping[column.key])
+    session.commit()  # no transaction open across a Stripe call (decision 75)
     made = create(_profile(merchant), f"{merchant.public_id}:{what}")
     session.execute(
         update(merchants)
@@ -187,6 +188,7 @@ def start_onboarding(
     if found is None:
         raise NotFound("no such merchant")
     account_id = ensure_account(session, gw, found)
+    session.commit()  # the account is kept; no transaction open across the next call
     url = gw.create_account_link(account_id, return_url, refresh_url)
     return {"url": url, "stripe_account": account_id}
 

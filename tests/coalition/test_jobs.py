@@ -226,6 +226,19 @@ def test_in_development_a_job_runs_on_a_background_thread_in_its_own_app_context
         assert member in _members(db.session)
 
 
+def test_a_job_lock_shuts_out_other_holders_until_released_even_by_an_error(app):
+    """`exclusive` on PostgreSQL: one holder at a time per job name, across connections; the
+    lock is let go when its holder leaves, by an error too."""
+    with app.app_context():
+        with jobs.exclusive("settle") as first:
+            with jobs.exclusive("settle") as second, jobs.exclusive("other") as other:
+                assert (first, second, other) == (True, False, True)
+        with pytest.raises(RuntimeError), jobs.exclusive("settle"):
+            raise RuntimeError("the job failed")
+        with jobs.exclusive("settle") as again:
+            assert again
+
+
 def _work(app) -> None:
     worker = SimpleWorker(list(jobs.QUEUES), connection=jobs.redis_connection(app))
     worker.work(burst=True, logging_level="WARNING")

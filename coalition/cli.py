@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
-import threading
-from datetime import datetime
+import tempfile
 from typing import Any
 
 import click
@@ -89,36 +89,6 @@ def worker(no_cron: bool, burst: bool) -> None:
             scheduler.wait(timeout=10)
 
 
-def run_schedule_in_process(app: Flask, stop: threading.Event) -> None:
-    """The embedded default's scheduler: run config/cron.py's schedule in this process."""
-    from croniter import croniter
-
-    from config.cron import SCHEDULE
-
-    def next_runs() -> list[tuple[datetime, Any]]:
-        now = datetime.now().astimezone()
-        return sorted(
-            ((croniter(when, now).get_next(datetime), function) for function, _q, when in SCHEDULE),
-            key=lambda pair: pair[0],
-        )
-
-    with app.app_context():
-        for function, _queue, _when in SCHEDULE:  # catch up at start, as after any downtime
-            try:
-                function()
-            except Exception:
-                log.exception("scheduled job %s failed", function.__name__)
-    while not stop.is_set():
-        due, function = next_runs()[0]
-        if stop.wait(max((due - datetime.now().astimezone()).total_seconds(), 0)):
-            return
-        with app.app_context():
-            try:
-                function()
-            except Exception:
-                log.exception("scheduled job %s failed", function.__name__)
-
-
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -127,34 +97,47 @@ def run_schedule_in_process(app: Flask, stop: threading.Event) -> None:
 )
 @with_appcontext
 def serve(host: str, port: int, workers: int | None) -> None:
-    """Serve the platform with gunicorn. On the embedded default (no REDIS_URL) this process
-    also runs the scheduled jobs."""
+    """Serve the platform with gunicorn. On the embedded default (no REDIS_URL) it also runs
+    the scheduled jobs, in one of its workers."""
     from gunicorn.app.base import BaseApplication
 
     import config.gunicorn as defaults
+    from coalition.jobs import InProcessScheduler
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     options = {k: v for k, v in vars(defaults).items() if not k.startswith("_")}
     options["bind"] = f"{host}:{port}"
     if workers:
         options["workers"] = workers
-    stop = threading.Event()
+    # Nothing crosses gunicorn's fork holding a database connection or a thread (decision 76):
+    # the master only forks and watches its workers; each worker builds its own app.
+    db.engine.dispose()
+    schedule_lock = None
+    if not app.config["REDIS_URL"]:
+        descriptor, schedule_lock = tempfile.mkstemp(prefix="coalition-schedule-", suffix=".lock")
+        os.close(descriptor)
 
-    def when_ready(_server: Any) -> None:
-        if not app.config["REDIS_URL"]:
-            threading.Thread(
-                target=run_schedule_in_process,
-                args=(app, stop),
-                daemon=True,
-                name="coalition-schedule",
-            ).start()
+    def post_worker_init(worker: Any) -> None:
+        if schedule_lock is not None:
+            worker.coalition_schedule = InProcessScheduler(worker.wsgi, schedule_lock)
+            worker.coalition_schedule.start()
+
+    def worker_exit(_server: Any, worker: Any) -> None:
+        schedule = getattr(worker, "coalition_schedule", None)
+        if schedule is not None:
+            schedule.close()
 
     def on_exit(_server: Any) -> None:
-        stop.set()
+        if schedule_lock is not None:
+            os.unlink(schedule_lock)
 
     class Server(BaseApplication):
         def load_config(self) -> None:
-            hooks = {"when_ready": when_ready, "on_exit": on_exit}
+            hooks = {
+                "post_worker_init": post_worker_init,
+                "worker_exit": worker_exit,
+                "on_exit": on_exit,
+            }
             for key, value in {**options, **hooks}.items():
                 if key in self.cfg.settings:  # config/gunicorn.py's own imports are not settings
                     self.cfg.set(key, value)

@@ -74,6 +74,7 @@ def worker(no_cron: bool, burst: bool) -> None:
         raise click.ClickException(
             "REDIS_URL is not set: without Redis, `coalition serve` runs the jobs"
         )
+    _say_if_payments_wait(current_app)
     scheduler = None
     if not no_cron and not burst:
         scheduler = subprocess.Popen(
@@ -87,6 +88,16 @@ def worker(no_cron: bool, burst: bool) -> None:
         if scheduler is not None:
             scheduler.terminate()
             scheduler.wait(timeout=10)
+
+
+def _say_if_payments_wait(app: Flask) -> None:
+    """One line at start-up when payments cannot be made: without a Stripe key they wait, and
+    nothing is sent to Stripe (decision 77)."""
+    if not app.config["STRIPE_API_KEY"]:
+        log.warning(
+            "Stripe is not configured (STRIPE_API_KEY is unset): payments wait as `created`"
+            " and nothing is sent to Stripe until it is set"
+        )
 
 
 @click.command("serve")
@@ -109,6 +120,7 @@ def serve(host: str, port: int, workers: int | None) -> None:
     options["bind"] = f"{host}:{port}"
     if workers:
         options["workers"] = workers
+    _say_if_payments_wait(app)
     # Nothing crosses gunicorn's fork holding a database connection or a thread (decision 76):
     # the master only forks and watches its workers; each worker builds its own app.
     db.engine.dispose()

@@ -48,6 +48,7 @@ from coalition.ids import new_id
 from coalition.jobs import exclusive, task
 from merchants.models import Merchant
 from settlement.gateway import (
+    NOT_CONFIGURED,
     GatewayError,
     Invoice,
     MerchantProfile,
@@ -423,11 +424,18 @@ def submit_payments(now: str | None = None) -> dict[str, int]:
     """The monthly job after statements (SPEC 3.8), safe to run again at any time: carry out
     every due payment instruction at Stripe."""
     moment = datetime.fromisoformat(now) if now else clock.utcnow()
+    gw = gateway(current_app)
+    if not gw.configured:  # decision 77: nothing is sent; each payment due says why it waits
+        waiting = db.session.execute(
+            update(instructions).where(_due()).values(last_error=NOT_CONFIGURED)
+        )
+        db.session.commit()
+        return {"waiting": waiting.rowcount} if waiting.rowcount else {}
     with exclusive("submit_payments") as mine:
         if not mine:
             log.info("submit_payments is running elsewhere; skipped")
             return {}
-        return submit_due(db.session(), gateway(current_app), moment)
+        return submit_due(db.session(), gw, moment)
 
 
 # -- Stripe's events ---------------------------------------------------------------------------

@@ -7,11 +7,14 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.error import URLError
@@ -19,6 +22,8 @@ from urllib.request import urlopen
 
 import pytest
 import requests
+
+from tests.stripe_standin import StripeStandIn
 
 COALITION = str(Path(sys.executable).with_name("coalition"))
 # How long the server may take to answer its first request: attempts of up to 0.2 s each.
@@ -227,3 +232,48 @@ def _database_files_open(pid: int) -> list[str]:
         for fd in Path(f"/proc/{pid}/fd").iterdir()
         if "coalition.db" in (target := os.readlink(fd))
     ]
+
+
+def _payments(database: Path) -> list[tuple[str, str | None]]:
+    with closing(sqlite3.connect(database)) as connection:
+        return connection.execute("SELECT status, last_error FROM payment_instructions").fetchall()
+
+
+def test_without_a_stripe_key_payments_wait_saying_why_and_nothing_is_sent(
+    tmp_path: Path,
+) -> None:
+    """Issue 9, point 19: the first run, without a Stripe key, spent a quarter of its log and
+    `coalition statements` 20 s on Stripe retries. Now nothing is sent: every payment waits
+    as `created`, with the reason, and `coalition serve` says so in one line at start-up."""
+    environ = {k: v for k, v in _environ(tmp_path).items() if k != "STRIPE_API_KEY"}
+    environ["LOG_LEVEL"] = "INFO"  # where Stripe's own retries were logged
+    last_month = (datetime.now(UTC).replace(day=1) - timedelta(days=1)).strftime("%Y-%m")
+    stripe = StripeStandIn()
+    with stripe.running():
+        environ["STRIPE_API_BASE"] = stripe.url
+        _run(environ, "db", "upgrade")
+        _run(environ, "demo", "--members", "20", "--days", "40", "--credentials", "/dev/null")
+        stated = subprocess.run(
+            [COALITION, "statements", "--month", last_month],
+            env=environ,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        log = tmp_path / "serve.log"
+        with _serving(environ, log, workers=2):
+            waiting = []
+            for _attempt in range(START_ATTEMPTS):  # until the start-up payments job has run
+                waiting = _payments(tmp_path / "coalition.db")
+                if waiting and all(error for _, error in waiting):
+                    break
+                time.sleep(0.2)
+
+    assert stated.returncode == 0, stated.stderr
+    assert stripe.calls == []
+    assert waiting and {status for status, _ in waiting} == {"created"}
+    assert {error for _, error in waiting} == {"Stripe is not configured: set STRIPE_API_KEY"}
+    said = [line for line in log.read_text().splitlines() if "STRIPE_API_KEY" in line]
+    assert len(said) == 1 and "not configured" in said[0]
+    for output in (stated.stderr, log.read_text()):
+        assert "retry" not in output.lower() and '"logger": "stripe"' not in output

@@ -7,7 +7,6 @@ no connection of the app is `idle in transaction`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -44,8 +43,10 @@ class Watching:
         self.url = url
         self.seen: list[tuple[str, list[str]]] = []
 
-    def __getattr__(self, name: str) -> Callable[..., Any]:
+    def __getattr__(self, name: str) -> Any:
         method = getattr(self.real, name)
+        if not callable(method):
+            return method
 
         def watched(*args: Any, **kwargs: Any) -> Any:
             self.seen.append((name, _open_transactions(self.url)))
@@ -96,7 +97,10 @@ def test_the_onboarding_link_is_made_with_no_transaction_open(
             watching = _watching(committed, postgres_url)
             response = committed.test_client().post(
                 f"/api/v1/ops/merchants/{public_id}/stripe-account-link",
-                json={"return_url": "https://ops.example/b", "refresh_url": "https://ops.example/a"},
+                json={
+                    "return_url": "https://ops.example/b",
+                    "refresh_url": "https://ops.example/a",
+                },
                 headers=ops,
             )
 

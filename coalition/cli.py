@@ -1,8 +1,11 @@
-"""The `coalition` command: the Flask CLI of this app (`coalition db upgrade`, `coalition routes`
-...) plus the commands of SPEC 3.5 that exist so far."""
+"""The `coalition` command: the operator's CLI (SPEC 3.5), built on Flask's (`coalition db
+upgrade`, `coalition routes` ...) without Flask's development server and shell, and with only
+the migration commands an operator runs. Developers author migrations with Flask's own CLI:
+`flask --app coalition db revision --autogenerate -m "..."`."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -13,7 +16,7 @@ from typing import Any
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import FlaskGroup, routes_command, with_appcontext
 
 from coalition.extensions import db
 
@@ -26,7 +29,47 @@ def _create_app() -> Flask:
     return create_app()
 
 
-main = FlaskGroup(create_app=_create_app, help="Coalition: a coalition loyalty platform.")
+# Of Flask-Migrate's `db` commands, those an operator runs; the rest (init, revision, migrate,
+# downgrade, stamp ...) author or rewrite history, and are for developers through `flask`.
+OPERATOR_DB_COMMANDS = ("upgrade", "current")
+# FlaskGroup's own options, which choose another app, debug mode or a .env file: not ours.
+FLASK_OPTIONS = ("app", "debug", "env_file")
+
+
+class CoalitionGroup(FlaskGroup):
+    """Flask's CLI group as the operator's: this app's commands and `routes`, Coalition's
+    version, and a `db` group of `OPERATOR_DB_COMMANDS`."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            create_app=_create_app,
+            add_default_commands=False,
+            add_version_option=False,
+            load_dotenv=False,
+            help="Coalition: a coalition loyalty platform.",
+        )
+        self.params = [p for p in self.params if p.name not in FLASK_OPTIONS]
+        self.add_command(routes_command)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        if name == "db" and isinstance(command, click.Group):
+            assert command.callback is not None
+            return click.Group(
+                "db",
+                commands={n: command.commands[n] for n in OPERATOR_DB_COMMANDS},
+                # The migrations are the package's own: no other directory or env.py arguments.
+                callback=functools.partial(command.callback, directory=None, x_arg=()),
+                short_help="Build or migrate the database schema.",
+                help="The database schema: `upgrade` builds or migrates it (PostgreSQL or"
+                " SQLite), `current` names the revision it is at.",
+            )
+        return command
+
+
+main = click.version_option(
+    package_name="coalition", prog_name="coalition", message="%(prog)s %(version)s"
+)(CoalitionGroup())
 
 
 @click.command("verify-ledger")

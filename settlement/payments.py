@@ -427,10 +427,13 @@ def submit_payments(now: str | None = None) -> dict[str, int]:
     gw = gateway(current_app)
     if not gw.configured:  # decision 77: nothing is sent; each payment due says why it waits
         waiting = db.session.execute(
-            update(instructions).where(_due()).values(last_error=NOT_CONFIGURED)
-        )
+            update(instructions)
+            .where(_due())
+            .values(last_error=NOT_CONFIGURED)
+            .returning(instructions.c.id)
+        ).all()
         db.session.commit()
-        return {"waiting": waiting.rowcount} if waiting.rowcount else {}
+        return {"waiting": len(waiting)} if waiting else {}
     with exclusive("submit_payments") as mine:
         if not mine:
             log.info("submit_payments is running elsewhere; skipped")

@@ -17,6 +17,7 @@ from typing import Any
 import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, routes_command, with_appcontext
+from sqlalchemy.exc import OperationalError
 
 from coalition.extensions import db
 
@@ -57,7 +58,7 @@ class CoalitionGroup(FlaskGroup):
             assert command.callback is not None
             return click.Group(
                 "db",
-                commands={n: command.commands[n] for n in OPERATOR_DB_COMMANDS},
+                commands={n: _plain_errors(command.commands[n]) for n in OPERATOR_DB_COMMANDS},
                 # The migrations are the package's own: no other directory or env.py arguments.
                 callback=functools.partial(command.callback, directory=None, x_arg=()),
                 short_help="Build or migrate the database schema.",
@@ -65,6 +66,34 @@ class CoalitionGroup(FlaskGroup):
                 " SQLite), `current` names the revision it is at.",
             )
         return command
+
+
+def _plain_errors(command: click.Command) -> click.Command:
+    """`command`, answering a database it cannot reach with one line that says what to do,
+    rather than a trace."""
+    assert command.callback is not None
+    callback = command.callback
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return callback(*args, **kwargs)
+        except OperationalError as exc:
+            reason = str(exc.orig or exc).strip().splitlines()[-1]
+            hint = ""
+            if "does not exist" in reason:
+                hint = (
+                    "; on PostgreSQL, create the database first"
+                    " (e.g. createdb -h 127.0.0.1 -U postgres coalition)"
+                )
+            raise click.ClickException(f"cannot reach the database: {reason}{hint}") from exc
+
+    return click.Command(
+        command.name,
+        callback=run,
+        params=command.params,
+        help=command.help,
+        short_help=command.short_help,
+    )
 
 
 main = click.version_option(

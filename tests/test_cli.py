@@ -79,3 +79,15 @@ def test_a_mistyped_option_gets_a_hint_not_a_trace(environ: dict[str, str]) -> N
     assert answer.returncode == 2
     assert "No such option '--prot'" in answer.stderr and "'--port'" in answer.stderr
     assert "Traceback" not in answer.stderr
+
+
+def test_upgrading_a_postgresql_database_not_yet_created_says_to_create_it(
+    environ: dict[str, str], postgres_url: str
+) -> None:
+    missing = postgres_url.rsplit("/", 1)[0] + "/coalition_never_created"
+    answer = _coalition({**environ, "DATABASE_URL": missing}, "db", "upgrade")
+
+    assert answer.returncode == 1
+    assert "Traceback" not in answer.stderr
+    assert 'database "coalition_never_created" does not exist' in answer.stderr
+    assert "createdb" in answer.stderr

@@ -191,7 +191,8 @@ class InProcessScheduler:
         self.stop.set()
 
     def _run(self) -> None:
-        with open(self.lock_path, "rb") as handle:  # our own open file: flock is per opening
+        # An opening of our own (flock is per opening), made again should a cleaner remove it.
+        with open(self.lock_path, "ab") as handle:
             while not self.stop.is_set():
                 try:
                     fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

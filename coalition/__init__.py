@@ -28,7 +28,7 @@ MODEL_MODULES = (
 def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     """The application, configured from `environ` (default: the process environment)."""
     # Imported here, not above: every submodule imports this package first.
-    from coalition import cli, health, jobs, request_ids, tasks, tenancy
+    from coalition import cli, health, jobs, request_ids, request_limits, tasks, tenancy
     from coalition.database import engine_options, prepare_engine
     from coalition.extensions import db, migrate
     from coalition.members import api as members_api
@@ -63,6 +63,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
         tenancy.prepare_engine(db.engine, app.config["DATABASE_ROLE"])
 
     request_ids.init_app(app)
+    request_limits.init_app(app)
     jobs.init_app(app)
     tasks.init_app(app)
     settlement_tasks.init_app(app)

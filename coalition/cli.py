@@ -1,19 +1,23 @@
-"""The `coalition` command: the Flask CLI of this app (`coalition db upgrade`, `coalition routes`
-...) plus the commands of SPEC 3.5 that exist so far."""
+"""The `coalition` command: the operator's CLI (SPEC 3.5), built on Flask's (`coalition db
+upgrade`, `coalition routes` ...) without Flask's development server and shell, and with only
+the migration commands an operator runs. Developers author migrations with Flask's own CLI:
+`flask --app coalition db revision --autogenerate -m "..."`."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import os
 import subprocess
 import sys
-import threading
-from datetime import datetime
+import tempfile
 from typing import Any
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import FlaskGroup, routes_command, with_appcontext
+from sqlalchemy.exc import OperationalError
 
 from coalition.extensions import db
 
@@ -26,7 +30,75 @@ def _create_app() -> Flask:
     return create_app()
 
 
-main = FlaskGroup(create_app=_create_app, help="Coalition: a coalition loyalty platform.")
+# Of Flask-Migrate's `db` commands, those an operator runs; the rest (init, revision, migrate,
+# downgrade, stamp ...) author or rewrite history, and are for developers through `flask`.
+OPERATOR_DB_COMMANDS = ("upgrade", "current")
+# FlaskGroup's own options, which choose another app, debug mode or a .env file: not ours.
+FLASK_OPTIONS = ("app", "debug", "env_file")
+
+
+class CoalitionGroup(FlaskGroup):
+    """Flask's CLI group as the operator's: this app's commands and `routes`, Coalition's
+    version, and a `db` group of `OPERATOR_DB_COMMANDS`."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            create_app=_create_app,
+            add_default_commands=False,
+            add_version_option=False,
+            load_dotenv=False,
+            help="Coalition: a coalition loyalty platform.",
+        )
+        self.params = [p for p in self.params if p.name not in FLASK_OPTIONS]
+        self.add_command(routes_command)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        if name == "db" and isinstance(command, click.Group):
+            assert command.callback is not None
+            return click.Group(
+                "db",
+                commands={n: _plain_errors(command.commands[n]) for n in OPERATOR_DB_COMMANDS},
+                # The migrations are the package's own: no other directory or env.py arguments.
+                callback=functools.partial(command.callback, directory=None, x_arg=()),
+                short_help="Build or migrate the database schema.",
+                help="The database schema: `upgrade` builds or migrates it (PostgreSQL or"
+                " SQLite), `current` names the revision it is at.",
+            )
+        return command
+
+
+def _plain_errors(command: click.Command) -> click.Command:
+    """`command`, answering a database it cannot reach with one line that says what to do,
+    rather than a trace."""
+    assert command.callback is not None
+    callback = command.callback
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return callback(*args, **kwargs)
+        except OperationalError as exc:
+            reason = str(exc.orig or exc).strip().splitlines()[-1]
+            hint = ""
+            if "does not exist" in reason:
+                hint = (
+                    "; on PostgreSQL, create the database first"
+                    " (e.g. createdb -h 127.0.0.1 -U postgres coalition)"
+                )
+            raise click.ClickException(f"cannot reach the database: {reason}{hint}") from exc
+
+    return click.Command(
+        command.name,
+        callback=run,
+        params=command.params,
+        help=command.help,
+        short_help=command.short_help,
+    )
+
+
+main = click.version_option(
+    package_name="coalition", prog_name="coalition", message="%(prog)s %(version)s"
+)(CoalitionGroup())
 
 
 @click.command("verify-ledger")
@@ -74,6 +146,7 @@ def worker(no_cron: bool, burst: bool) -> None:
         raise click.ClickException(
             "REDIS_URL is not set: without Redis, `coalition serve` runs the jobs"
         )
+    _say_if_payments_wait(current_app)
     scheduler = None
     if not no_cron and not burst:
         scheduler = subprocess.Popen(
@@ -89,34 +162,14 @@ def worker(no_cron: bool, burst: bool) -> None:
             scheduler.wait(timeout=10)
 
 
-def run_schedule_in_process(app: Flask, stop: threading.Event) -> None:
-    """The embedded default's scheduler: run config/cron.py's schedule in this process."""
-    from croniter import croniter
-
-    from config.cron import SCHEDULE
-
-    def next_runs() -> list[tuple[datetime, Any]]:
-        now = datetime.now().astimezone()
-        return sorted(
-            ((croniter(when, now).get_next(datetime), function) for function, _q, when in SCHEDULE),
-            key=lambda pair: pair[0],
+def _say_if_payments_wait(app: Flask) -> None:
+    """One line at start-up when payments cannot be made: without a Stripe key they wait, and
+    nothing is sent to Stripe (decision 77)."""
+    if not app.config["STRIPE_API_KEY"]:
+        log.warning(
+            "Stripe is not configured (STRIPE_API_KEY is unset): payments wait as `created`"
+            " and nothing is sent to Stripe until it is set"
         )
-
-    with app.app_context():
-        for function, _queue, _when in SCHEDULE:  # catch up at start, as after any downtime
-            try:
-                function()
-            except Exception:
-                log.exception("scheduled job %s failed", function.__name__)
-    while not stop.is_set():
-        due, function = next_runs()[0]
-        if stop.wait(max((due - datetime.now().astimezone()).total_seconds(), 0)):
-            return
-        with app.app_context():
-            try:
-                function()
-            except Exception:
-                log.exception("scheduled job %s failed", function.__name__)
 
 
 @click.command("serve")
@@ -127,34 +180,48 @@ def run_schedule_in_process(app: Flask, stop: threading.Event) -> None:
 )
 @with_appcontext
 def serve(host: str, port: int, workers: int | None) -> None:
-    """Serve the platform with gunicorn. On the embedded default (no REDIS_URL) this process
-    also runs the scheduled jobs."""
+    """Serve the platform with gunicorn. On the embedded default (no REDIS_URL) it also runs
+    the scheduled jobs, in one of its workers."""
     from gunicorn.app.base import BaseApplication
 
     import config.gunicorn as defaults
+    from coalition.jobs import InProcessScheduler
 
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     options = {k: v for k, v in vars(defaults).items() if not k.startswith("_")}
     options["bind"] = f"{host}:{port}"
     if workers:
         options["workers"] = workers
-    stop = threading.Event()
+    _say_if_payments_wait(app)
+    # Nothing crosses gunicorn's fork holding a database connection or a thread (decision 76):
+    # the master only forks and watches its workers; each worker builds its own app.
+    db.engine.dispose()
+    schedule_lock = None
+    if not app.config["REDIS_URL"]:
+        descriptor, schedule_lock = tempfile.mkstemp(prefix="coalition-schedule-", suffix=".lock")
+        os.close(descriptor)
 
-    def when_ready(_server: Any) -> None:
-        if not app.config["REDIS_URL"]:
-            threading.Thread(
-                target=run_schedule_in_process,
-                args=(app, stop),
-                daemon=True,
-                name="coalition-schedule",
-            ).start()
+    def post_worker_init(worker: Any) -> None:
+        if schedule_lock is not None:
+            worker.coalition_schedule = InProcessScheduler(worker.wsgi, schedule_lock)
+            worker.coalition_schedule.start()
+
+    def worker_exit(_server: Any, worker: Any) -> None:
+        schedule = getattr(worker, "coalition_schedule", None)
+        if schedule is not None:
+            schedule.close()
 
     def on_exit(_server: Any) -> None:
-        stop.set()
+        if schedule_lock is not None:
+            os.unlink(schedule_lock)
 
     class Server(BaseApplication):
         def load_config(self) -> None:
-            hooks = {"when_ready": when_ready, "on_exit": on_exit}
+            hooks = {
+                "post_worker_init": post_worker_init,
+                "worker_exit": worker_exit,
+                "on_exit": on_exit,
+            }
             for key, value in {**options, **hooks}.items():
                 if key in self.cfg.settings:  # config/gunicorn.py's own imports are not settings
                     self.cfg.set(key, value)

@@ -9,8 +9,12 @@ printed once and kept in `instance/demo-credentials.json` (readable by its owner
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -208,9 +212,18 @@ def _keep(path: Path, credentials: dict[str, Any]) -> None:
         json.dump(credentials, handle, indent=2)
 
 
-def fill(session: Session, *, members: int, days: int, seed: int, now: datetime) -> dict[str, Any]:
+def fill(
+    session: Session,
+    *,
+    members: int,
+    days: int,
+    seed: int,
+    now: datetime,
+    progress: Callable[[int], None] = lambda _days: None,
+) -> dict[str, Any]:
     """The demo coalition, written in the caller's transaction (the command commits it once, so
-    a crash leaves nothing and a rerun starts over). Returns what it made, with credentials."""
+    a crash leaves nothing and a rerun starts over). Returns what it made, with credentials;
+    `progress` is told of each day of trading done."""
     rng = random.Random(seed)
     start = datetime.combine((now - timedelta(days=days)).date(), time.min, tzinfo=now.tzinfo)
     merchants = _merchants(session, start - timedelta(days=30))
@@ -223,6 +236,7 @@ def fill(session: Session, *, members: int, days: int, seed: int, now: datetime)
         )
         for name, value in day_counts.items():
             totals[name] = totals.get(name, 0) + value
+        progress(1)
     zone = current_app.config["COALITION_TIMEZONE"]
     return {
         "totals": totals,
@@ -231,21 +245,34 @@ def fill(session: Session, *, members: int, days: int, seed: int, now: datetime)
     }
 
 
-def settle_history(session: Session, since: date, now: datetime) -> dict[str, int]:
+def history_days(since: date, now: datetime) -> int:
+    """How many days `settle_history` settles: from the first of `since`'s month to yesterday."""
+    today = clock.business_date(now, current_app.config["COALITION_TIMEZONE"])
+    return (today - since.replace(day=1)).days
+
+
+def settle_history(
+    session: Session,
+    since: date,
+    now: datetime,
+    progress: Callable[[int], None] = lambda _days: None,
+) -> dict[str, int]:
     """Settle every closed day from the first of `since`'s month, and state every month that has
-    ended, as the nightly jobs would have done (each run commits on its own). The payment
-    instructions wait for Stripe: the demo has no account to pay from."""
+    ended, as the nightly jobs would have done (each run commits on its own); `progress` is
+    told of each day settled. The payment instructions wait for Stripe: the demo has no
+    account to pay from."""
     from settlement import runs, statements
 
-    today = clock.business_date(now, current_app.config["COALITION_TIMEZONE"])
-    day, stated = since.replace(day=1), 0
-    while day < today:
+    first = since.replace(day=1)
+    stated = 0
+    for offset in range(history_days(since, now)):
+        day = first + timedelta(days=offset)
         runs.settle(session, day, now)
         if (day + timedelta(days=1)).day == 1:
             stated += len(statements.issue_month(session, day.strftime("%Y-%m"), now))
             session.commit()
-        day += timedelta(days=1)
-    return {"days_settled": (today - since.replace(day=1)).days, "statements": stated}
+        progress(1)
+    return {"days_settled": history_days(since, now), "statements": stated}
 
 
 @click.command("demo")
@@ -257,8 +284,11 @@ def settle_history(session: Session, since: date, now: datetime) -> dict[str, in
     type=click.Path(dir_okay=False, path_type=Path),
     help="Where to keep the credentials [default: instance/demo-credentials.json].",
 )
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print what was made as one JSON object, for scripts."
+)
 @with_appcontext
-def demo(members: int, days: int, seed: int, credentials: Path | None) -> None:
+def demo(members: int, days: int, seed: int, credentials: Path | None, as_json: bool) -> None:
     """Fill an empty database with a believable coalition: merchants, members, and months of
     purchases, redemptions and refunds. Does nothing if merchants exist already."""
     from merchants.models import Merchant
@@ -267,16 +297,84 @@ def demo(members: int, days: int, seed: int, credentials: Path | None) -> None:
     kept = credentials or Path(current_app.instance_path) / "demo-credentials.json"
     with tenancy.acting_as(tenancy.SYSTEM, session):
         if session.execute(select(func.count()).select_from(table(Merchant))).scalar():
-            click.echo(f"The database has merchants already; demo data left as it is. ({kept})")
+            if as_json:
+                click.echo(json.dumps({"made": False, "kept": str(kept)}))
+            else:
+                click.echo(f"The database has merchants already; demo data left as it is. ({kept})")
             return
-        made = fill(session, members=members, days=days, seed=seed, now=clock.utcnow())
+        with _progress(days, "Trading") as bar:
+            made = fill(
+                session,
+                members=members,
+                days=days,
+                seed=seed,
+                now=clock.utcnow(),
+                progress=bar.update,
+            )
         violations = verify(session)
         if violations:
             raise click.ClickException(f"ledger invariants broken: {[v.check for v in violations]}")
         # Kept before the commit: once committed, the secrets exist only as digests.
         _keep(kept, made["credentials"])
         session.commit()
-        made["totals"] |= settle_history(session, made["since"], clock.utcnow())
-    click.echo("Demo coalition ready: " + json.dumps(made["totals"]))
-    click.echo(json.dumps(made["credentials"], indent=2))
-    click.echo(f"(kept in {kept})")
+        now = clock.utcnow()
+        # The bar says what settlement's line a day would: those stay quiet meanwhile.
+        with _progress(history_days(made["since"], now), "Settling") as bar, _quiet("settlement"):
+            made["totals"] |= settle_history(session, made["since"], now, progress=bar.update)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "made": True,
+                    "totals": made["totals"],
+                    "credentials": made["credentials"],
+                    "kept": str(kept),
+                }
+            )
+        )
+    else:
+        click.echo(_summary(made["totals"], made["credentials"], days, kept))
+
+
+def _progress(length: int, label: str) -> Any:
+    """A progress bar on stderr, so that stdout holds only the result."""
+    return click.progressbar(length=length, label=f"{label:<9}", file=sys.stderr)
+
+
+@contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    """Only warnings from `logger_name` while inside."""
+    quieted = logging.getLogger(logger_name)
+    level = quieted.level
+    quieted.setLevel(max(logging.WARNING, quieted.getEffectiveLevel()))
+    try:
+        yield
+    finally:
+        quieted.setLevel(level)
+
+
+def _summary(totals: dict[str, int], credentials: dict[str, Any], days: int, kept: Path) -> str:
+    operator = credentials["operator_client"]
+    till = credentials["merchant_client"]
+    member = credentials["member_sign_in"]
+    return "\n".join(
+        [
+            f"Demo coalition ready: {totals['merchants']} merchants, {totals['members']} members,"
+            f" {days} days of trading.",
+            f"  {totals['purchases']} purchases, {totals['redemptions']} redemptions,"
+            f" {totals['refunds']} refunds",
+            f"  {totals['days_settled']} days settled, {totals['statements']} monthly statements",
+            "",
+            "Operator client (scope: operator)",
+            f"  client_id      {operator['client_id']}",
+            f"  client_secret  {operator['client_secret']}",
+            f"Merchant client of {till['merchant']} (its till and app)",
+            f"  client_id      {till['client_id']}",
+            f"  client_secret  {till['client_secret']}",
+            "A member's sign-in, at /oauth/authorize through the merchant client",
+            f"  email          {member['email']}",
+            f"  password       {member['password']}",
+            "",
+            f"Kept in {kept} (readable by you only); `--json` prints all this for scripts.",
+        ]
+    )

@@ -5,10 +5,14 @@ thread, and `coalition serve` runs the schedule itself.
 
 RQ's cron neither catches up on missed runs nor stops two schedulers doing the same work, so
 daily jobs go through `run_daily`: each closed business day is done once, in order, under a
-lock, and a day missed while the scheduler was down is done by the next run."""
+lock, and a day missed while the scheduler was down is done by the next run.
+
+Under gunicorn the in-process schedule runs on a thread of one worker (`InProcessScheduler`),
+never in the master: a thread or a database connection must not cross a fork (decision 76)."""
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import logging
 import threading
@@ -134,6 +138,72 @@ class InProcessRunner:
                 raise
 
 
+def run_schedule(app: Flask, stop: threading.Event) -> None:
+    """Run config/cron.py's schedule in this process until `stop` is set: every job once at
+    once (catching up after any downtime), then each at its next time."""
+    from croniter import croniter
+
+    from config.cron import SCHEDULE
+
+    def run(function: Callable[[], Any]) -> None:
+        with app.app_context():
+            try:
+                function()
+            except Exception:
+                log.exception("scheduled job %s failed", function.__name__)
+
+    for function, _queue, _when in SCHEDULE:
+        if stop.is_set():
+            return
+        run(function)
+    while not stop.is_set():
+        now = datetime.now().astimezone()
+        due, function = min(
+            ((croniter(when, now).get_next(datetime), function) for function, _q, when in SCHEDULE),
+            key=lambda pair: pair[0],
+        )
+        if stop.wait(max((due - datetime.now().astimezone()).total_seconds(), 0)):
+            return
+        run(function)
+
+
+# A worker that finds the schedule taken looks again this often: when the worker running it
+# dies, another takes it over (and catches up) within this many seconds.
+TAKE_OVER_SECONDS = 30.0
+
+
+class InProcessScheduler:
+    """The embedded default's scheduler under gunicorn: every worker starts one after it is
+    forked, and the one holding an exclusive `flock` on the server's lock file runs the
+    schedule, so a server has one whatever its number of workers. The others wait to take
+    over: the lock goes with the process that held it, however it ends."""
+
+    def __init__(self, app: Flask, lock_path: str) -> None:
+        self.app = app
+        self.lock_path = lock_path
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="coalition-schedule", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def close(self) -> None:
+        self.stop.set()
+
+    def _run(self) -> None:
+        # An opening of our own (flock is per opening), made again should a cleaner remove it.
+        with open(self.lock_path, "ab") as handle:
+            while not self.stop.is_set():
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    self.stop.wait(TAKE_OVER_SECONDS)
+                    continue
+                log.debug("this process runs the job schedule")
+                run_schedule(self.app, self.stop)
+                return
+
+
 def init_app(app: Flask) -> None:
     app.extensions["coalition.daily_jobs"] = {}
     app.extensions["coalition.inprocess"] = InProcessRunner(
@@ -159,18 +229,30 @@ def register_daily(app: Flask, name: str, job: DailyJob) -> None:
 
 @contextmanager
 def exclusive(name: str) -> Iterator[bool]:
-    """On PostgreSQL, a transaction-scoped advisory lock per job name on its own connection:
-    yields False when another process holds it. SQLite serialises writers itself."""
+    """On PostgreSQL, an advisory lock per job name, held by a connection of its own outside
+    any transaction (a job may wait on the network while it holds it, decision 75, and a
+    server's `idle_in_transaction_session_timeout` must not end it): yields False when another
+    process holds it. The lock goes with the connection if the process dies. SQLite
+    serialises writers itself."""
     engine = db.engine
     if engine.dialect.name != "postgresql":
         yield True
         return
-    with engine.connect() as connection, connection.begin():
-        got = connection.execute(
-            text("SELECT pg_try_advisory_xact_lock(:space, :key)"),
-            {"space": 0x636F61, "key": crc32(name.encode()) & 0x7FFFFFFF},
-        ).scalar_one()
-        yield bool(got)
+    key = {"space": 0x636F61, "key": crc32(name.encode()) & 0x7FFFFFFF}
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        got = connection.execute(text("SELECT pg_try_advisory_lock(:space, :key)"), key)
+        if not got.scalar_one():
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            try:
+                connection.execute(text("SELECT pg_advisory_unlock(:space, :key)"), key)
+            except Exception:
+                # Never back into the pool still holding the lock: close it instead.
+                connection.invalidate()
+                raise
 
 
 def _done_through(session: Session, name: str) -> date | None:

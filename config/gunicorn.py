@@ -13,3 +13,8 @@ accesslog = "-"
 errorlog = "-"
 # A request id in every access line, to match the application's JSON logs.
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms request_id=%({x-request-id}o)s'
+# Above the app's own bounds (coalition/request_limits.py), which answer with a problem:
+# what gunicorn refuses it answers itself, in HTML. 8190 is the most gunicorn takes for a line.
+limit_request_line = 8190
+limit_request_field_size = 32768
+limit_request_fields = 200

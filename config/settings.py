@@ -60,20 +60,18 @@ def _secret_key(environment: str, given: str | None, instance_path: Path) -> str
     return key
 
 
-def _stripe(environ: Mapping[str, str], environment: str) -> dict[str, Any]:
-    """Stripe (SPEC 3.7): the API key (a dummy test key outside production, where an unset key
-    makes every payment wait with an error rather than stop the platform), the API's base
-    address (tests point it at a local stand-in) and the inbound webhooks' signing secret and
-    tolerance."""
+def _stripe(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Stripe (SPEC 3.7): the API key (unset, in any environment, the platform runs and its
+    payments wait without a call being made, decision 77), the API's base address (tests point
+    it at a local stand-in) and the inbound webhooks' signing secret and tolerance."""
     api_base = environ.get("STRIPE_API_BASE", "https://api.stripe.com").rstrip("/")
     if not api_base.startswith(("https://", "http://")):
         raise SettingsError("STRIPE_API_BASE must be an http(s) address")
     raw_tolerance = environ.get("STRIPE_WEBHOOK_TOLERANCE", "300")
     if not raw_tolerance.isdigit() or int(raw_tolerance) == 0:
         raise SettingsError("STRIPE_WEBHOOK_TOLERANCE must be a positive number of seconds")
-    dummy = None if environment == "production" else "sk_test_coalition_dummy"
     return {
-        "STRIPE_API_KEY": environ.get("STRIPE_API_KEY") or dummy,
+        "STRIPE_API_KEY": environ.get("STRIPE_API_KEY") or None,
         "STRIPE_API_BASE": api_base,
         "STRIPE_WEBHOOK_SECRET": environ.get("STRIPE_WEBHOOK_SECRET") or None,
         "STRIPE_WEBHOOK_TOLERANCE": int(raw_tolerance),
@@ -111,7 +109,7 @@ def load(environ: Mapping[str, str], instance_path: Path) -> dict[str, Any]:
     if not (len(card_prefix) == 4 and card_prefix.isascii() and card_prefix.isdigit()):
         raise SettingsError("COALITION_CARD_PREFIX must be 4 digits")
 
-    stripe_settings = _stripe(environ, environment)
+    stripe_settings = _stripe(environ)
 
     rate_limits = {}
     for name, default in RATE_LIMITS.items():

@@ -22,6 +22,8 @@ from flask import Flask
 log = logging.getLogger(__name__)
 
 EXTENSION = "coalition.payment_gateway"
+# Why payments wait when no API key is set (decision 77): then no call is made at all.
+NOT_CONFIGURED = "Stripe is not configured: set STRIPE_API_KEY"
 # Future timestamps: Stripe's clock and ours may disagree a little, never by a minute.
 MAX_CLOCK_SKEW_SECONDS = 30
 # Invoice look-up reads at most this many of a customer's invoices (newest first).
@@ -99,6 +101,11 @@ class Invoice:
 class PaymentGateway(Protocol):
     """What settlement needs of a payment provider. Each creating call takes the idempotency
     key its caller derives from the merchant or the payment instruction."""
+
+    @property
+    def configured(self) -> bool:
+        """False without an API key: every call would fail, so none is to be made."""
+        ...
 
     def create_account(self, merchant: MerchantProfile, idempotency_key: str) -> str:
         """A connected (Express) account for the merchant; returns its id."""
@@ -185,9 +192,13 @@ class StripeGateway:
         self._http.close()
 
     @property
+    def configured(self) -> bool:
+        return self._client is not None
+
+    @property
     def client(self) -> stripe.StripeClient:
         if self._client is None:
-            raise Unavailable("STRIPE_API_KEY is not set", code="not_configured")
+            raise Unavailable(NOT_CONFIGURED, code="not_configured")
         return self._client
 
     def create_account(self, merchant: MerchantProfile, idempotency_key: str) -> str:

@@ -48,6 +48,7 @@ from coalition.ids import new_id
 from coalition.jobs import exclusive, task
 from merchants.models import Merchant
 from settlement.gateway import (
+    NOT_CONFIGURED,
     GatewayError,
     Invoice,
     MerchantProfile,
@@ -167,6 +168,7 @@ def _ensure(
     merchant = _merchant(session, merchant_id)
     if merchant._mapping[column.key]:
         return str(merchant._mapping[column.key])
+    session.commit()  # no transaction open across a Stripe call (decision 75)
     made = create(_profile(merchant), f"{merchant.public_id}:{what}")
     session.execute(
         update(merchants)
@@ -187,6 +189,7 @@ def start_onboarding(
     if found is None:
         raise NotFound("no such merchant")
     account_id = ensure_account(session, gw, found)
+    session.commit()  # the account is kept; no transaction open across the next call
     url = gw.create_account_link(account_id, return_url, refresh_url)
     return {"url": url, "stripe_account": account_id}
 
@@ -421,11 +424,21 @@ def submit_payments(now: str | None = None) -> dict[str, int]:
     """The monthly job after statements (SPEC 3.8), safe to run again at any time: carry out
     every due payment instruction at Stripe."""
     moment = datetime.fromisoformat(now) if now else clock.utcnow()
+    gw = gateway(current_app)
+    if not gw.configured:  # decision 77: nothing is sent; each payment due says why it waits
+        waiting = db.session.execute(
+            update(instructions)
+            .where(_due())
+            .values(last_error=NOT_CONFIGURED)
+            .returning(instructions.c.id)
+        ).all()
+        db.session.commit()
+        return {"waiting": len(waiting)} if waiting else {}
     with exclusive("submit_payments") as mine:
         if not mine:
             log.info("submit_payments is running elsewhere; skipped")
             return {}
-        return submit_due(db.session(), gateway(current_app), moment)
+        return submit_due(db.session(), gw, moment)
 
 
 # -- Stripe's events ---------------------------------------------------------------------------

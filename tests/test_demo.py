@@ -69,15 +69,54 @@ def test_the_demo_command_prints_credentials_it_keeps_privately(
 ) -> None:
     kept = tmp_path / "credentials.json"
     result = app.test_cli_runner().invoke(
-        args=["demo", "--members", "4", "--days", "1", "--credentials", str(kept)]
+        args=["demo", "--members", "4", "--days", "1", "--credentials", str(kept), "--json"]
     )
 
     assert result.exit_code == 0, result.output
-    printed = json.loads(result.output[result.output.index("{\n") : result.output.rindex("}") + 1])
-    assert printed["operator_client"]["client_secret"].startswith("cs_")
-    assert printed["member_sign_in"]["email"] == "anna@demo.example"
-    assert json.loads(kept.read_text()) == printed
+    printed = json.loads(result.stdout)  # one JSON object, nothing else
+    assert printed["made"] is True and printed["kept"] == str(kept)
+    assert printed["totals"]["merchants"] == 8 and printed["totals"]["members"] == 4
+    credentials = printed["credentials"]
+    assert credentials["operator_client"]["client_secret"].startswith("cs_")
+    assert credentials["member_sign_in"]["email"] == "anna@demo.example"
+    assert json.loads(kept.read_text()) == credentials
     assert kept.stat().st_mode & 0o777 == 0o600
+
+
+def test_the_demo_command_shows_its_progress_and_ends_with_a_summary_a_person_reads(
+    app: Flask, session: Session, tmp_path: Path
+) -> None:
+    kept = tmp_path / "credentials.json"
+    result = app.test_cli_runner().invoke(
+        args=["demo", "--members", "4", "--days", "3", "--credentials", str(kept)]
+    )
+
+    assert result.exit_code == 0, result.output
+    credentials = json.loads(kept.read_text())
+    # The long work shows a progress bar (on stderr, a label alone when it is not a terminal).
+    assert "Trading" in result.stderr and "Settling" in result.stderr
+    summary = result.stdout
+    assert "{" not in summary  # no JSON for a person to read
+    assert "8 merchants, 4 members" in summary
+    for secret in (
+        credentials["operator_client"]["client_id"],
+        credentials["operator_client"]["client_secret"],
+        credentials["merchant_client"]["client_secret"],
+        credentials["member_sign_in"]["password"],
+    ):
+        assert secret in summary
+    assert str(kept) in summary
+
+
+def test_the_demo_command_on_a_database_with_merchants_says_so_as_json_too(
+    app: Flask, session: Session
+) -> None:
+    fill(session, members=3, days=1, seed=5, now=clock.utcnow())
+
+    result = app.test_cli_runner().invoke(args=["demo", "--json"])
+
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["made"] is False
 
 
 @pytest.mark.both_backends

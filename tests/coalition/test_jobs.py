@@ -226,6 +226,57 @@ def test_in_development_a_job_runs_on_a_background_thread_in_its_own_app_context
         assert member in _members(db.session)
 
 
+def test_a_job_lock_shuts_out_other_holders_until_released_even_by_an_error(app):
+    """`exclusive` on PostgreSQL: one holder at a time per job name, across connections; the
+    lock is let go when its holder leaves, by an error too."""
+    with app.app_context():
+        with (
+            jobs.exclusive("settle") as first,
+            jobs.exclusive("settle") as second,
+            jobs.exclusive("other") as other,
+        ):
+            assert (first, second, other) == (True, False, True)
+        with pytest.raises(RuntimeError), jobs.exclusive("settle"):
+            raise RuntimeError("the job failed")
+        with jobs.exclusive("settle") as again:
+            assert again
+
+
+def test_of_a_servers_workers_one_runs_the_schedule_and_another_takes_over_when_it_ends(
+    app, tmp_path, monkeypatch
+):
+    """The embedded default under gunicorn: every worker starts a scheduler after its fork,
+    one runs the schedule, and when that one ends (its worker stopped or died) another takes
+    over."""
+    running: list[str] = []
+    started = [threading.Event(), threading.Event()]
+
+    def run_schedule(_app, stop: threading.Event) -> None:
+        running.append(threading.current_thread().name)
+        started[len(running) - 1].set()
+        stop.wait()
+
+    monkeypatch.setattr(jobs, "run_schedule", run_schedule)
+    monkeypatch.setattr(jobs, "TAKE_OVER_SECONDS", 0.05)
+    lock = tmp_path / "schedule.lock"
+    lock.touch()
+    workers = [jobs.InProcessScheduler(app, str(lock)) for _ in range(3)]
+    for n, worker in enumerate(workers):
+        worker.thread.name = f"worker-{n}"
+        worker.start()
+    try:
+        assert started[0].wait(timeout=30)
+        [first] = running
+        workers[int(first[-1])].close()
+
+        assert started[1].wait(timeout=30)
+        assert running[1] != first and len(running) == 2
+    finally:
+        for worker in workers:
+            worker.close()
+            worker.thread.join(timeout=10)
+
+
 def _work(app) -> None:
     worker = SimpleWorker(list(jobs.QUEUES), connection=jobs.redis_connection(app))
     worker.work(burst=True, logging_level="WARNING")

@@ -1,0 +1,57 @@
+"""Bounds on a request's head: the URL and the header fields (issue 9, point 15). The app checks
+them itself, so that an oversized URL or header gets a problem like any other refusal; gunicorn's
+own limits (`config/gunicorn.py`) are set above these, because gunicorn answers what it refuses
+with an HTML page before the app sees the request. What gunicorn still refuses itself is in
+docs/api.md."""
+
+from __future__ import annotations
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import RequestHeaderFieldsTooLarge, RequestURITooLarge
+
+from coalition.web import problems
+
+# The request target (path and query, as sent). gunicorn takes request lines of up to 8190.
+MAX_TARGET_BYTES = 4096
+# One header field (`Name: value`), and how many. gunicorn takes 32 KiB and 200.
+MAX_FIELD_BYTES = 8190
+MAX_FIELDS = 100
+
+
+def _refusal(status: int, code: str, title: str, detail: str) -> Response:
+    if not problems.wants_problem():
+        raise (RequestURITooLarge if status == 414 else RequestHeaderFieldsTooLarge)(detail)
+    body = problems.problem_body(status, detail, code)
+    body["title"] = title
+    return problems.response(body)
+
+
+def init_app(app: Flask) -> None:
+    @app.before_request
+    def _bounded() -> Response | None:
+        environ = request.environ
+        # WSGI strings hold the bytes as sent, one character each.
+        target = environ.get("RAW_URI") or environ.get("REQUEST_URI") or request.full_path
+        if len(target) > MAX_TARGET_BYTES:
+            return _refusal(
+                414,
+                "uri_too_long",
+                "URI too long",
+                f"the URL is longer than {MAX_TARGET_BYTES} bytes",
+            )
+        fields = list(request.headers.items())
+        if len(fields) > MAX_FIELDS:
+            return _refusal(
+                431,
+                "header_fields_too_large",
+                "Request header fields too large",
+                f"the request has more than {MAX_FIELDS} header fields",
+            )
+        if any(len(name) + 2 + len(value) > MAX_FIELD_BYTES for name, value in fields):
+            return _refusal(
+                431,
+                "header_fields_too_large",
+                "Request header fields too large",
+                f"a header field is longer than {MAX_FIELD_BYTES} bytes",
+            )
+        return None

@@ -187,7 +187,8 @@ def award(
     `welcome`. Each non-zero part becomes its own transfer and lot, the merchant's first.
 
     `welcome_bonus` points are added as the `welcome` part if this is the member's first
-    purchase anywhere in the coalition (decided under the member's lock, so only once).
+    purchase anywhere in the coalition (decided under the member's lock, so only once); every
+    award marks the member welcomed, whatever the bonus, since only a first may carry it.
 
     `locked`: the member's account, when the caller already holds its lock (it checked
     something under it first, such as an external id)."""
@@ -206,8 +207,9 @@ def award(
         parts = {**parts, "welcome": parts.get("welcome", 0) + welcome_bonus}
         if breakdown is not None:
             breakdown = {**breakdown, "welcome": breakdown.get("welcome", 0) + welcome_bonus}
-    if welcome_bonus or parts.get("welcome"):
-        member.welcomed = True
+    # SPEC 2: only the first purchase anywhere may carry the bonus, whatever the bonus was
+    # then, so a first purchase under a bonus of 0 uses up the member's welcome too.
+    member.welcomed = True
     total = sum(parts.values())
     operator = operator_account_id(session)
     issuer_of = {"merchant": merchant_account_id(session, merchant_id)}

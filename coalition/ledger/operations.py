@@ -584,8 +584,9 @@ def refund(
 ) -> dict[str, Any]:
     """Claw back a refunded purchase's points (SPEC 2, Refunds): merchant-funded and tier points
     in proportion, floor(points x refunded / amount) less what earlier refunds clawed; welcome
-    points only when the purchase is refunded in full. They come from the purchase's own lots
-    first, then the member's other lots soonest-expiring first; what is missing becomes debt."""
+    points only when the purchase is refunded in full. Each funder's points come from its own
+    lot of the purchase first, then the purchase's other lots, then the member's other lots
+    soonest-expiring first; what is missing becomes debt (decision 5)."""
     check_amount(amount_minor, "amount", 1)
     purchase = merchant_transaction(session, purchase_id, merchant_id, "earn")
     member = lock_member_accounts(session, [purchase.member_account_id])[purchase.member_account_id]
@@ -652,10 +653,16 @@ def refund(
         ],
     )
     if total:
+        # Every open lot of the purchase (they come first), then enough of the member's others
+        # to cover `total`; each funder's portion comes from its own lot before any other.
         candidates = lotplan.open_lots(
-            session, member.id, total, first=[lot.id for lot in own_lots]
+            session,
+            member.id,
+            total + sum(lot.remaining for lot in own_lots),
+            first=[lot.id for lot in own_lots],
         )
-        pieces = lotplan.split(lotplan.plan(candidates, total), [p for _, p in portions])
+        lot_of = {lot.source: lot.id for lot in own_lots}
+        pieces = lotplan.plan_by_funder(candidates, [(lot_of[s], p) for s, p in portions])
         lotplan.record(
             session,
             [

@@ -581,15 +581,24 @@ def refund(
     now: datetime,
     external_id: str | None = None,
     reason: str = "refund",
+    locked: MemberAccount | None = None,
 ) -> dict[str, Any]:
     """Claw back a refunded purchase's points (SPEC 2, Refunds): merchant-funded and tier points
     in proportion, floor(points x refunded / amount) less what earlier refunds clawed; welcome
     points only when the purchase is refunded in full. Each funder's points come from its own
     lot of the purchase first, then the purchase's other lots, then the member's other lots
-    soonest-expiring first; what is missing becomes debt (decision 5)."""
+    soonest-expiring first; what is missing becomes debt (decision 5).
+
+    `locked`: the purchase's member's account, when the caller already holds its lock (it
+    looked for an earlier refund under the same external id first)."""
     check_amount(amount_minor, "amount", 1)
     purchase = merchant_transaction(session, purchase_id, merchant_id, "earn")
-    member = lock_member_accounts(session, [purchase.member_account_id])[purchase.member_account_id]
+    if locked is not None and locked.id != purchase.member_account_id:
+        raise ValueError("the locked account is not the purchase's member's")
+    member = (
+        locked
+        or lock_member_accounts(session, [purchase.member_account_id])[purchase.member_account_id]
+    )
 
     earlier = session.execute(
         select(

@@ -194,7 +194,9 @@ def _conflict(external_id: str, first: str) -> IdempotencyConflict:
     return IdempotencyConflict(detail)
 
 
-def _external_id_clash(error: IntegrityError) -> bool:
+def external_id_clash(error: IntegrityError) -> bool:
+    """Whether an insert failed on the unique (merchant, type, external_id) index: another
+    request recorded that external id first, after the check made under the member's lock."""
     diagnostics = getattr(error.orig, "diag", None)
     name = getattr(diagnostics, "constraint_name", None) or str(error.orig)
     return EXTERNAL_ID_CONSTRAINT in name or "external_id" in name
@@ -265,7 +267,7 @@ def record_purchase(
         )
     except IntegrityError as error:
         # Another member's purchase took this external_id meanwhile: a different purchase.
-        if not _external_id_clash(error):
+        if not external_id_clash(error):
             raise
         raise _conflict(external_id, "another request") from error
     return 201, purchase_body(result["transaction"], member, result["member"]["balance"])
@@ -347,7 +349,7 @@ def refund_purchase(
         )
     except IntegrityError as error:
         # A refund of another purchase (another member's lock) took this receipt meanwhile.
-        if not _external_id_clash(error):
+        if not external_id_clash(error):
             raise
         raise _refund_conflict(external_id, "another request") from error
     done, state = result["transaction"], result["member"]
@@ -459,7 +461,7 @@ def record_batch(
             )
         except IntegrityError as error:
             savepoint.rollback()
-            if not _external_id_clash(error):
+            if not external_id_clash(error):
                 raise
             if attempt == BATCH_ATTEMPTS:
                 raise IdempotencyConflict(

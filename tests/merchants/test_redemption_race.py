@@ -257,3 +257,27 @@ def test_one_return_receipt_claimed_for_different_purchases_at_once_goes_to_one(
     assert outcomes == {"refunded": 1, "idempotency_conflict": 5}
     assert sum(balance(committed, m) for m in world["members"]) == 6 * 100 - 40
     assert transactions_of_type(committed, "refund") == 1
+
+
+def test_one_redemption_id_claimed_by_different_members_at_once_goes_to_one(committed, make_app):
+    world = arrange(committed, 100, members=6)
+    with committed.app_context():
+        session = db.session()
+        apps = [f.member_headers(session, world["shop"], m, "redeem") for m in world["members"]]
+        session.commit()
+    live = make_app()
+
+    answers = race(
+        live,
+        6,
+        lambda client, n: client.post(
+            "/api/v1/redemptions",
+            json={"points": 30, "external_id": "pos-shared"},
+            headers=apps[n],
+        ),
+    )
+
+    outcomes = Counter("spent" if status == 201 else body["code"] for status, body, _ in answers)
+    assert outcomes == {"spent": 1, "idempotency_conflict": 5}
+    assert sum(balance(committed, m) for m in world["members"]) == 6 * 100 - 30
+    assert transactions_of_type(committed, "redeem") == 1

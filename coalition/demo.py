@@ -102,7 +102,7 @@ def _day_of_shopping(
 ) -> dict[str, int]:
     """One day: about one member in eight shops somewhere; each shop's purchases go in as one
     batch, as a till system would send them at closing time."""
-    from merchants.purchases import Line, record_batch
+    from merchants.purchases import Line, record_batch, refund_purchase
 
     till = operations.Actor("job", "demo")
     counts = {"purchases": 0, "redemptions": 0, "refunds": 0}
@@ -131,12 +131,13 @@ def _day_of_shopping(
         counts["purchases"] += sum(r["status"] == 201 for r in results)
         for line, result in zip(lines, results, strict=True):
             if result["status"] == 201 and line.purchase and rng.random() < 0.03:
-                # Half the basket comes back a few minutes after closing.
-                operations.refund(
+                # Half the basket comes back a few minutes after closing, on a return receipt.
+                refund_purchase(
                     session,
-                    purchase_id=result["body"]["transaction"]["id"],
                     merchant_id=merchant_id,
+                    purchase_id=result["body"]["transaction"]["id"],
                     amount_minor=max(line.purchase["amount"] // 2, 1),
+                    external_id=f"return-{line.purchase['external_id']}",
                     actor=till,
                     now=closing + timedelta(minutes=5),
                 )

@@ -102,8 +102,17 @@ def create_purchase_batch() -> Any:
 @require("purchases:write")
 @bp.arguments(schemas.RefundSchema)
 @bp.response(201, schemas.RefundResultSchema)
+@bp.alt_response(
+    200,
+    schema=schemas.RefundResultSchema,
+    success=True,
+    description="A replay: this return receipt was refunded before; the first result.",
+)
 def refund_purchase(refund: dict[str, Any], purchase_id: str) -> Any:
-    """Refund all or part of a purchase: its points are clawed back in proportion (SPEC 2)."""
+    """Refund all or part of a purchase: its points are clawed back in proportion (SPEC 2).
+    Idempotent on `external_id`, the till's return receipt (and on the Idempotency-Key header):
+    a repeat for the same purchase and amount answers 200 with the first result; the same
+    external_id for another refund is 409 `idempotency_conflict`."""
     session, now, merchant_id, actor = db.session(), clock.utcnow(), _merchant_id(), _till()
     _checked_id(purchase_id, "txn", "purchase")
     return idempotent(
@@ -112,6 +121,7 @@ def refund_purchase(refund: dict[str, Any], purchase_id: str) -> Any:
             merchant_id=merchant_id,
             purchase_id=purchase_id,
             amount_minor=refund["amount"],
+            external_id=refund["external_id"],
             actor=actor,
             now=now,
         )

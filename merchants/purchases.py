@@ -155,6 +155,7 @@ def earlier_transactions(
             transactions.c.breakdown,
             transactions.c.occurred_at,
             transactions.c.created_at,
+            transactions.c.original_id,
         ).where(
             transactions.c.merchant_id == merchant_id,
             transactions.c.type == type,
@@ -193,7 +194,9 @@ def _conflict(external_id: str, first: str) -> IdempotencyConflict:
     return IdempotencyConflict(detail)
 
 
-def _external_id_clash(error: IntegrityError) -> bool:
+def external_id_clash(error: IntegrityError) -> bool:
+    """Whether an insert failed on the unique (merchant, type, external_id) index: another
+    request recorded that external id first, after the check made under the member's lock."""
     diagnostics = getattr(error.orig, "diag", None)
     name = getattr(diagnostics, "constraint_name", None) or str(error.orig)
     return EXTERNAL_ID_CONSTRAINT in name or "external_id" in name
@@ -264,10 +267,34 @@ def record_purchase(
         )
     except IntegrityError as error:
         # Another member's purchase took this external_id meanwhile: a different purchase.
-        if not _external_id_clash(error):
+        if not external_id_clash(error):
             raise
         raise _conflict(external_id, "another request") from error
     return 201, purchase_body(result["transaction"], member, result["member"]["balance"])
+
+
+def refund_body(
+    refund: Mapping[str, Any],
+    purchase_id: str,
+    currency: str,
+    member: FoundMember,
+    balance: int,
+    available: int,
+) -> dict[str, Any]:
+    """The answer to a refund (schema `RefundResultSchema`); `refund` has the refund
+    transaction's `id`, `amount_minor`, `points_clawed_back` and `breakdown`."""
+    return {
+        "points_clawed_back": refund["points_clawed_back"],
+        "transaction": {
+            "id": refund["id"],
+            "type": "refund",
+            "purchase": purchase_id,
+            "amount": {"amount": refund["amount_minor"], "currency": currency},
+            "points_clawed_back": refund["points_clawed_back"],
+            "breakdown": refund["breakdown"],
+        },
+        "member": member_state(member, balance, available),
+    }
 
 
 def refund_purchase(
@@ -276,35 +303,69 @@ def refund_purchase(
     merchant_id: int,
     purchase_id: str,
     amount_minor: int,
+    external_id: str,
     actor: operations.Actor,
     now: datetime,
 ) -> tuple[int, dict[str, Any]]:
-    """Refund `amount_minor` of the merchant's purchase `purchase_id`: its points are clawed
-    back in proportion (SPEC 2). `(201, body)` (schema `RefundResultSchema`); refusals raise:
-    `not_found` (purchase), `refund_exceeds_purchase`."""
+    """Refund `amount_minor` of the merchant's purchase `purchase_id` on the till's return
+    receipt `external_id`: its points are clawed back in proportion (SPEC 2). `(201, body)`
+    (schema `RefundResultSchema`), or `(200, body)` replaying the refund recorded earlier under
+    that receipt for this purchase and amount (SPEC 3.3: once per id). Refusals raise:
+    `not_found` (purchase), `refund_exceeds_purchase`, `idempotency_conflict` (the receipt
+    was used for another refund)."""
     purchase = operations.merchant_transaction(session, purchase_id, merchant_id, "earn")
     member = member_of_account(session, purchase.member_account_id)
-    result = operations.refund(
-        session,
-        purchase_id=purchase_id,
-        merchant_id=merchant_id,
-        amount_minor=amount_minor,
-        actor=actor,
-        now=now,
-    )
+    # Under the member's lock, a concurrent repeat of this receipt for this purchase has either
+    # committed (and is found here) or waits for this one.
+    account = lock_member_accounts(session, [purchase.member_account_id])[
+        purchase.member_account_id
+    ]
+    first = earlier_transactions(session, merchant_id, "refund", [external_id]).get(external_id)
+    if first is not None:
+        if first.original_id != purchase.id or first.amount_minor != amount_minor:
+            raise _refund_conflict(external_id, first.public_id)
+        balance = balances_after(session, [first.id])[first.id]
+        # Holds are counted as they are now: what the ledger cannot say of a past moment.
+        held = operations.held_points(session, account.id, now)
+        replay = {
+            "id": first.public_id,
+            "amount_minor": first.amount_minor,
+            "points_clawed_back": first.points,
+            "breakdown": first.breakdown,
+        }
+        return 200, refund_body(
+            replay, purchase_id, purchase.currency, member, balance, max(balance - held, 0)
+        )
+    try:
+        result = operations.refund(
+            session,
+            purchase_id=purchase_id,
+            merchant_id=merchant_id,
+            amount_minor=amount_minor,
+            actor=actor,
+            now=now,
+            external_id=external_id,
+            locked=account,
+        )
+    except IntegrityError as error:
+        # A refund of another purchase (another member's lock) took this receipt meanwhile.
+        if not external_id_clash(error):
+            raise
+        raise _refund_conflict(external_id, "another request") from error
     done, state = result["transaction"], result["member"]
-    return 201, {
-        "points_clawed_back": done["points_clawed_back"],
-        "transaction": {
-            "id": done["id"],
-            "type": "refund",
-            "purchase": purchase_id,
-            "amount": {"amount": amount_minor, "currency": purchase.currency},
-            "points_clawed_back": done["points_clawed_back"],
-            "breakdown": done["breakdown"],
-        },
-        "member": member_state(member, state["balance"], state["available"]),
-    }
+    return 201, refund_body(
+        done, purchase_id, purchase.currency, member, state["balance"], state["available"]
+    )
+
+
+def _refund_conflict(external_id: str, first: str) -> IdempotencyConflict:
+    detail = (
+        f"external_id {external_id!r} was already used for a different refund ({first});"
+        " use a new external_id"
+    )
+    if first.startswith("txn_"):
+        return IdempotencyConflict(detail, transaction=first)
+    return IdempotencyConflict(detail)
 
 
 def parse_lines(body: bytes, *, ndjson: bool) -> list[Line]:
@@ -400,7 +461,7 @@ def record_batch(
             )
         except IntegrityError as error:
             savepoint.rollback()
-            if not _external_id_clash(error):
+            if not external_id_clash(error):
                 raise
             if attempt == BATCH_ATTEMPTS:
                 raise IdempotencyConflict(

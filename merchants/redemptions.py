@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from coalition import economics
@@ -115,16 +116,26 @@ def record_redemption(
         )
     if member_id is None:
         check.consume(member.id, redemption["code"])
-    result = operations.redeem(
-        session,
-        member_id=member.id,
-        merchant_id=merchant_id,
-        points=points,
-        actor=actor,
-        now=now,
-        external_id=external_id,
-        locked=account,
-    )
+    try:
+        result = operations.redeem(
+            session,
+            member_id=member.id,
+            merchant_id=merchant_id,
+            points=points,
+            actor=actor,
+            now=now,
+            external_id=external_id,
+            locked=account,
+        )
+    except IntegrityError as error:
+        # Another member's redemption (under its own lock, unseen by the check above) took
+        # this external_id meanwhile: a different redemption.
+        if not purchases.external_id_clash(error):
+            raise
+        raise IdempotencyConflict(
+            f"external_id {external_id!r} was already used for a different redemption"
+            " (another request); use a new external_id"
+        ) from error
     return 201, _redemption_body(
         session, result["transaction"]["id"], points, member, result["member"]["balance"], now
     )

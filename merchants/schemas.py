@@ -152,6 +152,11 @@ class RefundSchema(Strict):
         validate=validate.Range(min=1, max=MAX_PURCHASE_MINOR),
         metadata={"description": "refunded, in minor units of the purchase's currency"},
     )
+    external_id = text(
+        MAX_EXTERNAL_ID,
+        required=True,
+        metadata={"description": "the till's return receipt id; a refund is recorded once per id"},
+    )
 
 
 class RedemptionSchema(Strict):

@@ -138,8 +138,8 @@ def award_many(
             parts["welcome"] = parts.get("welcome", 0) + welcome_bonus
             if breakdown is not None:
                 breakdown["welcome"] = breakdown.get("welcome", 0) + welcome_bonus
-        if welcome_bonus or parts.get("welcome"):
-            member.welcomed = True
+        # SPEC 2: as in `award`, the first purchase uses up the welcome whatever the bonus was.
+        member.welcomed = True
         total = sum(parts.values())
         member.balance += total
         public_id = new_id("txn")

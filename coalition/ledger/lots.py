@@ -1,5 +1,6 @@
 """Which lots a debit takes (SPEC 2): soonest-expiring first, ties by the lot created first; a
-clawback takes its own purchase's lots before any other. Planning is pure; `take` writes the
+clawback takes each funder's own lot of its purchase first, then the purchase's other lots,
+before any other. Planning is pure; `take` writes the
 consumption records and the lots' new `remaining` in two bulk statements."""
 
 from __future__ import annotations
@@ -74,23 +75,37 @@ def plan(candidates: Sequence[OpenLot], points: int) -> list[Take]:
     return takes
 
 
-def split(takes: Sequence[Take], amounts: Sequence[int]) -> list[list[Take]]:
-    """Cut one ordered list of takes into consecutive pieces of the given sizes (one per
-    transfer of a multi-transfer debit such as a clawback)."""
+def plan_by_funder(
+    candidates: Sequence[OpenLot], portions: Sequence[tuple[int | None, int]]
+) -> list[list[Take]]:
+    """The takes of a debit made of several portions, each with a lot of its own (a clawback:
+    each funder's portion and that funder's lot of the purchase, `(lot id or None, points)`),
+    one list of takes per portion. SPEC 2 and decision 5: each portion takes first from its
+    own lot, so one funder's clawback never eats another funder's points; then, portion by
+    portion, from what is left of the candidates in their order (the purchase's other lots,
+    then the member's others); what they cannot cover is a debt take."""
+    lot_of = {lot.id: lot for lot in candidates}
+    left = {lot.id: lot.remaining for lot in candidates}
     pieces: list[list[Take]] = []
-    queue = list(takes)
-    for amount in amounts:
-        piece: list[Take] = []
-        while amount:
-            head = queue.pop(0)
-            part = min(head.points, amount)
-            piece.append(Take(head.lot_id, head.issuer_account_id, part))
-            if part < head.points:
-                queue.insert(0, Take(head.lot_id, head.issuer_account_id, head.points - part))
-            amount -= part
-        pieces.append(piece)
-    if queue:
-        raise ValueError("takes exceed the amounts they were split into")
+    wanted: list[int] = []
+    for own_id, points in portions:
+        own = lot_of.get(own_id) if own_id is not None else None
+        taken = min(left[own.id], points) if own is not None else 0
+        pieces.append([Take(own.id, own.issuer_account_id, taken)] if own and taken else [])
+        if own is not None:
+            left[own.id] -= taken
+        wanted.append(points - taken)
+    for piece, points in zip(pieces, wanted, strict=True):
+        for lot in candidates:
+            if points == 0:
+                break
+            taken = min(left[lot.id], points)
+            if taken:
+                piece.append(Take(lot.id, lot.issuer_account_id, taken))
+                left[lot.id] -= taken
+                points -= taken
+        if points:
+            piece.append(Take(None, None, points))
     return pieces
 
 

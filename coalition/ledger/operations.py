@@ -187,7 +187,8 @@ def award(
     `welcome`. Each non-zero part becomes its own transfer and lot, the merchant's first.
 
     `welcome_bonus` points are added as the `welcome` part if this is the member's first
-    purchase anywhere in the coalition (decided under the member's lock, so only once).
+    purchase anywhere in the coalition (decided under the member's lock, so only once); every
+    award marks the member welcomed, whatever the bonus, since only a first may carry it.
 
     `locked`: the member's account, when the caller already holds its lock (it checked
     something under it first, such as an external id)."""
@@ -206,8 +207,9 @@ def award(
         parts = {**parts, "welcome": parts.get("welcome", 0) + welcome_bonus}
         if breakdown is not None:
             breakdown = {**breakdown, "welcome": breakdown.get("welcome", 0) + welcome_bonus}
-    if welcome_bonus or parts.get("welcome"):
-        member.welcomed = True
+    # SPEC 2: only the first purchase anywhere may carry the bonus, whatever the bonus was
+    # then, so a first purchase under a bonus of 0 uses up the member's welcome too.
+    member.welcomed = True
     total = sum(parts.values())
     operator = operator_account_id(session)
     issuer_of = {"merchant": merchant_account_id(session, merchant_id)}
@@ -579,14 +581,24 @@ def refund(
     now: datetime,
     external_id: str | None = None,
     reason: str = "refund",
+    locked: MemberAccount | None = None,
 ) -> dict[str, Any]:
     """Claw back a refunded purchase's points (SPEC 2, Refunds): merchant-funded and tier points
     in proportion, floor(points x refunded / amount) less what earlier refunds clawed; welcome
-    points only when the purchase is refunded in full. They come from the purchase's own lots
-    first, then the member's other lots soonest-expiring first; what is missing becomes debt."""
+    points only when the purchase is refunded in full. Each funder's points come from its own
+    lot of the purchase first, then the purchase's other lots, then the member's other lots
+    soonest-expiring first; what is missing becomes debt (decision 5).
+
+    `locked`: the purchase's member's account, when the caller already holds its lock (it
+    looked for an earlier refund under the same external id first)."""
     check_amount(amount_minor, "amount", 1)
     purchase = merchant_transaction(session, purchase_id, merchant_id, "earn")
-    member = lock_member_accounts(session, [purchase.member_account_id])[purchase.member_account_id]
+    if locked is not None and locked.id != purchase.member_account_id:
+        raise ValueError("the locked account is not the purchase's member's")
+    member = (
+        locked
+        or lock_member_accounts(session, [purchase.member_account_id])[purchase.member_account_id]
+    )
 
     earlier = session.execute(
         select(
@@ -650,10 +662,16 @@ def refund(
         ],
     )
     if total:
+        # Every open lot of the purchase (they come first), then enough of the member's others
+        # to cover `total`; each funder's portion comes from its own lot before any other.
         candidates = lotplan.open_lots(
-            session, member.id, total, first=[lot.id for lot in own_lots]
+            session,
+            member.id,
+            total + sum(lot.remaining for lot in own_lots),
+            first=[lot.id for lot in own_lots],
         )
-        pieces = lotplan.split(lotplan.plan(candidates, total), [p for _, p in portions])
+        lot_of = {lot.source: lot.id for lot in own_lots}
+        pieces = lotplan.plan_by_funder(candidates, [(lot_of[s], p) for s, p in portions])
         lotplan.record(
             session,
             [

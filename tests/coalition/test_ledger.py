@@ -18,7 +18,7 @@ from coalition.errors import (
 )
 from coalition.ledger import operations, reads
 from coalition.ledger.accounts import merchant_account_id, operator_account_id
-from coalition.ledger.models import Account, Lot, LotConsumption, Transfer
+from coalition.ledger.models import Account, Lot, LotConsumption, Transaction, Transfer
 from coalition.outbox import OutboxEvent
 from tests import factories as f
 from tests.factories import T0, TILL
@@ -217,6 +217,57 @@ def test_refunds_claw_back_in_proportion_and_the_welcome_bonus_only_in_full(sess
     assert [
         e["transaction"]["points_clawed_back"] for e in _events(session, "purchase.refunded")
     ] == [13, 13, 206]
+
+
+def _paid_points(session, public_id):
+    return session.execute(
+        select(Transaction.__table__.c.paid_points).where(
+            Transaction.__table__.c.public_id == public_id
+        )
+    ).scalar_one()
+
+
+def test_each_funders_clawback_comes_from_its_own_lot_first(session):
+    """SPEC 2 and decision 5: the operator's tier clawback must not eat what is left of the
+    merchant's lot, or the next redemption would spend the operator's points in its place (and
+    under `on_redemption` charge the operator instead of the issuer)."""
+    a, b, alice = f.merchant(session, "A"), f.merchant(session, "B"), f.member(session)
+    A, B = merchant_account_id(session, a), merchant_account_id(session, b)
+    op = operator_account_id(session)
+    bought = f.purchase(session, alice, a, 80, tier=20, amount_minor=10_000)
+    f.redeem(session, alice, b, 30)
+
+    def refund(amount_minor):
+        return operations.refund(
+            session,
+            purchase_id=bought["transaction"]["id"],
+            merchant_id=a,
+            amount_minor=amount_minor,
+            actor=TILL,
+            now=T0,
+        )
+
+    half = refund(5_000)
+
+    assert half["transaction"]["breakdown"] == {"merchant": 40, "tier": 10}
+    assert [(lot.source, lot.remaining) for lot in _lots(session, alice)] == [
+        ("merchant", 10),
+        ("tier", 10),
+    ]
+    # The 40 clawed from A were still in its lot: points A never paid for.
+    assert _paid_points(session, half["transaction"]["id"]) == 0
+
+    before = _flows(session)
+    f.redeem(session, alice, b, 20)
+    spent = {k: v - before.get(k, 0) for k, v in _flows(session).items() if v != before.get(k)}
+    assert spent == {(A, B, "redeem"): 10, (op, B, "redeem"): 10}
+
+    rest = refund(5_000)
+
+    assert rest["transaction"]["breakdown"] == {"merchant": 40, "tier": 10}
+    assert rest["member"] == {"balance": -50, "available": 0, "debt": 50}
+    # All 40 of A's points clawed now had been redeemed (30, then 10): A had paid for them.
+    assert _paid_points(session, rest["transaction"]["id"]) == 40
 
 
 def test_a_refund_of_points_spent_at_another_shop_becomes_debt_that_later_awards_repay(session):

@@ -31,7 +31,8 @@ from coalition.errors import (
 )
 from coalition.extensions import db
 from coalition.ledger import operations, reads
-from coalition.ledger.models import Account, Lot
+from coalition.ledger.accounts import merchant_account_id, operator_account_id
+from coalition.ledger.models import Account, Lot, Transaction
 from coalition.ledger.verify import verify
 from tests import factories as f
 from tests.factories import T0, TILL
@@ -46,10 +47,14 @@ SOURCES = ("merchant", "tier", "welcome")
 class ModelLot:
     seq: int
     source: str
+    issuer: int | None  # the funding merchant's id; None for the operator (tier, welcome)
     expires_at: datetime
     points: int
     remaining: int
     purchase: str | None
+    # Points that left by redemption or debt repayment, net of reversals: what the issuer
+    # has paid for under `on_redemption` (SPEC 2's clawback credits).
+    spent: int = 0
 
 
 @dataclass
@@ -97,12 +102,37 @@ class ModelMember:
             points -= taken
         return takes, points
 
+    def spend(self, points: int) -> list[tuple[ModelLot, int]]:
+        """A redemption or a debt repayment: lots in spending order, none short."""
+        takes, short = self.take(points)
+        assert short == 0
+        for lot, taken in takes:
+            lot.spent += taken
+        return takes
+
     def repay(self) -> None:
         """SPEC 2: newly credited points pay off debt before they can be spent."""
         repaid = min(self.debt, sum(lot.remaining for lot in self.lots))
-        _, short = self.take(repaid)
-        assert short == 0
+        self.spend(repaid)
         self.debt -= repaid
+
+    def claw_back(self, portions: dict[str, int], own: tuple[int, ...]) -> int:
+        """SPEC 2 and decision 5, per funder: each funder's portion first from its own lot of
+        the purchase; what its lot cannot cover from the purchase's other lots, then the
+        member's other lots soonest-expiring first, then debt. Returns the points that were
+        not in the merchant's own lot (the ones it may have paid for)."""
+        lot_of = {lot.source: lot for lot in self.lots if lot.seq in own}
+        left = {}
+        for source, points in portions.items():
+            lot = lot_of.get(source)
+            taken = min(lot.remaining, points) if lot else 0
+            if lot:
+                lot.remaining -= taken
+            left[source] = points - taken
+        for source in SOURCES:
+            _, short = self.take(left.get(source, 0), first=own)
+            self.debt += short
+        return left.get("merchant", 0)
 
 
 class LedgerMachine(RuleBasedStateMachine):
@@ -122,6 +152,8 @@ class LedgerMachine(RuleBasedStateMachine):
         self.seq = itertools.count()
         self.keys = itertools.count()
         self.merchants = [f.merchant(self.session, f"M{i}") for i in range(MERCHANTS)]
+        self.issuer_accounts = {m: merchant_account_id(self.session, m) for m in self.merchants}
+        self.issuer_accounts[None] = operator_account_id(self.session)
         self.member_ids = [f.member(self.session) for _ in range(MEMBERS)]
         self.model = {m: ModelMember() for m in self.member_ids}
         self.purchases: dict[str, dict] = {}
@@ -200,7 +232,10 @@ class LedgerMachine(RuleBasedStateMachine):
         seqs = []
         for source in SOURCES:
             if parts[source]:
-                lot = ModelLot(next(self.seq), source, expires, parts[source], parts[source], txn)
+                issuer = merchant_id if source == "merchant" else None
+                lot = ModelLot(
+                    next(self.seq), source, issuer, expires, parts[source], parts[source], txn
+                )
                 model.lots.append(lot)
                 seqs.append(lot.seq)
         model.repay()
@@ -211,6 +246,7 @@ class LedgerMachine(RuleBasedStateMachine):
             "parts": parts,
             "refunded": 0,
             "clawed": dict.fromkeys(SOURCES, 0),
+            "paid": 0,
             "lots": tuple(seqs),
         }
 
@@ -242,8 +278,7 @@ class LedgerMachine(RuleBasedStateMachine):
             assert outcome.status == 422 and outcome.body["code"] == "insufficient_points"
             return
         assert outcome.status == 201, outcome.body
-        takes, short = model.take(points)
-        assert short == 0
+        takes = model.spend(points)
         self.redemptions[outcome.body["transaction"]["id"]] = {
             "member": member_id,
             "merchant": merchant_id,
@@ -305,8 +340,7 @@ class LedgerMachine(RuleBasedStateMachine):
             ),
         )
         if result:
-            takes, short = model.take(spend)
-            assert short == 0
+            takes = model.spend(spend)
             hold.status = "captured"
             self.redemptions[result["transaction"]["id"]] = {
                 "member": hold.member_id,
@@ -348,19 +382,32 @@ class LedgerMachine(RuleBasedStateMachine):
         if not result:
             return
         purchase["refunded"] += amount
-        total = 0
+        portions = {}
         for source in SOURCES:
             points = purchase["parts"][source]
             if source == "welcome":
                 target = points if purchase["refunded"] == purchase["amount"] else 0
             else:
                 target = points * purchase["refunded"] // purchase["amount"]
-            total += target - purchase["clawed"][source]
+            portions[source] = target - purchase["clawed"][source]
             purchase["clawed"][source] = target
-        assert result["transaction"]["points_clawed_back"] == total
+        assert result["transaction"]["points_clawed_back"] == sum(portions.values())
         model = self.model[purchase["member"]]
-        _, short = model.take(total, first=purchase["lots"])
-        model.debt += short
+        own = [lot for lot in model.lots if lot.seq in purchase["lots"]]
+        merchant_lot = next((lot for lot in own if lot.source == "merchant"), None)
+        beyond_own_lot = model.claw_back(portions, purchase["lots"])
+        # SPEC 2 (on_redemption): the issuer is credited for the clawed points it had paid
+        # for: those its own lot no longer held, as far as its lot's points were spent.
+        paid = 0
+        if merchant_lot is not None:
+            paid = max(min(beyond_own_lot, merchant_lot.spent - purchase["paid"]), 0)
+        purchase["paid"] += paid
+        recorded = self.session.execute(
+            select(Transaction.__table__.c.paid_points).where(
+                Transaction.__table__.c.public_id == result["transaction"]["id"]
+            )
+        ).scalar_one()
+        assert recorded == paid
 
     @precondition(lambda self: self.redemptions)
     @rule(data=st.data())
@@ -381,6 +428,7 @@ class LedgerMachine(RuleBasedStateMachine):
             redemption["reversed"] = True
             for lot, taken in redemption["takes"]:
                 lot.remaining += taken
+                lot.spent -= taken
             self.model[redemption["member"]].repay()
 
     @rule(minutes=st.sampled_from([1, 14, 16, 60 * 24, 60 * 24 * 20]))
@@ -426,17 +474,16 @@ class LedgerMachine(RuleBasedStateMachine):
             assert seen["debt"] == model.debt
             assert seen["available"] == max(model.balance - model.held(self.now), 0)
             assert seen["balance"] >= 0 or seen["debt"] == -seen["balance"]
-            remaining = (
-                self.session.execute(
-                    select(lots.c.remaining)
-                    .join(accounts, accounts.c.id == lots.c.account_id)
-                    .where(accounts.c.member_id == member_id)
-                    .order_by(lots.c.id)
-                )
-                .scalars()
-                .all()
-            )
-            assert remaining == [lot.remaining for lot in model.lots]
+            # Per lot, who funded it and what it still holds.
+            remaining = self.session.execute(
+                select(lots.c.source, lots.c.issuer_account_id, lots.c.remaining)
+                .join(accounts, accounts.c.id == lots.c.account_id)
+                .where(accounts.c.member_id == member_id)
+                .order_by(lots.c.id)
+            ).all()
+            assert [tuple(row) for row in remaining] == [
+                (lot.source, self.issuer_accounts[lot.issuer], lot.remaining) for lot in model.lots
+            ]
 
     @invariant()
     def ledger_verifies(self):

@@ -320,7 +320,9 @@ def test_a_partial_refund_claws_back_points_in_proportion(session, client, till)
     purchase_id = bought["transaction"]["id"]
 
     response = client.post(
-        f"{PURCHASES}/{purchase_id}/refunds", json={"amount": 2500}, headers=till
+        f"{PURCHASES}/{purchase_id}/refunds",
+        json={"amount": 2500, "external_id": "return-1"},
+        headers=till,
     )
 
     assert response.status_code == 201
@@ -338,15 +340,83 @@ def test_a_refund_larger_than_the_purchase_is_refused(session, client, till):
     bought = client.post(PURCHASES, json=purchase(card, 1000), headers=till).get_json()
 
     response = client.post(
-        f"{PURCHASES}/{bought['transaction']['id']}/refunds", json={"amount": 1001}, headers=till
+        f"{PURCHASES}/{bought['transaction']['id']}/refunds",
+        json={"amount": 1001, "external_id": "return-1"},
+        headers=till,
     )
 
     problem(response, 422, "refund_exceeds_purchase")
 
 
+def _refund(client, till, purchase_id: str, amount: int, external_id: str | None):
+    body: dict[str, Any] = {"amount": amount}
+    if external_id is not None:
+        body["external_id"] = external_id
+    return client.post(f"{PURCHASES}/{purchase_id}/refunds", json=body, headers=till)
+
+
+def test_a_retried_refund_claws_back_once_and_answers_the_first_result(session, client, till):
+    """A till that retries a refund without an Idempotency-Key (its connection dropped) must not
+    claw the points back twice: the return receipt's id makes the refund once."""
+    alice = f.member(session)
+    bought = client.post(
+        PURCHASES, json=purchase(card_of(session, alice), 4000), headers=till
+    ).get_json()
+    purchase_id = bought["transaction"]["id"]
+
+    first = _refund(client, till, purchase_id, 2000, "return-7")
+    again = _refund(client, till, purchase_id, 2000, "return-7")
+
+    assert first.status_code == 201, first.get_json()
+    assert first.get_json()["points_clawed_back"] == 20
+    assert again.status_code == 200, again.get_json()
+    assert again.get_json() == first.get_json()
+    assert balance(session, alice) == 40 + 100 - 20
+    assert count(session, Transaction) == 2  # the purchase and one refund
+    # The rest of the purchase can still be refunded, under another receipt.
+    rest = _refund(client, till, purchase_id, 2000, "return-8")
+    assert rest.status_code == 201
+    assert rest.get_json()["points_clawed_back"] == 20 + 100
+
+
+def test_a_return_receipt_reused_for_another_refund_is_a_conflict(session, client, till):
+    alice = f.member(session)
+    card = card_of(session, alice)
+    one = client.post(PURCHASES, json=purchase(card, 4000, "r-1"), headers=till).get_json()
+    other = client.post(PURCHASES, json=purchase(card, 4000, "r-2"), headers=till).get_json()
+    first = _refund(client, till, one["transaction"]["id"], 1000, "return-7")
+    before = (balance(session, alice), count(session, Transaction))
+
+    other_amount = _refund(client, till, one["transaction"]["id"], 1500, "return-7")
+    other_purchase = _refund(client, till, other["transaction"]["id"], 1000, "return-7")
+
+    assert first.status_code == 201
+    for answer in (other_amount, other_purchase):
+        body = problem(answer, 409, "idempotency_conflict")
+        assert body["transaction"] == first.get_json()["transaction"]["id"]
+    assert (balance(session, alice), count(session, Transaction)) == before
+
+
+@pytest.mark.parametrize("external_id", [None, "x" * 101])
+def test_a_refund_names_its_return_receipt(session, client, till, external_id):
+    card = card_of(session, f.member(session))
+    bought = client.post(PURCHASES, json=purchase(card, 4000), headers=till).get_json()
+    before = count(session, Transaction)
+
+    response = _refund(client, till, bought["transaction"]["id"], 1000, external_id)
+
+    body = problem(response, 422, "validation_error")
+    assert "external_id" in body["errors"]
+    assert count(session, Transaction) == before
+
+
 @pytest.mark.parametrize("purchase_id", ["txn_doesnotexist", "not-an-id", "txn_a%00b"])
 def test_refunding_an_unknown_purchase_is_not_found(session, client, till, purchase_id):
-    response = client.post(f"{PURCHASES}/{purchase_id}/refunds", json={"amount": 1}, headers=till)
+    response = client.post(
+        f"{PURCHASES}/{purchase_id}/refunds",
+        json={"amount": 1, "external_id": "return-1"},
+        headers=till,
+    )
 
     problem(response, 404, "not_found")
 
@@ -361,7 +431,9 @@ def test_another_merchants_purchase_cannot_be_refunded_or_seen(session, client, 
     before = (balance(session, alice), count(session, Transaction))
 
     refund = client.post(
-        f"{PURCHASES}/{theirs['transaction']['id']}/refunds", json={"amount": 100}, headers=till
+        f"{PURCHASES}/{theirs['transaction']['id']}/refunds",
+        json={"amount": 100, "external_id": "return-1"},
+        headers=till,
     )
     listed = client.get("/api/v1/transactions", headers=till)
 

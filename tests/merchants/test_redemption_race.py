@@ -48,13 +48,15 @@ def race(app: Flask, parties: int, call: Callable[[FlaskClient, int], Any]) -> l
 
 
 def arrange(app: Flask, points: int, members: int = 1) -> dict[str, Any]:
-    """A shop, funded members and tokens, committed."""
+    """A shop, members and tokens, committed; with `points`, each member bought that many at
+    the shop (a first purchase, so without `points` they are still to be welcomed)."""
     with app.app_context():
         session = db.session()
         shop = f.merchant(session)
         people = [f.member(session) for _ in range(members)]
         for person in people:
-            f.purchase(session, person, shop, points)
+            if points:
+                f.purchase(session, person, shop, points)
         world = {
             "shop": shop,
             "members": people,
@@ -126,7 +128,7 @@ def test_one_idempotency_key_from_twenty_connections_has_one_effect(committed, m
         )
         assert replayed or (status, answer) == first[0][:2]
     assert balance(committed, world["members"][0]) == 25 + 100
-    assert transactions_of_type(committed, "earn") == 2  # the arranged one and this one
+    assert transactions_of_type(committed, "earn") == 1
 
 
 def test_one_receipt_sent_by_ten_tills_at_once_is_recorded_once(committed, make_app):
@@ -194,6 +196,88 @@ def test_batches_and_single_purchases_racing_on_receipts_record_each_once(commit
     for _, body, _ in answers:
         if "results" in body:
             assert {r["status"] for r in body["results"]} <= {200, 201}
-    assert transactions_of_type(committed, "earn") == 5 + 20
+    assert transactions_of_type(committed, "earn") == 20
     expected = sum((n + 1) for n in range(20)) + 5 * 100
     assert sum(balance(committed, m) for m in world["members"]) == expected
+
+
+def _bought(app: Flask, members: int) -> dict[str, Any]:
+    """A shop and members who each bought 100 points there (100.00 EUR), committed."""
+    with app.app_context():
+        session = db.session()
+        shop = f.merchant(session)
+        people = [f.member(session) for _ in range(members)]
+        purchases = [f.purchase(session, p, shop, 100)["transaction"]["id"] for p in people]
+        world = {
+            "members": people,
+            "purchases": purchases,
+            "till": f.merchant_headers(session, shop),
+        }
+        session.commit()
+    return world
+
+
+def test_one_refund_retried_by_ten_connections_at_once_claws_back_once(committed, make_app):
+    world = _bought(committed, 1)
+    live = make_app()
+    refund = f"/api/v1/purchases/{world['purchases'][0]}/refunds"
+
+    answers = race(
+        live,
+        10,
+        lambda client, _: client.post(
+            refund, json={"amount": 4000, "external_id": "return-3"}, headers=world["till"]
+        ),
+    )
+
+    assert Counter(status for status, _, _ in answers) == {201: 1, 200: 9}
+    assert len({str(answer) for _, answer, _ in answers}) == 1
+    assert answers[0][1]["points_clawed_back"] == 40
+    assert balance(committed, world["members"][0]) == 60
+    assert transactions_of_type(committed, "refund") == 1
+
+
+def test_one_return_receipt_claimed_for_different_purchases_at_once_goes_to_one(
+    committed, make_app
+):
+    world = _bought(committed, 6)
+    live = make_app()
+
+    answers = race(
+        live,
+        6,
+        lambda client, n: client.post(
+            f"/api/v1/purchases/{world['purchases'][n]}/refunds",
+            json={"amount": 4000, "external_id": "return-shared"},
+            headers=world["till"],
+        ),
+    )
+
+    outcomes = Counter("refunded" if status == 201 else body["code"] for status, body, _ in answers)
+    assert outcomes == {"refunded": 1, "idempotency_conflict": 5}
+    assert sum(balance(committed, m) for m in world["members"]) == 6 * 100 - 40
+    assert transactions_of_type(committed, "refund") == 1
+
+
+def test_one_redemption_id_claimed_by_different_members_at_once_goes_to_one(committed, make_app):
+    world = arrange(committed, 100, members=6)
+    with committed.app_context():
+        session = db.session()
+        apps = [f.member_headers(session, world["shop"], m, "redeem") for m in world["members"]]
+        session.commit()
+    live = make_app()
+
+    answers = race(
+        live,
+        6,
+        lambda client, n: client.post(
+            "/api/v1/redemptions",
+            json={"points": 30, "external_id": "pos-shared"},
+            headers=apps[n],
+        ),
+    )
+
+    outcomes = Counter("spent" if status == 201 else body["code"] for status, body, _ in answers)
+    assert outcomes == {"spent": 1, "idempotency_conflict": 5}
+    assert sum(balance(committed, m) for m in world["members"]) == 6 * 100 - 30
+    assert transactions_of_type(committed, "redeem") == 1

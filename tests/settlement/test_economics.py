@@ -14,11 +14,14 @@ from sqlalchemy import func, select
 
 from coalition import clock, economics, tenancy
 from coalition.errors import InvalidRequest
+from coalition.ledger import operations, reads
 from coalition.ledger.models import Lot
 from coalition.members.models import Member
 from coalition.members.services import member_by_id
 from coalition.oauth.models import OAuthClient
+from merchants import purchases
 from merchants.models import Merchant
+from merchants.schemas import PurchaseSchema
 from merchants.services import create_merchant
 from tests import factories as f
 
@@ -536,6 +539,51 @@ def test_a_batch_trades_under_the_terms_of_its_day(client, session, now, today):
     assert result["status"] == 201, result
     assert result["body"]["transaction"]["breakdown"]["welcome"] == 40
     assert _lot_expiries(session, alice) == {clock.add_months(now, 9)}
+
+
+def _buy(session, path: str, shop: int, member_id: int, receipt: str, at: datetime) -> int:
+    """A 10-euro purchase at `at` through the single or the batch path: its welcome points."""
+    actor = operations.Actor("merchant_client", "till-1")
+    line = PurchaseSchema().load(purchase(session, member_id, 1000, receipt))
+    if path == "single":
+        status, body = purchases.record_purchase(
+            session, merchant_id=shop, purchase=line, actor=actor, now=at
+        )
+    else:
+        [result] = purchases.record_batch(
+            session, merchant_id=shop, lines=[purchases.Line(1, purchase=line)], actor=actor, now=at
+        )
+        status, body = result["status"], result["body"]
+    assert status == 201, body
+    return body["transaction"]["breakdown"]["welcome"]
+
+
+@pytest.mark.parametrize("path", ["single", "batch"])
+def test_only_the_first_purchase_may_carry_the_welcome_bonus_whatever_it_was_then(session, path):
+    """SPEC 2: the welcome bonus is for a member's first purchase anywhere. A member whose first
+    purchase came while the bonus was 0 has had its first purchase: a later bonus is not its."""
+    for day, bonus in ((date(2026, 9, 1), 0), (date(2026, 10, 1), 100)):
+        economics.set_version(
+            session,
+            effective_from=day,
+            settings=whole(welcome_bonus=bonus),
+            merchant_id=None,
+            actor_id="test",
+            now=f.T0,
+        )
+    bakery, florist = f.merchant(session, "Bakery"), f.merchant(session, "Florist")
+    early, late = f.member(session), f.member(session)
+    september, october = (
+        datetime(2026, 9, 15, 10, tzinfo=UTC),
+        datetime(2026, 10, 5, 10, tzinfo=UTC),
+    )
+
+    first = _buy(session, path, bakery, early, "s-1", september)
+    again = _buy(session, path, florist, early, "o-1", october)
+    newcomer = _buy(session, path, florist, late, "o-2", october)
+
+    assert (first, again, newcomer) == (0, 0, 100)
+    assert reads.balance(session, early, october)["balance"] == 10 + 10
 
 
 def test_a_purchase_in_a_currency_no_longer_in_force_is_refused(client, session, now, today):

@@ -77,6 +77,7 @@ class StatementOut(Schema):
     status = fields.String()
     issued_at = fields.String()
     opening = fields.String()
+    carried = fields.List(fields.Dict())
     lines = fields.List(fields.Dict())
     exact_net = fields.String()
     rounding = fields.String()

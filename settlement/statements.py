@@ -15,7 +15,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from coalition import clock, economics, faults, outbox
@@ -58,11 +58,6 @@ def parse_month(text: str) -> tuple[date, date]:
     return date(year, month, 1), date(year, month, calendar.monthrange(year, month)[1])
 
 
-def previous_month(text: str) -> str:
-    first, _ = parse_month(text)
-    return (first - timedelta(days=1)).strftime("%Y-%m")
-
-
 def issue_month(session: Session, month: str, now: datetime) -> list[Any]:
     """State `month` for every merchant that had a settled position in it or carries an unpaid
     balance into it. The month must have ended and each of its days be finally settled."""
@@ -79,23 +74,19 @@ def issue_month(session: Session, month: str, now: datetime) -> list[Any]:
             f"{len(missing)} days of {month} are not settled yet",
             days=[d.isoformat() for d in missing],
         )
+    if session.execute(select(statements.c.id).where(statements.c.month == month).limit(1)).first():
+        # Stated already (a month's statements are written in one transaction): the same ones.
+        return month_statements(session, month)
     by_merchant = _month_positions(session, first, last)
     carried = _unpaid_before(session, month)
     terms = economics.coalition_terms(session, last)
     quantum = Decimal(1).scaleb(-economics.MINOR_UNIT_DIGITS[terms.currency])
     digits = economics.MINOR_UNIT_DIGITS[terms.currency]
     money = lambda amount: engine.decimal_text(amount, digits)  # noqa: E731
-    existing = set(
-        session.execute(select(statements.c.merchant_id).where(statements.c.month == month))
-        .scalars()
-        .all()
-    )
     for merchant_id in sorted(set(by_merchant) | set(carried)):
-        if merchant_id in existing:
-            continue
         days, lines = by_merchant.get(merchant_id, ({}, {}))
-        opening_row = carried.get(merchant_id)
-        opening = Decimal(opening_row.closing) if opening_row is not None else Decimal(0)
+        unpaid = carried.get(merchant_id, [])
+        opening = sum((Decimal(row.closing) for row in unpaid), Decimal(0))
         rendered = [
             {
                 "kind": kind,
@@ -124,10 +115,11 @@ def issue_month(session: Session, month: str, now: datetime) -> list[Any]:
                 closing=money(opening + net),
                 lines=rendered,
                 days=_days_json(first, last, days, money),
-                carried_from_id=opening_row.id if opening_row is not None else None,
                 issued_at=now,
             )
         )
+        if unpaid:
+            _carry(session, public_id, [row.id for row in unpaid])
         payments.instruct(session, statement_row(session, public_id))
         outbox.record(
             session,
@@ -182,24 +174,41 @@ def _month_positions(
     return found
 
 
-def _unpaid_before(session: Session, month: str) -> dict[int, Any]:
-    """Last month's statements whose payout (a transfer to the merchant) failed and that no
-    statement has carried yet. A failed collection is not carried: its Stripe invoice stays open
-    and may still be paid, so carrying it could make the merchant pay twice."""
-    carried_ids = select(statements.c.carried_from_id).where(
-        statements.c.carried_from_id.is_not(None)
-    )
+def _unpaid_before(session: Session, month: str) -> dict[int, list[Any]]:
+    """Per merchant, its statements of earlier months whose payout (a transfer to the merchant)
+    failed and that no statement has carried yet, oldest first, locked until this transaction
+    ends: whenever the failure came, the next statement made after it carries it, once.
+
+    A failed collection is not carried: its Stripe invoice stays open and may still be paid, so
+    carrying it could make the merchant pay twice."""
     rows = session.execute(
         select(statements.c.id, statements.c.merchant_id, statements.c.closing)
         .join(instructions, instructions.c.statement_id == statements.c.id)
         .where(
-            statements.c.month == previous_month(month),
+            statements.c.month < month,
+            statements.c.carried_into_id.is_(None),
             instructions.c.status == "failed",
             instructions.c.kind == "transfer",
-            statements.c.id.not_in(carried_ids),
         )
+        .order_by(statements.c.merchant_id, statements.c.month)
+        .with_for_update(of=statements)
     ).all()
-    return {row.merchant_id: row for row in rows}
+    found: dict[int, list[Any]] = defaultdict(list)
+    for row in rows:
+        found[row.merchant_id].append(row)
+    return found
+
+
+def _carry(session: Session, public_id: str, carried_ids: list[int]) -> None:
+    """Mark the statements `carried_ids` as carried by the statement `public_id`, each once."""
+    carrier = select(statements.c.id).where(statements.c.public_id == public_id).scalar_subquery()
+    marked = session.execute(
+        update(statements)
+        .where(statements.c.id.in_(carried_ids), statements.c.carried_into_id.is_(None))
+        .values(carried_into_id=carrier)
+    )
+    if marked.rowcount != len(carried_ids):  # the rows are locked: nobody else can carry them
+        raise AssertionError(f"statements {carried_ids} were carried meanwhile")
 
 
 def _describe(kind: str, points: int, amount: Decimal) -> str:
@@ -289,6 +298,11 @@ def render(session: Session, row: Any) -> dict[str, Any]:
             instructions.c.amount_minor,
         ).where(instructions.c.statement_id == row.id)
     ).one_or_none()
+    carried = session.execute(
+        select(statements.c.public_id, statements.c.month, statements.c.closing)
+        .where(statements.c.carried_into_id == row.id)
+        .order_by(statements.c.month)
+    ).all()
     return {
         "id": row.public_id,
         "merchant": {"id": row.merchant_public_id, "name": row.name},
@@ -297,6 +311,10 @@ def render(session: Session, row: Any) -> dict[str, Any]:
         "status": row.status,
         "issued_at": row.issued_at.isoformat(),
         "opening": row.opening,
+        "carried": [
+            {"statement": earlier.public_id, "month": earlier.month, "amount": earlier.closing}
+            for earlier in carried
+        ],
         "lines": row.lines,
         "exact_net": row.exact_net,
         "rounding": row.rounding,

@@ -336,8 +336,9 @@ def change(
 ) -> None:
     """The operator's change of the terms (SPEC 3.5), in force from `effective_from`: the whole
     set of the coalition's settings, or some of MERCHANT_SETTINGS for one merchant. Refused
-    (422) for a business day that has begun, and for a new currency once anything has been
-    traded. The settings' values are the caller's to validate (settlement.schemas)."""
+    (422) for a business day that has begun, and for a new currency or funding model once
+    anything has been traded; before that, a funding model is set for every version at once.
+    The settings' values are the caller's to validate (settlement.schemas)."""
     today = clock.business_date(now, zone)
     if effective_from <= today:
         raise InvalidRequest(
@@ -346,8 +347,11 @@ def change(
             errors={"effective_from": [f"must be after {today.isoformat()}"]},
         )
     _check_scope(settings, merchant_id)
+    traded = _traded(session)
     if "currency" in settings:
-        _check_currency(session, settings["currency"], today)
+        _check_currency(session, settings["currency"], today, traded)
+    if "funding_model" in settings:
+        _check_funding_model(session, settings["funding_model"], today, traded)
     replaced = session.execute(
         select(_versions().c.terms).where(*_same_version(effective_from, merchant_id))
     ).scalar()
@@ -359,6 +363,8 @@ def change(
         actor_id=actor_id,
         now=now,
     )
+    if "funding_model" in settings and not traded:
+        _one_funding_model(session, settings["funding_model"], actor_id)
     # The row of a replaced version is rewritten (one per day and scope): the log keeps what
     # it said, and who replaced it.
     log.info(
@@ -384,7 +390,12 @@ def _check_scope(settings: Mapping[str, Any], merchant_id: int | None) -> None:
         raise InvalidRequest(why, errors={"terms": {name: [why] for name in wrong}})
 
 
-def _check_currency(session: Session, currency: str, today: date) -> None:
+def _traded(session: Session) -> bool:
+    """Whether anything has been traded (any transaction: the first is always an award)."""
+    return session.execute(select(table(Transaction).c.id).limit(1)).first() is not None
+
+
+def _check_currency(session: Session, currency: str, today: date, traded: bool) -> None:
     # SPEC 2: v1 runs one settlement currency per coalition.
     if currency not in MINOR_UNIT_DIGITS:
         raise InvalidRequest(
@@ -392,13 +403,54 @@ def _check_currency(session: Session, currency: str, today: date) -> None:
             errors={"terms": {"currency": [f"must be one of {', '.join(MINOR_UNIT_DIGITS)}"]}},
         )
     current = coalition_terms(session, today).currency
-    traded = session.execute(select(table(Transaction).c.id).limit(1)).first() is not None
     if currency != current and traded:
         raise InvalidRequest(
             f"v1 runs one settlement currency per coalition, and this one has traded in"
             f" {current}: its currency cannot change to {currency}",
             errors={"terms": {"currency": [f"must be {current}"]}},
         )
+
+
+def _check_funding_model(session: Session, model: str, today: date, traded: bool) -> None:
+    """Points are priced by the model in force when they are settled, not when they were issued:
+    under prefunded the issuer paid at issue, under on_redemption it pays when they are spent.
+    A switch after trading would charge points twice or reimburse points nobody paid for."""
+    current = coalition_terms(session, today).funding_model
+    if model != current and traded:
+        raise InvalidRequest(
+            f"the coalition has traded under {current}: points issued under it would be charged"
+            f" twice or reimbursed unpaid under {model}, so its funding model cannot change",
+            errors={"terms": {"funding_model": [f"must be {current}"]}},
+        )
+
+
+def _one_funding_model(session: Session, model: str, actor_id: str | None) -> None:
+    """Before anything is traded, a funding model is chosen for the coalition's whole schedule:
+    every version of its terms, past and scheduled, takes it. A model set only from a later day
+    would leave the first trades under another one, and that switch would come after trading."""
+    versions = _versions()
+    rows = session.execute(
+        select(versions.c.id, versions.c.effective_from, versions.c.terms).where(
+            versions.c.merchant_id.is_(None)
+        )
+    ).all()
+    for row in rows:
+        if row.terms.get("funding_model") != model:
+            session.execute(
+                update(versions)
+                .where(versions.c.id == row.id)
+                .values(terms={**row.terms, "funding_model": model})
+            )
+            log.info(
+                "economics version's funding model set before any trade",
+                extra={
+                    "effective_from": row.effective_from.isoformat(),
+                    "actor_id": actor_id,
+                    "funding_model": model,
+                    "replaced_funding_model": row.terms.get("funding_model"),
+                },
+            )
+    forget()
 
 
 def base_points(amount_minor: int, base_rate: Decimal, terms: Terms) -> int:

@@ -275,6 +275,64 @@ def test_the_currency_may_change_only_before_anything_is_traded(client, session,
     assert euros.status_code == 200
 
 
+SWITCHES = [("prefunded", "on_redemption"), ("on_redemption", "prefunded")]
+
+
+@pytest.mark.parametrize(("model", "other"), SWITCHES)
+def test_once_anything_is_traded_the_funding_model_cannot_switch(
+    client, session, operator, today, model, other
+):
+    """Points issued under one model and spent under the other would be charged twice
+    (prefunded, then on redemption) or reimbursed without anyone having paid for them."""
+    _in_force_since_yesterday(session, today, whole(funding_model=model))
+    member, shop = f.member(session), f.merchant(session)
+    f.purchase(session, member, shop, 10)
+    written = versions_written(session)
+
+    answers = [
+        client.put(ECONOMICS, json=version(when, whole(funding_model=other)), headers=operator)
+        for when in (today + timedelta(days=1), today + timedelta(days=90))
+    ]
+
+    for response in answers:
+        body = refused(response, "terms.funding_model")
+        assert f"traded under {model}" in body["detail"]
+        assert body["errors"]["terms"]["funding_model"] == [f"must be {model}"]
+    assert versions_written(session) == written
+    shown = client.get(ECONOMICS, headers=operator).get_json()
+    assert {v["terms"]["funding_model"] for v in shown["versions"]} == {"prefunded", model}
+    kept = version(today + timedelta(days=1), whole(funding_model=model, welcome_bonus=50))
+    assert client.put(ECONOMICS, json=kept, headers=operator).status_code == 200
+
+
+@pytest.mark.parametrize(("model", "other"), SWITCHES)
+def test_before_any_trade_the_funding_model_is_chosen_for_every_day(
+    client, session, operator, today, model, other
+):
+    """A coalition chooses its model before it trades. A model set only from tomorrow would let
+    today's first trades happen under the other one, and switch after them."""
+    _in_force_since_yesterday(session, today, whole(funding_model=model))
+
+    response = client.put(
+        ECONOMICS,
+        json=version(today + timedelta(days=1), whole(funding_model=other)),
+        headers=operator,
+    )
+
+    assert response.status_code == 200, response.get_json()
+    assert {v["terms"]["funding_model"] for v in response.get_json()["versions"]} == {other}
+    shown = client.get(ECONOMICS, headers=operator).get_json()
+    assert shown["current"]["funding_model"] == other  # today's terms too
+    assert shown["current"] == whole(funding_model=other)
+    f.purchase(session, f.member(session), f.merchant(session), 10)
+    again = client.put(
+        ECONOMICS,
+        json=version(today + timedelta(days=2), whole(funding_model=model)),
+        headers=operator,
+    )
+    refused(again, "terms.funding_model")
+
+
 # Per-merchant overrides.
 
 

@@ -159,53 +159,77 @@ def _versions() -> Any:
     return table(EconomicsVersion)
 
 
-def _latest(session: Session, day: date, merchant_ids: list[int] | None) -> list[Any]:
-    """The version in force on `day`: the coalition's (merchant_ids None) or each merchant's."""
+def _coalition_version(session: Session, day: date) -> Any | None:
+    """The version of the coalition's terms in force on `day`: the latest from it or before."""
+    versions = _versions()
+    return session.execute(
+        select(versions.c.terms, versions.c.effective_from)
+        .where(versions.c.merchant_id.is_(None), versions.c.effective_from <= day)
+        .order_by(versions.c.effective_from.desc())
+        .limit(1)
+    ).first()
+
+
+def _overrides(
+    session: Session, day: date, merchant_id: int | None = None
+) -> dict[int, tuple[dict[str, Any], date]]:
+    """Each merchant's overrides in force on `day` (one merchant's, given `merchant_id`) and the
+    day of its latest version: its versions up to that day merged oldest first, setting by
+    setting, a later value replacing an earlier one and null removing it (the merchant then
+    has the coalition's)."""
     versions = _versions()
     scope = (
-        versions.c.merchant_id.is_(None)
-        if merchant_ids is None
-        else versions.c.merchant_id.in_(merchant_ids)
-        if merchant_ids
-        else versions.c.merchant_id.is_not(None)
+        versions.c.merchant_id.is_not(None)
+        if merchant_id is None
+        else versions.c.merchant_id == merchant_id
     )
-    ranked = (
+    rows = session.execute(
         select(versions.c.merchant_id, versions.c.terms, versions.c.effective_from)
         .where(scope, versions.c.effective_from <= day)
-        .order_by(versions.c.merchant_id, versions.c.effective_from.desc())
+        .order_by(versions.c.merchant_id, versions.c.effective_from)
     )
-    # Versions are few (a handful per year): the newest per scope is picked here.
-    seen: dict[Any, Any] = {}
-    for row in session.execute(ranked):
-        seen.setdefault(row.merchant_id, row)
-    return list(seen.values())
+    # Versions are few (a handful per merchant and year): they are merged here.
+    merged: dict[int, tuple[dict[str, Any], date]] = {}
+    for row in rows:
+        settings = merged.get(row.merchant_id, ({}, row.effective_from))[0]
+        for name, value in row.terms.items():
+            if value is None:
+                settings.pop(name, None)
+            else:
+                settings[name] = value
+        merged[row.merchant_id] = (settings, row.effective_from)
+    return merged
 
 
 def coalition_terms(session: Session, day: date) -> Terms:
-    rows = _latest(session, day, None)
-    return DEFAULT_TERMS.with_settings(rows[0].terms) if rows else DEFAULT_TERMS
+    row = _coalition_version(session, day)
+    return DEFAULT_TERMS.with_settings(row.terms) if row else DEFAULT_TERMS
 
 
 def merchant_terms(session: Session, day: date) -> tuple[Terms, dict[int, Terms]]:
     """The coalition's terms on `day` and, for each merchant with overrides then, its own."""
     base = coalition_terms(session, day)
-    overrides = _latest(session, day, [])
-    return base, {row.merchant_id: base.with_settings(row.terms) for row in overrides}
+    overrides = _overrides(session, day)
+    return base, {
+        merchant_id: base.with_settings(settings)
+        for merchant_id, (settings, _) in overrides.items()
+    }
 
 
 def in_force(session: Session, day: date, merchant_id: int | None = None) -> tuple[Terms, date]:
     """The terms in force on `day` (with a merchant's overrides, given one) and the day the
     latest version they come from took effect. Read from the database, never the cache."""
-    rows = _latest(session, day, None)
+    row = _coalition_version(session, day)
     terms, since = (
-        (DEFAULT_TERMS.with_settings(rows[0].terms), rows[0].effective_from)
-        if rows
+        (DEFAULT_TERMS.with_settings(row.terms), row.effective_from)
+        if row
         else (DEFAULT_TERMS, BEGINNING)
     )
     if merchant_id is not None:
-        own = _latest(session, day, [merchant_id])
-        if own:
-            terms, since = terms.with_settings(own[0].terms), max(since, own[0].effective_from)
+        own = _overrides(session, day, merchant_id).get(merchant_id)
+        if own is not None:
+            settings, latest = own
+            terms, since = terms.with_settings(settings), max(since, latest)
     return terms, since
 
 

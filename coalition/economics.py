@@ -18,7 +18,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Final
 
 from flask import current_app
-from sqlalchemy import Date, ForeignKey, Index, String, insert, select, text, update
+from sqlalchemy import Date, ForeignKey, Index, String, func, insert, select, text, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from coalition import clock
@@ -199,6 +199,16 @@ def _overrides(
                 settings[name] = value
         merged[row.merchant_id] = (settings, row.effective_from)
     return merged
+
+
+def first_day(session: Session) -> date:
+    """The day the coalition's first terms take effect (the migration's version: BEGINNING).
+    Nothing can have happened before it, so nothing before it is settled or stated."""
+    versions = _versions()
+    found = session.execute(
+        select(func.min(versions.c.effective_from)).where(versions.c.merchant_id.is_(None))
+    ).scalar()
+    return found or BEGINNING
 
 
 def coalition_terms(session: Session, day: date) -> Terms:

@@ -142,6 +142,7 @@ def request_run(body: dict[str, Any]) -> Any:
 def list_runs(args: dict[str, Any]) -> Any:
     query = select(runs)
     if args.get("business_date"):
+        settlement_runs.check_day(db.session(), args["business_date"])
         query = query.where(runs.c.business_date == args["business_date"])
     if args.get("kind"):
         query = query.where(runs.c.kind == args["kind"])
@@ -243,9 +244,10 @@ def _statement_page(args: dict[str, Any], merchant_id: int | None) -> Any:
     query = statements.listing()
     if merchant_id is not None:
         query = query.where(statements.statements.c.merchant_id == merchant_id)
-    if args.get("month"):
-        query = query.where(statements.statements.c.month == args["month"])
     session = db.session()
+    if args.get("month"):
+        statements.check_month(session, args["month"])
+        query = query.where(statements.statements.c.month == args["month"])
     return paginate(
         query, statements.statements.c.id, args, lambda r: statements.render(session, r)
     )

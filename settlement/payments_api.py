@@ -18,6 +18,7 @@ from coalition.web.api import PageArgs, Strict, blueprint, page_schema, paginate
 from settlement import payments
 from settlement.gateway import GatewayError, gateway
 from settlement.models import INSTRUCTION_STATUSES
+from settlement.statements import MONTH, check_month
 
 bp = blueprint(
     "payments", __name__, "Payments: merchants' Stripe accounts and payment instructions"
@@ -47,9 +48,7 @@ class AccountLinkOut(Schema):
 
 class PaymentListArgs(PageArgs):
     status = fields.String(validate=validate.OneOf(INSTRUCTION_STATUSES))
-    month = fields.String(
-        validate=validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$", error="a month: 2026-10")
-    )
+    month = fields.String(validate=validate.Regexp(MONTH, error="a month: 2026-10"))
 
 
 class PaymentOut(Schema):
@@ -136,5 +135,6 @@ def list_payments(args: dict[str, Any]) -> Any:
     if args.get("status"):
         query = query.where(instructions.c.status == args["status"])
     if args.get("month"):
+        check_month(db.session(), args["month"])
         query = query.where(statements.c.month == args["month"])
     return paginate(query, instructions.c.id, args, _payment)

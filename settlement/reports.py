@@ -17,7 +17,7 @@ from coalition.ledger.models import Account, Lot, LotConsumption
 from merchants.models import Merchant
 from settlement import engine
 from settlement.models import SettlementFlow, SettlementPosition, SettlementRun
-from settlement.statements import parse_month
+from settlement.statements import check_month
 
 runs = table(SettlementRun)
 flow_rows = table(SettlementFlow)
@@ -33,7 +33,7 @@ def flows(session: Session, month: str) -> dict[str, Any]:
     reversals; the operator stands for its own bonuses and for debts repaid) and their value,
     and each merchant's balance of trade: others' points it took in less its own spent
     elsewhere."""
-    first, last = parse_month(month)
+    first, last = check_month(session, month)
     in_month = (
         runs.c.kind == "final",
         runs.c.status == "succeeded",

@@ -33,7 +33,8 @@ positions = table(SettlementPosition)
 instructions = table(PaymentInstruction)
 merchants = table(Merchant)
 
-MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+# A calendar month; year 0000 is none (Python's dates, like ISO 8601's, start at year 1).
+MONTH = re.compile(r"^(?!0000)(\d{4})-(0[1-9]|1[0-2])$")
 DESCRIPTIONS = {
     "issue_charges": "Points issued",
     "redemption_charges": "Your points redeemed (on redemption)",
@@ -58,16 +59,37 @@ def parse_month(text: str) -> tuple[date, date]:
     return date(year, month, 1), date(year, month, calendar.monthrange(year, month)[1])
 
 
-def issue_month(session: Session, month: str, now: datetime) -> list[Any]:
-    """State `month` for every merchant that had a settled position in it or carries an unpaid
-    balance into it. The month must have ended and each of its days be finally settled."""
-    first, last = parse_month(month)
+def check_month(session: Session, text: str) -> tuple[date, date]:
+    """A month the coalition can have: well formed, and not before the month of its first terms
+    (422 naming `month`). Its first and last day."""
+    first, last = parse_month(text)
+    start = economics.first_day(session)
+    if last < start:
+        raise InvalidRequest(
+            f"{text} is before the coalition's first terms, which take effect on"
+            f" {start.isoformat()}: nothing happened then",
+            errors={"month": [f"must be {start:%Y-%m} or later"]},
+        )
+    return first, last
+
+
+def check_statable(session: Session, month: str, now: datetime) -> tuple[date, date]:
+    """A month that can be stated now: one the coalition can have (`check_month`) that has
+    ended. Its first and last day."""
+    first, last = check_month(session, month)
     today = clock.business_date(now, current_app.config["COALITION_TIMEZONE"])
     if last >= today:
         raise InvalidRequest(
             f"{month} has not ended; it can be stated from {last + timedelta(days=1)}",
             errors={"month": ["must have ended"]},
         )
+    return first, last
+
+
+def issue_month(session: Session, month: str, now: datetime) -> list[Any]:
+    """State `month` for every merchant that had a settled position in it or carries an unpaid
+    balance into it. The month must have ended and each of its days be finally settled."""
+    first, last = check_statable(session, month, now)
     missing = settlement_runs.unsettled_days(session, first, last)
     if missing:
         raise DaysNotSettled(

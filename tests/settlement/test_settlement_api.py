@@ -7,13 +7,16 @@ import csv
 import io
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from merchants.models import Merchant
 from settlement import runs
+from settlement.models import Statement
 from tests import factories as f
 from tests.settlement.test_appendix import the_month, use_model
 
@@ -160,3 +163,73 @@ def test_the_flow_report_and_liability_match_the_appendix(client: FlaskClient, s
     assert liability["outstanding_points"] == 140
     assert liability["value"] == {"amount": 140, "currency": "EUR"}
     assert liability["debt_points"] == 0 and liability["breakage"]["points"] == 0
+
+
+# Days and months the coalition cannot have: refused as the field's problem, nothing written.
+
+
+def _written(session: Session) -> tuple[int, int]:
+    return (
+        session.execute(select(func.count()).select_from(runs.runs)).scalar_one(),
+        session.execute(select(func.count()).select_from(Statement)).scalar_one(),
+    )
+
+
+def _refused(answer: Any, field: str) -> None:
+    assert answer.status_code == 422, answer.get_json()
+    assert answer.mimetype == "application/problem+json"
+    body = answer.get_json()
+    assert body["code"] == "validation_error" and field in body["errors"], body
+
+
+@pytest.mark.parametrize(
+    "day",
+    ["0000-01-01", "0001-01-01", "1900-01-01", "1999-12-31", "2999-01-01", "9999-12-31"],
+)
+def test_a_settlement_run_for_a_day_before_the_first_terms_or_in_the_future_is_refused(
+    client: FlaskClient, session: Session, day: str
+):
+    ops = f.operator_headers(session)
+    before = _written(session)
+
+    posted = client.post("/api/v1/ops/settlement-runs", json={"business_date": day}, headers=ops)
+    listed = client.get(f"/api/v1/ops/settlement-runs?business_date={day}", headers=ops)
+
+    _refused(posted, "business_date")
+    if day < "2000-01-01":
+        _refused(listed, "business_date")
+    else:
+        assert listed.status_code == 200 and listed.json["data"] == []
+    assert _written(session) == before
+
+
+def test_the_first_day_of_the_first_terms_can_be_settled(client: FlaskClient, session: Session):
+    answer = client.post(
+        "/api/v1/ops/settlement-runs",
+        json={"business_date": "2000-01-01"},
+        headers=f.operator_headers(session),
+    )
+    assert answer.status_code == 202 and answer.json["kind"] == "final"
+
+
+@pytest.mark.parametrize("month", ["0000-01", "0001-01", "1999-12", "2026-13", "2026-00"])
+def test_a_month_that_is_not_one_or_is_before_the_first_terms_is_refused(
+    client: FlaskClient, session: Session, month: str
+):
+    ops = f.operator_headers(session)
+    before = _written(session)
+
+    answers = [
+        client.post("/api/v1/ops/statements", json={"month": month}, headers=ops),
+        client.get(f"/api/v1/ops/statements?month={month}", headers=ops),
+        client.get(f"/api/v1/ops/reports/flows?month={month}", headers=ops),
+        client.get(f"/api/v1/ops/payments?month={month}", headers=ops),
+        client.get(
+            f"/api/v1/statements?month={month}",
+            headers=f.merchant_headers(session, f.merchant(session), "statements:read"),
+        ),
+    ]
+
+    for answer in answers:
+        _refused(answer, "month")
+    assert _written(session) == before

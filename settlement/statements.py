@@ -26,6 +26,7 @@ from merchants.models import Merchant
 from settlement import engine, payments
 from settlement import runs as settlement_runs
 from settlement.models import PaymentInstruction, SettlementPosition, SettlementRun, Statement
+from settlement.money import money, rounded, who_pays
 
 statements = table(Statement)
 runs = table(SettlementRun)
@@ -104,7 +105,7 @@ def issue_month(session: Session, month: str, now: datetime) -> list[Any]:
     terms = economics.coalition_terms(session, last)
     quantum = Decimal(1).scaleb(-economics.MINOR_UNIT_DIGITS[terms.currency])
     digits = economics.MINOR_UNIT_DIGITS[terms.currency]
-    money = lambda amount: engine.decimal_text(amount, digits)  # noqa: E731
+    exact = lambda amount: engine.decimal_text(amount, digits)  # noqa: E731
     for merchant_id in sorted(set(by_merchant) | set(carried)):
         days, lines = by_merchant.get(merchant_id, ({}, {}))
         unpaid = carried.get(merchant_id, [])
@@ -114,14 +115,14 @@ def issue_month(session: Session, month: str, now: datetime) -> list[Any]:
                 "kind": kind,
                 "description": _describe(kind, points, amount),
                 "points": points,
-                "amount": money(amount if kind in engine.OWED else -amount),
+                "amount": exact(amount if kind in engine.OWED else -amount),
             }
             for kind in (*engine.OWED, *engine.RECEIVABLE)
             if kind in lines
             for points, amount in [lines[kind]]
         ]
-        exact = sum((Decimal(str(line["amount"])) for line in rendered), Decimal(0))
-        net = exact.quantize(quantum, rounding=ROUND_HALF_EVEN)
+        summed = sum((Decimal(str(line["amount"])) for line in rendered), Decimal(0))
+        net = summed.quantize(quantum, rounding=ROUND_HALF_EVEN)
         public_id = new_id("stm")
         session.execute(
             insert(statements).values(
@@ -130,13 +131,13 @@ def issue_month(session: Session, month: str, now: datetime) -> list[Any]:
                 month=month,
                 currency=terms.currency,
                 status="issued",
-                opening=money(opening),
-                exact_net=money(exact),
-                rounding=money(net - exact),
-                net=money(net),
-                closing=money(opening + net),
+                opening=exact(opening),
+                exact_net=exact(summed),
+                rounding=exact(net - summed),
+                net=exact(net),
+                closing=exact(opening + net),
                 lines=rendered,
-                days=_days_json(first, last, days, money),
+                days=_days_json(first, last, days, exact),
                 issued_at=now,
             )
         )
@@ -152,7 +153,7 @@ def issue_month(session: Session, month: str, now: datetime) -> list[Any]:
                         "statement": {
                             "id": public_id,
                             "month": month,
-                            "closing": money(opening + net),
+                            "closing": rounded(opening + net, terms.currency),
                         }
                     },
                     now,
@@ -243,13 +244,13 @@ def _describe(kind: str, points: int, amount: Decimal) -> str:
 
 
 def _days_json(
-    first: date, last: date, days: dict[date, list[Any]], money: Any
+    first: date, last: date, days: dict[date, list[Any]], exact: Any
 ) -> list[dict[str, Any]]:
     out, day = [], first
     while day <= last:
         issued, redeemed, net = days.get(day, [0, 0, Decimal(0)])
         out.append(
-            {"date": day.isoformat(), "issued": issued, "redeemed": redeemed, "net": money(net)}
+            {"date": day.isoformat(), "issued": issued, "redeemed": redeemed, "net": exact(net)}
         )
         day += timedelta(days=1)
     return out
@@ -325,23 +326,30 @@ def render(session: Session, row: Any) -> dict[str, Any]:
         .where(statements.c.carried_into_id == row.id)
         .order_by(statements.c.month)
     ).all()
+    currency = row.currency
+    closing = rounded(row.closing, currency)
     return {
         "id": row.public_id,
         "merchant": {"id": row.merchant_public_id, "name": row.name},
         "month": row.month,
-        "currency": row.currency,
+        "currency": currency,
         "status": row.status,
         "issued_at": row.issued_at.isoformat(),
-        "opening": row.opening,
+        "summary": who_pays(row.name, closing),
+        "opening": rounded(row.opening, currency),
         "carried": [
-            {"statement": earlier.public_id, "month": earlier.month, "amount": earlier.closing}
+            {
+                "statement": earlier.public_id,
+                "month": earlier.month,
+                "amount": rounded(earlier.closing, currency),
+            }
             for earlier in carried
         ],
         "lines": row.lines,
         "exact_net": row.exact_net,
         "rounding": row.rounding,
-        "net": row.net,
-        "closing": row.closing,
+        "net": rounded(row.net, currency),
+        "closing": closing,
         "days": row.days,
         "payment": None
         if payment is None
@@ -349,6 +357,6 @@ def render(session: Session, row: Any) -> dict[str, Any]:
             "id": payment.public_id,
             "kind": payment.kind,
             "status": payment.status,
-            "amount": {"amount": payment.amount_minor, "currency": row.currency},
+            "amount": money(payment.amount_minor, currency),
         },
     }

@@ -229,8 +229,9 @@ def _carry(session: Session, public_id: str, carried_ids: list[int]) -> None:
         update(statements)
         .where(statements.c.id.in_(carried_ids), statements.c.carried_into_id.is_(None))
         .values(carried_into_id=carrier)
-    )
-    if marked.rowcount != len(carried_ids):  # the rows are locked: nobody else can carry them
+        .returning(statements.c.id)
+    ).all()
+    if len(marked) != len(carried_ids):  # the rows are locked: nobody else can carry them
         raise AssertionError(f"statements {carried_ids} were carried meanwhile")
 
 

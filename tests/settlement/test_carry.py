@@ -86,6 +86,7 @@ def _view(session: Session, statement: Statement) -> dict[str, Any]:
     return statements.statement_view(session, statement.public_id)
 
 
+@pytest.mark.both_backends
 def test_a_payout_failing_after_the_next_month_was_stated_is_carried_into_the_one_after(
     client: FlaskClient, session: Session, stripe: StripeStandIn
 ) -> None:

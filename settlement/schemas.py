@@ -148,13 +148,16 @@ class TierOut(Schema):
 
 
 class TermsOut(Schema):
+    """Terms, or the settings a version sets; in a merchant's version `null` removes an
+    override."""
+
     currency = fields.String()
     point_value = fields.String()
-    issue_price = fields.String()
-    operator_fee_rate = fields.String()
+    issue_price = fields.String(allow_none=True)
+    operator_fee_rate = fields.String(allow_none=True)
     funding_model = fields.String()
-    expiry_months = fields.Integer()
-    earn_rate_bounds = fields.List(fields.String())
+    expiry_months = fields.Integer(allow_none=True)
+    earn_rate_bounds = fields.List(fields.String(), allow_none=True)
     welcome_bonus = fields.Integer()
     tiers = fields.List(fields.Nested(TierOut))
 

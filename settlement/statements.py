@@ -1,7 +1,8 @@
 """Monthly statements (SPEC 2, 3.5): each merchant's settled days added up by component, its net
 rounded once, half-even, to minor units, with a rounding line so the lines add up to the total
-to the cent; an opening carried from an earlier statement whose payment failed; and the closing
-that becomes a payment instruction. Positive amounts are the merchant's to pay.
+to the cent; an opening carried from earlier statements whose payout failed (each carried once,
+into the first statement made after the failure); and the closing that becomes a payment
+instruction. Positive amounts are the merchant's to pay.
 
 A month is stated once, after all its days are settled: rerunning returns the same statements."""
 

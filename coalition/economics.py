@@ -5,7 +5,8 @@ day starts its terms are fixed, which is also what lets a process cache them for
 
 Coalition-wide only: `currency`, `point_value` (what a point is worth anywhere), `funding_model`,
 `welcome_bonus` and `tiers` (both operator-funded). A merchant may have its own `issue_price`,
-`operator_fee_rate`, `expiry_months` and `earn_rate_bounds`."""
+`operator_fee_rate`, `expiry_months` and `earn_rate_bounds`; its versions merge setting by
+setting, and null removes one (decision 77)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Final
 
 from flask import current_app
-from sqlalchemy import Date, ForeignKey, Index, String, insert, select, text, update
+from sqlalchemy import Date, ForeignKey, Index, String, func, insert, select, text, update
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from coalition import clock
@@ -159,53 +160,87 @@ def _versions() -> Any:
     return table(EconomicsVersion)
 
 
-def _latest(session: Session, day: date, merchant_ids: list[int] | None) -> list[Any]:
-    """The version in force on `day`: the coalition's (merchant_ids None) or each merchant's."""
+def _coalition_version(session: Session, day: date) -> Any | None:
+    """The version of the coalition's terms in force on `day`: the latest from it or before."""
+    versions = _versions()
+    return session.execute(
+        select(versions.c.terms, versions.c.effective_from)
+        .where(versions.c.merchant_id.is_(None), versions.c.effective_from <= day)
+        .order_by(versions.c.effective_from.desc())
+        .limit(1)
+    ).first()
+
+
+def _overrides(
+    session: Session, day: date, merchant_id: int | None = None
+) -> dict[int, tuple[dict[str, Any], date]]:
+    """Each merchant's overrides in force on `day` (one merchant's, given `merchant_id`) and the
+    day of its latest version: its versions up to that day merged oldest first, setting by
+    setting, a later value replacing an earlier one and null removing it (the merchant then
+    has the coalition's)."""
     versions = _versions()
     scope = (
-        versions.c.merchant_id.is_(None)
-        if merchant_ids is None
-        else versions.c.merchant_id.in_(merchant_ids)
-        if merchant_ids
-        else versions.c.merchant_id.is_not(None)
+        versions.c.merchant_id.is_not(None)
+        if merchant_id is None
+        else versions.c.merchant_id == merchant_id
     )
-    ranked = (
+    rows = session.execute(
         select(versions.c.merchant_id, versions.c.terms, versions.c.effective_from)
         .where(scope, versions.c.effective_from <= day)
-        .order_by(versions.c.merchant_id, versions.c.effective_from.desc())
+        .order_by(versions.c.merchant_id, versions.c.effective_from)
     )
-    # Versions are few (a handful per year): the newest per scope is picked here.
-    seen: dict[Any, Any] = {}
-    for row in session.execute(ranked):
-        seen.setdefault(row.merchant_id, row)
-    return list(seen.values())
+    # Versions are few (a handful per merchant and year): they are merged here.
+    merged: dict[int, tuple[dict[str, Any], date]] = {}
+    for row in rows:
+        settings = merged.get(row.merchant_id, ({}, row.effective_from))[0]
+        for name, value in row.terms.items():
+            if value is None:
+                settings.pop(name, None)
+            else:
+                settings[name] = value
+        merged[row.merchant_id] = (settings, row.effective_from)
+    return merged
+
+
+def first_day(session: Session) -> date:
+    """The day the coalition's first terms take effect (the migration's version: BEGINNING).
+    Nothing can have happened before it, so nothing before it is settled or stated."""
+    versions = _versions()
+    found = session.execute(
+        select(func.min(versions.c.effective_from)).where(versions.c.merchant_id.is_(None))
+    ).scalar()
+    return found or BEGINNING
 
 
 def coalition_terms(session: Session, day: date) -> Terms:
-    rows = _latest(session, day, None)
-    return DEFAULT_TERMS.with_settings(rows[0].terms) if rows else DEFAULT_TERMS
+    row = _coalition_version(session, day)
+    return DEFAULT_TERMS.with_settings(row.terms) if row else DEFAULT_TERMS
 
 
 def merchant_terms(session: Session, day: date) -> tuple[Terms, dict[int, Terms]]:
     """The coalition's terms on `day` and, for each merchant with overrides then, its own."""
     base = coalition_terms(session, day)
-    overrides = _latest(session, day, [])
-    return base, {row.merchant_id: base.with_settings(row.terms) for row in overrides}
+    overrides = _overrides(session, day)
+    return base, {
+        merchant_id: base.with_settings(settings)
+        for merchant_id, (settings, _) in overrides.items()
+    }
 
 
 def in_force(session: Session, day: date, merchant_id: int | None = None) -> tuple[Terms, date]:
     """The terms in force on `day` (with a merchant's overrides, given one) and the day the
     latest version they come from took effect. Read from the database, never the cache."""
-    rows = _latest(session, day, None)
+    row = _coalition_version(session, day)
     terms, since = (
-        (DEFAULT_TERMS.with_settings(rows[0].terms), rows[0].effective_from)
-        if rows
+        (DEFAULT_TERMS.with_settings(row.terms), row.effective_from)
+        if row
         else (DEFAULT_TERMS, BEGINNING)
     )
     if merchant_id is not None:
-        own = _latest(session, day, [merchant_id])
-        if own:
-            terms, since = terms.with_settings(own[0].terms), max(since, own[0].effective_from)
+        own = _overrides(session, day, merchant_id).get(merchant_id)
+        if own is not None:
+            settings, latest = own
+            terms, since = terms.with_settings(settings), max(since, latest)
     return terms, since
 
 
@@ -336,8 +371,9 @@ def change(
 ) -> None:
     """The operator's change of the terms (SPEC 3.5), in force from `effective_from`: the whole
     set of the coalition's settings, or some of MERCHANT_SETTINGS for one merchant. Refused
-    (422) for a business day that has begun, and for a new currency once anything has been
-    traded. The settings' values are the caller's to validate (settlement.schemas)."""
+    (422) for a business day that has begun, and for a new currency or funding model once
+    anything has been traded; before that, a funding model is set for every version at once.
+    The settings' values are the caller's to validate (settlement.schemas)."""
     today = clock.business_date(now, zone)
     if effective_from <= today:
         raise InvalidRequest(
@@ -346,8 +382,11 @@ def change(
             errors={"effective_from": [f"must be after {today.isoformat()}"]},
         )
     _check_scope(settings, merchant_id)
+    traded = _traded(session)
     if "currency" in settings:
-        _check_currency(session, settings["currency"], today)
+        _check_currency(session, settings["currency"], today, traded)
+    if "funding_model" in settings:
+        _check_funding_model(session, settings["funding_model"], today, traded)
     replaced = session.execute(
         select(_versions().c.terms).where(*_same_version(effective_from, merchant_id))
     ).scalar()
@@ -359,6 +398,8 @@ def change(
         actor_id=actor_id,
         now=now,
     )
+    if "funding_model" in settings and not traded:
+        _one_funding_model(session, settings["funding_model"], actor_id)
     # The row of a replaced version is rewritten (one per day and scope): the log keeps what
     # it said, and who replaced it.
     log.info(
@@ -384,7 +425,12 @@ def _check_scope(settings: Mapping[str, Any], merchant_id: int | None) -> None:
         raise InvalidRequest(why, errors={"terms": {name: [why] for name in wrong}})
 
 
-def _check_currency(session: Session, currency: str, today: date) -> None:
+def _traded(session: Session) -> bool:
+    """Whether anything has been traded (any transaction: the first is always an award)."""
+    return session.execute(select(table(Transaction).c.id).limit(1)).first() is not None
+
+
+def _check_currency(session: Session, currency: str, today: date, traded: bool) -> None:
     # SPEC 2: v1 runs one settlement currency per coalition.
     if currency not in MINOR_UNIT_DIGITS:
         raise InvalidRequest(
@@ -392,13 +438,54 @@ def _check_currency(session: Session, currency: str, today: date) -> None:
             errors={"terms": {"currency": [f"must be one of {', '.join(MINOR_UNIT_DIGITS)}"]}},
         )
     current = coalition_terms(session, today).currency
-    traded = session.execute(select(table(Transaction).c.id).limit(1)).first() is not None
     if currency != current and traded:
         raise InvalidRequest(
             f"v1 runs one settlement currency per coalition, and this one has traded in"
             f" {current}: its currency cannot change to {currency}",
             errors={"terms": {"currency": [f"must be {current}"]}},
         )
+
+
+def _check_funding_model(session: Session, model: str, today: date, traded: bool) -> None:
+    """Points are priced by the model in force when they are settled, not when they were issued:
+    under prefunded the issuer paid at issue, under on_redemption it pays when they are spent.
+    A switch after trading would charge points twice or reimburse points nobody paid for."""
+    current = coalition_terms(session, today).funding_model
+    if model != current and traded:
+        raise InvalidRequest(
+            f"the coalition has traded under {current}: points issued under it would be charged"
+            f" twice or reimbursed unpaid under {model}, so its funding model cannot change",
+            errors={"terms": {"funding_model": [f"must be {current}"]}},
+        )
+
+
+def _one_funding_model(session: Session, model: str, actor_id: str | None) -> None:
+    """Before anything is traded, a funding model is chosen for the coalition's whole schedule:
+    every version of its terms, past and scheduled, takes it. A model set only from a later day
+    would leave the first trades under another one, and that switch would come after trading."""
+    versions = _versions()
+    rows = session.execute(
+        select(versions.c.id, versions.c.effective_from, versions.c.terms).where(
+            versions.c.merchant_id.is_(None)
+        )
+    ).all()
+    for row in rows:
+        if row.terms.get("funding_model") != model:
+            session.execute(
+                update(versions)
+                .where(versions.c.id == row.id)
+                .values(terms={**row.terms, "funding_model": model})
+            )
+            log.info(
+                "economics version's funding model set before any trade",
+                extra={
+                    "effective_from": row.effective_from.isoformat(),
+                    "actor_id": actor_id,
+                    "funding_model": model,
+                    "replaced_funding_model": row.terms.get("funding_model"),
+                },
+            )
+    forget()
 
 
 def base_points(amount_minor: int, base_rate: Decimal, terms: Terms) -> int:

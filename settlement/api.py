@@ -17,9 +17,11 @@ from coalition.jobs import enqueue
 from coalition.web.access import principal, require
 from coalition.web.api import PageArgs, Strict, blueprint, page_schema, paginate
 from merchants.models import Merchant
+from merchants.schemas import MoneySchema
 from settlement import payments, renditions, reports, statements
 from settlement import runs as settlement_runs
 from settlement.models import SettlementFlow, SettlementPosition, SettlementRun
+from settlement.money import OPERATOR
 
 bp = blueprint("settlement", __name__, "Settlement runs, statements and reports")
 runs = table(SettlementRun)
@@ -69,19 +71,38 @@ class RunDetailOut(RunOut):
     flows = fields.List(fields.Dict())
 
 
-class StatementOut(Schema):
+class PartyOut(Schema):
+    """A merchant by its id and name (or the operator: id `operator`)."""
+
     id = fields.String()
-    merchant = fields.Dict()
+    name = fields.String()
+
+
+class CarriedOut(Schema):
+    statement = fields.String()
+    month = fields.String()
+    amount = fields.Nested(MoneySchema)
+
+
+class StatementOut(Schema):
+    """Exact amounts (`lines`, `exact_net`, `rounding`) are decimal strings in major units of
+    `currency`; `opening`, `net` and `closing` are rounded to minor units, as money. `closing`
+    positive: the merchant pays; `summary` says it in words."""
+
+    id = fields.String()
+    merchant = fields.Nested(PartyOut)
     month = fields.String()
     currency = fields.String()
     status = fields.String()
     issued_at = fields.String()
-    opening = fields.String()
+    summary = fields.String()
+    opening = fields.Nested(MoneySchema)
+    carried = fields.List(fields.Nested(CarriedOut))
     lines = fields.List(fields.Dict())
     exact_net = fields.String()
     rounding = fields.String()
-    net = fields.String()
-    closing = fields.String()
+    net = fields.Nested(MoneySchema)
+    closing = fields.Nested(MoneySchema)
     days = fields.List(fields.Dict())
     payment = fields.Dict(allow_none=True)
 
@@ -106,15 +127,17 @@ def _run(row: Any) -> dict[str, Any]:
     }
 
 
-def _public_ids(ids: set[int | None]) -> dict[int | None, str | None]:
-    found: dict[int | None, str | None] = {None: None}
+def _parties(ids: set[int | None]) -> dict[int | None, dict[str, str]]:
+    """Each merchant id as `{"id", "name"}`; None, the operator."""
+    found: dict[int | None, dict[str, str]] = {None: dict(OPERATOR)}
     known = [i for i in ids if i is not None]
     if known:
-        found.update(
-            db.session.execute(
-                select(merchants.c.id, merchants.c.public_id).where(merchants.c.id.in_(known))
-            ).all()
+        rows = db.session.execute(
+            select(merchants.c.id, merchants.c.public_id, merchants.c.name).where(
+                merchants.c.id.in_(known)
+            )
         )
+        found.update({row.id: {"id": row.public_id, "name": row.name} for row in rows})
     return found
 
 
@@ -141,6 +164,7 @@ def request_run(body: dict[str, Any]) -> Any:
 def list_runs(args: dict[str, Any]) -> Any:
     query = select(runs)
     if args.get("business_date"):
+        settlement_runs.check_day(db.session(), args["business_date"])
         query = query.where(runs.c.business_date == args["business_date"])
     if args.get("kind"):
         query = query.where(runs.c.kind == args["kind"])
@@ -160,7 +184,7 @@ def get_run(run_id: str) -> Any:
     flow_rows = session.execute(
         select(flows).where(flows.c.run_id == run.id).order_by(flows.c.id)
     ).all()
-    public = _public_ids(
+    party = _parties(
         {p.merchant_id for p in position_rows}
         | {f.issuer_merchant_id for f in flow_rows}
         | {f.redeemer_merchant_id for f in flow_rows}
@@ -168,7 +192,7 @@ def get_run(run_id: str) -> Any:
     body = _run(run)
     body["positions"] = [
         {
-            "merchant": public[p.merchant_id],
+            "merchant": party[p.merchant_id],
             **{
                 key: getattr(p, key)
                 for key in ("issued", "confirmed", "redeemed", "expired", "clawed_back", "reversed")
@@ -181,8 +205,8 @@ def get_run(run_id: str) -> Any:
     ]
     body["flows"] = [
         {
-            "issuer": public[f.issuer_merchant_id] or "operator",
-            "redeemer": public[f.redeemer_merchant_id] or "operator",
+            "issuer": party[f.issuer_merchant_id],
+            "redeemer": party[f.redeemer_merchant_id],
             "points": f.points,
             "amount": f.amount,
             "currency": run.currency,
@@ -242,9 +266,10 @@ def _statement_page(args: dict[str, Any], merchant_id: int | None) -> Any:
     query = statements.listing()
     if merchant_id is not None:
         query = query.where(statements.statements.c.merchant_id == merchant_id)
-    if args.get("month"):
-        query = query.where(statements.statements.c.month == args["month"])
     session = db.session()
+    if args.get("month"):
+        statements.check_month(session, args["month"])
+        query = query.where(statements.statements.c.month == args["month"])
     return paginate(
         query, statements.statements.c.id, args, lambda r: statements.render(session, r)
     )

@@ -112,8 +112,11 @@ class SettlementFlow(Base):
 
 class Statement(Base):
     """A merchant's month: its days' positions added up by component, the net rounded once
-    (half-even) with the rounding shown, an opening carried from an unpaid earlier statement,
-    and the closing the payment instruction settles. Positive: the merchant pays."""
+    (half-even) with the rounding shown, an opening carried from earlier statements whose payout
+    failed, and the closing the payment instruction settles. Positive: the merchant pays.
+
+    `carried_into_id` is set on a statement whose payout failed, once, to the statement that
+    carried its closing: a failed payout is carried exactly once."""
 
     __tablename__ = "statements"
     __table_args__ = (UniqueConstraint("merchant_id", "month", name="uq_statements_month"),)
@@ -131,7 +134,7 @@ class Statement(Base):
     closing: Mapped[str] = mapped_column(Money)
     lines: Mapped[list[dict[str, Any]]] = mapped_column(Json)
     days: Mapped[list[dict[str, Any]]] = mapped_column(Json)
-    carried_from_id: Mapped[int | None] = mapped_column(ForeignKey("statements.id"), unique=True)
+    carried_into_id: Mapped[int | None] = mapped_column(ForeignKey("statements.id"), index=True)
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

@@ -32,7 +32,6 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
 from typing import Any
 
 from flask import current_app
@@ -41,7 +40,6 @@ from sqlalchemy.orm import Session
 
 from coalition import clock, faults, outbox
 from coalition.database import insert_unless_present, table
-from coalition.economics import MINOR_UNIT_DIGITS
 from coalition.errors import NotFound
 from coalition.extensions import db
 from coalition.ids import new_id
@@ -59,6 +57,7 @@ from settlement.gateway import (
     gateway,
 )
 from settlement.models import PaymentInstruction, Statement, StripeEvent
+from settlement.money import minor_units, money
 
 log = logging.getLogger(__name__)
 
@@ -85,23 +84,6 @@ TRANSFER_EVENTS = ("transfer.created", "transfer.updated", "transfer.reversed")
 INFORMATIONAL_EVENTS = ("payout.paid", "payout.failed", "account.updated")
 
 
-class InvalidClosing(ValueError):
-    """A statement's closing that no payment can carry (not in minor units, unknown currency)."""
-
-
-# -- instructions ------------------------------------------------------------------------------
-
-
-def amount_in_minor_units(closing: str, currency: str) -> int:
-    """The closing (exact decimal string, major units) in whole minor units, signed."""
-    if currency not in MINOR_UNIT_DIGITS:
-        raise InvalidClosing(f"no payments in currency {currency!r}")
-    minor = Decimal(closing).scaleb(MINOR_UNIT_DIGITS[currency])
-    if minor != minor.to_integral_value():
-        raise InvalidClosing(f"closing {closing} {currency} is not rounded to minor units")
-    return int(minor)
-
-
 def instruct(
     session: Session, statement: Statement | Row[Any], now: datetime | None = None
 ) -> PaymentInstruction | None:
@@ -109,7 +91,7 @@ def instruct(
     (idempotent on the statement): a Transfer when the operator pays (negative closing), an
     Invoice when the merchant pays (positive), none when nothing is owed. Refuses a closing
     not rounded to minor units (`InvalidClosing`)."""
-    signed_minor = amount_in_minor_units(statement.closing, statement.currency)
+    signed_minor = minor_units(statement.closing, statement.currency)
     if signed_minor == 0:
         return None
     session.execute(
@@ -400,14 +382,12 @@ def _payout_event(
             statements.c.id == instruction.statement_id
         )
     ).one()
-    digits = MINOR_UNIT_DIGITS[instruction.currency]
     data = {
         "payout": {
             "id": instruction.public_id,
             "statement": statement.public_id,
             "month": statement.month,
-            "amount": str(Decimal(instruction.amount_minor).scaleb(-digits)),
-            "currency": instruction.currency,
+            "amount": money(instruction.amount_minor, instruction.currency),
             "status": "paid" if outcome == "succeeded" else "failed",
             "transfer": transfer_id,
         }

@@ -3,21 +3,23 @@ account, and the payment instructions statements became, with what Stripe made o
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any
 
 from flask import current_app
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
-from coalition.economics import MINOR_UNIT_DIGITS
 from coalition.errors import CoalitionError
 from coalition.extensions import db
 from coalition.web.access import require
 from coalition.web.api import PageArgs, Strict, blueprint, page_schema, paginate
+from merchants.schemas import MoneySchema
 from settlement import payments
+from settlement.api import PartyOut
 from settlement.gateway import GatewayError, gateway
 from settlement.models import INSTRUCTION_STATUSES
+from settlement.money import money
+from settlement.statements import MONTH, check_month
 
 bp = blueprint(
     "payments", __name__, "Payments: merchants' Stripe accounts and payment instructions"
@@ -47,23 +49,19 @@ class AccountLinkOut(Schema):
 
 class PaymentListArgs(PageArgs):
     status = fields.String(validate=validate.OneOf(INSTRUCTION_STATUSES))
-    month = fields.String(
-        validate=validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$", error="a month: 2026-10")
-    )
+    month = fields.String(validate=validate.Regexp(MONTH, error="a month: 2026-10"))
 
 
 class PaymentOut(Schema):
-    """`amount` is in major units; `kind` says who pays: `transfer` the operator, `invoice` the
-    merchant."""
+    """`amount` is money (minor units); `kind` says who pays: `transfer` the operator pays the
+    merchant, `invoice` the merchant pays the operator."""
 
     id = fields.String()
-    merchant = fields.String()
+    merchant = fields.Nested(PartyOut)
     statement = fields.String()
     month = fields.String()
     kind = fields.String()
-    amount = fields.String()
-    amount_minor = fields.Integer()
-    currency = fields.String()
+    amount = fields.Nested(MoneySchema)
     status = fields.String()
     stripe_id = fields.String(allow_none=True)
     attempts = fields.Integer()
@@ -74,16 +72,13 @@ class PaymentOut(Schema):
 
 
 def _payment(row: Any) -> dict[str, Any]:
-    digits = MINOR_UNIT_DIGITS[row.currency]
     return {
         "id": row.public_id,
-        "merchant": row.merchant,
+        "merchant": {"id": row.merchant, "name": row.merchant_name},
         "statement": row.statement,
         "month": row.month,
         "kind": row.kind,
-        "amount": str(Decimal(row.amount_minor).scaleb(-digits)),
-        "amount_minor": row.amount_minor,
-        "currency": row.currency,
+        "amount": money(row.amount_minor, row.currency),
         "status": row.status,
         "stripe_id": row.stripe_id,
         "attempts": row.attempts,
@@ -129,6 +124,7 @@ def list_payments(args: dict[str, Any]) -> Any:
             statements.c.public_id.label("statement"),
             statements.c.month,
             merchants.c.public_id.label("merchant"),
+            merchants.c.name.label("merchant_name"),
         )
         .join(statements, statements.c.id == instructions.c.statement_id)
         .join(merchants, merchants.c.id == instructions.c.merchant_id)
@@ -136,5 +132,6 @@ def list_payments(args: dict[str, Any]) -> Any:
     if args.get("status"):
         query = query.where(instructions.c.status == args["status"])
     if args.get("month"):
+        check_month(db.session(), args["month"])
         query = query.where(statements.c.month == args["month"])
     return paginate(query, instructions.c.id, args, _payment)

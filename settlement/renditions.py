@@ -2,7 +2,8 @@
 A4 PDF with a chart of the month's points.
 
 Both work from the statement's plain mapping (as the statement API serialises it), so they need no
-database. Money stays a decimal string from input to output and is never turned into a float. The
+database. Both show every amount in major units (exact lines as given, rounded money converted
+from minor units, `settlement.money`) and never as a float, and both say in words who pays whom. The
 PDF draws the chart from `settlement.charts` as vector graphics. It writes text in DejaVu Sans when
 that font is installed, because merchant names may be in any script; without it, it uses a core
 PDF font and replaces the characters that font cannot show.
@@ -27,6 +28,7 @@ from fpdf.fonts import FontFace
 from settlement.charts import HEIGHT as CHART_HEIGHT
 from settlement.charts import WIDTH as CHART_WIDTH
 from settlement.charts import daily_points_svg
+from settlement.money import major, who_pays
 
 Statement = Mapping[str, Any]
 
@@ -66,8 +68,9 @@ BODY_SIZE = 10
 def statement_csv(statement: Statement) -> str:
     """The statement as RFC 4180 CSV (CRLF line ends), in three blocks separated by an empty row.
 
-    First a `field,value` header, then the lines and the rounding line as `kind,description,amount`,
-    then the `opening`, `net` and `closing` totals."""
+    First a `field,value` header ending with the `summary` in words, then the lines and the
+    rounding line as `kind,description,amount`, then the `opening`, `net` and `closing` totals,
+    all in major units."""
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerows(_header_rows(statement))
@@ -90,8 +93,13 @@ def _header_rows(statement: Statement) -> list[list[str]]:
         ("currency", statement["currency"]),
         ("status", statement.get("status") or ""),
         ("issued_at", statement.get("issued_at") or ""),
+        ("summary", _in_words(statement)),
     )
     return [[name, _safe_text(str(value))] for name, value in fields]
+
+
+def _in_words(statement: Statement) -> str:
+    return who_pays(statement["merchant"]["name"], statement["closing"])
 
 
 def _line_rows(statement: Statement) -> list[list[str]]:
@@ -102,7 +110,7 @@ def _line_rows(statement: Statement) -> list[list[str]]:
 
 
 def _total_rows(statement: Statement) -> list[list[str]]:
-    return [[name, _amount(statement[name])] for name in ("opening", "net", "closing")]
+    return [[name, major(statement[name])] for name in ("opening", "net", "closing")]
 
 
 def _safe_text(text: str) -> str:
@@ -232,7 +240,10 @@ def _heading(pdf: StatementDocument, statement: Statement) -> None:
         ("Currency", statement["currency"]),
     )
     _key_values(pdf, [(label, clean(str(value))) for label, value in fields])
-    pdf.ln(4)
+    pdf.ln(3)
+    pdf.set_font(pdf.typeface.family, "B", 12)
+    pdf.multi_cell(0, 6, clean(_in_words(statement)), new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(3)
 
 
 def _issued_at(issued_at: str | None) -> str:
@@ -288,10 +299,10 @@ def _lines_table(pdf: StatementDocument, statement: Statement) -> None:
 def _totals_table(pdf: StatementDocument, statement: Statement) -> None:
     currency = statement["currency"]
     totals = (
-        ("Rounding", statement["rounding"], False),
-        ("Net for the month", statement["net"], False),
-        ("Opening balance", statement["opening"], False),
-        ("Closing balance", statement["closing"], True),
+        ("Rounding", _amount(statement["rounding"]), False),
+        ("Net for the month", major(statement["net"]), False),
+        ("Opening balance", major(statement["opening"]), False),
+        ("Closing balance", major(statement["closing"]), True),
     )
     pdf.set_font(pdf.typeface.family, "", BODY_SIZE)
     with pdf.table(
@@ -308,8 +319,26 @@ def _totals_table(pdf: StatementDocument, statement: Statement) -> None:
             style = FontFace(emphasis="BOLD") if emphasised else None
             row = table.row(style=style)
             row.cell(label, align="LEFT")
-            row.cell(f"{_amount(amount)} {currency}")
+            row.cell(f"{amount} {currency}")
+    _carried(pdf, statement)
     pdf.ln(6)
+
+
+def _carried(pdf: StatementDocument, statement: Statement) -> None:
+    """Why there is an opening balance: the earlier statements whose payout failed."""
+    carried = statement.get("carried") or ()
+    if not carried:
+        return
+    pdf.ln(2)
+    pdf.set_font(pdf.typeface.family, "", BODY_SIZE)
+    pdf.set_text_color(*MUTED_RGB)
+    for earlier in carried:
+        note = (
+            f"Carried from {earlier['statement']} ({earlier['month']}), whose payout failed:"
+            f" {major(earlier['amount'])} {earlier['amount']['currency']}"
+        )
+        pdf.multi_cell(0, 5, pdf.typeface.clean(note), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_text_color(*TEXT_RGB)
 
 
 def _chart(pdf: StatementDocument, statement: Statement) -> None:

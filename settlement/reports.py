@@ -17,7 +17,8 @@ from coalition.ledger.models import Account, Lot, LotConsumption
 from merchants.models import Merchant
 from settlement import engine
 from settlement.models import SettlementFlow, SettlementPosition, SettlementRun
-from settlement.statements import parse_month
+from settlement.money import OPERATOR, money
+from settlement.statements import check_month
 
 runs = table(SettlementRun)
 flow_rows = table(SettlementFlow)
@@ -33,7 +34,7 @@ def flows(session: Session, month: str) -> dict[str, Any]:
     reversals; the operator stands for its own bonuses and for debts repaid) and their value,
     and each merchant's balance of trade: others' points it took in less its own spent
     elsewhere."""
-    first, last = parse_month(month)
+    first, last = check_month(session, month)
     in_month = (
         runs.c.kind == "final",
         runs.c.status == "succeeded",
@@ -81,8 +82,11 @@ def flows(session: Session, month: str) -> dict[str, Any]:
             if issuer is not None:
                 trade[issuer] -= points
 
-    def party(merchant_id: int | None) -> str:
-        return "operator" if merchant_id is None else names[merchant_id][0]
+    def party(merchant_id: int | None) -> dict[str, str]:
+        if merchant_id is None:
+            return dict(OPERATOR)
+        public_id, name = names[merchant_id]
+        return {"id": public_id, "name": name}
 
     return {
         "month": month,
@@ -128,17 +132,18 @@ def liability(session: Session, terms: Terms) -> dict[str, Any]:
             consumptions.c.kind == "expire"
         )
     ).scalar_one()
-    names = dict(
-        session.execute(
-            select(merchants.c.id, merchants.c.public_id).where(
+    issuers: dict[int | None, dict[str, str]] = {
+        row.id: {"id": row.public_id, "name": row.name}
+        for row in session.execute(
+            select(merchants.c.id, merchants.c.public_id, merchants.c.name).where(
                 merchants.c.id.in_([row.merchant_id for row in by_issuer if row.merchant_id])
             )
-        ).all()
-    )
+        )
+    }
 
     def value(points: int) -> dict[str, Any]:
-        """Money as the API gives it: minor units (SPEC 2), rounded half-even."""
-        return {"amount": economics.value_minor(points, terms), "currency": terms.currency}
+        """Rounded half-even to minor units, so money (decision 79)."""
+        return money(economics.value_minor(points, terms), terms.currency)
 
     outstanding = sum(int(row[2]) for row in by_issuer)
     return {
@@ -148,7 +153,7 @@ def liability(session: Session, terms: Terms) -> dict[str, Any]:
         "breakage": {"points": int(expired), "value": value(int(expired))},
         "by_issuer": [
             {
-                "issuer": names.get(row.merchant_id, "operator"),
+                "issuer": issuers.get(row.merchant_id, dict(OPERATOR)),
                 "points": int(row[2]),
                 "value": value(int(row[2])),
             }

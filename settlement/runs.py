@@ -52,15 +52,30 @@ def _zone() -> str:
     return str(current_app.config["COALITION_TIMEZONE"])
 
 
+def check_day(session: Session, day: date, today: date | None = None) -> None:
+    """Refuse (422, naming `business_date`) a day before the coalition's first terms, when
+    nothing can have happened, and, given `today`, a day that has not begun."""
+    first = economics.first_day(session)
+    if day < first:
+        raise InvalidRequest(
+            f"{day.isoformat()} is before the coalition's first terms, which take effect on"
+            f" {first.isoformat()}: nothing happened then",
+            errors={"business_date": [f"must be {first.isoformat()} or later"]},
+        )
+    if today is not None and day > today:
+        raise InvalidRequest(
+            f"{day.isoformat()} has not begun (today is {today.isoformat()} in {_zone()});"
+            " it cannot be settled",
+            errors={"business_date": [f"must be {today.isoformat()} or earlier"]},
+        )
+
+
 def request_run(session: Session, business_date: date, now: datetime) -> Any:
     """The run for `business_date`: for a closed day its one final run (made now, or the one that
-    exists); for today a new provisional run. A future day cannot be settled."""
+    exists); for today a new provisional run. A day before the coalition's first terms or one
+    that has not begun cannot be settled (422)."""
     today = clock.business_date(now, _zone())
-    if business_date > today:
-        raise InvalidRequest(
-            f"{business_date.isoformat()} has not begun; it cannot be settled",
-            errors={"business_date": ["must not be in the future"]},
-        )
+    check_day(session, business_date, today)
     kind = "final" if business_date < today else "provisional"
     start = clock.end_of_business_date(business_date - ONE_DAY, _zone())
     end = clock.end_of_business_date(business_date, _zone())

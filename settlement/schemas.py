@@ -86,16 +86,19 @@ class TierIn(Strict):
 class TermsIn(Strict):
     """The settings of SPEC 2's Economics table. A version of the coalition's terms sets every
     one; a merchant's override sets some of `issue_price`, `operator_fee_rate`,
-    `expiry_months` and `earn_rate_bounds`."""
+    `expiry_months` and `earn_rate_bounds`, and only there `null` removes one of the merchant's
+    earlier overrides (the merchant then has the coalition's)."""
 
     currency = fields.String(validate=validate.OneOf(tuple(economics.MINOR_UNIT_DIGITS)))
     point_value = DecimalString(validate=_positive)
-    issue_price = DecimalString(validate=_positive)
-    operator_fee_rate = DecimalString(validate=_fee_rate)
+    issue_price = DecimalString(validate=_positive, allow_none=True)
+    operator_fee_rate = DecimalString(validate=_fee_rate, allow_none=True)
     funding_model = fields.String(validate=validate.OneOf(economics.FUNDING_MODELS))
-    expiry_months = WholeNumber(validate=validate.Range(min=1, max=MAX_EXPIRY_MONTHS))
+    expiry_months = WholeNumber(
+        validate=validate.Range(min=1, max=MAX_EXPIRY_MONTHS), allow_none=True
+    )
     earn_rate_bounds = fields.List(
-        DecimalString(), validate=validate.And(validate.Length(equal=2), _bounds)
+        DecimalString(), validate=validate.And(validate.Length(equal=2), _bounds), allow_none=True
     )
     welcome_bonus = WholeNumber(validate=validate.Range(min=0, max=MAX_WELCOME_BONUS))
     tiers = fields.List(
@@ -122,6 +125,10 @@ class EconomicsIn(Strict):
             why = "a version of the coalition's terms sets every setting"
             missing = set(economics.COALITION_SETTINGS) - given
             errors = {name: [why] for name in sorted(missing)}
+            nulls = sorted(name for name, value in data["terms"].items() if value is None)
+            errors |= {
+                name: ["must be set: only a merchant's override may be null"] for name in nulls
+            }
         if errors:
             raise ValidationError({"terms": errors})
 
@@ -141,13 +148,16 @@ class TierOut(Schema):
 
 
 class TermsOut(Schema):
+    """Terms, or the settings a version sets; in a merchant's version `null` removes an
+    override."""
+
     currency = fields.String()
     point_value = fields.String()
-    issue_price = fields.String()
-    operator_fee_rate = fields.String()
+    issue_price = fields.String(allow_none=True)
+    operator_fee_rate = fields.String(allow_none=True)
     funding_model = fields.String()
-    expiry_months = fields.Integer()
-    earn_rate_bounds = fields.List(fields.String())
+    expiry_months = fields.Integer(allow_none=True)
+    earn_rate_bounds = fields.List(fields.String(), allow_none=True)
     welcome_bonus = fields.Integer()
     tiers = fields.List(fields.Nested(TierOut))
 

@@ -1,7 +1,8 @@
 """Monthly statements (SPEC 2, 3.5): each merchant's settled days added up by component, its net
 rounded once, half-even, to minor units, with a rounding line so the lines add up to the total
-to the cent; an opening carried from an earlier statement whose payment failed; and the closing
-that becomes a payment instruction. Positive amounts are the merchant's to pay.
+to the cent; an opening carried from earlier statements whose payout failed (each carried once,
+into the first statement made after the failure); and the closing that becomes a payment
+instruction. Positive amounts are the merchant's to pay.
 
 A month is stated once, after all its days are settled: rerunning returns the same statements."""
 
@@ -15,7 +16,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from coalition import clock, economics, faults, outbox
@@ -26,6 +27,7 @@ from merchants.models import Merchant
 from settlement import engine, payments
 from settlement import runs as settlement_runs
 from settlement.models import PaymentInstruction, SettlementPosition, SettlementRun, Statement
+from settlement.money import money, rounded, who_pays
 
 statements = table(Statement)
 runs = table(SettlementRun)
@@ -33,7 +35,8 @@ positions = table(SettlementPosition)
 instructions = table(PaymentInstruction)
 merchants = table(Merchant)
 
-MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+# A calendar month; year 0000 is none (Python's dates, like ISO 8601's, start at year 1).
+MONTH = re.compile(r"^(?!0000)(\d{4})-(0[1-9]|1[0-2])$")
 DESCRIPTIONS = {
     "issue_charges": "Points issued",
     "redemption_charges": "Your points redeemed (on redemption)",
@@ -58,57 +61,69 @@ def parse_month(text: str) -> tuple[date, date]:
     return date(year, month, 1), date(year, month, calendar.monthrange(year, month)[1])
 
 
-def previous_month(text: str) -> str:
-    first, _ = parse_month(text)
-    return (first - timedelta(days=1)).strftime("%Y-%m")
+def check_month(session: Session, text: str) -> tuple[date, date]:
+    """A month the coalition can have: well formed, and not before the month of its first terms
+    (422 naming `month`). Its first and last day."""
+    first, last = parse_month(text)
+    start = economics.first_day(session)
+    if last < start:
+        raise InvalidRequest(
+            f"{text} is before the coalition's first terms, which take effect on"
+            f" {start.isoformat()}: nothing happened then",
+            errors={"month": [f"must be {start:%Y-%m} or later"]},
+        )
+    return first, last
 
 
-def issue_month(session: Session, month: str, now: datetime) -> list[Any]:
-    """State `month` for every merchant that had a settled position in it or carries an unpaid
-    balance into it. The month must have ended and each of its days be finally settled."""
-    first, last = parse_month(month)
+def check_statable(session: Session, month: str, now: datetime) -> tuple[date, date]:
+    """A month that can be stated now: one the coalition can have (`check_month`) that has
+    ended. Its first and last day."""
+    first, last = check_month(session, month)
     today = clock.business_date(now, current_app.config["COALITION_TIMEZONE"])
     if last >= today:
         raise InvalidRequest(
             f"{month} has not ended; it can be stated from {last + timedelta(days=1)}",
             errors={"month": ["must have ended"]},
         )
+    return first, last
+
+
+def issue_month(session: Session, month: str, now: datetime) -> list[Any]:
+    """State `month` for every merchant that had a settled position in it or carries an unpaid
+    balance into it. The month must have ended and each of its days be finally settled."""
+    first, last = check_statable(session, month, now)
     missing = settlement_runs.unsettled_days(session, first, last)
     if missing:
         raise DaysNotSettled(
             f"{len(missing)} days of {month} are not settled yet",
             days=[d.isoformat() for d in missing],
         )
+    if session.execute(select(statements.c.id).where(statements.c.month == month).limit(1)).first():
+        # Stated already (a month's statements are written in one transaction): the same ones.
+        return month_statements(session, month)
     by_merchant = _month_positions(session, first, last)
     carried = _unpaid_before(session, month)
     terms = economics.coalition_terms(session, last)
     quantum = Decimal(1).scaleb(-economics.MINOR_UNIT_DIGITS[terms.currency])
     digits = economics.MINOR_UNIT_DIGITS[terms.currency]
-    money = lambda amount: engine.decimal_text(amount, digits)  # noqa: E731
-    existing = set(
-        session.execute(select(statements.c.merchant_id).where(statements.c.month == month))
-        .scalars()
-        .all()
-    )
+    exact = lambda amount: engine.decimal_text(amount, digits)  # noqa: E731
     for merchant_id in sorted(set(by_merchant) | set(carried)):
-        if merchant_id in existing:
-            continue
         days, lines = by_merchant.get(merchant_id, ({}, {}))
-        opening_row = carried.get(merchant_id)
-        opening = Decimal(opening_row.closing) if opening_row is not None else Decimal(0)
+        unpaid = carried.get(merchant_id, [])
+        opening = sum((Decimal(row.closing) for row in unpaid), Decimal(0))
         rendered = [
             {
                 "kind": kind,
                 "description": _describe(kind, points, amount),
                 "points": points,
-                "amount": money(amount if kind in engine.OWED else -amount),
+                "amount": exact(amount if kind in engine.OWED else -amount),
             }
             for kind in (*engine.OWED, *engine.RECEIVABLE)
             if kind in lines
             for points, amount in [lines[kind]]
         ]
-        exact = sum((Decimal(str(line["amount"])) for line in rendered), Decimal(0))
-        net = exact.quantize(quantum, rounding=ROUND_HALF_EVEN)
+        summed = sum((Decimal(str(line["amount"])) for line in rendered), Decimal(0))
+        net = summed.quantize(quantum, rounding=ROUND_HALF_EVEN)
         public_id = new_id("stm")
         session.execute(
             insert(statements).values(
@@ -117,17 +132,18 @@ def issue_month(session: Session, month: str, now: datetime) -> list[Any]:
                 month=month,
                 currency=terms.currency,
                 status="issued",
-                opening=money(opening),
-                exact_net=money(exact),
-                rounding=money(net - exact),
-                net=money(net),
-                closing=money(opening + net),
+                opening=exact(opening),
+                exact_net=exact(summed),
+                rounding=exact(net - summed),
+                net=exact(net),
+                closing=exact(opening + net),
                 lines=rendered,
-                days=_days_json(first, last, days, money),
-                carried_from_id=opening_row.id if opening_row is not None else None,
+                days=_days_json(first, last, days, exact),
                 issued_at=now,
             )
         )
+        if unpaid:
+            _carry(session, public_id, [row.id for row in unpaid])
         payments.instruct(session, statement_row(session, public_id))
         outbox.record(
             session,
@@ -138,7 +154,7 @@ def issue_month(session: Session, month: str, now: datetime) -> list[Any]:
                         "statement": {
                             "id": public_id,
                             "month": month,
-                            "closing": money(opening + net),
+                            "closing": rounded(opening + net, terms.currency),
                         }
                     },
                     now,
@@ -182,24 +198,42 @@ def _month_positions(
     return found
 
 
-def _unpaid_before(session: Session, month: str) -> dict[int, Any]:
-    """Last month's statements whose payout (a transfer to the merchant) failed and that no
-    statement has carried yet. A failed collection is not carried: its Stripe invoice stays open
-    and may still be paid, so carrying it could make the merchant pay twice."""
-    carried_ids = select(statements.c.carried_from_id).where(
-        statements.c.carried_from_id.is_not(None)
-    )
+def _unpaid_before(session: Session, month: str) -> dict[int, list[Any]]:
+    """Per merchant, its statements of earlier months whose payout (a transfer to the merchant)
+    failed and that no statement has carried yet, oldest first, locked until this transaction
+    ends: whenever the failure came, the next statement made after it carries it, once.
+
+    A failed collection is not carried: its Stripe invoice stays open and may still be paid, so
+    carrying it could make the merchant pay twice."""
     rows = session.execute(
         select(statements.c.id, statements.c.merchant_id, statements.c.closing)
         .join(instructions, instructions.c.statement_id == statements.c.id)
         .where(
-            statements.c.month == previous_month(month),
+            statements.c.month < month,
+            statements.c.carried_into_id.is_(None),
             instructions.c.status == "failed",
             instructions.c.kind == "transfer",
-            statements.c.id.not_in(carried_ids),
         )
+        .order_by(statements.c.merchant_id, statements.c.month)
+        .with_for_update(of=statements)
     ).all()
-    return {row.merchant_id: row for row in rows}
+    found: dict[int, list[Any]] = defaultdict(list)
+    for row in rows:
+        found[row.merchant_id].append(row)
+    return found
+
+
+def _carry(session: Session, public_id: str, carried_ids: list[int]) -> None:
+    """Mark the statements `carried_ids` as carried by the statement `public_id`, each once."""
+    carrier = select(statements.c.id).where(statements.c.public_id == public_id).scalar_subquery()
+    marked = session.execute(
+        update(statements)
+        .where(statements.c.id.in_(carried_ids), statements.c.carried_into_id.is_(None))
+        .values(carried_into_id=carrier)
+        .returning(statements.c.id)
+    ).all()
+    if len(marked) != len(carried_ids):  # the rows are locked: nobody else can carry them
+        raise AssertionError(f"statements {carried_ids} were carried meanwhile")
 
 
 def _describe(kind: str, points: int, amount: Decimal) -> str:
@@ -212,13 +246,13 @@ def _describe(kind: str, points: int, amount: Decimal) -> str:
 
 
 def _days_json(
-    first: date, last: date, days: dict[date, list[Any]], money: Any
+    first: date, last: date, days: dict[date, list[Any]], exact: Any
 ) -> list[dict[str, Any]]:
     out, day = [], first
     while day <= last:
         issued, redeemed, net = days.get(day, [0, 0, Decimal(0)])
         out.append(
-            {"date": day.isoformat(), "issued": issued, "redeemed": redeemed, "net": money(net)}
+            {"date": day.isoformat(), "issued": issued, "redeemed": redeemed, "net": exact(net)}
         )
         day += timedelta(days=1)
     return out
@@ -289,19 +323,35 @@ def render(session: Session, row: Any) -> dict[str, Any]:
             instructions.c.amount_minor,
         ).where(instructions.c.statement_id == row.id)
     ).one_or_none()
+    carried = session.execute(
+        select(statements.c.public_id, statements.c.month, statements.c.closing)
+        .where(statements.c.carried_into_id == row.id)
+        .order_by(statements.c.month)
+    ).all()
+    currency = row.currency
+    closing = rounded(row.closing, currency)
     return {
         "id": row.public_id,
         "merchant": {"id": row.merchant_public_id, "name": row.name},
         "month": row.month,
-        "currency": row.currency,
+        "currency": currency,
         "status": row.status,
         "issued_at": row.issued_at.isoformat(),
-        "opening": row.opening,
+        "summary": who_pays(row.name, closing),
+        "opening": rounded(row.opening, currency),
+        "carried": [
+            {
+                "statement": earlier.public_id,
+                "month": earlier.month,
+                "amount": rounded(earlier.closing, currency),
+            }
+            for earlier in carried
+        ],
         "lines": row.lines,
         "exact_net": row.exact_net,
         "rounding": row.rounding,
-        "net": row.net,
-        "closing": row.closing,
+        "net": rounded(row.net, currency),
+        "closing": closing,
         "days": row.days,
         "payment": None
         if payment is None
@@ -309,6 +359,6 @@ def render(session: Session, row: Any) -> dict[str, Any]:
             "id": payment.public_id,
             "kind": payment.kind,
             "status": payment.status,
-            "amount": {"amount": payment.amount_minor, "currency": row.currency},
+            "amount": money(payment.amount_minor, currency),
         },
     }

@@ -23,6 +23,8 @@ from merchants import purchases
 from merchants.models import Merchant
 from merchants.schemas import PurchaseSchema
 from merchants.services import create_merchant
+from settlement import runs
+from settlement.models import SettlementPosition
 from tests import factories as f
 
 ECONOMICS = "/api/v1/ops/economics"
@@ -278,6 +280,64 @@ def test_the_currency_may_change_only_before_anything_is_traded(client, session,
     assert euros.status_code == 200
 
 
+SWITCHES = [("prefunded", "on_redemption"), ("on_redemption", "prefunded")]
+
+
+@pytest.mark.parametrize(("model", "other"), SWITCHES)
+def test_once_anything_is_traded_the_funding_model_cannot_switch(
+    client, session, operator, today, model, other
+):
+    """Points issued under one model and spent under the other would be charged twice
+    (prefunded, then on redemption) or reimbursed without anyone having paid for them."""
+    _in_force_since_yesterday(session, today, whole(funding_model=model))
+    member, shop = f.member(session), f.merchant(session)
+    f.purchase(session, member, shop, 10)
+    written = versions_written(session)
+
+    answers = [
+        client.put(ECONOMICS, json=version(when, whole(funding_model=other)), headers=operator)
+        for when in (today + timedelta(days=1), today + timedelta(days=90))
+    ]
+
+    for response in answers:
+        body = refused(response, "terms.funding_model")
+        assert f"traded under {model}" in body["detail"]
+        assert body["errors"]["terms"]["funding_model"] == [f"must be {model}"]
+    assert versions_written(session) == written
+    shown = client.get(ECONOMICS, headers=operator).get_json()
+    assert {v["terms"]["funding_model"] for v in shown["versions"]} == {"prefunded", model}
+    kept = version(today + timedelta(days=1), whole(funding_model=model, welcome_bonus=50))
+    assert client.put(ECONOMICS, json=kept, headers=operator).status_code == 200
+
+
+@pytest.mark.parametrize(("model", "other"), SWITCHES)
+def test_before_any_trade_the_funding_model_is_chosen_for_every_day(
+    client, session, operator, today, model, other
+):
+    """A coalition chooses its model before it trades. A model set only from tomorrow would let
+    today's first trades happen under the other one, and switch after them."""
+    _in_force_since_yesterday(session, today, whole(funding_model=model))
+
+    response = client.put(
+        ECONOMICS,
+        json=version(today + timedelta(days=1), whole(funding_model=other)),
+        headers=operator,
+    )
+
+    assert response.status_code == 200, response.get_json()
+    assert {v["terms"]["funding_model"] for v in response.get_json()["versions"]} == {other}
+    shown = client.get(ECONOMICS, headers=operator).get_json()
+    assert shown["current"]["funding_model"] == other  # today's terms too
+    assert shown["current"] == whole(funding_model=other)
+    f.purchase(session, f.member(session), f.merchant(session), 10)
+    again = client.put(
+        ECONOMICS,
+        json=version(today + timedelta(days=2), whole(funding_model=model)),
+        headers=operator,
+    )
+    refused(again, "terms.funding_model")
+
+
 # Per-merchant overrides.
 
 
@@ -318,26 +378,131 @@ def test_a_merchant_override_changes_only_that_merchants_issuer_side_terms(
     ]
 
 
-def test_an_empty_override_returns_a_merchant_to_the_coalitions_terms(
+def merchant_terms_on(client, operator, mer: str, when: date) -> dict[str, Any]:
+    query = {"merchant": mer, "date": when.isoformat()}
+    answer = client.get(ECONOMICS, query_string=query, headers=operator)
+    assert answer.status_code == 200, answer.get_json()
+    return answer.get_json()["current"]
+
+
+def test_a_later_override_of_one_setting_keeps_the_merchants_earlier_ones(
     client, session, operator, today
 ):
-    shop = f.merchant(session)
-    mer = public_id(session, shop)
+    mer = public_id(session, f.merchant(session))
     day = today + timedelta(days=1)
-    client.put(ECONOMICS, json=version(day, {"expiry_months": 6}, merchant=mer), headers=operator)
+    priced = client.put(
+        ECONOMICS, json=version(day, {"issue_price": "0.02"}, merchant=mer), headers=operator
+    )
+    expiring = client.put(
+        ECONOMICS,
+        json=version(day + timedelta(days=7), {"expiry_months": 12}, merchant=mer),
+        headers=operator,
+    )
+
+    assert priced.status_code == expiring.status_code == 200
+    assert merchant_terms_on(client, operator, mer, day) == {**SEEDED, "issue_price": "0.02"}
+    assert merchant_terms_on(client, operator, mer, day + timedelta(days=7)) == {
+        **SEEDED,
+        "issue_price": "0.02",
+        "expiry_months": 12,
+    }
+
+
+def test_settlement_prices_a_day_with_every_override_in_force_that_day(session):
+    """The bakery's own issue price from 1 March, its own expiry from 2 March: issuing 80 points
+    on 2 March costs it 80 x 0.02, not the coalition's 80 x 0.0125."""
+    bakery, alice = f.merchant(session, "Bakery"), f.member(session)
+    for day, settings in (
+        (date(2026, 3, 1), {"issue_price": "0.02"}),
+        (f.T0.date(), {"expiry_months": 12}),
+    ):
+        economics.set_version(
+            session,
+            effective_from=day,
+            settings=settings,
+            merchant_id=bakery,
+            actor_id="test",
+            now=f.T0,
+        )
+    f.purchase(session, alice, bakery, 80)
+
+    run = runs.settle(session, f.T0.date(), f.T0 + timedelta(days=1))
+
+    [position] = session.execute(
+        select(SettlementPosition).where(SettlementPosition.run_id == run.id)
+    ).scalars()
+    assert (position.issued, position.owed) == (80, "1.60")
+
+
+def test_null_removes_one_override_and_keeps_the_others(client, session, operator, today):
+    mer = public_id(session, f.merchant(session))
+    day = today + timedelta(days=1)
+    own = {"issue_price": "0.02", "expiry_months": 12}
+    client.put(ECONOMICS, json=version(day, own, merchant=mer), headers=operator)
 
     response = client.put(
-        ECONOMICS, json=version(day + timedelta(days=7), {}, merchant=mer), headers=operator
+        ECONOMICS,
+        json=version(day + timedelta(days=7), {"issue_price": None}, merchant=mer),
+        headers=operator,
     )
 
     assert response.status_code == 200, response.get_json()
+    assert response.get_json()["version"]["terms"] == {"issue_price": None}
+    assert merchant_terms_on(client, operator, mer, day) == {**SEEDED, **own}
+    assert merchant_terms_on(client, operator, mer, day + timedelta(days=7)) == {
+        **SEEDED,
+        "expiry_months": 12,
+    }
+    every = {name: None for name in economics.MERCHANT_SETTINGS}
+    client.put(
+        ECONOMICS, json=version(day + timedelta(days=9), every, merchant=mer), headers=operator
+    )
+    assert merchant_terms_on(client, operator, mer, day + timedelta(days=9)) == SEEDED
 
-    def terms_on(when: date) -> dict[str, Any]:
-        query = {"merchant": mer, "date": when.isoformat()}
-        return client.get(ECONOMICS, query_string=query, headers=operator).get_json()["current"]
 
-    assert terms_on(day)["expiry_months"] == 6
-    assert terms_on(day + timedelta(days=7)) == SEEDED
+def test_an_empty_override_replacing_a_scheduled_one_cancels_it(client, session, operator, today):
+    mer = public_id(session, f.merchant(session))
+    day = today + timedelta(days=1)
+    client.put(
+        ECONOMICS, json=version(day, {"issue_price": "0.02"}, merchant=mer), headers=operator
+    )
+    client.put(
+        ECONOMICS,
+        json=version(day + timedelta(days=7), {"expiry_months": 6}, merchant=mer),
+        headers=operator,
+    )
+
+    response = client.put(ECONOMICS, json=version(day, {}, merchant=mer), headers=operator)
+
+    assert response.status_code == 200, response.get_json()
+    assert merchant_terms_on(client, operator, mer, day) == SEEDED
+    assert merchant_terms_on(client, operator, mer, day + timedelta(days=7)) == {
+        **SEEDED,
+        "expiry_months": 6,
+    }
+
+
+@pytest.mark.parametrize(
+    ("merchant", "terms", "field"),
+    [
+        (False, whole(issue_price=None), "issue_price"),
+        (False, whole(funding_model=None), "funding_model"),
+        (True, {"point_value": None}, "point_value"),
+        (True, {"welcome_bonus": None}, "welcome_bonus"),
+    ],
+)
+def test_only_a_merchants_own_settings_may_be_null(
+    client, session, operator, today, merchant, terms, field
+):
+    extra = {"merchant": public_id(session, f.merchant(session))} if merchant else {}
+    written = versions_written(session)
+
+    response = client.put(
+        ECONOMICS, json=version(today + timedelta(days=1), terms, **extra), headers=operator
+    )
+
+    refused(response, f"terms.{field}")
+    assert versions_written(session) == written
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from merchants.models import Merchant
 from settlement import payments
 from settlement.gateway import EXTENSION
 from settlement.models import PaymentInstruction, Statement
+from settlement.money import InvalidClosing
 from tests import factories
 from tests.factories import statement
 from tests.stripe_standin import StripeStandIn, stripe_for
@@ -108,7 +109,7 @@ def test_a_closing_no_payment_can_carry_is_refused(
     session: Session, closing: str, currency: str
 ) -> None:
     shop = factories.merchant(session)
-    with pytest.raises(payments.InvalidClosing):
+    with pytest.raises(InvalidClosing):
         payments.instruct(session, statement(session, shop, closing, currency=currency), NOW)
 
 
@@ -145,8 +146,7 @@ def test_a_payable_statement_becomes_exactly_one_transfer_to_the_merchants_accou
         "id": instruction.public_id,
         "statement": session.get_one(Statement, stated).public_id,
         "month": "2026-10",
-        "amount": "0.78",
-        "currency": "EUR",
+        "amount": {"amount": 78, "currency": "EUR"},
         "status": "paid",
         "transfer": transfer["id"],
     }
@@ -417,10 +417,10 @@ def test_the_operator_lists_payments_by_status_and_month(
     other_month = _body(client.get("/api/v1/ops/payments?month=2026-09", headers=ops))["data"]
     page = _body(client.get("/api/v1/ops/payments?limit=1", headers=ops))
 
-    assert sorted((p["kind"], p["amount"], p["status"]) for p in everything) == [
-        ("invoice", "2.00", "submitted"),
-        ("transfer", "1.00", "succeeded"),
-    ]
+    assert sorted(
+        (p["merchant"]["name"], p["kind"], p["amount"]["amount"], p["status"]) for p in everything
+    ) == [("A", "transfer", 100, "succeeded"), ("B", "invoice", 200, "submitted")]
+    assert {p["amount"]["currency"] for p in everything} == {"EUR"}
     assert [p["kind"] for p in paid] == ["transfer"]
     assert other_month == []
     assert len(page["data"]) == 1 and page["next_cursor"]

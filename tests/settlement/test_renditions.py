@@ -23,8 +23,13 @@ SVG = "{http://www.w3.org/2000/svg}"
 OCTOBER = [date(2026, 10, 1) + timedelta(days=offset) for offset in range(31)]
 
 
+def euros(amount_minor: int) -> dict[str, Any]:
+    return {"amount": amount_minor, "currency": "EUR"}
+
+
 def make_statement(**overrides: Any) -> dict[str, Any]:
-    """An issued October statement whose lines and rounding add up to its net."""
+    """An issued October statement, as the API serialises it, whose lines and rounding add up
+    to its net: exact amounts as decimal strings, rounded ones as money in minor units."""
     statement: dict[str, Any] = {
         "id": "stm_01JB7Z",
         "merchant": {"id": "mer_7", "name": "Café Nord"},
@@ -32,7 +37,8 @@ def make_statement(**overrides: Any) -> dict[str, Any]:
         "currency": "EUR",
         "status": "issued",
         "issued_at": "2026-11-01T00:05:00+00:00",
-        "opening": "1.40",
+        "opening": euros(140),
+        "carried": [],
         "lines": [
             {
                 "kind": "issue_charges",
@@ -49,8 +55,8 @@ def make_statement(**overrides: Any) -> dict[str, Any]:
         ],
         "exact_net": "-0.205",
         "rounding": "0.005",
-        "net": "-0.20",
-        "closing": "1.20",
+        "net": euros(-20),
+        "closing": euros(120),
         "days": [
             {"date": day.isoformat(), "issued": (day.day * 37) % 400, "redeemed": day.day * 3}
             for day in OCTOBER
@@ -88,6 +94,7 @@ def test_csv_reads_back_into_the_statements_header_lines_and_totals() -> None:
         "currency": "EUR",
         "status": "issued",
         "issued_at": "2026-11-01T00:05:00+00:00",
+        "summary": "Café Nord pays the coalition EUR 1.20.",
     }
     assert lines[0] == ["kind", "description", "amount"]
     assert lines[1:-1] == [
@@ -111,8 +118,8 @@ def test_csv_is_rfc_4180_with_crlf_records_and_quoted_fields() -> None:
         lines=[{"kind": "fees", "description": 'Fee, "monthly"\nsecond line', "amount": "-1.00"}],
         exact_net="-1.00",
         rounding="0.00",
-        net="-1.00",
-        closing="0.40",
+        net=euros(-100),
+        closing=euros(40),
     )
 
     text = statement_csv(statement)
@@ -129,6 +136,7 @@ def test_csv_keeps_a_merchant_name_from_running_as_a_spreadsheet_formula() -> No
     header, _, totals = csv_blocks(statement_csv(statement))
 
     assert dict(header)["merchant_name"] == '\'=HYPERLINK("http://x","y")'
+    assert dict(header)["summary"].startswith('\'=HYPERLINK("http://x","y") pays')
     assert dict(totals)["net"] == "-0.20"  # a negative amount keeps its sign
 
 
@@ -158,6 +166,21 @@ def test_pdf_shows_the_merchant_month_every_line_amount_and_the_closing(name: st
         assert line["description"] in text
     assert "Rounding 0.005 EUR" in text
     assert "Closing balance 1.20 EUR" in text
+    assert f"{name} pays the coalition EUR 1.20." in text
+
+
+def test_pdf_says_who_pays_whom_and_why_an_opening_balance_is_there() -> None:
+    statement = make_statement(
+        opening=euros(-200),
+        carried=[{"statement": "stm_OCT", "month": "2026-09", "amount": euros(-200)}],
+        closing=euros(-220),
+    )
+
+    text = pdf_text(statement_pdf(statement))
+
+    assert "The coalition pays Café Nord EUR 2.20." in text
+    assert "Carried from stm_OCT (2026-09), whose payout failed: -2.00 EUR" in text
+    assert "Opening balance -2.00 EUR" in text
 
 
 def test_pdf_has_a_unicode_title_and_is_the_same_bytes_every_time() -> None:
@@ -187,7 +210,12 @@ def test_pdf_draws_the_chart_as_vector_paths_not_an_image() -> None:
 
 def test_pdf_of_a_quiet_month_with_no_lines_and_no_days_still_renders() -> None:
     statement = make_statement(
-        lines=[], exact_net="0.00", rounding="0.00", net="0.00", opening="0.00", closing="0.00"
+        lines=[],
+        exact_net="0.00",
+        rounding="0.00",
+        net=euros(0),
+        opening=euros(0),
+        closing=euros(0),
     )
     statement["days"] = []
 
@@ -196,6 +224,7 @@ def test_pdf_of_a_quiet_month_with_no_lines_and_no_days_still_renders() -> None:
     assert "No lines this month" in text
     assert "No points issued or redeemed this month" in text
     assert "Closing balance 0.00 EUR" in text
+    assert "Nothing to pay: Café Nord and the coalition are even." in text
 
 
 def test_pdf_without_a_unicode_font_uses_a_core_font_and_replaces_what_it_cannot_show(

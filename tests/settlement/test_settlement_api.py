@@ -7,15 +7,19 @@ import csv
 import io
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
+import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from merchants.models import Merchant
 from settlement import runs
+from settlement.models import Statement
 from tests import factories as f
 from tests.settlement.test_appendix import the_month, use_model
+from tests.settlement.test_renditions import pdf_text
 
 MARCH = [date(2026, 3, 1) + timedelta(days=n) for n in range(31)]
 
@@ -41,7 +45,8 @@ def test_a_closed_day_is_settled_over_the_api_once(client: FlaskClient, session:
     assert first.status_code == 202 and again.json["id"] == first.json["id"]
     assert (run["kind"], run["status"]) == ("final", "succeeded")
     [position] = run["positions"]
-    assert position["merchant"].startswith("mer_")
+    assert position["merchant"]["id"].startswith("mer_")
+    assert position["merchant"]["name"] == "Café Nord"
     assert (position["issued"], position["owed"], position["net"]) == (80, "1.00", "1.00")
     assert run["totals"]["points"]["operator_issued"] == 100
     assert run["totals"]["operator"]["result"] == "1.00"
@@ -79,14 +84,24 @@ def test_the_appendix_statements_pay_a_004_and_b_078(client: FlaskClient, sessio
 
     assert answer.status_code == 201
     closing = {s["merchant"]["name"]: s["closing"] for s in answer.json["data"]}
-    assert closing == {"A": "-0.04", "B": "-0.78"}  # the operator pays both
+    assert closing == {  # the operator pays both
+        "A": {"amount": -4, "currency": "EUR"},
+        "B": {"amount": -78, "currency": "EUR"},
+    }
     assert [s["id"] for s in again.json["data"]] == [s["id"] for s in answer.json["data"]]
     for statement in answer.json["data"]:
         lines = sum(Decimal(line["amount"]) for line in statement["lines"])
-        assert lines + Decimal(statement["rounding"]) == Decimal(statement["net"])
+        assert lines == Decimal(statement["exact_net"])
+        net = Decimal(statement["exact_net"]) + Decimal(statement["rounding"])
+        assert net * 100 == statement["net"]["amount"]
         assert statement["payment"]["kind"] == "transfer"
+        assert statement["payment"]["amount"] == {
+            "amount": -statement["closing"]["amount"],
+            "currency": "EUR",
+        }
     b = next(s for s in answer.json["data"] if s["merchant"]["name"] == "B")
     assert sum(d["redeemed"] for d in b["days"]) == 170 and len(b["days"]) == 31
+    assert b["summary"] == "The coalition pays B EUR 0.78."
 
 
 def test_a_statement_rounds_its_net_once_half_even_and_shows_it(
@@ -103,11 +118,10 @@ def test_a_statement_rounds_its_net_once_half_even_and_shows_it(
     )
 
     [statement] = answer.json["data"]
-    assert (statement["exact_net"], statement["net"], statement["rounding"]) == (
-        "0.0375",
-        "0.04",
-        "0.0025",
-    )
+    assert (statement["exact_net"], statement["rounding"]) == ("0.0375", "0.0025")
+    assert statement["net"] == statement["closing"] == {"amount": 4, "currency": "EUR"}
+    assert statement["opening"] == {"amount": 0, "currency": "EUR"}
+    assert statement["summary"] == "Shop pays the coalition EUR 0.04."
     assert statement["payment"]["kind"] == "invoice"
     assert statement["payment"]["amount"] == {"amount": 4, "currency": "EUR"}
 
@@ -126,10 +140,13 @@ def test_a_merchant_reads_its_own_statements_as_json_csv_and_pdf(
     as_pdf = client.get(f"/api/v1/statements/{own}.pdf", headers=till)
 
     assert [s["id"] for s in listed["data"]] == [own]
-    assert as_json.json["closing"] == "-1.50"
+    assert as_json.json["closing"] == {"amount": -150, "currency": "EUR"}
+    assert as_json.json["summary"] == "The coalition pays Mine EUR 1.50."
     rows = list(csv.reader(io.StringIO(as_csv.get_data(as_text=True))))
     assert ["closing", "-1.50"] in rows and as_csv.mimetype == "text/csv"
+    assert ["summary", "The coalition pays Mine EUR 1.50."] in rows
     assert as_pdf.mimetype == "application/pdf" and as_pdf.data.startswith(b"%PDF")
+    assert "The coalition pays Mine EUR 1.50." in pdf_text(as_pdf.data)
     for url in (f"/api/v1/statements/{other}", f"/api/v1/statements/{other}.pdf"):
         assert client.get(url, headers=till).status_code == 404
 
@@ -147,16 +164,95 @@ def test_the_flow_report_and_liability_match_the_appendix(client: FlaskClient, s
     flows = client.get("/api/v1/ops/reports/flows?month=2026-10", headers=ops).json
     liability = client.get("/api/v1/ops/liability", headers=ops).json
 
-    cells = {(c["issuer"], c["redeemer"]): (c["points"], c["amount"]) for c in flows["flows"]}
+    cells = {
+        (c["issuer"]["id"], c["redeemer"]["id"]): (c["points"], c["amount"]) for c in flows["flows"]
+    }
     assert cells == {
         (a, b): (80, "0.80"),
         ("operator", b): (90, "0.90"),
         (b, a): (50, "0.50"),
         (b, "operator"): (30, "0.30"),  # M1's debt repaid from B's points
     }
+    assert flows["currency"] == "EUR"
+    named = {c["issuer"]["id"]: c["issuer"]["name"] for c in flows["flows"]}
+    assert named == {a: "A", b: "B", "operator": "Coalition operator"}
     trade = {m["id"]: m["balance_of_trade"] for m in flows["merchants"]}
     assert trade == {a: 50 - 80, b: 80 + 90 - 50 - 30}
     # SPEC appendix: 140 points outstanding at month end (M1 10, M2 130), a liability of 1.40.
     assert liability["outstanding_points"] == 140
     assert liability["value"] == {"amount": 140, "currency": "EUR"}
     assert liability["debt_points"] == 0 and liability["breakage"]["points"] == 0
+    issuers = {
+        i["issuer"]["name"]: (i["issuer"]["id"], i["points"]) for i in liability["by_issuer"]
+    }
+    assert issuers == {"B": (b, 10 + 30), "Coalition operator": ("operator", 100)}
+
+
+# Days and months the coalition cannot have: refused as the field's problem, nothing written.
+
+
+def _written(session: Session) -> tuple[int, int]:
+    return (
+        session.execute(select(func.count()).select_from(runs.runs)).scalar_one(),
+        session.execute(select(func.count()).select_from(Statement)).scalar_one(),
+    )
+
+
+def _refused(answer: Any, field: str) -> None:
+    assert answer.status_code == 422, answer.get_json()
+    assert answer.mimetype == "application/problem+json"
+    body = answer.get_json()
+    assert body["code"] == "validation_error" and field in body["errors"], body
+
+
+@pytest.mark.parametrize(
+    "day",
+    ["0000-01-01", "0001-01-01", "1900-01-01", "1999-12-31", "2999-01-01", "9999-12-31"],
+)
+def test_a_settlement_run_for_a_day_before_the_first_terms_or_in_the_future_is_refused(
+    client: FlaskClient, session: Session, day: str
+):
+    ops = f.operator_headers(session)
+    before = _written(session)
+
+    posted = client.post("/api/v1/ops/settlement-runs", json={"business_date": day}, headers=ops)
+    listed = client.get(f"/api/v1/ops/settlement-runs?business_date={day}", headers=ops)
+
+    _refused(posted, "business_date")
+    if day < "2000-01-01":
+        _refused(listed, "business_date")
+    else:
+        assert listed.status_code == 200 and listed.json["data"] == []
+    assert _written(session) == before
+
+
+def test_the_first_day_of_the_first_terms_can_be_settled(client: FlaskClient, session: Session):
+    answer = client.post(
+        "/api/v1/ops/settlement-runs",
+        json={"business_date": "2000-01-01"},
+        headers=f.operator_headers(session),
+    )
+    assert answer.status_code == 202 and answer.json["kind"] == "final"
+
+
+@pytest.mark.parametrize("month", ["0000-01", "0001-01", "1999-12", "2026-13", "2026-00"])
+def test_a_month_that_is_not_one_or_is_before_the_first_terms_is_refused(
+    client: FlaskClient, session: Session, month: str
+):
+    ops = f.operator_headers(session)
+    before = _written(session)
+
+    answers = [
+        client.post("/api/v1/ops/statements", json={"month": month}, headers=ops),
+        client.get(f"/api/v1/ops/statements?month={month}", headers=ops),
+        client.get(f"/api/v1/ops/reports/flows?month={month}", headers=ops),
+        client.get(f"/api/v1/ops/payments?month={month}", headers=ops),
+        client.get(
+            f"/api/v1/statements?month={month}",
+            headers=f.merchant_headers(session, f.merchant(session), "statements:read"),
+        ),
+    ]
+
+    for answer in answers:
+        _refused(answer, "month")
+    assert _written(session) == before

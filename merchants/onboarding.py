@@ -116,6 +116,7 @@ def _created(body: dict[str, Any]) -> Response:
 @public("RATE_LIMIT_SIGNUP")
 @bp.arguments(ApplicationIn)
 @bp.response(201, ApplicationOut)
+@bp.alt_response(409, description="A merchant applied with this email (`email_taken`).")
 def apply(application: dict[str, Any]) -> Any:
     """Apply to join the coalition. The merchant waits in `pending` until the operator
     approves it."""

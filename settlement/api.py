@@ -196,6 +196,7 @@ def get_run(run_id: str) -> Any:
 @require("operator", kinds=("operator",))
 @bp.arguments(MonthIn)
 @bp.response(201, StatementListOut)
+@bp.alt_response(409, description="Days of the month are not settled (`days_not_settled`).")
 def issue_statements(body: dict[str, Any]) -> Any:
     """State a month that has ended and whose days are all settled (`409 days_not_settled`
     names those that are not). Stating it again returns the same statements."""

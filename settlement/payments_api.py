@@ -98,6 +98,7 @@ def _payment(row: Any) -> dict[str, Any]:
 @require("operator", kinds=("operator",))
 @bp.arguments(AccountLinkIn)
 @bp.response(201, AccountLinkOut)
+@bp.alt_response(502, description="Stripe did not answer as expected (`stripe_unavailable`).")
 def create_account_link(link: dict[str, Any], merchant_id: str) -> Any:
     """Where the merchant fills in its Stripe connected account (made first if it has none);
     the link is single-use and short-lived, so ask for a new one each time."""

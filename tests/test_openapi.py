@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import jsonschema_rs
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -44,3 +45,58 @@ def test_the_docs_page_is_served(client: FlaskClient) -> None:
     response = client.get("/api/v1/docs")
     assert response.status_code == 200
     assert b"swagger-ui" in response.data
+
+
+def _operations(document: dict) -> list[tuple[str, str, dict]]:
+    return [
+        (method, path, operation)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if method in {"get", "put", "post", "delete", "patch"}
+    ]
+
+
+def _resolve(document: dict, item: dict) -> dict:
+    while "$ref" in item:
+        *_, kind, name = item["$ref"].split("/")
+        item = document["components"][kind][name]
+    return item
+
+
+def test_every_error_response_is_documented_as_the_problem_the_server_sends(
+    client: FlaskClient,
+) -> None:
+    """SPEC 3.1: errors are RFC 9457 problems. The document says so for every refusal of every
+    operation, and names those every operation of its kind can give."""
+    document = client.get("/api/v1/openapi.json").json
+    wrong, missing = [], []
+    for method, path, operation in _operations(document):
+        responses = operation["responses"]
+        for status, response in responses.items():
+            if status == "default" or int(status) >= 400:
+                content = _resolve(document, response).get("content", {})
+                if list(content) != ["application/problem+json"] or content[
+                    "application/problem+json"
+                ]["schema"] != {"$ref": "#/components/schemas/Problem"}:
+                    wrong.append(f"{method.upper()} {path} {status}: {content}")
+        expected = {"default"}
+        if operation.get("security"):
+            expected |= {"401", "403", "429"}
+        if "{" in path:
+            expected.add("404")
+        if "requestBody" in operation:
+            expected |= {"400", "413", "422"}
+        if expected - set(responses):
+            missing.append(f"{method.upper()} {path}: {sorted(expected - set(responses))}")
+    assert wrong == []
+    assert missing == []
+
+
+def test_a_problem_answered_matches_the_documented_problem_schema(client: FlaskClient) -> None:
+    document = client.get("/api/v1/openapi.json").json
+    schema = document["components"]["schemas"]["Problem"]
+    answer = client.post("/api/v1/purchases", json={})
+    assert answer.status_code == 401
+    assert answer.content_type == "application/problem+json"
+    assert jsonschema_rs.validator_for(schema).is_valid(answer.json)
+    assert set(schema["required"]) <= set(answer.json)

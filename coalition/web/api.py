@@ -11,8 +11,10 @@ import json as json_module
 import re
 import unicodedata
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any
 
+from apispec import BasePlugin
 from flask import Flask, Response, json, request
 from flask_smorest import Api as SmorestApi
 from flask_smorest import Blueprint as SmorestBlueprint
@@ -31,11 +33,112 @@ MAX_BODY_BYTES = 10 * 1024 * 1024  # QUALITY S5
 DEFAULT_PAGE, MAX_PAGE = 50, 500  # SPEC 3.1
 
 
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+# SPEC 3.1: every error is an RFC 9457 problem with a stable `code`. Its schema in the document;
+# a problem may carry more members than these (`errors`, `limit`, `required`...).
+PROBLEM_SCHEMA = {
+    "type": "object",
+    "description": "An RFC 9457 problem: what went wrong, and a stable machine `code`.",
+    "required": ["type", "title", "status", "detail", "code"],
+    "properties": {
+        "type": {"type": "string", "format": "uri", "description": "names the `code`"},
+        "title": {"type": "string"},
+        "status": {"type": "integer", "minimum": 400, "maximum": 599},
+        "detail": {"type": "string", "description": "for a person: what to change"},
+        "code": {
+            "type": "string",
+            "description": "stable: `validation_error`, `not_found`, `insufficient_points`...",
+        },
+        "instance": {"type": "string", "description": "the path asked for"},
+        "errors": {
+            "type": "object",
+            "description": "with `validation_error`: the messages per field",
+        },
+    },
+    "additionalProperties": True,
+}
+# What the refusals common to many operations mean (docs/api.md lists every code).
+REFUSALS = {
+    400: "Malformed: the body is not JSON (`malformed_json`).",
+    401: "No live access token (`invalid_token`): missing, unknown, expired or revoked, or a "
+    "suspended merchant's.",
+    403: "A token of another kind (`wrong_token_kind`), or one without a scope this operation "
+    "needs (`insufficient_scope`).",
+    404: "No such object (`not_found`); another tenant's objects do not exist for the caller.",
+    409: "In conflict with what was recorded before (`idempotency_conflict`...).",
+    413: "The body is larger than 10 MiB (`payload_too_large`).",
+    415: "The body is of a media type this operation does not read (`unsupported_media_type`).",
+    422: "Invalid fields (`validation_error`, with `errors` per field), or a rule of the "
+    "domain refused (its own `code`).",
+    429: "Too many requests (`rate_limited`); try again later.",
+}
+
+
 class Api(SmorestApi):
     def handle_http_exception(self, error: HTTPException) -> Any:
         if problems.wants_problem():
             return problems.from_http_exception(error)
         return error.get_response()
+
+    def _register_responses(self) -> None:
+        """The document's error responses are problems, as the server answers them
+        (flask-smorest would document its own JSON error body)."""
+        self.spec.components.schema("Problem", component=PROBLEM_SCHEMA)
+        for status in HTTPStatus:
+            if status >= 400:
+                self.spec.components.response(
+                    status.name, _problem(REFUSALS.get(status, status.phrase)), lazy=True
+                )
+        self.spec.components.response(
+            "DEFAULT_ERROR", _problem("Any other refusal or failure: a problem."), lazy=True
+        )
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {PROBLEM_MEDIA_TYPE: {"schema": "Problem"}}}
+
+
+class ErrorResponses(BasePlugin):
+    """Names in each operation the refusals it can give beyond those its view declares: a
+    guarded one 401, 403 and 429 (a rate-limited public one 429), one with ids in its path 404,
+    one with a body 400, 413 and 422. Every error response is a problem."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+
+    def operation_helper(
+        self, path: str | None = None, operations: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
+        rule = kwargs.get("rule")
+        if rule is None or not operations:
+            return
+        policy = access.policy_of(self.app, rule.endpoint)
+        for method, operation in operations.items():
+            if method.startswith("x-") or not isinstance(operation, dict):
+                continue
+            statuses = set()
+            if policy is not None and not policy.public:
+                statuses |= {401, 403, 429}
+            elif policy is not None and policy.limit:
+                statuses.add(429)
+            if rule.arguments:
+                statuses.add(404)
+            if "requestBody" in operation:
+                statuses |= {400, 413, 422}
+            responses = operation.setdefault("responses", {})
+            declared = {str(code) for code in responses}
+            for status in sorted(statuses):
+                if str(status) not in declared:
+                    responses[status] = HTTPStatus(status).name
+            for code, response in responses.items():
+                if str(code).isdigit() and int(code) >= 400 and isinstance(response, dict):
+                    response.setdefault("content", _problem("")["content"])
+            # Successes, then refusals by status, then `default`.
+            operation["responses"] = dict(
+                sorted(
+                    responses.items(), key=lambda item: (not str(item[0]).isdigit(), str(item[0]))
+                )
+            )
 
 
 api = Api()
@@ -235,7 +338,7 @@ def init_app(app: Flask, blueprints: list[Blueprint]) -> None:
             }
         },
     )
-    api.init_app(app)
+    api.init_app(app, spec_kwargs={"extra_plugins": [ErrorResponses(app)]})
     for bp in blueprints:
         api.register_blueprint(bp)
     for endpoint in list(app.view_functions):

@@ -14,7 +14,7 @@ from coalition.economics import MINOR_UNIT_DIGITS
 from coalition.errors import CoalitionError
 from coalition.extensions import db
 from coalition.web.access import require
-from coalition.web.api import PageArgs, Strict, blueprint, page_schema, paginate
+from coalition.web.api import HTTP_URL, PageArgs, Strict, blueprint, page_schema, paginate, pattern
 from settlement import payments
 from settlement.gateway import GatewayError, gateway
 from settlement.models import INSTRUCTION_STATUSES
@@ -27,16 +27,21 @@ statements = payments.statements
 merchants = payments.merchants
 
 
+HTTPS_URL = HTTP_URL.replace("https?", "https")
+
+
 class StripeUnavailable(CoalitionError):
     status, code, title = 502, "stripe_unavailable", "Stripe did not answer as expected"
 
 
 class AccountLinkIn(Strict):
-    return_url = fields.URL(
-        required=True, schemes={"https"}, require_tld=False, validate=validate.Length(max=2000)
+    return_url = fields.String(
+        required=True,
+        validate=[validate.Length(max=2000), pattern(HTTPS_URL, "Not a valid https URL.")],
     )
-    refresh_url = fields.URL(
-        required=True, schemes={"https"}, require_tld=False, validate=validate.Length(max=2000)
+    refresh_url = fields.String(
+        required=True,
+        validate=[validate.Length(max=2000), pattern(HTTPS_URL, "Not a valid https URL.")],
     )
 
 

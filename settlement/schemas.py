@@ -32,6 +32,10 @@ class DecimalString(fields.String):
 
     default_error_messages = {"decimal": 'must be a decimal in a string, such as "0.01"'}
 
+    def __init__(self, **kwargs: Any) -> None:
+        metadata = {"pattern": DECIMAL.pattern, **kwargs.pop("metadata", {})}
+        super().__init__(metadata=metadata, **kwargs)
+
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         if not isinstance(value, str) or not DECIMAL.match(value):
             raise self.make_error("decimal")
@@ -94,13 +98,11 @@ class TermsIn(Strict):
     operator_fee_rate = DecimalString(validate=_fee_rate)
     funding_model = fields.String(validate=validate.OneOf(economics.FUNDING_MODELS))
     expiry_months = WholeNumber(validate=validate.Range(min=1, max=MAX_EXPIRY_MONTHS))
-    earn_rate_bounds = fields.List(
-        DecimalString(), validate=validate.And(validate.Length(equal=2), _bounds)
-    )
+    earn_rate_bounds = fields.List(DecimalString(), validate=[validate.Length(equal=2), _bounds])
     welcome_bonus = WholeNumber(validate=validate.Range(min=0, max=MAX_WELCOME_BONUS))
     tiers = fields.List(
         fields.Nested(TierIn),
-        validate=validate.And(validate.Length(min=1, max=MAX_TIERS), _ladder),
+        validate=[validate.Length(min=1, max=MAX_TIERS), _ladder],
     )
 
 
@@ -110,11 +112,13 @@ class EconomicsIn(Strict):
 
     effective_from = fields.Date(required=True)
     merchant = fields.String(validate=validate.Regexp(MERCHANT_ID, error="a merchant id: mer_…"))
-    terms = fields.Nested(TermsIn, required=True)
+    terms = fields.Nested(TermsIn, required=True, metadata={"minProperties": 1})
 
     @validates_schema
     def _settings_of_its_scope(self, data: dict[str, Any], **_: Any) -> None:
         given = set(data["terms"])
+        if not given:
+            raise ValidationError({"terms": ["name at least one setting"]})
         if "merchant" in data:
             why = "coalition-wide: a merchant may not override it"
             errors = {name: [why] for name in sorted(given - set(economics.MERCHANT_SETTINGS))}

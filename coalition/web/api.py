@@ -194,6 +194,41 @@ def plain_text(value: str) -> None:
 
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
+# What the text validators refuse, said in the document as JSON Schema (ECMA-262) patterns, so
+# that document and server agree: no control character in text a person typed, and not only
+# blanks where text is required (`str.strip()` strips these characters, the controls aside).
+_CONTROLS = r"\x00-\x1f\x7f-\x9f"
+_BLANKS = r" \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+PLAIN_TEXT = f"^[^{_CONTROLS}]*$"
+NOT_BLANK_TEXT = f"^[^{_CONTROLS}]*[^{_CONTROLS}{_BLANKS}][^{_CONTROLS}]*$"
+# An http(s) URL with a host: what a website, a redirect URI or a return link must be.
+HTTP_URL = r"^https?://[^\x00-\x20\x7f-\x9f/?#]+([/?#][^\x00-\x20\x7f-\x9f]*)?$"
+# An email address a person can be written to: dot-separated words (no spaces, quotes or
+# brackets) before the @, and a domain of two labels or more (letters, digits, hyphens).
+_LOCAL = r'[^\x00-\x20\x7f-\xa0"(),.:;<>@\[\\\]]+'
+_LABEL = r"[^\x00-\x2c./:-@\[-`{-\xa0]+"
+EMAIL = rf"^{_LOCAL}(\.{_LOCAL})*@{_LABEL}(\.{_LABEL})+$"
+
+
+def pattern(ecma: str, error: str) -> validate.Regexp:
+    """A validator for a document pattern. Python's `$` also matches before a final newline,
+    ECMA's does not: the server's reading ends at `\\Z`."""
+    return validate.Regexp(ecma.removesuffix("$") + r"\Z", error=error)
+
+
+def _document_patterns(self: Any, field: fields.Field, ret: dict[str, Any], **_: Any) -> dict:
+    """An apispec attribute function: a `Regexp` validator's pattern as ECMA reads it
+    (marshmallow anchors it at the start; `\\Z` is spelled `$`), and text of a request
+    (`Strict`) without a pattern of its own documented as NUL-free, as `Strict` refuses NUL."""
+    found = ret.get("pattern")
+    if found is not None:
+        if found.endswith(r"\Z"):
+            found = found.removesuffix(r"\Z") + "$"
+        return {"pattern": found if found.startswith("^") else "^" + found}
+    if isinstance(field, fields.String) and isinstance(field.parent, Strict) and "enum" not in ret:
+        return {"pattern": r"^[^\x00]*$"}
+    return {}
+
 
 def _unstorable(value: Any, depth: int = 0) -> bool:
     if depth > 20:
@@ -339,6 +374,7 @@ def init_app(app: Flask, blueprints: list[Blueprint]) -> None:
         },
     )
     api.init_app(app, spec_kwargs={"extra_plugins": [ErrorResponses(app)]})
+    api.ma_plugin.converter.add_attribute_function(_document_patterns)
     for bp in blueprints:
         api.register_blueprint(bp)
     for endpoint in list(app.view_functions):

@@ -179,6 +179,7 @@ def list_merchants(args: dict[str, Any]) -> Any:
 @require("operator", kinds=("operator",))
 @bp.response(200, MerchantOut)
 def get_merchant(merchant_id: str) -> Any:
+    """One merchant, whatever its status: its application's details and its dates."""
     row = db.session.execute(
         select(merchants).where(merchants.c.public_id == merchant_id)
     ).one_or_none()

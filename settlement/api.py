@@ -139,6 +139,7 @@ def request_run(body: dict[str, Any]) -> Any:
 @bp.arguments(RunListArgs, location="query")
 @bp.response(200, page_schema(RunOut, "SettlementRunPage"))
 def list_runs(args: dict[str, Any]) -> Any:
+    """Settlement runs, newest first; `business_date` and `kind` filter."""
     query = select(runs)
     if args.get("business_date"):
         query = query.where(runs.c.business_date == args["business_date"])
@@ -212,6 +213,7 @@ def issue_statements(body: dict[str, Any]) -> Any:
 @bp.arguments(MonthArgs, location="query")
 @bp.response(200, page_schema(StatementOut, "StatementPage"))
 def list_all_statements(args: dict[str, Any]) -> Any:
+    """Every merchant's monthly statements, newest first; `month` filters."""
     return _statement_page(args, merchant_id=None)
 
 
@@ -219,6 +221,7 @@ def list_all_statements(args: dict[str, Any]) -> Any:
 @require("operator", kinds=("operator",))
 @bp.response(200, StatementOut)
 def get_any_statement(statement_id: str) -> Any:
+    """Any merchant's statement; `stm_….csv` and `stm_….pdf` give it as CSV or PDF."""
     return _rendition(statement_id, None)
 
 

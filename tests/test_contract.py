@@ -8,6 +8,7 @@ accepted. The seed is fixed, so a failure replays."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shlex
@@ -31,6 +32,7 @@ from merchants.services import create_merchant
 from tests import factories as f
 from tests.factories import T0
 from tests.oauth_helpers import REDIRECT_URI, live_server, sign_in_and_answer
+from tests.stripe_standin import stripe_for
 
 pytestmark = pytest.mark.contract
 
@@ -101,11 +103,16 @@ def coalition(committed: Flask, make_app) -> Iterator[Coalition]:
         )
         operator = f.client(session, None, "operator")
         session.commit()
-    with live_server(make_app()) as url:
+    app = make_app()
+    # Stripe, for the account links: the stand-in the payment tests use.
+    with stripe_for(app), live_server(app) as url:
         tokens = {
             "merchant": _client_token(url, till, f.ALL_MERCHANT_SCOPES),
             "operator": _client_token(url, operator, "operator"),
             "member": _member_token(url, app_client),
+            # The OAuth endpoints' client authentication: the till's id and secret.
+            "client": "Basic "
+            + base64.b64encode(f"{till['client_id']}:{till['client_secret']}".encode()).decode(),
         }
         yield Coalition(url, bakery, tokens)
 

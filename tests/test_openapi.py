@@ -8,6 +8,7 @@ import jsonschema_rs
 from flask import Flask
 from flask.testing import FlaskClient
 
+from coalition.oauth import scopes
 from coalition.web.access import policy_of
 
 
@@ -71,6 +72,8 @@ def test_every_error_response_is_documented_as_the_problem_the_server_sends(
     document = client.get("/api/v1/openapi.json").json
     wrong, missing = [], []
     for method, path, operation in _operations(document):
+        if not path.startswith("/api/v1/"):
+            continue  # the OAuth endpoints answer RFC 6749 errors, as OAuth clients expect
         responses = operation["responses"]
         for status, response in responses.items():
             if status == "default" or int(status) >= 400:
@@ -100,3 +103,67 @@ def test_a_problem_answered_matches_the_documented_problem_schema(client: FlaskC
     assert answer.content_type == "application/problem+json"
     assert jsonschema_rs.validator_for(schema).is_valid(answer.json)
     assert set(schema["required"]) <= set(answer.json)
+
+
+def test_the_security_scheme_lists_every_scope_and_every_operation_names_known_ones(
+    client: FlaskClient,
+) -> None:
+    """SPEC 3.2: every scope, described, under the flow that grants it; no operation needs a
+    scope the scheme does not list."""
+    document = client.get("/api/v1/openapi.json").json
+    flows = document["components"]["securitySchemes"]["oauth2"]["flows"]
+    listed = {scope: words for flow in flows.values() for scope, words in flow["scopes"].items()}
+    assert set(flows["clientCredentials"]["scopes"]) == set(
+        scopes.MERCHANT_SCOPES | scopes.OPERATOR_SCOPES
+    )
+    assert set(flows["authorizationCode"]["scopes"]) == set(scopes.MEMBER_SCOPES)
+    assert all(words.strip() for words in listed.values())
+    schemes = document["components"]["securitySchemes"]
+    unknown = [
+        f"{method.upper()} {path}: {requirement}"
+        for method, path, operation in _operations(document)
+        for requirement in operation.get("security", [])
+        for scheme, needed in requirement.items()
+        if scheme not in schemes or (scheme == "oauth2" and not set(needed) <= set(listed))
+    ]
+    assert unknown == []
+
+
+def test_every_operation_has_a_one_line_summary(client: FlaskClient) -> None:
+    document = client.get("/api/v1/openapi.json").json
+    without = [
+        f"{method.upper()} {path}"
+        for method, path, operation in _operations(document)
+        if not operation.get("summary", "").strip() or "\n" in operation["summary"]
+    ]
+    assert without == []
+
+
+def test_the_oauth_endpoints_are_described_with_their_form_parameters(
+    client: FlaskClient,
+) -> None:
+    """SPEC 3.2's endpoints are in the document: token, revoke and introspect take a form and
+    answer JSON, authorize is the member's pages, the metadata is JSON."""
+    paths = client.get("/api/v1/openapi.json").json["paths"]
+    form = "application/x-www-form-urlencoded"
+    for path, field in (
+        ("/oauth/token", "grant_type"),
+        ("/oauth/revoke", "token"),
+        ("/oauth/introspect", "token"),
+    ):
+        operation = paths[path]["post"]
+        assert field in operation["requestBody"]["content"][form]["schema"]["required"]
+        assert "application/json" in operation["responses"]["200"]["content"]
+        assert {"400", "401"} <= set(operation["responses"])
+    authorize = paths["/oauth/authorize"]
+    assert {p["name"] for p in authorize["get"]["parameters"]} >= {
+        "response_type",
+        "client_id",
+        "redirect_uri",
+        "code_challenge",
+        "code_challenge_method",
+    }
+    assert "text/html" in authorize["get"]["responses"]["200"]["content"]
+    assert form in authorize["post"]["requestBody"]["content"]
+    metadata = paths["/.well-known/oauth-authorization-server"]["get"]
+    assert "application/json" in metadata["responses"]["200"]["content"]

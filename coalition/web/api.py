@@ -26,6 +26,8 @@ from werkzeug.exceptions import HTTPException
 from coalition import clock, idempotency
 from coalition.errors import CoalitionError, InvalidRequest
 from coalition.extensions import db
+from coalition.oauth import openapi as oauth_openapi
+from coalition.oauth import scopes
 from coalition.web import access, problems
 
 PREFIX = "/api/v1"
@@ -94,6 +96,25 @@ class Api(SmorestApi):
         )
 
 
+def _first_sentence(text: str) -> str:
+    """Up to the first full stop or colon outside brackets."""
+    depth = 0
+    for index, char in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0 and char in ".:" and text[index + 1 : index + 2] in ("", " "):
+            return text[:index]
+    return text
+
+
+def _summarise(operation: dict[str, Any]) -> None:
+    """A view's docstring paragraph is its operation's summary; when it is longer than a
+    sentence, the first sentence is the summary and the paragraph the description."""
+    text = " ".join(operation.get("summary", "").split())
+    operation["summary"] = _first_sentence(text)
+    if operation["summary"] != text.rstrip("."):
+        operation["description"] = "\n\n".join(filter(None, [text, operation.get("description")]))
+
+
 def _problem(description: str) -> dict[str, Any]:
     return {"description": description, "content": {PROBLEM_MEDIA_TYPE: {"schema": "Problem"}}}
 
@@ -110,7 +131,7 @@ class ErrorResponses(BasePlugin):
         self, path: str | None = None, operations: dict[str, Any] | None = None, **kwargs: Any
     ) -> None:
         rule = kwargs.get("rule")
-        if rule is None or not operations:
+        if rule is None or not operations or not rule.rule.startswith(PREFIX):
             return
         policy = access.policy_of(self.app, rule.endpoint)
         for method, operation in operations.items():
@@ -133,6 +154,7 @@ class ErrorResponses(BasePlugin):
             for code, response in responses.items():
                 if str(code).isdigit() and int(code) >= 400 and isinstance(response, dict):
                     response.setdefault("content", _problem("")["content"])
+            _summarise(operation)
             # Successes, then refusals by status, then `default`.
             operation["responses"] = dict(
                 sorted(
@@ -345,6 +367,43 @@ def _json(status: int, body: dict[str, Any]) -> Response:
     return Response(json.dumps(body), status=status, mimetype="application/json")
 
 
+def _oauth2_scheme() -> dict[str, Any]:
+    """SPEC 3.2's scopes, by the flow that grants them: a merchant's or the operator's client
+    gets its own with client credentials; a member delegates its own to a merchant's app with
+    the authorization code (PKCE S256)."""
+
+    def described(names: frozenset[str]) -> dict[str, str]:
+        return {name: scopes.DESCRIPTIONS[name] for name in sorted(names)}
+
+    return {
+        "type": "oauth2",
+        "description": "Tokens from /oauth/token (SPEC 3.2). Every client belongs to one "
+        "tenant, a merchant or the operator, and its tokens act only inside it.",
+        "flows": {
+            "clientCredentials": {
+                "tokenUrl": "/oauth/token",
+                "scopes": described(scopes.MERCHANT_SCOPES | scopes.OPERATOR_SCOPES),
+            },
+            "authorizationCode": {
+                "authorizationUrl": "/oauth/authorize",
+                "tokenUrl": "/oauth/token",
+                "refreshUrl": "/oauth/token",
+                "scopes": described(scopes.MEMBER_SCOPES),
+            },
+        },
+    }
+
+
+def _document_oauth(app: Flask) -> None:
+    """SPEC 3.2's OAuth endpoints, plain Flask views, described beside them."""
+    api.spec.components.security_scheme(
+        "clientSecretBasic", oauth_openapi.SECURITY_SCHEMES["clientSecretBasic"]
+    )
+    rules = {rule.rule: rule for rule in app.url_map.iter_rules()}
+    for path, operations in oauth_openapi.paths().items():
+        api.spec.path(rule=rules[path], operations=operations)
+
+
 def init_app(app: Flask, blueprints: list[Blueprint]) -> None:
     app.config.update(
         API_TITLE="Coalition",
@@ -355,28 +414,13 @@ def init_app(app: Flask, blueprints: list[Blueprint]) -> None:
         OPENAPI_SWAGGER_UI_PATH="docs",
         OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
-        API_SPEC_OPTIONS={
-            "components": {
-                "securitySchemes": {
-                    "oauth2": {
-                        "type": "oauth2",
-                        "flows": {
-                            "clientCredentials": {"tokenUrl": "/oauth/token", "scopes": {}},
-                            "authorizationCode": {
-                                "authorizationUrl": "/oauth/authorize",
-                                "tokenUrl": "/oauth/token",
-                                "scopes": {},
-                            },
-                        },
-                    }
-                }
-            }
-        },
+        API_SPEC_OPTIONS={"components": {"securitySchemes": {"oauth2": _oauth2_scheme()}}},
     )
     api.init_app(app, spec_kwargs={"extra_plugins": [ErrorResponses(app)]})
     api.ma_plugin.converter.add_attribute_function(_document_patterns)
     for bp in blueprints:
         api.register_blueprint(bp)
+    _document_oauth(app)
     for endpoint in list(app.view_functions):
         if endpoint.startswith("api-docs.") or endpoint == "static":
             access.mark_public(app, endpoint)

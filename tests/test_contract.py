@@ -23,9 +23,11 @@ import requests
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
 from flask import Flask
+from sqlalchemy import select
 from werkzeug.security import generate_password_hash
 
 from coalition.extensions import db
+from coalition.members.models import Member
 from coalition.members.services import create_member
 from coalition.oauth import clients, scopes
 from merchants.services import create_merchant
@@ -48,6 +50,7 @@ EMAIL, PASSWORD = "ada@example.org", "correct horse battery staple"
 class Coalition:
     url: str
     merchant: str  # the public id of the merchant whose tokens the run uses
+    card: str  # the card number of the member who delegated its token
     tokens: dict[str, str]
 
 
@@ -90,6 +93,9 @@ def coalition(committed: Flask, make_app) -> Iterator[Coalition]:
         member_id, _ = create_member(
             session, email=EMAIL, password_hash=generate_password_hash(PASSWORD), now=T0
         )
+        card = session.execute(
+            select(Member.card_number).where(Member.id == member_id)
+        ).scalar_one()
         f.purchase(session, member_id, bakery_id, 500)
         f.statement(session, bakery_id)
         till = f.client(session, bakery_id)
@@ -114,7 +120,7 @@ def coalition(committed: Flask, make_app) -> Iterator[Coalition]:
             "client": "Basic "
             + base64.b64encode(f"{till['client_id']}:{till['client_secret']}".encode()).decode(),
         }
-        yield Coalition(url, bakery, tokens)
+        yield Coalition(url, bakery, card, tokens)
 
 
 def schemathesis_command(url: str, report: Path) -> list[str]:
@@ -148,6 +154,7 @@ def test_every_answer_is_one_the_openapi_document_promises(
         "SCHEMATHESIS_HOOKS": "tests.contract_hooks",
         "COALITION_CONTRACT_TOKENS": json.dumps(coalition.tokens),
         "COALITION_CONTRACT_MERCHANT": coalition.merchant,
+        "COALITION_CONTRACT_CARD": coalition.card,
         "PYTHONPATH": str(ROOT),
     }
     # Run from tmp_path: Schemathesis keeps a cache of answers in its working directory, and a

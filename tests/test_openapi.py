@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from html.parser import HTMLParser
+from urllib.parse import urlsplit
 
 import jsonschema_rs
 from flask import Flask
@@ -19,7 +21,9 @@ def test_every_api_route_is_in_the_openapi_document_with_its_scopes(
     assert document["openapi"].startswith("3.")
     missing, unsecured = [], []
     for rule in app.url_map.iter_rules():
-        if not rule.rule.startswith("/api/v1/") or rule.endpoint.startswith("api-docs."):
+        if not rule.rule.startswith("/api/v1/") or rule.endpoint.startswith(
+            ("api-docs.", "api-docs-ui.")
+        ):
             continue
         path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)
         for method in (rule.methods or set()) - {"HEAD", "OPTIONS"}:
@@ -42,10 +46,54 @@ def test_every_api_route_is_in_the_openapi_document_with_its_scopes(
     assert unsecured == []
 
 
-def test_the_docs_page_is_served(client: FlaskClient) -> None:
-    response = client.get("/api/v1/docs")
-    assert response.status_code == 200
-    assert b"swagger-ui" in response.data
+class _Assets(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+        self.inline_scripts = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if tag == "script":
+            if attributes.get("src"):
+                self.urls.append(attributes["src"] or "")
+            else:
+                self.inline_scripts += 1
+        elif tag == "link" and attributes.get("href"):
+            self.urls.append(attributes["href"] or "")
+
+
+def test_the_docs_page_works_offline_from_assets_the_app_serves(client: FlaskClient) -> None:
+    """SPEC 3.1: browsable at /api/v1/docs, with no network: every script and style comes
+    from the app itself, with its content type, and no script is inline (a strict CSP can
+    allow 'self' alone)."""
+    page = client.get("/api/v1/docs")
+    assert page.status_code == 200
+    assert page.mimetype == "text/html"
+    assets = _Assets()
+    assets.feed(page.get_data(as_text=True))
+    assert assets.inline_scripts == 0
+    kinds = {}
+    for url in assets.urls:
+        assert urlsplit(url).netloc == "" and url.startswith("/"), url
+        with client.get(url) as answer:
+            assert answer.status_code == 200, url
+            assert answer.data.strip(), url
+            kinds[url.rsplit("/", 1)[-1]] = answer.mimetype
+    assert kinds == {
+        "swagger-ui.css": "text/css",
+        "swagger-ui-bundle.js": "text/javascript",
+        "swagger-ui-standalone-preset.js": "text/javascript",
+        "api-docs.js": "text/javascript",
+    }
+    assert b"/api/v1/openapi.json" in page.data
+
+
+def test_only_the_docs_assets_are_served_from_there(client: FlaskClient) -> None:
+    for name in ("index.html", "../openapi.json", "oauth2-redirect.html"):
+        answer = client.get(f"/api/v1/docs/assets/{name}")
+        assert answer.status_code == 404, name
+        assert answer.content_type == "application/problem+json"
 
 
 def _operations(document: dict) -> list[tuple[str, str, dict]]:

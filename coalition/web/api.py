@@ -12,16 +12,19 @@ import re
 import unicodedata
 from collections.abc import Callable
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any
 
+import flask_swagger_ui
 from apispec import BasePlugin
-from flask import Flask, Response, json, request
+from flask import Blueprint as FlaskBlueprint
+from flask import Flask, Response, json, render_template, request, send_from_directory
 from flask_smorest import Api as SmorestApi
 from flask_smorest import Blueprint as SmorestBlueprint
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
 from sqlalchemy import Select
 from webargs.flaskparser import FlaskParser
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, NotFound
 
 from coalition import clock, idempotency
 from coalition.errors import CoalitionError, InvalidRequest
@@ -394,6 +397,35 @@ def _oauth2_scheme() -> dict[str, Any]:
     }
 
 
+# The docs page (SPEC 3.1: browsable at /api/v1/docs) and its assets, served by the app: Swagger
+# UI from the pinned flask-swagger-ui package (its `dist`, not its blueprint), so the page works
+# with no network, and no inline script (a strict CSP can come later).
+_SWAGGER_UI = Path(flask_swagger_ui.__file__).parent / "dist"
+_OWN_ASSETS = Path(__file__).parent / "static"
+DOCS_ASSETS = {
+    "swagger-ui.css": (_SWAGGER_UI, "text/css"),
+    "swagger-ui-bundle.js": (_SWAGGER_UI, "text/javascript"),
+    "swagger-ui-standalone-preset.js": (_SWAGGER_UI, "text/javascript"),
+    "api-docs.js": (_OWN_ASSETS, "text/javascript"),
+}
+docs_page = FlaskBlueprint("api-docs-ui", __name__, template_folder="templates")
+
+
+@docs_page.get(f"{PREFIX}/docs")
+def docs() -> str:
+    return render_template("api_docs.html", title=api.spec.title, spec_url=f"{PREFIX}/openapi.json")
+
+
+@docs_page.get(f"{PREFIX}/docs/assets/<name>")
+def asset(name: str) -> Response:
+    if name not in DOCS_ASSETS:
+        raise NotFound(name)
+    folder, mimetype = DOCS_ASSETS[name]
+    response = send_from_directory(folder, name, mimetype=mimetype, max_age=86400)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
 def _document_oauth(app: Flask) -> None:
     """SPEC 3.2's OAuth endpoints, plain Flask views, described beside them."""
     api.spec.components.security_scheme(
@@ -411,8 +443,6 @@ def init_app(app: Flask, blueprints: list[Blueprint]) -> None:
         OPENAPI_VERSION="3.1.0",
         OPENAPI_URL_PREFIX=PREFIX,
         OPENAPI_JSON_PATH="openapi.json",
-        OPENAPI_SWAGGER_UI_PATH="docs",
-        OPENAPI_SWAGGER_UI_URL="https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
         API_SPEC_OPTIONS={"components": {"securitySchemes": {"oauth2": _oauth2_scheme()}}},
     )
@@ -421,6 +451,7 @@ def init_app(app: Flask, blueprints: list[Blueprint]) -> None:
     for bp in blueprints:
         api.register_blueprint(bp)
     _document_oauth(app)
+    app.register_blueprint(docs_page)
     for endpoint in list(app.view_functions):
-        if endpoint.startswith("api-docs.") or endpoint == "static":
+        if endpoint.startswith(("api-docs.", "api-docs-ui.")) or endpoint == "static":
             access.mark_public(app, endpoint)

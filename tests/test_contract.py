@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SEED = 20261128
 # Per operation; enough to reach every field's edges in the coverage phase and some random
 # bodies beyond, while the run stays within a couple of minutes on two cores.
-MAX_EXAMPLES = int(os.environ.get("CONTRACT_MAX_EXAMPLES", "20"))
+MAX_EXAMPLES = int(os.environ.get("CONTRACT_MAX_EXAMPLES", "50"))
 EMAIL, PASSWORD = "ada@example.org", "correct horse battery staple"
 
 

@@ -13,7 +13,7 @@ from coalition.oauth import scopes
 FORM = "application/x-www-form-urlencoded"
 # A client authenticates with HTTP Basic (client_secret_basic) or with `client_id` and
 # `client_secret` in the form (client_secret_post).
-CLIENT_AUTHENTICATION = [{"clientSecretBasic": []}, {}]
+CLIENT_AUTHENTICATION: list[dict[str, list[str]]] = [{"clientSecretBasic": []}, {}]
 SECURITY_SCHEMES = {
     "clientSecretBasic": {
         "type": "http",

@@ -112,13 +112,11 @@ class EconomicsIn(Strict):
 
     effective_from = fields.Date(required=True)
     merchant = fields.String(validate=validate.Regexp(MERCHANT_ID, error="a merchant id: mer_…"))
-    terms = fields.Nested(TermsIn, required=True, metadata={"minProperties": 1})
+    terms = fields.Nested(TermsIn, required=True)
 
     @validates_schema
     def _settings_of_its_scope(self, data: dict[str, Any], **_: Any) -> None:
         given = set(data["terms"])
-        if not given:
-            raise ValidationError({"terms": ["name at least one setting"]})
         if "merchant" in data:
             why = "coalition-wide: a merchant may not override it"
             errors = {name: [why] for name in sorted(given - set(economics.MERCHANT_SETTINGS))}

@@ -61,10 +61,10 @@ ROWS = [
     Row("an empty batch", "/api/v1/purchases/batch", [], False),
     Row("a batch with a line that is no purchase", "/api/v1/purchases/batch", [{"x": 1}], True),
     Row(
-        "no setting in a merchant's terms",
+        "no setting in a merchant's terms: back to the coalition's",
         "/api/v1/ops/economics",
         {"effective_from": TOMORROW, "merchant": "MERCHANT", "terms": {}},
-        False,
+        True,
         caller="operator",
         method="PUT",
     ),

@@ -1,6 +1,7 @@
 """The JSON API of SPEC 3.1 on flask-smorest: `/api/v1`, its OpenAPI 3 document at
-`/api/v1/openapi.json` and a browsable page at `/api/v1/docs`, marshmallow schemas that refuse
-unknown fields, problem responses, cursor pagination and idempotent POSTs."""
+`/api/v1/openapi.json` (errors documented as the problems they are, patterns the server checks,
+the OAuth endpoints) and a browsable page at `/api/v1/docs` served with no network, marshmallow
+schemas that refuse unknown fields, problem responses, cursor pagination and idempotent POSTs."""
 
 from __future__ import annotations
 
@@ -18,7 +19,15 @@ from typing import Any
 import flask_swagger_ui
 from apispec import BasePlugin
 from flask import Blueprint as FlaskBlueprint
-from flask import Flask, Response, json, render_template, request, send_from_directory
+from flask import (
+    Flask,
+    Response,
+    current_app,
+    json,
+    render_template,
+    request,
+    send_from_directory,
+)
 from flask_smorest import Api as SmorestApi
 from flask_smorest import Blueprint as SmorestBlueprint
 from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, validate
@@ -413,7 +422,8 @@ docs_page = FlaskBlueprint("api-docs-ui", __name__, template_folder="templates")
 
 @docs_page.get(f"{PREFIX}/docs")
 def docs() -> str:
-    return render_template("api_docs.html", title=api.spec.title, spec_url=f"{PREFIX}/openapi.json")
+    title = current_app.config["API_TITLE"]
+    return render_template("api_docs.html", title=title, spec_url=f"{PREFIX}/openapi.json")
 
 
 @docs_page.get(f"{PREFIX}/docs/assets/<name>")

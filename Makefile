@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint install
+.PHONY: run test lint install fuzz
 
 $(BIN)/coalition: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,12 @@ run: install
 # also on SQLite. Override with TEST_POSTGRES_URL and TEST_REDIS_URL.
 test: install
 	$(BIN)/pytest
+
+# The API against its OpenAPI document alone (Schemathesis with real tokens, QUALITY S6), deeper
+# than `make test` runs it: `make fuzz EXAMPLES=500`.
+EXAMPLES ?= 50
+fuzz: install
+	CONTRACT_MAX_EXAMPLES=$(EXAMPLES) $(BIN)/pytest -m contract
 
 lint: install
 	$(BIN)/ruff format --check .

@@ -56,6 +56,10 @@ def _checked_id(value: str, prefix: str, what: str) -> str:
 @require("purchases:write")
 @bp.arguments(schemas.PurchaseSchema)
 @bp.response(201, schemas.PurchaseResultSchema)
+@bp.alt_response(404, description="No such member (`not_found`).")
+@bp.alt_response(
+    409, description="The Idempotency-Key or `external_id` was used for another request."
+)
 @bp.alt_response(
     200,
     schema=schemas.PurchaseResultSchema,
@@ -78,6 +82,9 @@ def create_purchase(purchase: dict[str, Any]) -> Any:
 @bp.doc(requestBody=schemas.BATCH_REQUEST_BODY)
 @require("purchases:write")
 @bp.response(200, schemas.BatchResultSchema)
+@bp.alt_response(409, description="The Idempotency-Key was used for another request.")
+@bp.alt_response(413, description="More than 1,000 lines (`batch_too_large`), or over 10 MiB.")
+@bp.alt_response(415, description="Neither JSON nor NDJSON (`unsupported_media_type`).")
 def create_purchase_batch() -> Any:
     """Record many purchases. Each line gets the answer `POST /purchases` would give it, in
     order: 201, 200 (a replay of an earlier purchase or line), or a problem; a bad line never
@@ -108,6 +115,7 @@ def create_purchase_batch() -> Any:
     success=True,
     description="A replay: this return receipt was refunded before; the first result.",
 )
+@bp.alt_response(409, description="The Idempotency-Key was used for another request.")
 def refund_purchase(refund: dict[str, Any], purchase_id: str) -> Any:
     """Refund all or part of a purchase: its points are clawed back in proportion (SPEC 2).
     Idempotent on `external_id`, the till's return receipt (and on the Idempotency-Key header):
@@ -135,6 +143,15 @@ def refund_purchase(refund: dict[str, Any], purchase_id: str) -> Any:
 @require(by_kind={"merchant": ("redemptions:write",), "member": ("redeem",)})
 @bp.arguments(schemas.RedemptionSchema)
 @bp.response(201, schemas.RedemptionResultSchema)
+@bp.alt_response(
+    403,
+    description="A wrong or used code (`invalid_code`), locked after five (`redemption_locked`); "
+    "or a token refused as for every operation.",
+)
+@bp.alt_response(404, description="No such member (`not_found`).")
+@bp.alt_response(
+    409, description="The Idempotency-Key or `external_id` was used for another request."
+)
 @bp.alt_response(
     200,
     schema=schemas.RedemptionResultSchema,
@@ -169,6 +186,9 @@ def create_redemption(redemption: dict[str, Any]) -> Any:
 @require("redemptions:write")
 @bp.arguments(schemas.VoidSchema, required=False)
 @bp.response(201, schemas.ReversalResultSchema)
+@bp.alt_response(
+    409, description="Reversed before (`already_reversed`), or the Idempotency-Key was reused."
+)
 def reverse_redemption(_body: dict[str, Any], redemption_id: str) -> Any:
     """Undo a redemption: its points go back to the lots they came from. Once: a second
     reversal is 409 `already_reversed`."""
@@ -188,6 +208,13 @@ def reverse_redemption(_body: dict[str, Any], redemption_id: str) -> Any:
 @require("redemptions:write")
 @bp.arguments(schemas.HoldRequestSchema)
 @bp.response(201, schemas.HoldResultSchema)
+@bp.alt_response(
+    403,
+    description="A wrong or used code (`invalid_code`), locked after five (`redemption_locked`); "
+    "or a token refused as for every operation.",
+)
+@bp.alt_response(404, description="No such member (`not_found`).")
+@bp.alt_response(409, description="The Idempotency-Key was used for another request.")
 def create_hold(hold: dict[str, Any]) -> Any:
     """Reserve a member's points (its current code is the proof) for 15 minutes, or
     `ttl_seconds` up to 7 days; capture or void it later."""
@@ -205,6 +232,9 @@ def create_hold(hold: dict[str, Any]) -> Any:
 @require("redemptions:write")
 @bp.arguments(schemas.CaptureSchema, required=False)
 @bp.response(201, schemas.CaptureResultSchema)
+@bp.alt_response(
+    409, description="Captured, voided or expired (`hold_not_active`), or the key was reused."
+)
 def capture_hold(capture: dict[str, Any], hold_id: str) -> Any:
     """Spend all of a hold's points, or `points` of them (the rest is released): a redemption."""
     session, now, merchant_id, actor = db.session(), clock.utcnow(), _merchant_id(), _till()
@@ -225,6 +255,9 @@ def capture_hold(capture: dict[str, Any], hold_id: str) -> Any:
 @require("redemptions:write")
 @bp.arguments(schemas.VoidSchema, required=False)
 @bp.response(200, schemas.HoldResultSchema)
+@bp.alt_response(
+    409, description="Captured, voided or expired (`hold_not_active`), or the key was reused."
+)
 def void_hold(_body: dict[str, Any], hold_id: str) -> Any:
     """Release a hold without spending."""
     session, now, merchant_id = db.session(), clock.utcnow(), _merchant_id()

@@ -17,8 +17,18 @@ from coalition.errors import CoalitionError, NotFound
 from coalition.extensions import db
 from coalition.oauth import clients as oauth_clients
 from coalition.oauth.models import OAuthClient
+from coalition.oauth.scopes import ALLOWED
 from coalition.web.access import public, require
-from coalition.web.api import PageArgs, Strict, blueprint, page_schema, paginate
+from coalition.web.api import (
+    EMAIL,
+    HTTP_URL,
+    PageArgs,
+    Strict,
+    blueprint,
+    page_schema,
+    paginate,
+    pattern,
+)
 from merchants import services
 from merchants.models import MERCHANT_STATUSES, Merchant
 
@@ -33,13 +43,18 @@ class EmailTaken(CoalitionError):
 
 class ApplicationIn(Strict):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    email = fields.Email(required=True, validate=validate.Length(max=320))
+    email = fields.String(
+        required=True,
+        validate=[validate.Length(max=320), pattern(EMAIL, "Not a valid email address.")],
+    )
     country = fields.String(
         required=True, validate=validate.Regexp(r"^[A-Z]{2}$", error="an ISO 3166 code: DE, FR")
     )
     category = fields.String(required=True, validate=validate.Length(min=1, max=80))
-    website = fields.URL(
-        required=True, schemes={"https", "http"}, validate=validate.Length(max=500)
+    website = fields.String(
+        allow_none=True,
+        validate=[validate.Length(max=500), pattern(f"^({HTTP_URL[1:-1]})?$", "Not a valid URL.")],
+        metadata={"description": "an http(s) URL; empty, null or left out: none"},
     )
     contact_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     password = fields.String(
@@ -74,12 +89,12 @@ class MerchantListArgs(PageArgs):
 class ClientIn(Strict):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     scopes = fields.List(
-        fields.String(validate=validate.Length(max=40)),
+        fields.String(validate=validate.OneOf(sorted(ALLOWED["merchant"]))),
         required=True,
         validate=validate.Length(min=1, max=20),
     )
     redirect_uris = fields.List(
-        fields.URL(schemes={"https", "http"}, require_tld=False),
+        fields.String(validate=[validate.Length(max=500), pattern(HTTP_URL, "Not a valid URL.")]),
         load_default=list,
         validate=validate.Length(max=oauth_clients.MAX_REDIRECT_URIS),
     )
@@ -116,6 +131,7 @@ def _created(body: dict[str, Any]) -> Response:
 @public("RATE_LIMIT_SIGNUP")
 @bp.arguments(ApplicationIn)
 @bp.response(201, ApplicationOut)
+@bp.alt_response(409, description="A merchant applied with this email (`email_taken`).")
 def apply(application: dict[str, Any]) -> Any:
     """Apply to join the coalition. The merchant waits in `pending` until the operator
     approves it."""
@@ -134,7 +150,7 @@ def apply(application: dict[str, Any]) -> Any:
                 "email": email,
                 "country": application["country"],
                 "category": application["category"],
-                "website": application["website"],
+                "website": application.get("website") or None,
                 "contact_name": application["contact_name"],
                 "password_hash": generate_password_hash(application["password"]),
             },
@@ -163,6 +179,7 @@ def list_merchants(args: dict[str, Any]) -> Any:
 @require("operator", kinds=("operator",))
 @bp.response(200, MerchantOut)
 def get_merchant(merchant_id: str) -> Any:
+    """One merchant, whatever its status: its application's details and its dates."""
     row = db.session.execute(
         select(merchants).where(merchants.c.public_id == merchant_id)
     ).one_or_none()

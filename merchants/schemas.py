@@ -17,7 +17,7 @@ from coalition.errors import InvalidRequest
 from coalition.ledger.models import TRANSACTION_TYPES
 from coalition.ledger.operations import HOLD_MAX_TTL
 from coalition.ledger.rows import MAX_POINTS
-from coalition.web.api import PageArgs, Strict, plain_text
+from coalition.web.api import NOT_BLANK_TEXT, PageArgs, Strict, plain_text
 
 # Bounds (TIGER_STYLE: a limit on everything). A purchase of up to 10^9 euros keeps its points
 # far below the ledger's own bound at the highest earn rate.
@@ -37,7 +37,9 @@ DATE_ONLY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 class WholeNumber(fields.Integer):
-    """An integer and nothing else: JSON `true`, `1.0` or `"1"` are refused."""
+    """A whole number: `12`, or `12.0` (JSON has one kind of number, and JSON Schema's
+    `integer` includes it). `12.5`, `true` and `"12"` are refused, and so is a float too large
+    to be exact."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(strict=True, **kwargs)
@@ -45,6 +47,8 @@ class WholeNumber(fields.Integer):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
         if isinstance(value, bool):
             raise self.make_error("invalid")
+        if isinstance(value, float) and value.is_integer() and abs(value) <= 2**53:
+            value = int(value)
         return super()._deserialize(value, attr, data, **kwargs)
 
 
@@ -56,8 +60,9 @@ def _plain(value: str) -> None:
 
 
 def text(max_length: int = MAX_TEXT, **kwargs: Any) -> fields.String:
+    metadata = {"pattern": NOT_BLANK_TEXT, **kwargs.pop("metadata", {})}
     return fields.String(
-        validate=validate.And(validate.Length(min=1, max=max_length), _plain), **kwargs
+        validate=[validate.Length(min=1, max=max_length), _plain], metadata=metadata, **kwargs
     )
 
 
@@ -138,8 +143,13 @@ BATCH_REQUEST_BODY = {
     "description": f"Up to {MAX_BATCH_LINES} purchases: a JSON array, or NDJSON "
     "(one purchase a line).",
     "content": {
+        # Any line is taken: one that is not a purchase gets its own problem in the results.
         "application/json": {
-            "schema": {"type": "array", "items": {"$ref": "#/components/schemas/Purchase"}}
+            "schema": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"description": "a purchase (see Purchase)"},
+            }
         },
         NDJSON: {"schema": {"$ref": "#/components/schemas/Purchase"}},
     },

@@ -162,6 +162,7 @@ def request_run(body: dict[str, Any]) -> Any:
 @bp.arguments(RunListArgs, location="query")
 @bp.response(200, page_schema(RunOut, "SettlementRunPage"))
 def list_runs(args: dict[str, Any]) -> Any:
+    """Settlement runs, newest first; `business_date` and `kind` filter."""
     query = select(runs)
     if args.get("business_date"):
         settlement_runs.check_day(db.session(), args["business_date"])
@@ -220,6 +221,7 @@ def get_run(run_id: str) -> Any:
 @require("operator", kinds=("operator",))
 @bp.arguments(MonthIn)
 @bp.response(201, StatementListOut)
+@bp.alt_response(409, description="Days of the month are not settled (`days_not_settled`).")
 def issue_statements(body: dict[str, Any]) -> Any:
     """State a month that has ended and whose days are all settled (`409 days_not_settled`
     names those that are not). Stating it again returns the same statements."""
@@ -235,6 +237,7 @@ def issue_statements(body: dict[str, Any]) -> Any:
 @bp.arguments(MonthArgs, location="query")
 @bp.response(200, page_schema(StatementOut, "StatementPage"))
 def list_all_statements(args: dict[str, Any]) -> Any:
+    """Every merchant's monthly statements, newest first; `month` filters."""
     return _statement_page(args, merchant_id=None)
 
 
@@ -242,6 +245,7 @@ def list_all_statements(args: dict[str, Any]) -> Any:
 @require("operator", kinds=("operator",))
 @bp.response(200, StatementOut)
 def get_any_statement(statement_id: str) -> Any:
+    """Any merchant's statement; `stm_….csv` and `stm_….pdf` give it as CSV or PDF."""
     return _rendition(statement_id, None)
 
 

@@ -75,6 +75,7 @@ def _overrides(session: Session, only: tuple[int, str] | None) -> list[dict[str,
 @require("operator", kinds=("operator",))
 @bp.arguments(schemas.EconomicsArgs, location="query")
 @bp.response(200, schemas.EconomicsOut)
+@bp.alt_response(404, description="No such merchant (`not_found`).")
 def get_economics(args: dict[str, Any]) -> Any:
     """The terms in force today (or on `date`; a merchant's own, with `merchant`) and the day
     they took effect, every version of the coalition's terms, past and scheduled, and the

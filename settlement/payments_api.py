@@ -12,7 +12,7 @@ from sqlalchemy import select
 from coalition.errors import CoalitionError
 from coalition.extensions import db
 from coalition.web.access import require
-from coalition.web.api import PageArgs, Strict, blueprint, page_schema, paginate
+from coalition.web.api import HTTP_URL, PageArgs, Strict, blueprint, page_schema, paginate, pattern
 from merchants.schemas import MoneySchema
 from settlement import payments
 from settlement.api import PartyOut
@@ -29,16 +29,21 @@ statements = payments.statements
 merchants = payments.merchants
 
 
+HTTPS_URL = HTTP_URL.replace("https?", "https")
+
+
 class StripeUnavailable(CoalitionError):
     status, code, title = 502, "stripe_unavailable", "Stripe did not answer as expected"
 
 
 class AccountLinkIn(Strict):
-    return_url = fields.URL(
-        required=True, schemes={"https"}, require_tld=False, validate=validate.Length(max=2000)
+    return_url = fields.String(
+        required=True,
+        validate=[validate.Length(max=2000), pattern(HTTPS_URL, "Not a valid https URL.")],
     )
-    refresh_url = fields.URL(
-        required=True, schemes={"https"}, require_tld=False, validate=validate.Length(max=2000)
+    refresh_url = fields.String(
+        required=True,
+        validate=[validate.Length(max=2000), pattern(HTTPS_URL, "Not a valid https URL.")],
     )
 
 
@@ -93,6 +98,7 @@ def _payment(row: Any) -> dict[str, Any]:
 @require("operator", kinds=("operator",))
 @bp.arguments(AccountLinkIn)
 @bp.response(201, AccountLinkOut)
+@bp.alt_response(502, description="Stripe did not answer as expected (`stripe_unavailable`).")
 def create_account_link(link: dict[str, Any], merchant_id: str) -> Any:
     """Where the merchant fills in its Stripe connected account (made first if it has none);
     the link is single-use and short-lived, so ask for a new one each time."""

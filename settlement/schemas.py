@@ -32,6 +32,10 @@ class DecimalString(fields.String):
 
     default_error_messages = {"decimal": 'must be a decimal in a string, such as "0.01"'}
 
+    def __init__(self, **kwargs: Any) -> None:
+        metadata = {"pattern": DECIMAL.pattern, **kwargs.pop("metadata", {})}
+        super().__init__(metadata=metadata, **kwargs)
+
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         if not isinstance(value, str) or not DECIMAL.match(value):
             raise self.make_error("decimal")
@@ -103,7 +107,7 @@ class TermsIn(Strict):
     welcome_bonus = WholeNumber(validate=validate.Range(min=0, max=MAX_WELCOME_BONUS))
     tiers = fields.List(
         fields.Nested(TierIn),
-        validate=validate.And(validate.Length(min=1, max=MAX_TIERS), _ladder),
+        validate=[validate.Length(min=1, max=MAX_TIERS), _ladder],
     )
 
 

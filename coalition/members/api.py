@@ -38,6 +38,7 @@ def _member(new: services.NewMember) -> dict[str, Any]:
 @public("RATE_LIMIT_SIGNUP")
 @bp.arguments(schemas.MemberSignupIn)
 @bp.response(201, schemas.MemberOut)
+@bp.alt_response(409, description="The email is registered already (`email_taken`).")
 def sign_up(signup: dict[str, Any]) -> Any:
     """Join the coalition online: a new member with a new card, ready to collect at every
     partner. An email already registered (in any letter case) is `409 email_taken`."""
@@ -58,6 +59,10 @@ def sign_up(signup: dict[str, Any]) -> Any:
 @require("members:write")
 @bp.arguments(schemas.MemberEnrolmentIn)
 @bp.response(201, schemas.MemberEnrolledOut)
+@bp.alt_response(
+    409, description="The card is issued (`card_taken`) or the email registered (`email_taken`)."
+)
+@bp.alt_response(415, description="The body is not JSON (`unsupported_media_type`).")
 def enrol(enrolment: dict[str, Any]) -> Any:
     """Enrol a member at the till, with a pre-printed `card_number` or a new card. A card that
     is not one of the coalition's is `422` (`errors.card_number`), one already issued

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate
 
-from coalition.web.api import Strict, plain_text
+from coalition.web.api import EMAIL, PLAIN_TEXT, Strict, pattern, plain_text
 
 # What the `members` columns hold.
 MAX_EMAIL, MAX_PHONE, MAX_NAME = 320, 32, 200
@@ -22,15 +22,20 @@ def fits_lowered(value: str) -> None:
         raise ValidationError(f"Longer than maximum length {MAX_EMAIL}.")
 
 
-def _email(required: bool) -> fields.Email:
-    return fields.Email(
-        required=required, allow_none=not required, validate=[fits_lowered, plain_text]
+def _email(required: bool) -> fields.String:
+    return fields.String(
+        required=required,
+        allow_none=not required,
+        validate=[pattern(EMAIL, "Not a valid email address."), fits_lowered],
+        metadata={"description": "an email address: name@example.org"},
     )
 
 
 def _name() -> fields.String:
     return fields.String(
-        allow_none=True, validate=[validate.Length(min=1, max=MAX_NAME), plain_text]
+        allow_none=True,
+        validate=[validate.Length(min=1, max=MAX_NAME), plain_text],
+        metadata={"pattern": PLAIN_TEXT},
     )
 
 
@@ -40,6 +45,7 @@ class MemberSignupIn(Strict):
         required=True,
         load_only=True,
         validate=[validate.Length(min=MIN_PASSWORD, max=MAX_PASSWORD), plain_text],
+        metadata={"pattern": PLAIN_TEXT},
     )
     name = _name()
 

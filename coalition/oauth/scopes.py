@@ -27,6 +27,24 @@ ALLOWED = {
 }
 
 
+# What each scope lets its holder do (SPEC 3.2), for the OpenAPI document's security scheme.
+DESCRIPTIONS = {
+    "purchases:write": "Record purchases (one or a batch) and refund them.",
+    "redemptions:write": "Spend a member's points with its code: redemptions, reversals, holds.",
+    "members:read": "Look a member up by card number or id: tier, balance, available points.",
+    "members:write": "Enrol a member at the till.",
+    "transactions:read": "List the merchant's own transactions.",
+    "rules:write": "Read and change the merchant's earn rules.",
+    "rewards:write": "List rewards and vouchers and fulfil their orders.",
+    "webhooks:write": "Manage webhook endpoints and read the merchant's events.",
+    "statements:read": "Read the merchant's monthly statements (JSON, CSV, PDF).",
+    "audience:read": "List consenting members who shopped here, for direct mail.",
+    "balance:read": "A member's delegation: read its profile, balance, history and code.",
+    "redeem": "A member's delegation: spend its points (redemptions, orders, draw entries).",
+    "operator": "Run the coalition: merchants, clients, economics, settlement, statements.",
+}
+
+
 def parse(scope: str | None) -> frozenset[str]:
     return frozenset((scope or "").split())
 

@@ -164,7 +164,7 @@ def worker(no_cron: bool, burst: bool) -> None:
 
 def _say_if_payments_wait(app: Flask) -> None:
     """One line at start-up when payments cannot be made: without a Stripe key they wait, and
-    nothing is sent to Stripe (decision 77)."""
+    nothing is sent to Stripe (decision 84)."""
     if not app.config["STRIPE_API_KEY"]:
         log.warning(
             "Stripe is not configured (STRIPE_API_KEY is unset): payments wait as `created`"
@@ -193,7 +193,7 @@ def serve(host: str, port: int, workers: int | None) -> None:
     if workers:
         options["workers"] = workers
     _say_if_payments_wait(app)
-    # Nothing crosses gunicorn's fork holding a database connection or a thread (decision 76):
+    # Nothing crosses gunicorn's fork holding a database connection or a thread (decision 83):
     # the master only forks and watches its workers; each worker builds its own app.
     db.engine.dispose()
     schedule_lock = None

@@ -6,7 +6,7 @@ day starts its terms are fixed, which is also what lets a process cache them for
 Coalition-wide only: `currency`, `point_value` (what a point is worth anywhere), `funding_model`,
 `welcome_bonus` and `tiers` (both operator-funded). A merchant may have its own `issue_price`,
 `operator_fee_rate`, `expiry_months` and `earn_rate_bounds`; its versions merge setting by
-setting, and null removes one (decision 77)."""
+setting, and null removes one (decision 92)."""
 
 from __future__ import annotations
 

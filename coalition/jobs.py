@@ -8,7 +8,7 @@ daily jobs go through `run_daily`: each closed business day is done once, in ord
 lock, and a day missed while the scheduler was down is done by the next run.
 
 Under gunicorn the in-process schedule runs on a thread of one worker (`InProcessScheduler`),
-never in the master: a thread or a database connection must not cross a fork (decision 76)."""
+never in the master: a thread or a database connection must not cross a fork (decision 83)."""
 
 from __future__ import annotations
 
@@ -230,7 +230,7 @@ def register_daily(app: Flask, name: str, job: DailyJob) -> None:
 @contextmanager
 def exclusive(name: str) -> Iterator[bool]:
     """On PostgreSQL, an advisory lock per job name, held by a connection of its own outside
-    any transaction (a job may wait on the network while it holds it, decision 75, and a
+    any transaction (a job may wait on the network while it holds it, decision 82, and a
     server's `idle_in_transaction_session_timeout` must not end it): yields False when another
     process holds it. The lock goes with the connection if the process dies. SQLite
     serialises writers itself."""

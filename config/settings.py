@@ -62,7 +62,7 @@ def _secret_key(environment: str, given: str | None, instance_path: Path) -> str
 
 def _stripe(environ: Mapping[str, str]) -> dict[str, Any]:
     """Stripe (SPEC 3.7): the API key (unset, in any environment, the platform runs and its
-    payments wait without a call being made, decision 77), the API's base address (tests point
+    payments wait without a call being made, decision 84), the API's base address (tests point
     it at a local stand-in) and the inbound webhooks' signing secret and tolerance."""
     api_base = environ.get("STRIPE_API_BASE", "https://api.stripe.com").rstrip("/")
     if not api_base.startswith(("https://", "http://")):

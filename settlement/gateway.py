@@ -22,7 +22,7 @@ from flask import Flask
 log = logging.getLogger(__name__)
 
 EXTENSION = "coalition.payment_gateway"
-# Why payments wait when no API key is set (decision 77): then no call is made at all.
+# Why payments wait when no API key is set (decision 84): then no call is made at all.
 NOT_CONFIGURED = "Stripe is not configured: set STRIPE_API_KEY"
 # Future timestamps: Stripe's clock and ours may disagree a little, never by a minute.
 MAX_CLOCK_SKEW_SECONDS = 30

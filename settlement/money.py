@@ -1,4 +1,4 @@
-"""How settlement shows money (decision 79), one representation per kind of figure:
+"""How settlement shows money (decision 94), one representation per kind of figure:
 
 - an exact settlement amount, priced per point and not yet rounded (a position, a flow, a
   statement's lines, `exact_net` and `rounding`, a run's totals), is a decimal string in major

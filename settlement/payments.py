@@ -150,7 +150,7 @@ def _ensure(
     merchant = _merchant(session, merchant_id)
     if merchant._mapping[column.key]:
         return str(merchant._mapping[column.key])
-    session.commit()  # no transaction open across a Stripe call (decision 75)
+    session.commit()  # no transaction open across a Stripe call (decision 82)
     made = create(_profile(merchant), f"{merchant.public_id}:{what}")
     session.execute(
         update(merchants)
@@ -405,7 +405,7 @@ def submit_payments(now: str | None = None) -> dict[str, int]:
     every due payment instruction at Stripe."""
     moment = datetime.fromisoformat(now) if now else clock.utcnow()
     gw = gateway(current_app)
-    if not gw.configured:  # decision 77: nothing is sent; each payment due says why it waits
+    if not gw.configured:  # decision 84: nothing is sent; each payment due says why it waits
         waiting = db.session.execute(
             update(instructions)
             .where(_due())

@@ -142,7 +142,7 @@ def liability(session: Session, terms: Terms) -> dict[str, Any]:
     }
 
     def value(points: int) -> dict[str, Any]:
-        """Rounded half-even to minor units, so money (decision 79)."""
+        """Rounded half-even to minor units, so money (decision 94)."""
         return money(economics.value_minor(points, terms), terms.currency)
 
     outstanding = sum(int(row[2]) for row in by_issuer)

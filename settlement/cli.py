@@ -19,6 +19,7 @@ from coalition import clock, tenancy
 from coalition.errors import CoalitionError, InvalidRequest
 from coalition.extensions import db
 from settlement import payments, runs, statements
+from settlement.gateway import NOT_CONFIGURED
 
 # A summary names this many statements at most; --json lists them all (TIGER_STYLE: bounded).
 SHOWN = 50
@@ -116,7 +117,7 @@ def state(month: str, as_json: bool) -> None:
             session.commit()
         except CoalitionError as exc:
             _refuse(exc, "--month")
-        click.echo("Submitting the payments to Stripe...", err=True)
+        click.echo("Submitting the payments...", err=True)
         outcome = payments.submit_payments()
         rendered = [statements.render(db.session(), row) for row in rows]
     if as_json:
@@ -152,6 +153,8 @@ def _month_summary(
     if outcome:
         counts = ", ".join(f"{count} {state}" for state, count in sorted(Counter(outcome).items()))
         lines.append(f"Payments: {counts}.")
+    if outcome.get("waiting"):
+        lines.append(f"  They wait: {NOT_CONFIGURED}.")
     return lines
 
 

@@ -162,3 +162,19 @@ def test_settle_says_what_the_day_came_to_or_prints_json(
         "The merchants' nets add up to -2.00 EUR (positive: merchants pay the operator).",
     ]
     assert today.stdout.startswith("2026-03-10 is reported provisionally (run run_")
+
+
+def test_statements_without_a_stripe_key_says_why_the_payments_wait(
+    app: Flask, session: Session, stopped_clock: datetime
+) -> None:
+    february(session)
+
+    result = coalition(app, "statements", "--month", "2026-02")
+
+    assert result.exit_code == 0, result.output
+    out = result.stdout.splitlines()
+    assert out[-2:] == [
+        "Payments: 2 waiting.",
+        "  They wait: Stripe is not configured: set STRIPE_API_KEY.",
+    ]
+    assert "Stripe" not in result.stderr  # nothing claims to be sent there

@@ -184,9 +184,13 @@ def _same_purchase(
     )
 
 
-def _conflict(external_id: str, first: str) -> IdempotencyConflict:
+def external_id_conflict(
+    external_id: str, first: str, what: str = "purchase"
+) -> IdempotencyConflict:
+    """`409 idempotency_conflict`: `external_id` was used for a different `what` (a purchase,
+    refund or redemption), `first` (its transaction id, or where it came from)."""
     detail = (
-        f"external_id {external_id!r} was already used for a different purchase ({first});"
+        f"external_id {external_id!r} was already used for a different {what} ({first});"
         " use a new external_id"
     )
     if first.startswith("txn_"):
@@ -252,7 +256,7 @@ def record_purchase(
             member.account_id,
             purchase,
         ):
-            raise _conflict(external_id, first.public_id)
+            raise external_id_conflict(external_id, first.public_id)
         return 200, _replay_body(first, member, balances_after(session, [first.id])[first.id])
     award = _award(purchase, member.account_id, rate, terms, now)
     try:
@@ -269,7 +273,7 @@ def record_purchase(
         # Another member's purchase took this external_id meanwhile: a different purchase.
         if not external_id_clash(error):
             raise
-        raise _conflict(external_id, "another request") from error
+        raise external_id_conflict(external_id, "another request") from error
     return 201, purchase_body(result["transaction"], member, result["member"]["balance"])
 
 
@@ -323,7 +327,7 @@ def refund_purchase(
     first = earlier_transactions(session, merchant_id, "refund", [external_id]).get(external_id)
     if first is not None:
         if first.original_id != purchase.id or first.amount_minor != amount_minor:
-            raise _refund_conflict(external_id, first.public_id)
+            raise external_id_conflict(external_id, first.public_id, "refund")
         balance = balances_after(session, [first.id])[first.id]
         # Holds are counted as they are now: what the ledger cannot say of a past moment.
         held = operations.held_points(session, account.id, now)
@@ -351,21 +355,11 @@ def refund_purchase(
         # A refund of another purchase (another member's lock) took this receipt meanwhile.
         if not external_id_clash(error):
             raise
-        raise _refund_conflict(external_id, "another request") from error
+        raise external_id_conflict(external_id, "another request", "refund") from error
     done, state = result["transaction"], result["member"]
     return 201, refund_body(
         done, purchase_id, purchase.currency, member, state["balance"], state["available"]
     )
-
-
-def _refund_conflict(external_id: str, first: str) -> IdempotencyConflict:
-    detail = (
-        f"external_id {external_id!r} was already used for a different refund ({first});"
-        " use a new external_id"
-    )
-    if first.startswith("txn_"):
-        return IdempotencyConflict(detail, transaction=first)
-    return IdempotencyConflict(detail)
 
 
 def parse_lines(body: bytes, *, ndjson: bool) -> list[Line]:
@@ -535,7 +529,7 @@ def _record_batch(
             ):
                 replays.append((index, first))
             else:
-                outcomes[index] = _outcome(_conflict(external_id, first.public_id))
+                outcomes[index] = _outcome(external_id_conflict(external_id, first.public_id))
         elif external_id in claimed:
             first_index = claimed[external_id]
             first_purchase = purchases[first_index]
@@ -550,7 +544,7 @@ def _record_batch(
                 repeats.append((index, first_index))
             else:
                 outcomes[index] = _outcome(
-                    _conflict(external_id, f"line {lines[first_index].number}")
+                    external_id_conflict(external_id, f"line {lines[first_index].number}")
                 )
         else:
             claimed[external_id] = index

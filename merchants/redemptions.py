@@ -17,7 +17,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from coalition import economics
-from coalition.errors import IdempotencyConflict
 from coalition.ledger import operations
 from coalition.ledger.accounts import lock_member
 from coalition.ledger.reads import balances_after
@@ -105,11 +104,7 @@ def record_redemption(
     )
     if first is not None:
         if first.member_account_id != member.account_id or first.points != points:
-            raise IdempotencyConflict(
-                f"external_id {external_id!r} was already used for a different redemption"
-                f" ({first.public_id}); use a new external_id",
-                transaction=first.public_id,
-            )
+            raise purchases.external_id_conflict(external_id, first.public_id, "redemption")
         balance = balances_after(session, [first.id])[first.id]
         return 200, _redemption_body(
             session, first.public_id, first.points, member, balance, first.created_at
@@ -132,9 +127,8 @@ def record_redemption(
         # this external_id meanwhile: a different redemption.
         if not purchases.external_id_clash(error):
             raise
-        raise IdempotencyConflict(
-            f"external_id {external_id!r} was already used for a different redemption"
-            " (another request); use a new external_id"
+        raise purchases.external_id_conflict(
+            external_id, "another request", "redemption"
         ) from error
     return 201, _redemption_body(
         session, result["transaction"]["id"], points, member, result["member"]["balance"], now

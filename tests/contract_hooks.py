@@ -96,14 +96,15 @@ def before_call(context: schemathesis.HookContext, case: schemathesis.Case, kwar
 RULES_IN_WORDS = {
     "cursor": "opaque: only a cursor this API gave out",
     "occurred_at": "within the last year and not ahead of now",
-    "business_date": "a business day that has begun",
-    "month": "a month that has ended",
+    "business_date": "a business day that has begun, from the coalition's first terms on",
+    "month": "a month that has ended, from the coalition's first terms on",
     "effective_from": "a business day that has not begun",
     "card_number": "the coalition's prefix and a Luhn check digit",
     "merchant": "a merchant that exists",
     "member": "a redemption names its member with a merchant's token, not with a member's",
     "code": "a redemption gives the member's code with a merchant's token, not with a member's",
     "terms": "prices above 0, a fee below 1, ordered bounds, a tier ladder, a merchant's subset",
+    "items": "the lines' amounts add up to the purchase's amount (decision 79)",
 }
 
 

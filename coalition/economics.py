@@ -372,7 +372,7 @@ def change(
     """The operator's change of the terms (SPEC 3.5), in force from `effective_from`: the whole
     set of the coalition's settings, or some of MERCHANT_SETTINGS for one merchant. Refused
     (422) for a business day that has begun, and for a new currency or funding model once
-    anything has been traded; before that, a funding model is set for every version at once.
+    anything has been traded; before that, either is set for every version at once.
     The settings' values are the caller's to validate (settlement.schemas)."""
     today = clock.business_date(now, zone)
     if effective_from <= today:
@@ -398,8 +398,10 @@ def change(
         actor_id=actor_id,
         now=now,
     )
-    if "funding_model" in settings and not traded:
-        _one_funding_model(session, settings["funding_model"], actor_id)
+    if not traded:
+        for name in ("currency", "funding_model"):
+            if name in settings:
+                _for_every_day(session, name, settings[name], actor_id)
     # The row of a replaced version is rewritten (one per day and scope): the log keeps what
     # it said, and who replaced it.
     log.info(
@@ -459,10 +461,11 @@ def _check_funding_model(session: Session, model: str, today: date, traded: bool
         )
 
 
-def _one_funding_model(session: Session, model: str, actor_id: str | None) -> None:
-    """Before anything is traded, a funding model is chosen for the coalition's whole schedule:
-    every version of its terms, past and scheduled, takes it. A model set only from a later day
-    would leave the first trades under another one, and that switch would come after trading."""
+def _for_every_day(session: Session, name: str, value: str, actor_id: str | None) -> None:
+    """Before anything is traded, the currency and the funding model are chosen for the
+    coalition's whole schedule: every version of its terms, past and scheduled, takes `value`
+    for `name`. Set only from a later day, they would leave the first trades under another
+    value, and the change would come after trading, which is what is refused."""
     versions = _versions()
     rows = session.execute(
         select(versions.c.id, versions.c.effective_from, versions.c.terms).where(
@@ -470,19 +473,19 @@ def _one_funding_model(session: Session, model: str, actor_id: str | None) -> No
         )
     ).all()
     for row in rows:
-        if row.terms.get("funding_model") != model:
+        if row.terms.get(name) != value:
             session.execute(
                 update(versions)
                 .where(versions.c.id == row.id)
-                .values(terms={**row.terms, "funding_model": model})
+                .values(terms={**row.terms, name: value})
             )
             log.info(
-                "economics version's funding model set before any trade",
+                f"economics version's {name} set before any trade",
                 extra={
                     "effective_from": row.effective_from.isoformat(),
                     "actor_id": actor_id,
-                    "funding_model": model,
-                    "replaced_funding_model": row.terms.get("funding_model"),
+                    name: value,
+                    f"replaced_{name}": row.terms.get(name),
                 },
             )
     forget()

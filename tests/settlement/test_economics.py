@@ -262,12 +262,6 @@ def test_a_body_without_a_day_or_terms_or_with_more_is_refused(client, operator,
 
 def test_the_currency_may_change_only_before_anything_is_traded(client, session, operator, today):
     day = today + timedelta(days=1)
-    assert (
-        client.put(
-            ECONOMICS, json=version(day, whole(currency="USD")), headers=operator
-        ).status_code
-        == 200
-    )
     member, shop = f.member(session), f.merchant(session)
     f.purchase(session, member, shop, 10)
 
@@ -278,6 +272,21 @@ def test_the_currency_may_change_only_before_anything_is_traded(client, session,
     # The same currency as today's is no change, so it passes.
     euros = client.put(ECONOMICS, json=version(day, whole()), headers=operator)
     assert euros.status_code == 200
+
+
+def test_before_any_trade_the_currency_is_chosen_for_every_day(client, session, operator, today):
+    """A currency set only from tomorrow would let today's first trades happen in another one,
+    and change after them, which a coalition that has traded may not do (SPEC 2, v1)."""
+    response = client.put(
+        ECONOMICS, json=version(today + timedelta(days=1), whole(currency="USD")), headers=operator
+    )
+
+    assert response.status_code == 200, response.get_json()
+    assert {v["terms"]["currency"] for v in response.get_json()["versions"]} == {"USD"}
+    assert client.get(ECONOMICS, headers=operator).get_json()["current"]["currency"] == "USD"
+    f.purchase(session, f.member(session), f.merchant(session), 10)
+    back = client.put(ECONOMICS, json=version(today + timedelta(days=2), whole()), headers=operator)
+    refused(back, "terms.currency")
 
 
 SWITCHES = [("prefunded", "on_redemption"), ("on_redemption", "prefunded")]

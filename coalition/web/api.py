@@ -1,7 +1,7 @@
 """The JSON API of SPEC 3.1 on flask-smorest: `/api/v1`, its OpenAPI 3 document at
-`/api/v1/openapi.json` (errors documented as the problems they are, patterns the server checks,
-the OAuth endpoints) and a browsable page at `/api/v1/docs` served with no network, marshmallow
-schemas that refuse unknown fields, problem responses, cursor pagination and idempotent POSTs."""
+`/api/v1/openapi.json` (its own pieces in `coalition.web.openapi`, the patterns the server
+checks here beside the validators), marshmallow schemas that refuse unknown fields, ids in paths,
+problem responses, signed cursor pagination and idempotent POSTs."""
 
 from __future__ import annotations
 
@@ -10,22 +10,9 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Callable
-from http import HTTPStatus
-from pathlib import Path
 from typing import Any
 
-import flask_swagger_ui
-from apispec import BasePlugin
-from flask import Blueprint as FlaskBlueprint
-from flask import (
-    Flask,
-    Response,
-    current_app,
-    json,
-    render_template,
-    request,
-    send_from_directory,
-)
+from flask import Flask, Response, current_app, json, request
 from flask_smorest import Api as SmorestApi
 from flask_smorest import Blueprint as SmorestBlueprint
 from itsdangerous import BadData, URLSafeSerializer
@@ -33,60 +20,17 @@ from marshmallow import RAISE, Schema, ValidationError, fields, pre_load, valida
 from sqlalchemy import Select
 from webargs.core import missing
 from webargs.flaskparser import FlaskParser, is_json_request
-from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter
 
 from coalition import clock, idempotency
 from coalition.errors import CoalitionError, InvalidRequest
 from coalition.extensions import db
-from coalition.oauth import openapi as oauth_openapi
-from coalition.oauth import scopes
-from coalition.web import access, bodies, problems
+from coalition.web import access, bodies, openapi, problems
 
 PREFIX = "/api/v1"
 MAX_BODY_BYTES = 10 * 1024 * 1024  # QUALITY S5
 DEFAULT_PAGE, MAX_PAGE = 50, 500  # SPEC 3.1
-
-
-PROBLEM_MEDIA_TYPE = "application/problem+json"
-# SPEC 3.1: every error is an RFC 9457 problem with a stable `code`. Its schema in the document;
-# a problem may carry more members than these (`errors`, `limit`, `required`...).
-PROBLEM_SCHEMA = {
-    "type": "object",
-    "description": "An RFC 9457 problem: what went wrong, and a stable machine `code`.",
-    "required": ["type", "title", "status", "detail", "code"],
-    "properties": {
-        "type": {"type": "string", "format": "uri", "description": "names the `code`"},
-        "title": {"type": "string"},
-        "status": {"type": "integer", "minimum": 400, "maximum": 599},
-        "detail": {"type": "string", "description": "for a person: what to change"},
-        "code": {
-            "type": "string",
-            "description": "stable: `validation_error`, `not_found`, `insufficient_points`...",
-        },
-        "instance": {"type": "string", "description": "the path asked for"},
-        "errors": {
-            "type": "object",
-            "description": "with `validation_error`: the messages per field",
-        },
-    },
-    "additionalProperties": True,
-}
-# What the refusals common to many operations mean (docs/api.md lists every code).
-REFUSALS = {
-    400: "Malformed: the body is not JSON (`malformed_json`).",
-    401: "No live access token (`invalid_token`): missing, unknown, expired or revoked, or a "
-    "suspended merchant's.",
-    403: "A token of another kind (`wrong_token_kind`), or one without a scope this operation "
-    "needs (`insufficient_scope`).",
-    404: "No such object (`not_found`); another tenant's objects do not exist for the caller.",
-    409: "In conflict with what was recorded before (`idempotency_conflict`...).",
-    413: "The body is larger than 10 MiB (`payload_too_large`).",
-    415: "The body is of a media type this operation does not read (`unsupported_media_type`).",
-    422: "Invalid fields (`validation_error`, with `errors` per field), or a rule of the "
-    "domain refused (its own `code`).",
-    429: "Too many requests (`rate_limited`); try again later.",
-}
 
 
 class Api(SmorestApi):
@@ -98,82 +42,7 @@ class Api(SmorestApi):
     def _register_responses(self) -> None:
         """The document's error responses are problems, as the server answers them
         (flask-smorest would document its own JSON error body)."""
-        self.spec.components.schema("Problem", component=PROBLEM_SCHEMA)
-        for status in HTTPStatus:
-            if status >= 400:
-                self.spec.components.response(
-                    status.name, _problem(REFUSALS.get(status, status.phrase)), lazy=True
-                )
-        self.spec.components.response(
-            "DEFAULT_ERROR", _problem("Any other refusal or failure: a problem."), lazy=True
-        )
-
-
-def _first_sentence(text: str) -> str:
-    """Up to the first full stop or colon outside brackets."""
-    depth = 0
-    for index, char in enumerate(text):
-        depth += {"(": 1, ")": -1}.get(char, 0)
-        if depth == 0 and char in ".:" and text[index + 1 : index + 2] in ("", " "):
-            return text[:index]
-    return text
-
-
-def _summarise(operation: dict[str, Any]) -> None:
-    """A view's docstring paragraph is its operation's summary; when it is longer than a
-    sentence, the first sentence is the summary and the paragraph the description."""
-    text = " ".join(operation.get("summary", "").split())
-    operation["summary"] = _first_sentence(text)
-    if operation["summary"] != text.rstrip("."):
-        operation["description"] = "\n\n".join(filter(None, [text, operation.get("description")]))
-
-
-def _problem(description: str) -> dict[str, Any]:
-    return {"description": description, "content": {PROBLEM_MEDIA_TYPE: {"schema": "Problem"}}}
-
-
-class ErrorResponses(BasePlugin):
-    """Names in each operation the refusals it can give beyond those its view declares: a
-    guarded one 401, 403 and 429 (a rate-limited public one 429), one with ids in its path 404,
-    one with a body 400, 413 and 422. Every error response is a problem."""
-
-    def __init__(self, app: Flask) -> None:
-        self.app = app
-
-    def operation_helper(
-        self, path: str | None = None, operations: dict[str, Any] | None = None, **kwargs: Any
-    ) -> None:
-        rule = kwargs.get("rule")
-        if rule is None or not operations or not rule.rule.startswith(PREFIX):
-            return
-        policy = access.policy_of(self.app, rule.endpoint)
-        for method, operation in operations.items():
-            if method.startswith("x-") or not isinstance(operation, dict):
-                continue
-            statuses = set()
-            if policy is not None and not policy.public:
-                statuses |= {401, 403, 429}
-            elif policy is not None and policy.limit:
-                statuses.add(429)
-            if rule.arguments:
-                statuses.add(404)
-            if "requestBody" in operation:
-                statuses |= {400, 413, 422}
-            responses = operation.setdefault("responses", {})
-            declared = {str(code) for code in responses}
-            for status in sorted(statuses):
-                if str(status) not in declared:
-                    responses[status] = HTTPStatus(status).name
-            for code, response in responses.items():
-                if str(code).isdigit() and int(code) >= 400 and isinstance(response, dict):
-                    response.setdefault("content", _problem("")["content"])
-            _summarise(operation)
-            # Successes, then refusals by status, then `default`.
-            operation["responses"] = dict(
-                sorted(
-                    responses.items(), key=lambda item: (not str(item[0]).isdigit(), str(item[0]))
-                )
-            )
+        openapi.register_problem_responses(self.spec)
 
 
 api = Api()
@@ -432,73 +301,6 @@ def _json(status: int, body: dict[str, Any]) -> Response:
     return Response(json.dumps(body), status=status, mimetype="application/json")
 
 
-def _oauth2_scheme() -> dict[str, Any]:
-    """SPEC 3.2's scopes, by the flow that grants them: a merchant's or the operator's client
-    gets its own with client credentials; a member delegates its own to a merchant's app with
-    the authorization code (PKCE S256)."""
-
-    def described(names: frozenset[str]) -> dict[str, str]:
-        return {name: scopes.DESCRIPTIONS[name] for name in sorted(names)}
-
-    return {
-        "type": "oauth2",
-        "description": "Tokens from /oauth/token (SPEC 3.2). Every client belongs to one "
-        "tenant, a merchant or the operator, and its tokens act only inside it.",
-        "flows": {
-            "clientCredentials": {
-                "tokenUrl": "/oauth/token",
-                "scopes": described(scopes.MERCHANT_SCOPES | scopes.OPERATOR_SCOPES),
-            },
-            "authorizationCode": {
-                "authorizationUrl": "/oauth/authorize",
-                "tokenUrl": "/oauth/token",
-                "refreshUrl": "/oauth/token",
-                "scopes": described(scopes.MEMBER_SCOPES),
-            },
-        },
-    }
-
-
-# The docs page (SPEC 3.1: browsable at /api/v1/docs) and its assets, served by the app: Swagger
-# UI from the pinned flask-swagger-ui package (its `dist`, not its blueprint), so the page works
-# with no network, and no inline script (a strict CSP can come later).
-_SWAGGER_UI = Path(flask_swagger_ui.__file__).parent / "dist"
-_OWN_ASSETS = Path(__file__).parent / "static"
-DOCS_ASSETS = {
-    "swagger-ui.css": (_SWAGGER_UI, "text/css"),
-    "swagger-ui-bundle.js": (_SWAGGER_UI, "text/javascript"),
-    "swagger-ui-standalone-preset.js": (_SWAGGER_UI, "text/javascript"),
-    "api-docs.js": (_OWN_ASSETS, "text/javascript"),
-}
-docs_page = FlaskBlueprint("api-docs-ui", __name__, template_folder="templates")
-
-
-@docs_page.get(f"{PREFIX}/docs")
-def docs() -> str:
-    title = current_app.config["API_TITLE"]
-    return render_template("api_docs.html", title=title, spec_url=f"{PREFIX}/openapi.json")
-
-
-@docs_page.get(f"{PREFIX}/docs/assets/<name>")
-def asset(name: str) -> Response:
-    if name not in DOCS_ASSETS:
-        raise NotFound(name)
-    folder, mimetype = DOCS_ASSETS[name]
-    response = send_from_directory(folder, name, mimetype=mimetype, max_age=86400)
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
-
-
-def _document_oauth(app: Flask) -> None:
-    """SPEC 3.2's OAuth endpoints, plain Flask views, described beside them."""
-    api.spec.components.security_scheme(
-        "clientSecretBasic", oauth_openapi.SECURITY_SCHEMES["clientSecretBasic"]
-    )
-    rules = {rule.rule: rule for rule in app.url_map.iter_rules()}
-    for path, operations in oauth_openapi.paths().items():
-        api.spec.path(rule=rules[path], operations=operations)
-
-
 def init_app(app: Flask, blueprints: list[Blueprint]) -> None:
     # Before any route with an id is added: rules take their converters when they are added.
     app.url_map.converters.update(default=PathId, string=PathId)
@@ -509,14 +311,14 @@ def init_app(app: Flask, blueprints: list[Blueprint]) -> None:
         OPENAPI_URL_PREFIX=PREFIX,
         OPENAPI_JSON_PATH="openapi.json",
         MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
-        API_SPEC_OPTIONS={"components": {"securitySchemes": {"oauth2": _oauth2_scheme()}}},
+        API_SPEC_OPTIONS={"components": {"securitySchemes": {"oauth2": openapi.oauth2_scheme()}}},
     )
-    api.init_app(app, spec_kwargs={"extra_plugins": [ErrorResponses(app)]})
+    api.init_app(app, spec_kwargs={"extra_plugins": [openapi.ErrorResponses(app, PREFIX)]})
     api.ma_plugin.converter.add_attribute_function(_document_patterns)
     for bp in blueprints:
         api.register_blueprint(bp)
-    _document_oauth(app)
-    app.register_blueprint(docs_page)
+    openapi.document_oauth(api.spec, app)
+    app.register_blueprint(openapi.docs_page(PREFIX))
     for endpoint in list(app.view_functions):
         if endpoint.startswith(("api-docs.", "api-docs-ui.")) or endpoint == "static":
             access.mark_public(app, endpoint)

@@ -18,12 +18,10 @@ MAX_FIELD_BYTES = 8190
 MAX_FIELDS = 100
 
 
-def _refusal(status: int, code: str, title: str, detail: str) -> Response:
+def _refusal(status: int, detail: str) -> Response:
     if not problems.wants_problem():
         raise (RequestURITooLarge if status == 414 else RequestHeaderFieldsTooLarge)(detail)
-    body = problems.problem_body(status, detail, code)
-    body["title"] = title
-    return problems.response(body)
+    return problems.response(problems.problem_body(status, detail))
 
 
 def init_app(app: Flask) -> None:
@@ -33,25 +31,10 @@ def init_app(app: Flask) -> None:
         # WSGI strings hold the bytes as sent, one character each.
         target = environ.get("RAW_URI") or environ.get("REQUEST_URI") or request.full_path
         if len(target) > MAX_TARGET_BYTES:
-            return _refusal(
-                414,
-                "uri_too_long",
-                "URI too long",
-                f"the URL is longer than {MAX_TARGET_BYTES} bytes",
-            )
+            return _refusal(414, f"the URL is longer than {MAX_TARGET_BYTES} bytes")
         fields = list(request.headers.items())
         if len(fields) > MAX_FIELDS:
-            return _refusal(
-                431,
-                "header_fields_too_large",
-                "Request header fields too large",
-                f"the request has more than {MAX_FIELDS} header fields",
-            )
+            return _refusal(431, f"the request has more than {MAX_FIELDS} header fields")
         if any(len(name) + 2 + len(value) > MAX_FIELD_BYTES for name, value in fields):
-            return _refusal(
-                431,
-                "header_fields_too_large",
-                "Request header fields too large",
-                f"a header field is longer than {MAX_FIELD_BYTES} bytes",
-            )
+            return _refusal(431, f"a header field is longer than {MAX_FIELD_BYTES} bytes")
         return None

@@ -23,9 +23,11 @@ CODES = {
     406: ("not_acceptable", "Not acceptable"),
     409: ("conflict", "Conflict"),
     413: ("payload_too_large", "Request body too large"),
+    414: ("uri_too_long", "URI too long"),
     415: ("unsupported_media_type", "Unsupported media type"),
     422: ("validation_error", "Invalid request"),
     429: ("rate_limited", "Too many requests"),
+    431: ("header_fields_too_large", "Request header fields too large"),
     500: ("internal_error", "Internal error"),
     503: ("unavailable", "Service unavailable"),
 }

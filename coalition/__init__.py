@@ -28,14 +28,14 @@ MODEL_MODULES = (
 def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     """The application, configured from `environ` (default: the process environment)."""
     # Imported here, not above: every submodule imports this package first.
-    from coalition import cli, health, jobs, request_ids, request_limits, tasks, tenancy
+    from coalition import cli, health, jobs, logs, request_ids, request_limits, tasks, tenancy
     from coalition.database import engine_options, prepare_engine
     from coalition.extensions import db, migrate
     from coalition.members import api as members_api
     from coalition.oauth import api as clients_api
     from coalition.oauth import views as oauth_views
+    from coalition.schedule import SCHEDULE
     from coalition.web import access, api, problems
-    from config import logging as logs
     from config import settings
     from merchants import ledger_api as points_api
     from merchants import onboarding
@@ -64,7 +64,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
 
     request_ids.init_app(app)
     request_limits.init_app(app)
-    jobs.init_app(app)
+    jobs.init_app(app, schedule=SCHEDULE)
     tasks.init_app(app)
     settlement_tasks.init_app(app)
     problems.init_app(app)

@@ -138,7 +138,7 @@ def verify_ledger(as_json: bool) -> None:
 @with_appcontext
 def worker(no_cron: bool, burst: bool) -> None:
     """Run an RQ worker on every queue (with RQ's scheduler for delayed retries) and, unless
-    --no-cron, `rq cron` with the schedule in config/cron.py. Needs REDIS_URL."""
+    --no-cron, `rq cron` with the schedule in coalition/schedule.py. Needs REDIS_URL."""
     from coalition.jobs import QUEUES, Worker, redis_connection
 
     url = current_app.config["REDIS_URL"]
@@ -150,7 +150,7 @@ def worker(no_cron: bool, burst: bool) -> None:
     scheduler = None
     if not no_cron and not burst:
         scheduler = subprocess.Popen(
-            [sys.executable, "-m", "rq.cli", "cron", "config.cron", "--url", url]
+            [sys.executable, "-m", "rq.cli", "cron", "coalition.schedule", "--url", url]
         )
     try:
         Worker(list(QUEUES), connection=redis_connection(current_app)).work(

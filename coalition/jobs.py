@@ -1,7 +1,7 @@
 """Background jobs (SPEC 3.8). With `REDIS_URL` set, jobs go to RQ queues and `coalition worker`
-runs them, with RQ's own `rq cron` enqueuing the schedule in `config/cron.py`. Without it (the
-embedded default) the same functions run in-process: `enqueue` hands them to a background
-thread, and `coalition serve` runs the schedule itself.
+runs them, with RQ's own `rq cron` enqueuing the schedule in `coalition/schedule.py`. Without it
+(the embedded default) the same functions run in-process: `enqueue` hands them to a background
+thread, and `coalition serve` runs the schedule itself, the one `create_app` gave `init_app`.
 
 RQ's cron neither catches up on missed runs nor stops two schedulers doing the same work, so
 daily jobs go through `run_daily`: each closed business day is done once, in order, under a
@@ -16,7 +16,7 @@ import fcntl
 import functools
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
@@ -32,7 +32,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from coalition import clock, tenancy
 from coalition.database import UTCDateTime, table
 from coalition.extensions import Base, db
-from config.logging import correlation_id
+from coalition.logs import correlation_id
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,8 @@ MAX_CATCH_UP_DAYS = 366
 P = ParamSpec("P")
 R = TypeVar("R")
 DailyJob = Callable[[date, datetime], None]
+# (job, queue, cron fields): what runs when, for `rq cron` and for `run_schedule` alike.
+Schedule = Sequence[tuple[Callable[[], Any], str, str]]
 
 
 class DailyRun(Base):
@@ -139,11 +141,11 @@ class InProcessRunner:
 
 
 def run_schedule(app: Flask, stop: threading.Event) -> None:
-    """Run config/cron.py's schedule in this process until `stop` is set: every job once at
-    once (catching up after any downtime), then each at its next time."""
+    """Run the app's schedule (`init_app`) in this process until `stop` is set: every job once
+    at once (catching up after any downtime), then each at its next time."""
     from croniter import croniter
 
-    from config.cron import SCHEDULE
+    schedule: Schedule = app.extensions["coalition.schedule"]
 
     def run(function: Callable[[], Any]) -> None:
         with app.app_context():
@@ -152,14 +154,14 @@ def run_schedule(app: Flask, stop: threading.Event) -> None:
             except Exception:
                 log.exception("scheduled job %s failed", function.__name__)
 
-    for function, _queue, _when in SCHEDULE:
+    for function, _queue, _when in schedule:
         if stop.is_set():
             return
         run(function)
     while not stop.is_set():
         now = datetime.now().astimezone()
         due, function = min(
-            ((croniter(when, now).get_next(datetime), function) for function, _q, when in SCHEDULE),
+            ((croniter(when, now).get_next(datetime), function) for function, _q, when in schedule),
             key=lambda pair: pair[0],
         )
         if stop.wait(max((due - datetime.now().astimezone()).total_seconds(), 0)):
@@ -204,7 +206,9 @@ class InProcessScheduler:
                 return
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: Flask, schedule: Schedule) -> None:
+    """Give the app its job runner and the schedule `coalition serve` runs in-process."""
+    app.extensions["coalition.schedule"] = schedule
     app.extensions["coalition.daily_jobs"] = {}
     app.extensions["coalition.inprocess"] = InProcessRunner(
         app, inline=app.config["COALITION_ENV"] == "testing"

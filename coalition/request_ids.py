@@ -8,7 +8,7 @@ import uuid
 
 from flask import Flask, Response, g, request
 
-from config.logging import correlation_id
+from coalition.logs import correlation_id
 
 _SANE = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 

@@ -1,2 +1,3 @@
-"""Deployment configuration: settings read from the environment, logging, gunicorn and the RQ cron
-schedule. Nothing here knows the domain; `coalition.create_app` reads these and wires the rest."""
+"""Deployment settings: what is read from the environment (`settings`) and gunicorn's defaults
+(`gunicorn`). Nothing here knows the domain or imports the project's packages;
+`coalition.create_app` reads these and wires the rest."""

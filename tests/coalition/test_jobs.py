@@ -381,10 +381,10 @@ def test_a_plain_rq_worker_builds_the_app_from_its_environment_and_purges_old_ke
 
 @pytest.fixture
 def cron(redis_url) -> Iterator[CronScheduler]:
-    """RQ's scheduler with the project's schedule loaded, as `rq cron config.cron` has it."""
+    """RQ's scheduler with the project's schedule loaded, as `rq cron coalition.schedule` has it."""
     connection = redis.Redis.from_url(redis_url)
     scheduler = CronScheduler(connection=connection, logging_level="WARNING")
-    scheduler.load_config_from_file("config.cron")
+    scheduler.load_config_from_file("coalition.schedule")
     yield scheduler
     connection.close()
 

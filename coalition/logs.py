@@ -10,7 +10,7 @@ import sys
 
 from pythonjsonlogger.json import JsonFormatter
 
-# Set per request (coalition.requests) or per job (coalition.jobs); "-" outside both.
+# Set per request (coalition.request_ids) or per job (coalition.jobs); "-" outside both.
 correlation_id: contextvars.ContextVar[str] = contextvars.ContextVar("correlation_id", default="-")
 
 

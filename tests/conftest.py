@@ -30,7 +30,6 @@ REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "both_backends: also run on SQLite, the embedded default")
     # Factories and direct service calls act as the system; every HTTP request still starts as
     # nobody and acts only as the tenant its token names.
     tenancy.set_fallback(tenancy.SYSTEM)

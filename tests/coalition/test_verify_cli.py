@@ -17,8 +17,6 @@ from coalition.extensions import db
 from coalition.ledger.verify import CHECKS
 from tests import factories as f
 
-pytestmark = pytest.mark.postgresql_only
-
 # Raising the first transfer (an award) touches its transaction's total, its member's balance
 # and the lot it created, and nothing else.
 BROKEN_BY_TAMPERING = {"transaction_totals", "member_balances", "lot_origin"}

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 import redis
 from flask import Flask
-from flask.testing import FlaskClient
+from flask.testing import FlaskClient, FlaskCliRunner
 from flask_migrate import upgrade
 from sqlalchemy import insert, text
 from sqlalchemy.orm import Session
@@ -153,6 +153,13 @@ def session(app: Flask) -> Iterator[Session]:
 def client(app: Flask, session: Session) -> FlaskClient:
     """A test client whose requests run inside the test's rolled-back transaction."""
     return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    """Runs `coalition` commands on the test app as an operator types them:
+    `runner.invoke(args=["verify-ledger", "--json"])`."""
+    return app.test_cli_runner()
 
 
 @pytest.fixture

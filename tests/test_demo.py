@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from flask import Flask
+from flask.testing import FlaskCliRunner
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -52,12 +53,12 @@ def test_the_demo_credentials_work_on_the_api(app: Flask, session: Session) -> N
 
 
 def test_the_demo_command_leaves_a_database_with_merchants_alone(
-    app: Flask, session: Session
+    runner: FlaskCliRunner, session: Session
 ) -> None:
     fill(session, members=3, days=1, seed=3, now=clock.utcnow())
     before = session.execute(select(func.count()).select_from(table(Merchant))).scalar()
 
-    result = app.test_cli_runner().invoke(args=["demo"])
+    result = runner.invoke(args=["demo"])
 
     assert result.exit_code == 0, result.output
     assert "left as it is" in result.output
@@ -65,10 +66,10 @@ def test_the_demo_command_leaves_a_database_with_merchants_alone(
 
 
 def test_the_demo_command_prints_credentials_it_keeps_privately(
-    app: Flask, session: Session, tmp_path: Path
+    runner: FlaskCliRunner, session: Session, tmp_path: Path
 ) -> None:
     kept = tmp_path / "credentials.json"
-    result = app.test_cli_runner().invoke(
+    result = runner.invoke(
         args=["demo", "--members", "4", "--days", "1", "--credentials", str(kept), "--json"]
     )
 
@@ -84,10 +85,10 @@ def test_the_demo_command_prints_credentials_it_keeps_privately(
 
 
 def test_the_demo_command_shows_its_progress_and_ends_with_a_summary_a_person_reads(
-    app: Flask, session: Session, tmp_path: Path
+    runner: FlaskCliRunner, session: Session, tmp_path: Path
 ) -> None:
     kept = tmp_path / "credentials.json"
-    result = app.test_cli_runner().invoke(
+    result = runner.invoke(
         args=["demo", "--members", "4", "--days", "3", "--credentials", str(kept)]
     )
 
@@ -109,11 +110,11 @@ def test_the_demo_command_shows_its_progress_and_ends_with_a_summary_a_person_re
 
 
 def test_the_demo_command_on_a_database_with_merchants_says_so_as_json_too(
-    app: Flask, session: Session
+    runner: FlaskCliRunner, session: Session
 ) -> None:
     fill(session, members=3, days=1, seed=5, now=clock.utcnow())
 
-    result = app.test_cli_runner().invoke(args=["demo", "--json"])
+    result = runner.invoke(args=["demo", "--json"])
 
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["made"] is False

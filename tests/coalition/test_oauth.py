@@ -659,11 +659,9 @@ def test_plain_http_is_refused_in_production_and_allowed_in_development_and_test
 
 
 def test_the_operator_makes_a_client_on_the_command_line_and_gets_an_operator_token(
-    committed, coalition
+    committed, runner, coalition
 ):
-    result = committed.test_cli_runner().invoke(
-        args=["ops", "create-client", "Back office", "--json"]
-    )
+    result = runner.invoke(args=["ops", "create-client", "Back office", "--json"])
 
     assert result.exit_code == 0, result.output
     created = json.loads(result.output)

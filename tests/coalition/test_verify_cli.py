@@ -62,8 +62,8 @@ def _tampered(app) -> Iterator[None]:
             )
 
 
-def _verify(app, *args):
-    return app.test_cli_runner().invoke(args=["verify-ledger", *args])
+def _verify(runner, *args):
+    return runner.invoke(args=["verify-ledger", *args])
 
 
 def _verdicts(output: str) -> dict[str, str]:
@@ -76,15 +76,15 @@ def _verdicts(output: str) -> dict[str, str]:
     return verdicts
 
 
-def test_a_sound_ledger_passes_every_check(ledger):
-    result = _verify(ledger)
+def test_a_sound_ledger_passes_every_check(ledger, runner):
+    result = _verify(runner)
 
     assert result.exit_code == 0, result.output
     assert _verdicts(result.output) == {check.name: "ok" for check in CHECKS}
 
 
-def test_a_sound_ledger_in_json_says_ok_and_lists_what_it_checked(ledger):
-    result = _verify(ledger, "--json")
+def test_a_sound_ledger_in_json_says_ok_and_lists_what_it_checked(ledger, runner):
+    result = _verify(runner, "--json")
 
     assert result.exit_code == 0, result.output
     assert json.loads(result.output) == {
@@ -94,7 +94,7 @@ def test_a_sound_ledger_in_json_says_ok_and_lists_what_it_checked(ledger):
     }
 
 
-def test_an_ordinary_update_of_a_ledger_entry_is_refused_by_the_database(ledger):
+def test_an_ordinary_update_of_a_ledger_entry_is_refused_by_the_database(ledger, runner):
     with (
         pytest.raises(IntegrityError, match="ledger entries are immutable"),
         ledger.app_context(),
@@ -104,12 +104,12 @@ def test_an_ordinary_update_of_a_ledger_entry_is_refused_by_the_database(ledger)
             text(f"UPDATE transfers SET amount = amount + 7 WHERE id = {FIRST_TRANSFER}")
         )
 
-    assert _verify(ledger).exit_code == 0
+    assert _verify(runner).exit_code == 0
 
 
-def test_a_transfer_edited_by_a_superuser_fails_verification_and_names_what_broke(ledger):
+def test_a_transfer_edited_by_a_superuser_fails_verification_and_names_what_broke(ledger, runner):
     with _tampered(ledger):
-        result = _verify(ledger)
+        result = _verify(runner)
 
     assert result.exit_code == 1
     verdicts = _verdicts(result.output)
@@ -124,9 +124,9 @@ def test_a_transfer_edited_by_a_superuser_fails_verification_and_names_what_brok
     assert balance_row["entries"] - balance_row["balance"] == 7
 
 
-def test_a_transfer_edited_by_a_superuser_is_listed_in_the_json_violations(ledger):
+def test_a_transfer_edited_by_a_superuser_is_listed_in_the_json_violations(ledger, runner):
     with _tampered(ledger):
-        result = _verify(ledger, "--json")
+        result = _verify(runner, "--json")
 
     assert result.exit_code == 1
     report = json.loads(result.output)
@@ -139,8 +139,8 @@ def test_a_transfer_edited_by_a_superuser_is_listed_in_the_json_violations(ledge
     assert lot["amount"] - lot["points"] == 7
 
 
-def test_once_the_edit_is_undone_the_ledger_verifies_again(ledger):
+def test_once_the_edit_is_undone_the_ledger_verifies_again(ledger, runner):
     with _tampered(ledger):
-        assert _verify(ledger).exit_code == 1
+        assert _verify(runner).exit_code == 1
 
-    assert _verify(ledger).exit_code == 0
+    assert _verify(runner).exit_code == 0

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from click.testing import Result
 from flask import Flask
+from flask.testing import FlaskCliRunner
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -33,10 +34,6 @@ def stopped_clock(monkeypatch: pytest.MonkeyPatch) -> datetime:
 def stripe(app: Flask, session: Session) -> Iterator[StripeStandIn]:
     with stripe_for(app) as stand_in:
         yield stand_in
-
-
-def coalition(app: Flask, *args: str) -> Result:
-    return app.test_cli_runner().invoke(args=list(args))
 
 
 def written(session: Session) -> tuple[int, int]:
@@ -73,11 +70,11 @@ def refused_as_usage(result: Result, option: str, why: str) -> None:
     ],
 )
 def test_settle_refuses_a_day_not_begun_or_before_the_first_terms(
-    app: Flask, session: Session, stopped_clock: datetime, day: str, why: str
+    runner: FlaskCliRunner, session: Session, stopped_clock: datetime, day: str, why: str
 ) -> None:
     before = written(session)
 
-    result = coalition(app, "settle", "--date", day)
+    result = runner.invoke(args=["settle", "--date", day])
 
     refused_as_usage(result, "--date", why)
     assert written(session) == before
@@ -94,22 +91,22 @@ def test_settle_refuses_a_day_not_begun_or_before_the_first_terms(
     ],
 )
 def test_statements_refuses_a_month_that_is_none_not_ended_or_before_the_first_terms(
-    app: Flask, session: Session, stopped_clock: datetime, month: str, why: str
+    runner: FlaskCliRunner, session: Session, stopped_clock: datetime, month: str, why: str
 ) -> None:
     before = written(session)
 
-    result = coalition(app, "statements", "--month", month)
+    result = runner.invoke(args=["statements", "--month", month])
 
     refused_as_usage(result, "--month", why)
     assert written(session) == before  # not one day of 1999 settled on the way
 
 
 def test_statements_shows_progress_and_says_who_pays_whom(
-    app: Flask, session: Session, stopped_clock: datetime, stripe: StripeStandIn
+    runner: FlaskCliRunner, session: Session, stopped_clock: datetime, stripe: StripeStandIn
 ) -> None:
     february(session)
 
-    result = coalition(app, "statements", "--month", "2026-02")
+    result = runner.invoke(args=["statements", "--month", "2026-02"])
 
     assert result.exit_code == 0, result.output
     assert "Settling 28 days of 2026-02" in result.stderr
@@ -123,11 +120,11 @@ def test_statements_shows_progress_and_says_who_pays_whom(
 
 
 def test_statements_json_is_for_machines(
-    app: Flask, session: Session, stopped_clock: datetime, stripe: StripeStandIn
+    runner: FlaskCliRunner, session: Session, stopped_clock: datetime, stripe: StripeStandIn
 ) -> None:
     february(session)
 
-    result = coalition(app, "statements", "--month", "2026-02", "--json")
+    result = runner.invoke(args=["statements", "--month", "2026-02", "--json"])
 
     assert result.exit_code == 0, result.output
     body: dict[str, Any] = json.loads(result.stdout)
@@ -141,13 +138,13 @@ def test_statements_json_is_for_machines(
 
 
 def test_settle_says_what_the_day_came_to_or_prints_json(
-    app: Flask, session: Session, stopped_clock: datetime
+    runner: FlaskCliRunner, session: Session, stopped_clock: datetime
 ) -> None:
     february(session)
 
-    human = coalition(app, "settle", "--date", "2026-02-11")
-    machine = coalition(app, "settle", "--date", "2026-02-11", "--json")
-    today = coalition(app, "settle", "--date", "2026-03-10")
+    human = runner.invoke(args=["settle", "--date", "2026-02-11"])
+    machine = runner.invoke(args=["settle", "--date", "2026-02-11", "--json"])
+    today = runner.invoke(args=["settle", "--date", "2026-03-10"])
 
     assert human.exit_code == machine.exit_code == today.exit_code == 0, human.output
     run = json.loads(machine.stdout)
@@ -165,11 +162,11 @@ def test_settle_says_what_the_day_came_to_or_prints_json(
 
 
 def test_statements_without_a_stripe_key_says_why_the_payments_wait(
-    app: Flask, session: Session, stopped_clock: datetime
+    runner: FlaskCliRunner, session: Session, stopped_clock: datetime
 ) -> None:
     february(session)
 
-    result = coalition(app, "statements", "--month", "2026-02")
+    result = runner.invoke(args=["statements", "--month", "2026-02"])
 
     assert result.exit_code == 0, result.output
     out = result.stdout.splitlines()

@@ -35,7 +35,10 @@ EXAMPLES ?= 50
 fuzz: install
 	CONTRACT_MAX_EXAMPLES=$(EXAMPLES) $(BIN)/pytest -m contract
 
+# lint-imports checks the import rules in pyproject.toml's [tool.importlinter]; a broken one is
+# reported under its name, which states the rule.
 lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-logo

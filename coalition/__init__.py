@@ -1,5 +1,5 @@
-"""Coalition: a coalition loyalty platform. `create_app` is the composition root: the only place
-that knows every package and wires them together."""
+"""Coalition: a coalition loyalty platform. `create_app` is the composition root: with the CLI, the
+demo data and the job schedule, the only place that knows every package and wires them together."""
 
 from __future__ import annotations
 

@@ -23,6 +23,7 @@ from coalition.jobs import DailyRun, run_daily_jobs
 from coalition.ledger import reads
 from coalition.members.models import Member
 from coalition.outbox import OutboxEvent
+from coalition.schedule import SCHEDULE
 from coalition.tasks import purge_idempotency_keys
 from tests import factories as f
 from tests import jobs_helpers
@@ -275,6 +276,28 @@ def test_of_a_servers_workers_one_runs_the_schedule_and_another_takes_over_when_
         for worker in workers:
             worker.close()
             worker.thread.join(timeout=10)
+
+
+def test_the_in_process_scheduler_runs_the_schedule_create_app_gave_it(app, monkeypatch):
+    """`coalition serve` on the embedded default runs the app's schedule, the one `rq cron`
+    reads: every job once at start, in the schedule's order."""
+    assert app.extensions["coalition.schedule"] is SCHEDULE
+    ran: list[str] = []
+    stop = threading.Event()
+
+    def first() -> None:
+        ran.append("first")
+
+    def second() -> None:
+        ran.append("second")
+        stop.set()
+
+    schedule = ((first, "default", "5 * * * *"), (second, "default", "35 * * * *"))
+    monkeypatch.setitem(app.extensions, "coalition.schedule", schedule)
+
+    jobs.run_schedule(app, stop)
+
+    assert ran == ["first", "second"]
 
 
 def _work(app) -> None:

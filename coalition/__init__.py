@@ -41,9 +41,11 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     from merchants import onboarding
     from settlement import api as settlement_api
     from settlement import cli as settlement_cli
-    from settlement import economics_api, payments_api
     from settlement import tasks as settlement_tasks
-    from webhooks import stripe as stripe_webhooks
+    from settlement.api import economics as economics_api
+    from settlement.api import payments as payments_api
+    from settlement.api import reports, runs, statements  # noqa: F401 (routes of settlement_api.bp)
+    from settlement.api import stripe_events as stripe_webhooks
 
     for module in MODEL_MODULES:  # every table joins the metadata before anything queries
         importlib.import_module(module)

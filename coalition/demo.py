@@ -262,18 +262,16 @@ def settle_history(
     ended, as the nightly jobs would have done (each run commits on its own); `progress` is
     told of each day settled. The payment instructions wait for Stripe: the demo has no
     account to pay from."""
-    from settlement import runs, statements
+    from settlement import closing
 
-    first = since.replace(day=1)
-    stated = 0
-    for offset in range(history_days(since, now)):
-        day = first + timedelta(days=offset)
-        runs.settle(session, day, now)
-        if (day + timedelta(days=1)).day == 1:
-            stated += len(statements.issue_month(session, day.strftime("%Y-%m"), now))
-            session.commit()
-        progress(1)
-    return {"days_settled": history_days(since, now), "statements": stated}
+    def walk(days: list[date]) -> Iterator[date]:
+        for day in days:
+            yield day
+            progress(1)
+
+    today = clock.business_date(now, current_app.config["COALITION_TIMEZONE"])
+    closed = closing.close(session, since.replace(day=1), today - timedelta(days=1), now, walk=walk)
+    return {"days_settled": history_days(since, now), "statements": len(closed.statements)}
 
 
 @click.command("demo")

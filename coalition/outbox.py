@@ -1,6 +1,6 @@
 """The outbox (SPEC 3.6): every operation writes the events it causes here, in its own database
-transaction, so an event exists exactly when its change does. `webhooks` reads this table and
-delivers; nothing in the core knows who listens."""
+transaction, so an event exists exactly when its change does. Nothing in the core knows who
+listens: `webhooks` is to read this table and deliver (not built yet, see its package)."""
 
 from __future__ import annotations
 

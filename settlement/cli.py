@@ -8,7 +8,8 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
-from datetime import datetime
+from collections.abc import Iterator
+from datetime import date, datetime
 from typing import Any, NoReturn
 
 import click
@@ -18,7 +19,7 @@ from flask.cli import with_appcontext
 from coalition import clock, tenancy
 from coalition.errors import CoalitionError, InvalidRequest
 from coalition.extensions import db
-from settlement import payments, runs, statements
+from settlement import closing, runs, statements, tasks
 from settlement.gateway import NOT_CONFIGURED
 
 # A summary names this many statements at most; --json lists them all (TIGER_STYLE: bounded).
@@ -98,28 +99,28 @@ def _run_summary(run: Any) -> list[str]:
 def state(month: str, as_json: bool) -> None:
     """Settle any day of the month not yet settled, state the month for every merchant, and
     submit the payments."""
+
+    def walk(days: list[date]) -> Iterator[date]:
+        """The days to settle, under a progress bar; once they are, the month is stated."""
+        if days:
+            with click.progressbar(
+                days, label=f"Settling {len(days)} days of {month}", file=sys.stderr
+            ) as bar:
+                yield from bar
+        click.echo(f"Stating {month}...", err=True)
+
     now = clock.utcnow()
     with tenancy.acting_as(tenancy.SYSTEM):
         session = db.session()
         try:
-            first, last = statements.check_statable(session, month, now)
-            days = runs.unsettled_days(session, first, last)
-            if days:
-                with click.progressbar(
-                    days,
-                    label=f"Settling {len(days)} days of {month}",
-                    file=sys.stderr,
-                ) as bar:
-                    for day in bar:
-                        runs.settle(session, day, now)
-            click.echo(f"Stating {month}...", err=True)
-            rows = statements.issue_month(session, month, now)
-            session.commit()
+            first, last = statements.parse_month(month)
+            closed = closing.close(session, first, last, now, walk=walk)
         except CoalitionError as exc:
             _refuse(exc, "--month")
         click.echo("Submitting the payments...", err=True)
-        outcome = payments.submit_payments()
-        rendered = [statements.render(db.session(), row) for row in rows]
+        outcome = tasks.submit_payments()
+        rendered = [statements.render(db.session(), row) for row in closed.statements]
+        days = closed.days_settled
     if as_json:
         settled = [day.isoformat() for day in days]
         click.echo(

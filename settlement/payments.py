@@ -1,6 +1,7 @@
 """Payments (SPEC 3.7): a statement's closing becomes one payment instruction, which the job
-`submit_payments` carries out at Stripe through `settlement.gateway`, and which Stripe's events
-(`receive_event`, from `POST /webhooks/stripe`) bring to its end. Also the merchant's Stripe
+`settlement.tasks.submit_payments` carries out at Stripe (`submit_due`) through
+`settlement.gateway`, and which Stripe's events (`receive_event`, from `POST /webhooks/stripe`)
+bring to its end; `record_outcome` records what became of it. Also the merchant's Stripe
 onboarding.
 
 An instruction's life (QUALITY B1: one instruction and one Stripe payment per statement):
@@ -34,16 +35,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import ColumnElement, Row, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from coalition import clock, faults, outbox
 from coalition.database import insert_unless_present, table
 from coalition.errors import NotFound
-from coalition.extensions import db
 from coalition.ids import new_id
-from coalition.jobs import exclusive, task
 from merchants.models import Merchant
 from settlement.gateway import (
     NOT_CONFIGURED,
@@ -54,7 +52,6 @@ from settlement.gateway import (
     Refused,
     Transfer,
     Unavailable,
-    gateway,
 )
 from settlement.models import PaymentInstruction, Statement, StripeEvent
 from settlement.money import minor_units, money
@@ -240,15 +237,15 @@ def submit(session: Session, gw: PaymentGateway, instruction_id: int, now: datet
     try:
         result = _carry_out(gw, locked, destination, details, seen_before)
     except Refused as exc:
-        return settle(session, instruction_id, "failed", None, f"refused: {exc}", now)
+        return record_outcome(session, instruction_id, "failed", None, f"refused: {exc}", now)
     except Unavailable as exc:
         return _wait(session, instruction_id, str(exc))
     faults.point("payments:called")
     if isinstance(result, Transfer):
         outcome = "failed" if result.reversed else "succeeded"
         error = "the transfer was reversed" if result.reversed else None
-        return settle(session, instruction_id, outcome, result.id, error, now)
-    return settle(session, instruction_id, _invoice_outcome(result), result.id, None, now)
+        return record_outcome(session, instruction_id, outcome, result.id, error, now)
+    return record_outcome(session, instruction_id, _invoice_outcome(result), result.id, None, now)
 
 
 def _carry_out(
@@ -325,7 +322,7 @@ def _wait(session: Session, instruction_id: int, error: str) -> str:
     return "waiting"
 
 
-def settle(
+def record_outcome(
     session: Session,
     instruction_id: int,
     outcome: str,
@@ -399,26 +396,17 @@ def _payout_event(
     )
 
 
-@task
-def submit_payments(now: str | None = None) -> dict[str, int]:
-    """The monthly job after statements (SPEC 3.8), safe to run again at any time: carry out
-    every due payment instruction at Stripe."""
-    moment = datetime.fromisoformat(now) if now else clock.utcnow()
-    gw = gateway(current_app)
-    if not gw.configured:  # decision 84: nothing is sent; each payment due says why it waits
-        waiting = db.session.execute(
-            update(instructions)
-            .where(_due())
-            .values(last_error=NOT_CONFIGURED)
-            .returning(instructions.c.id)
-        ).all()
-        db.session.commit()
-        return {"waiting": len(waiting)} if waiting else {}
-    with exclusive("submit_payments") as mine:
-        if not mine:
-            log.info("submit_payments is running elsewhere; skipped")
-            return {}
-        return submit_due(db.session(), gw, moment)
+def wait_for_stripe(session: Session) -> dict[str, int]:
+    """Without Stripe configured nothing is sent (decision 84): every due instruction's
+    `last_error` says why it waits, and this commits. Returns how many wait."""
+    waiting = session.execute(
+        update(instructions)
+        .where(_due())
+        .values(last_error=NOT_CONFIGURED)
+        .returning(instructions.c.id)
+    ).all()
+    session.commit()
+    return {"waiting": len(waiting)} if waiting else {}
 
 
 # -- Stripe's events ---------------------------------------------------------------------------

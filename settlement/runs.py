@@ -20,17 +20,14 @@ import logging
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import Session
 
 from coalition import clock, economics, faults
 from coalition.database import insert_unless_present, table
 from coalition.errors import InvalidRequest, NotFound
-from coalition.extensions import db
 from coalition.ids import new_id
-from coalition.jobs import task
-from settlement import engine
+from settlement import business_days, engine
 from settlement.models import SettlementFlow, SettlementPosition, SettlementRun
 
 log = logging.getLogger(__name__)
@@ -48,10 +45,6 @@ def fault(step: str) -> None:
     faults.point(f"settle:{step}")
 
 
-def _zone() -> str:
-    return str(current_app.config["COALITION_TIMEZONE"])
-
-
 def check_day(session: Session, day: date, today: date | None = None) -> None:
     """Refuse (422, naming `business_date`) a day before the coalition's first terms, when
     nothing can have happened, and, given `today`, a day that has not begun."""
@@ -64,8 +57,8 @@ def check_day(session: Session, day: date, today: date | None = None) -> None:
         )
     if today is not None and day > today:
         raise InvalidRequest(
-            f"{day.isoformat()} has not begun (today is {today.isoformat()} in {_zone()});"
-            " it cannot be settled",
+            f"{day.isoformat()} has not begun (today is {today.isoformat()} in"
+            f" {business_days.zone()}); it cannot be settled",
             errors={"business_date": [f"must be {today.isoformat()} or earlier"]},
         )
 
@@ -74,11 +67,11 @@ def request_run(session: Session, business_date: date, now: datetime) -> Any:
     """The run for `business_date`: for a closed day its one final run (made now, or the one that
     exists); for today a new provisional run. A day before the coalition's first terms or one
     that has not begun cannot be settled (422)."""
-    today = clock.business_date(now, _zone())
+    today = business_days.today(now)
     check_day(session, business_date, today)
     kind = "final" if business_date < today else "provisional"
-    start = clock.end_of_business_date(business_date - ONE_DAY, _zone())
-    end = clock.end_of_business_date(business_date, _zone())
+    start = clock.end_of_business_date(business_date - ONE_DAY, business_days.zone())
+    end = clock.end_of_business_date(business_date, business_days.zone())
     row = {
         "public_id": new_id("run"),
         "business_date": business_date,
@@ -234,21 +227,10 @@ def _price_and_record(session: Session, run_id: int) -> None:
     )
 
 
-@task
-def run_settlement(public_id: str) -> str:
-    """The job behind `POST /api/v1/ops/settlement-runs`."""
-    return str(execute(db.session(), public_id).status)
-
-
 def settle(session: Session, business_date: date, now: datetime) -> Any:
-    """Request and execute the run of one day (the CLI and the nightly job)."""
+    """Request and execute the run of one day (the CLI, the nightly job and `closing`)."""
     run = request_run(session, business_date, now)
     return execute(session, run.public_id)
-
-
-def settle_day(day: date, now: datetime) -> None:
-    """The nightly job, through `run_daily`: every closed day not yet settled, oldest first."""
-    settle(db.session(), day, now)
 
 
 def unsettled_days(session: Session, first: date, last: date) -> list[date]:

@@ -1,7 +1,8 @@
-"""Marshmallow schemas of settlement's operator routes (SPEC 3.5). The economics (SPEC 2): what
-the operator may send as a version of the terms, refused field by field (422
-`validation_error`) before anything is written, and the terms as the operator reads them, with
-every decimal as a string."""
+"""Marshmallow schemas of settlement's API (SPEC 3.5, 3.7), all of them: what each route of
+`settlement.api` takes and answers. The economics (SPEC 2): what the operator may send as a
+version of the terms, refused field by field (422 `validation_error`) before anything is written,
+and the terms as the operator reads them, with every decimal as a string. Runs, statements,
+reports and payments: their query arguments, bodies and answers."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from coalition import economics
-from coalition.web.api import Strict
-from merchants.schemas import WholeNumber, text
+from coalition.web.api import HTTP_URL, PageArgs, Strict, pattern
+from merchants.schemas import MoneySchema, WholeNumber, text
+from settlement.models import INSTRUCTION_STATUSES
+from settlement.statements import MONTH as MONTH_PATTERN
 
 # Bounds (TIGER_STYLE: a limit on everything).
 MAX_TIERS = 10
@@ -24,6 +27,11 @@ MAX_WELCOME_BONUS = 1_000_000
 # A rate or price with up to 12 digits either side of the point, no sign, no exponent.
 DECIMAL = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,12})?$")
 MERCHANT_ID = re.compile(r"^mer_[A-Za-z0-9]{1,60}$")
+MONTH = validate.Regexp(MONTH_PATTERN, error="a month: 2026-10")
+HTTPS_URL = HTTP_URL.replace("https?", "https")
+
+
+# -- the economics -----------------------------------------------------------------------------
 
 
 class DecimalString(fields.String):
@@ -195,3 +203,129 @@ class WrittenVersionOut(VersionOut):
 class EconomicsChangeOut(Schema):
     version = fields.Nested(WrittenVersionOut)
     versions = fields.List(fields.Nested(VersionOut))
+
+
+# -- runs, statements and reports --------------------------------------------------------------
+
+
+class RunIn(Strict):
+    business_date = fields.Date(required=True)
+
+
+class RunListArgs(PageArgs):
+    business_date = fields.Date()
+    kind = fields.String(validate=validate.OneOf(("final", "provisional")))
+
+
+class MonthIn(Strict):
+    month = fields.String(required=True, validate=MONTH)
+
+
+class MonthArgs(PageArgs):
+    month = fields.String(validate=MONTH)
+
+
+class FlowArgs(Schema):
+    month = fields.String(required=True, validate=MONTH)
+
+
+class RunOut(Schema):
+    id = fields.String()
+    business_date = fields.Date()
+    kind = fields.String()
+    status = fields.String()
+    window = fields.Dict()
+    currency = fields.String(allow_none=True)
+    funding_model = fields.String(allow_none=True)
+    totals = fields.Dict(allow_none=True)
+    error = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    finished_at = fields.DateTime(allow_none=True)
+
+
+class RunDetailOut(RunOut):
+    positions = fields.List(fields.Dict())
+    flows = fields.List(fields.Dict())
+
+
+class PartyOut(Schema):
+    """A merchant by its id and name (or the operator: id `operator`)."""
+
+    id = fields.String()
+    name = fields.String()
+
+
+class CarriedOut(Schema):
+    statement = fields.String()
+    month = fields.String()
+    amount = fields.Nested(MoneySchema)
+
+
+class StatementOut(Schema):
+    """Exact amounts (`lines`, `exact_net`, `rounding`) are decimal strings in major units of
+    `currency`; `opening`, `net` and `closing` are rounded to minor units, as money. `closing`
+    positive: the merchant pays; `summary` says it in words."""
+
+    id = fields.String()
+    merchant = fields.Nested(PartyOut)
+    month = fields.String()
+    currency = fields.String()
+    status = fields.String()
+    issued_at = fields.String()
+    summary = fields.String()
+    opening = fields.Nested(MoneySchema)
+    carried = fields.List(fields.Nested(CarriedOut))
+    lines = fields.List(fields.Dict())
+    exact_net = fields.String()
+    rounding = fields.String()
+    net = fields.Nested(MoneySchema)
+    closing = fields.Nested(MoneySchema)
+    days = fields.List(fields.Dict())
+    payment = fields.Dict(allow_none=True)
+
+
+class StatementListOut(Schema):
+    data = fields.List(fields.Nested(StatementOut))
+
+
+# -- payments ----------------------------------------------------------------------------------
+
+
+class AccountLinkIn(Strict):
+    return_url = fields.String(
+        required=True,
+        validate=[validate.Length(max=2000), pattern(HTTPS_URL, "Not a valid https URL.")],
+    )
+    refresh_url = fields.String(
+        required=True,
+        validate=[validate.Length(max=2000), pattern(HTTPS_URL, "Not a valid https URL.")],
+    )
+
+
+class AccountLinkOut(Schema):
+    url = fields.String()
+    stripe_account = fields.String()
+
+
+class PaymentListArgs(PageArgs):
+    status = fields.String(validate=validate.OneOf(INSTRUCTION_STATUSES))
+    month = fields.String(validate=MONTH)
+
+
+class PaymentOut(Schema):
+    """`amount` is money (minor units); `kind` says who pays: `transfer` the operator pays the
+    merchant, `invoice` the merchant pays the operator."""
+
+    id = fields.String()
+    merchant = fields.Nested(PartyOut)
+    statement = fields.String()
+    month = fields.String()
+    kind = fields.String()
+    amount = fields.Nested(MoneySchema)
+    status = fields.String()
+    stripe_id = fields.String(allow_none=True)
+    attempts = fields.Integer()
+    last_error = fields.String(allow_none=True)
+    created_at = fields.DateTime()
+    submitted_at = fields.DateTime(allow_none=True)
+    finished_at = fields.DateTime(allow_none=True)

@@ -15,16 +15,15 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from coalition import clock, economics, faults, outbox
+from coalition import economics, faults, outbox
 from coalition.database import table
 from coalition.errors import CoalitionError, InvalidRequest, NotFound
 from coalition.ids import new_id
 from merchants.models import Merchant
-from settlement import engine, payments
+from settlement import business_days, engine, payments
 from settlement import runs as settlement_runs
 from settlement.models import PaymentInstruction, SettlementPosition, SettlementRun, Statement
 from settlement.money import money, rounded, who_pays
@@ -79,7 +78,7 @@ def check_statable(session: Session, month: str, now: datetime) -> tuple[date, d
     """A month that can be stated now: one the coalition can have (`check_month`) that has
     ended. Its first and last day."""
     first, last = check_month(session, month)
-    today = clock.business_date(now, current_app.config["COALITION_TIMEZONE"])
+    today = business_days.today(now)
     if last >= today:
         raise InvalidRequest(
             f"{month} has not ended; it can be stated from {last + timedelta(days=1)}",

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from settlement import payments, runs, statements
+from settlement import payments, runs, statements, tasks
 from settlement.models import PaymentInstruction, Statement
 from tests import factories as f
 from tests.stripe_standin import StripeStandIn, stripe_for
@@ -47,7 +47,7 @@ def state(session: Session, month: str) -> dict[int, Statement]:
         runs.settle(session, day, now)
     statements.issue_month(session, month, now)
     session.commit()
-    payments.submit_payments(now.isoformat())
+    tasks.submit_payments(now.isoformat())
     session.expire_all()
     rows = session.scalars(select(Statement).where(Statement.month == month)).all()
     return {row.merchant_id: row for row in rows}
@@ -163,7 +163,9 @@ def test_a_failed_collection_is_not_carried(session: Session, stripe: StripeStan
     stated = state(session, "2026-10")[bakery]
     owed = instruction(session, stated)
     assert owed.kind == "invoice"
-    payments.settle(session, owed.id, "failed", None, "invoice.payment_failed", first_of("2026-11"))
+    payments.record_outcome(
+        session, owed.id, "failed", None, "invoice.payment_failed", first_of("2026-11")
+    )
 
     assert bakery not in state(session, "2026-11")
     assert bakery not in state(session, "2026-12")

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from coalition.database import table
 from coalition.outbox import OutboxEvent
 from merchants.models import Merchant
-from settlement import payments
+from settlement import payments, tasks
 from settlement.gateway import EXTENSION
 from settlement.models import PaymentInstruction, Statement
 from settlement.money import InvalidClosing
@@ -121,7 +121,7 @@ def test_a_payable_statement_becomes_exactly_one_transfer_to_the_merchants_accou
 ) -> None:
     shop, stated = _arrange(session, "-0.78")
 
-    outcome = payments.submit_payments(NOW.isoformat())
+    outcome = tasks.submit_payments(NOW.isoformat())
 
     assert outcome == {"succeeded": 1}
     instruction = _instruction(session, stated)
@@ -152,7 +152,7 @@ def test_a_payable_statement_becomes_exactly_one_transfer_to_the_merchants_accou
     }
 
     calls_before = len(stripe.calls)
-    assert payments.submit_payments(NOW.isoformat()) == {}
+    assert tasks.submit_payments(NOW.isoformat()) == {}
     assert len(stripe.calls) == calls_before  # nothing left to do, nothing asked
 
 
@@ -162,12 +162,12 @@ def test_a_500_leaves_the_transfer_for_the_next_run_which_pays_once(
     _, stated = _arrange(session, "-12.50")
     stripe.fail_next("POST", "/v1/transfers")
 
-    assert payments.submit_payments(NOW.isoformat()) == {"waiting": 1}
+    assert tasks.submit_payments(NOW.isoformat()) == {"waiting": 1}
     waiting = _instruction(session, stated)
     assert (waiting.status, waiting.stripe_id) == ("submitted", None)
     assert "unknown error" in (waiting.last_error or "").lower()
 
-    assert payments.submit_payments(NOW.isoformat()) == {"succeeded": 1}
+    assert tasks.submit_payments(NOW.isoformat()) == {"succeeded": 1}
     paid = _instruction(session, stated)
     assert (paid.status, paid.attempts, paid.last_error) == ("succeeded", 2, None)
     assert len(stripe.all("transfer")) == 1
@@ -180,12 +180,12 @@ def test_a_timeout_after_stripe_committed_is_resolved_by_looking_the_transfer_up
     _, stated = _arrange(session, "-3.00")
     stripe.hold_next("POST", "/v1/transfers")  # done at Stripe, but the answer never comes
 
-    assert payments.submit_payments(NOW.isoformat()) == {"waiting": 1}
+    assert tasks.submit_payments(NOW.isoformat()) == {"waiting": 1}
     unknown = _instruction(session, stated)
     assert (unknown.status, unknown.stripe_id) == ("submitted", None)
     assert len(stripe.all("transfer")) == 1
 
-    assert payments.submit_payments(NOW.isoformat()) == {"succeeded": 1}
+    assert tasks.submit_payments(NOW.isoformat()) == {"succeeded": 1}
     paid = _instruction(session, stated)
     [transfer] = stripe.all("transfer")
     assert paid.stripe_id == transfer["id"]
@@ -239,15 +239,15 @@ def test_a_crash_before_or_after_the_stripe_call_then_a_rerun_pays_exactly_once(
     app.extensions[EXTENSION] = CrashingGateway(real, method, when)
     try:
         with pytest.raises(Crash):
-            payments.submit_payments(NOW.isoformat())
+            tasks.submit_payments(NOW.isoformat())
     finally:
         app.extensions[EXTENSION] = real
     session.rollback()
     crashed = _instruction(session, stated)
     assert (crashed.status, crashed.stripe_id) == ("submitted", None)  # marked before the call
 
-    payments.submit_payments(NOW.isoformat())
-    payments.submit_payments(NOW.isoformat())
+    tasks.submit_payments(NOW.isoformat())
+    tasks.submit_payments(NOW.isoformat())
 
     done = _instruction(session, stated)
     made = stripe.all("transfer" if done.kind == "transfer" else "invoice")
@@ -275,13 +275,13 @@ def test_a_crash_after_stripe_made_the_account_reuses_it_on_the_rerun(
     app.extensions[EXTENSION] = CrashingGateway(real, "create_account", "after")
     try:
         with pytest.raises(Crash):
-            payments.submit_payments(NOW.isoformat())
+            tasks.submit_payments(NOW.isoformat())
     finally:
         app.extensions[EXTENSION] = real
     session.rollback()
     assert _instruction(session, stated).status == "created"  # nothing asked of it yet
 
-    assert payments.submit_payments(NOW.isoformat()) == {"succeeded": 1}
+    assert tasks.submit_payments(NOW.isoformat()) == {"succeeded": 1}
     [account] = stripe.all("account")
     assert _merchant(session, shop).stripe_account_id == account["id"]
     assert stripe.all("transfer")[0]["destination"] == account["id"]
@@ -293,14 +293,14 @@ def test_a_refused_transfer_ends_failed_and_tells_the_merchant(
     shop, stated = _arrange(session, "-9.99")
     stripe.refuse_next("POST", "/v1/transfers", code="amount_too_large")
 
-    assert payments.submit_payments(NOW.isoformat()) == {"failed": 1}
+    assert tasks.submit_payments(NOW.isoformat()) == {"failed": 1}
     failed = _instruction(session, stated)
     assert failed.status == "failed"
     assert failed.finished_at == NOW
     assert "refused" in (failed.last_error or "")
     assert stripe.all("transfer") == []
     assert [kind for kind, _ in _payout_events(session, shop)] == ["payout.failed"]
-    assert payments.submit_payments(NOW.isoformat()) == {}  # failed is an end
+    assert tasks.submit_payments(NOW.isoformat()) == {}  # failed is an end
 
 
 def test_a_merchant_still_onboarding_waits_instead_of_failing(
@@ -309,9 +309,9 @@ def test_a_merchant_still_onboarding_waits_instead_of_failing(
     _, stated = _arrange(session, "-2.00")
     stripe.refuse_next("POST", "/v1/transfers", code="capability_not_active")
 
-    assert payments.submit_payments(NOW.isoformat()) == {"waiting": 1}
+    assert tasks.submit_payments(NOW.isoformat()) == {"waiting": 1}
     assert _instruction(session, stated).status == "submitted"
-    assert payments.submit_payments(NOW.isoformat()) == {"succeeded": 1}
+    assert tasks.submit_payments(NOW.isoformat()) == {"succeeded": 1}
     assert len(stripe.all("transfer")) == 1
 
 
@@ -323,7 +323,7 @@ def test_a_receivable_statement_becomes_one_sent_invoice(
 ) -> None:
     shop, stated = _arrange(session, "0.20")
 
-    assert payments.submit_payments(NOW.isoformat()) == {"submitted": 1}
+    assert tasks.submit_payments(NOW.isoformat()) == {"submitted": 1}
 
     instruction = _instruction(session, stated)
     customer = _merchant(session, shop).stripe_customer_id
@@ -339,7 +339,7 @@ def test_a_receivable_statement_becomes_one_sent_invoice(
     assert len(stripe.all("customer")) == 1
     # Sent: the job leaves it to Stripe's events, and asks nothing more.
     calls_before = len(stripe.calls)
-    assert payments.submit_payments(NOW.isoformat()) == {}
+    assert tasks.submit_payments(NOW.isoformat()) == {}
     assert len(stripe.calls) == calls_before
 
 
@@ -349,11 +349,11 @@ def test_a_500_halfway_through_an_invoice_is_finished_on_the_rerun_without_a_sec
     _, stated = _arrange(session, "15.00")
     stripe.fail_next("POST", "/v1/invoices/")  # the finalisation, after invoice and item
 
-    assert payments.submit_payments(NOW.isoformat()) == {"waiting": 1}
+    assert tasks.submit_payments(NOW.isoformat()) == {"waiting": 1}
     [draft] = stripe.all("invoice")
     assert (draft["status"], draft["total"]) == ("draft", 1500)
 
-    assert payments.submit_payments(NOW.isoformat()) == {"submitted": 1}
+    assert tasks.submit_payments(NOW.isoformat()) == {"submitted": 1}
     [invoice] = stripe.all("invoice")
     assert invoice["status"] == "open"
     assert len(stripe.all("invoiceitem")) == 1
@@ -409,7 +409,7 @@ def test_the_operator_lists_payments_by_status_and_month(
 ) -> None:
     _arrange(session, "-1.00", "A")
     _arrange(session, "2.00", "B")
-    payments.submit_payments(NOW.isoformat())
+    tasks.submit_payments(NOW.isoformat())
     ops = factories.operator_headers(session)
 
     everything = _body(client.get("/api/v1/ops/payments?month=2026-10", headers=ops))["data"]

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from coalition.database import table
 from coalition.extensions import db
 from merchants.models import Merchant
-from settlement import payments
+from settlement import payments, tasks
 from settlement.gateway import EXTENSION
 from tests import factories
 from tests.factories import statement
@@ -73,7 +73,7 @@ def test_the_payments_job_holds_no_transaction_while_it_calls_stripe(
 
         with stripe_for(committed) as stripe:
             watching = _watching(committed, postgres_url)
-            outcome = payments.submit_payments(NOW.isoformat())
+            outcome = tasks.submit_payments(NOW.isoformat())
 
     assert outcome == {"succeeded": 1, "submitted": 1}
     assert len(stripe.all("transfer")) == len(stripe.all("invoice")) == 1

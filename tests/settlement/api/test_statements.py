@@ -1,5 +1,6 @@
-"""The operator settles days and states months over the API; a merchant reads its own statements
-as JSON, CSV and PDF; the flow report and liability add up to what the ledger says."""
+"""The operator states months over the API and reads every statement; a merchant reads its own
+statements as JSON, CSV and PDF; a month that is none, or before the first terms, is refused
+wherever a month is asked for."""
 
 from __future__ import annotations
 
@@ -7,17 +8,14 @@ import csv
 import io
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from merchants.models import Merchant
 from settlement import runs
-from settlement.models import Statement
 from tests import factories as f
+from tests.settlement.api.test_runs import refused, written
 from tests.settlement.test_appendix import the_month, use_model
 from tests.settlement.test_renditions import pdf_text
 
@@ -27,41 +25,6 @@ MARCH = [date(2026, 3, 1) + timedelta(days=n) for n in range(31)]
 def _settle_all(session: Session, days: list[date]) -> None:
     for day in days:
         runs.settle(session, day, datetime(2026, 11, 1, tzinfo=UTC))
-
-
-def test_a_closed_day_is_settled_over_the_api_once(client: FlaskClient, session: Session):
-    shop, alice = f.merchant(session, "Café Nord"), f.member(session)
-    f.purchase(session, alice, shop, 80, welcome=100)
-    ops = f.operator_headers(session)
-
-    first = client.post(
-        "/api/v1/ops/settlement-runs", json={"business_date": "2026-03-02"}, headers=ops
-    )
-    again = client.post(
-        "/api/v1/ops/settlement-runs", json={"business_date": "2026-03-02"}, headers=ops
-    )
-    run = client.get(f"/api/v1/ops/settlement-runs/{first.json['id']}", headers=ops).json
-
-    assert first.status_code == 202 and again.json["id"] == first.json["id"]
-    assert (run["kind"], run["status"]) == ("final", "succeeded")
-    [position] = run["positions"]
-    assert position["merchant"]["id"].startswith("mer_")
-    assert position["merchant"]["name"] == "Café Nord"
-    assert (position["issued"], position["owed"], position["net"]) == (80, "1.00", "1.00")
-    assert run["totals"]["points"]["operator_issued"] == 100
-    assert run["totals"]["operator"]["result"] == "1.00"
-    listed = client.get("/api/v1/ops/settlement-runs?business_date=2026-03-02", headers=ops).json
-    assert [r["id"] for r in listed["data"]] == [first.json["id"]]
-
-
-def test_a_day_not_yet_begun_is_refused(client: FlaskClient, session: Session):
-    tomorrow = (datetime.now(UTC) + timedelta(days=2)).date().isoformat()
-    answer = client.post(
-        "/api/v1/ops/settlement-runs",
-        json={"business_date": tomorrow},
-        headers=f.operator_headers(session),
-    )
-    assert answer.status_code == 422 and answer.json["code"] == "validation_error"
 
 
 def test_a_month_with_unsettled_days_is_not_stated(client: FlaskClient, session: Session):
@@ -151,96 +114,12 @@ def test_a_merchant_reads_its_own_statements_as_json_csv_and_pdf(
         assert client.get(url, headers=till).status_code == 404
 
 
-def test_the_flow_report_and_liability_match_the_appendix(client: FlaskClient, session: Session):
-    use_model(session, "prefunded")
-    merchants = the_month(session)
-    ops = f.operator_headers(session)
-    public = {
-        row.id: row.public_id
-        for row in session.execute(select(Merchant.id, Merchant.public_id)).all()
-    }
-    a, b = public[merchants["A"]], public[merchants["B"]]
-
-    flows = client.get("/api/v1/ops/reports/flows?month=2026-10", headers=ops).json
-    liability = client.get("/api/v1/ops/liability", headers=ops).json
-
-    cells = {
-        (c["issuer"]["id"], c["redeemer"]["id"]): (c["points"], c["amount"]) for c in flows["flows"]
-    }
-    assert cells == {
-        (a, b): (80, "0.80"),
-        ("operator", b): (90, "0.90"),
-        (b, a): (50, "0.50"),
-        (b, "operator"): (30, "0.30"),  # M1's debt repaid from B's points
-    }
-    assert flows["currency"] == "EUR"
-    named = {c["issuer"]["id"]: c["issuer"]["name"] for c in flows["flows"]}
-    assert named == {a: "A", b: "B", "operator": "Coalition operator"}
-    trade = {m["id"]: m["balance_of_trade"] for m in flows["merchants"]}
-    assert trade == {a: 50 - 80, b: 80 + 90 - 50 - 30}
-    # SPEC appendix: 140 points outstanding at month end (M1 10, M2 130), a liability of 1.40.
-    assert liability["outstanding_points"] == 140
-    assert liability["value"] == {"amount": 140, "currency": "EUR"}
-    assert liability["debt_points"] == 0 and liability["breakage"]["points"] == 0
-    issuers = {
-        i["issuer"]["name"]: (i["issuer"]["id"], i["points"]) for i in liability["by_issuer"]
-    }
-    assert issuers == {"B": (b, 10 + 30), "Coalition operator": ("operator", 100)}
-
-
-# Days and months the coalition cannot have: refused as the field's problem, nothing written.
-
-
-def _written(session: Session) -> tuple[int, int]:
-    return (
-        session.execute(select(func.count()).select_from(runs.runs)).scalar_one(),
-        session.execute(select(func.count()).select_from(Statement)).scalar_one(),
-    )
-
-
-def _refused(answer: Any, field: str) -> None:
-    assert answer.status_code == 422, answer.get_json()
-    assert answer.mimetype == "application/problem+json"
-    body = answer.get_json()
-    assert body["code"] == "validation_error" and field in body["errors"], body
-
-
-@pytest.mark.parametrize(
-    "day",
-    ["0000-01-01", "0001-01-01", "1900-01-01", "1999-12-31", "2999-01-01", "9999-12-31"],
-)
-def test_a_settlement_run_for_a_day_before_the_first_terms_or_in_the_future_is_refused(
-    client: FlaskClient, session: Session, day: str
-):
-    ops = f.operator_headers(session)
-    before = _written(session)
-
-    posted = client.post("/api/v1/ops/settlement-runs", json={"business_date": day}, headers=ops)
-    listed = client.get(f"/api/v1/ops/settlement-runs?business_date={day}", headers=ops)
-
-    _refused(posted, "business_date")
-    if day < "2000-01-01":
-        _refused(listed, "business_date")
-    else:
-        assert listed.status_code == 200 and listed.json["data"] == []
-    assert _written(session) == before
-
-
-def test_the_first_day_of_the_first_terms_can_be_settled(client: FlaskClient, session: Session):
-    answer = client.post(
-        "/api/v1/ops/settlement-runs",
-        json={"business_date": "2000-01-01"},
-        headers=f.operator_headers(session),
-    )
-    assert answer.status_code == 202 and answer.json["kind"] == "final"
-
-
 @pytest.mark.parametrize("month", ["0000-01", "0001-01", "1999-12", "2026-13", "2026-00"])
-def test_a_month_that_is_not_one_or_is_before_the_first_terms_is_refused(
+def test_a_month_that_is_not_one_or_is_before_the_first_terms_isrefused(
     client: FlaskClient, session: Session, month: str
 ):
     ops = f.operator_headers(session)
-    before = _written(session)
+    before = written(session)
 
     answers = [
         client.post("/api/v1/ops/statements", json={"month": month}, headers=ops),
@@ -254,5 +133,5 @@ def test_a_month_that_is_not_one_or_is_before_the_first_terms_is_refused(
     ]
 
     for answer in answers:
-        _refused(answer, "month")
-    assert _written(session) == before
+        refused(answer, "month")
+    assert written(session) == before

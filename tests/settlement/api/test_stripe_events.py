@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from coalition.database import table
 from coalition.extensions import db
 from coalition.outbox import OutboxEvent
-from settlement import payments
+from settlement import payments, tasks
 from settlement.models import PaymentInstruction, StripeEvent
 from tests import factories
 from tests.factories import statement
@@ -56,7 +56,7 @@ def _paid(session: Session, closing: str) -> PaymentInstruction:
     instruction = payments.instruct(session, stated, NOW)
     assert instruction is not None
     session.commit()
-    payments.submit_payments(NOW.isoformat())
+    tasks.submit_payments(NOW.isoformat())
     session.expire_all()
     return instruction
 
@@ -229,7 +229,7 @@ def test_a_transfers_events_in_any_order_end_with_it_reversed(
         assert happened[0]["type"] == "transfer.created"
         for index in order:
             assert _post(client, happened[index]).status_code == 200
-        payments.submit_payments(NOW.isoformat())  # a rerun changes nothing now
+        tasks.submit_payments(NOW.isoformat())  # a rerun changes nothing now
 
         assert _status(session, instruction) == ("failed", transfer_id)
         assert _payout_events(session, instruction.merchant_id)[-1] == "payout.failed"

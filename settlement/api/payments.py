@@ -6,20 +6,16 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
-from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
 from coalition.errors import CoalitionError
 from coalition.extensions import db
 from coalition.web.access import require
-from coalition.web.api import HTTP_URL, PageArgs, Strict, blueprint, page_schema, paginate, pattern
-from merchants.schemas import MoneySchema
-from settlement import payments
-from settlement.api import PartyOut
+from coalition.web.api import blueprint, page_schema, paginate
+from settlement import payments, schemas
 from settlement.gateway import GatewayError, gateway
-from settlement.models import INSTRUCTION_STATUSES
 from settlement.money import money
-from settlement.statements import MONTH, check_month
+from settlement.statements import check_month
 
 bp = blueprint(
     "payments", __name__, "Payments: merchants' Stripe accounts and payment instructions"
@@ -29,51 +25,8 @@ statements = payments.statements
 merchants = payments.merchants
 
 
-HTTPS_URL = HTTP_URL.replace("https?", "https")
-
-
 class StripeUnavailable(CoalitionError):
     status, code, title = 502, "stripe_unavailable", "Stripe did not answer as expected"
-
-
-class AccountLinkIn(Strict):
-    return_url = fields.String(
-        required=True,
-        validate=[validate.Length(max=2000), pattern(HTTPS_URL, "Not a valid https URL.")],
-    )
-    refresh_url = fields.String(
-        required=True,
-        validate=[validate.Length(max=2000), pattern(HTTPS_URL, "Not a valid https URL.")],
-    )
-
-
-class AccountLinkOut(Schema):
-    url = fields.String()
-    stripe_account = fields.String()
-
-
-class PaymentListArgs(PageArgs):
-    status = fields.String(validate=validate.OneOf(INSTRUCTION_STATUSES))
-    month = fields.String(validate=validate.Regexp(MONTH, error="a month: 2026-10"))
-
-
-class PaymentOut(Schema):
-    """`amount` is money (minor units); `kind` says who pays: `transfer` the operator pays the
-    merchant, `invoice` the merchant pays the operator."""
-
-    id = fields.String()
-    merchant = fields.Nested(PartyOut)
-    statement = fields.String()
-    month = fields.String()
-    kind = fields.String()
-    amount = fields.Nested(MoneySchema)
-    status = fields.String()
-    stripe_id = fields.String(allow_none=True)
-    attempts = fields.Integer()
-    last_error = fields.String(allow_none=True)
-    created_at = fields.DateTime()
-    submitted_at = fields.DateTime(allow_none=True)
-    finished_at = fields.DateTime(allow_none=True)
 
 
 def _payment(row: Any) -> dict[str, Any]:
@@ -96,8 +49,8 @@ def _payment(row: Any) -> dict[str, Any]:
 
 @bp.route("/ops/merchants/<merchant_id>/stripe-account-link", methods=["POST"])
 @require("operator", kinds=("operator",))
-@bp.arguments(AccountLinkIn)
-@bp.response(201, AccountLinkOut)
+@bp.arguments(schemas.AccountLinkIn)
+@bp.response(201, schemas.AccountLinkOut)
 @bp.alt_response(502, description="Stripe did not answer as expected (`stripe_unavailable`).")
 def create_account_link(link: dict[str, Any], merchant_id: str) -> Any:
     """Where the merchant fills in its Stripe connected account (made first if it has none);
@@ -120,8 +73,8 @@ def create_account_link(link: dict[str, Any], merchant_id: str) -> Any:
 
 @bp.route("/ops/payments", methods=["GET"])
 @require("operator", kinds=("operator",))
-@bp.arguments(PaymentListArgs, location="query")
-@bp.response(200, page_schema(PaymentOut, "PaymentPage"))
+@bp.arguments(schemas.PaymentListArgs, location="query")
+@bp.response(200, page_schema(schemas.PaymentOut, "PaymentPage"))
 def list_payments(args: dict[str, Any]) -> Any:
     """Payment instructions, newest first; `status` and `month` filter."""
     query = (

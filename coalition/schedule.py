@@ -14,7 +14,7 @@ from rq import cron
 
 from coalition.jobs import Schedule, run_daily_jobs
 from coalition.tasks import purge_idempotency_keys
-from settlement.payments import submit_payments
+from settlement.tasks import submit_payments
 
 SCHEDULE: Schedule = (
     (run_daily_jobs, "default", "5 * * * *"),

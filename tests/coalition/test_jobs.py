@@ -416,7 +416,7 @@ def test_rq_cron_loads_the_hourly_schedule_of_the_daily_jobs_and_the_key_purge(c
     assert [(job.func_name, job.queue_name, job.cron) for job in cron.get_jobs()] == [
         ("coalition.jobs.run_daily_jobs", "default", "5 * * * *"),
         ("coalition.tasks.purge_idempotency_keys", "default", "35 * * * *"),
-        ("settlement.payments.submit_payments", "settlement", "50 * * * *"),
+        ("settlement.tasks.submit_payments", "settlement", "50 * * * *"),
     ]
 
 

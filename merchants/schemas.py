@@ -17,7 +17,8 @@ from coalition.errors import InvalidRequest
 from coalition.ledger.models import TRANSACTION_TYPES
 from coalition.ledger.operations import HOLD_MAX_TTL
 from coalition.ledger.rows import MAX_POINTS
-from coalition.web.api import NOT_BLANK_TEXT, PageArgs, Strict, plain_text
+from coalition.web.api import PageArgs, Strict
+from coalition.web.fields import MoneySchema, WholeNumber, text
 
 # Bounds (TIGER_STYLE: a limit on everything). A purchase of up to 10^9 euros keeps its points
 # far below the ledger's own bound at the highest earn rate.
@@ -25,7 +26,6 @@ MAX_PURCHASE_MINOR = 10**11
 MAX_ITEMS = 500
 MAX_QUANTITY = 100_000
 MAX_EXTERNAL_ID = 100
-MAX_TEXT = 100
 # A till's clock may run a little ahead of ours; a purchase from further ahead is refused, and so
 # is one older than a year (a till offline that long should not earn points unseen).
 CLOCK_SKEW = timedelta(minutes=5)
@@ -34,36 +34,6 @@ OLDEST_PURCHASE = timedelta(days=366)
 MAX_BATCH_LINES = 1000
 NDJSON = "application/x-ndjson"
 DATE_ONLY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-
-
-class WholeNumber(fields.Integer):
-    """A whole number: `12`, or `12.0` (JSON has one kind of number, and JSON Schema's
-    `integer` includes it). `12.5`, `true` and `"12"` are refused, and so is a float too large
-    to be exact."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(strict=True, **kwargs)
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
-        if isinstance(value, bool):
-            raise self.make_error("invalid")
-        if isinstance(value, float) and value.is_integer() and abs(value) <= 2**53:
-            value = int(value)
-        return super()._deserialize(value, attr, data, **kwargs)
-
-
-def _plain(value: str) -> None:
-    """Text a database and a receipt can hold: plain, and not only blanks."""
-    plain_text(value)
-    if not value.strip():
-        raise ValidationError("must not be blank")
-
-
-def text(max_length: int = MAX_TEXT, **kwargs: Any) -> fields.String:
-    metadata = {"pattern": NOT_BLANK_TEXT, **kwargs.pop("metadata", {})}
-    return fields.String(
-        validate=[validate.Length(min=1, max=max_length), _plain], metadata=metadata, **kwargs
-    )
 
 
 def _not_in_future_nor_too_old(value: datetime) -> None:
@@ -299,11 +269,6 @@ class BatchLineSchema(Strict):
 
 class BatchResultSchema(Strict):
     results = fields.List(fields.Nested(BatchLineSchema), required=True)
-
-
-class MoneySchema(Strict):
-    amount = fields.Integer(required=True)
-    currency = fields.String(required=True)
 
 
 class RedeemSchema(Strict):

@@ -16,8 +16,8 @@ from coalition.extensions import db
 from coalition.jobs import enqueue
 from coalition.web.access import principal, require
 from coalition.web.api import PageArgs, Strict, blueprint, page_schema, paginate
+from coalition.web.fields import MoneySchema
 from merchants.models import Merchant
-from merchants.schemas import MoneySchema
 from settlement import payments, renditions, reports, statements
 from settlement import runs as settlement_runs
 from settlement.models import SettlementFlow, SettlementPosition, SettlementRun

@@ -13,7 +13,7 @@ from coalition.errors import CoalitionError
 from coalition.extensions import db
 from coalition.web.access import require
 from coalition.web.api import HTTP_URL, PageArgs, Strict, blueprint, page_schema, paginate, pattern
-from merchants.schemas import MoneySchema
+from coalition.web.fields import MoneySchema
 from settlement import payments
 from settlement.api import PartyOut
 from settlement.gateway import GatewayError, gateway

@@ -14,7 +14,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from coalition import economics
 from coalition.web.api import Strict
-from merchants.schemas import WholeNumber, text
+from coalition.web.fields import WholeNumber, text
 
 # Bounds (TIGER_STYLE: a limit on everything).
 MAX_TIERS = 10

@@ -32,7 +32,7 @@ from merchants.api import batch
 
 bp = blueprint("points", __name__, "Purchases, refunds, redemptions, holds and transactions")
 
-
+# What serialises each route's result: the schema its `@bp.response` documents.
 PURCHASE_RESULT = schemas.PurchaseResultSchema()
 BATCH_RESULT = schemas.BatchResultSchema()
 REFUND_RESULT = schemas.RefundResultSchema()

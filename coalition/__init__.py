@@ -37,8 +37,8 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     from coalition.schedule import SCHEDULE
     from coalition.web import access, api, problems
     from config import settings
-    from merchants import ledger_api as points_api
-    from merchants import onboarding
+    from merchants.api import onboarding
+    from merchants.api import points as points_api
     from settlement import api as settlement_api
     from settlement import cli as settlement_cli
     from settlement import tasks as settlement_tasks

@@ -102,7 +102,7 @@ def _day_of_shopping(
 ) -> dict[str, int]:
     """One day: about one member in eight shops somewhere; each shop's purchases go in as one
     batch, as a till system would send them at closing time."""
-    from merchants.purchases import Line, record_batch, refund_purchase
+    from merchants.purchases import Line, PurchaseResult, record_batch, refund_purchase
 
     till = operations.Actor("job", "demo")
     counts = {"purchases": 0, "redemptions": 0, "refunds": 0}
@@ -125,17 +125,21 @@ def _day_of_shopping(
             basket.append(Line(len(basket) + 1, purchase))
     closing = day + timedelta(hours=21)
     for merchant_id, lines in baskets.items():
-        results = record_batch(
+        outcomes = record_batch(
             session, merchant_id=merchant_id, lines=lines, actor=till, now=closing
         )
-        counts["purchases"] += sum(r["status"] == 201 for r in results)
-        for line, result in zip(lines, results, strict=True):
-            if result["status"] == 201 and line.purchase and rng.random() < 0.03:
+        recorded = [
+            o.transaction.id if isinstance(o, PurchaseResult) and not o.replayed else None
+            for o in outcomes
+        ]
+        counts["purchases"] += sum(purchase_id is not None for purchase_id in recorded)
+        for line, purchase_id in zip(lines, recorded, strict=True):
+            if purchase_id is not None and rng.random() < 0.03:
                 # Half the basket comes back a few minutes after closing, on a return receipt.
                 refund_purchase(
                     session,
                     merchant_id=merchant_id,
-                    purchase_id=result["body"]["transaction"]["id"],
+                    purchase_id=purchase_id,
                     amount_minor=max(line.purchase["amount"] // 2, 1),
                     external_id=f"return-{line.purchase['external_id']}",
                     actor=till,

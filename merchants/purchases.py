@@ -2,46 +2,44 @@
 merchant's base rate (SPEC 2, Earn rules; campaigns, tiers and stamps come with the rules issue),
 plus the operator's welcome bonus on a member's first purchase anywhere, and each is recorded
 once per (merchant, external_id). Currency, lot life and welcome bonus are the economics' terms
-in force for the merchant on the business day the purchase is recorded.
+in force for the merchant on the business day the purchase is recorded. Each function takes a
+session and validated values and returns a result (`PurchaseResult`, `RefundResult`); refusals
+raise. The HTTP layer (`merchants.api.points`) serialises the results with their schemas.
 
-A purchase whose external_id was recorded before is a replay: `200` with the first result (the
+A purchase whose external_id was recorded before is a replay: the first result, `replayed` (the
 same transaction, and the member's balance as it was right after it). The same external_id with
-another member, amount, currency or `occurred_at` is `409 idempotency_conflict`, like an
+another member, amount, currency or `occurred_at` is `idempotency_conflict`, like an
 Idempotency-Key reused with another body. `store` and `items` are validated but not kept yet,
 so they do not take part in that comparison. A refund (`refund_purchase`) claws a purchase's
 points back in proportion.
 
-The batch (`record_batch`) gives each line the answer the same line would get on its own, in
+The batch (`record_batch`) gives each line the outcome the same line would get on its own, in
 order, but works set-based: one query resolves every member, their accounts are locked once in
 ascending id order, one query finds earlier purchases, and `coalition.ledger.batch` writes the
 awards with one INSERT per table."""
 
 from __future__ import annotations
 
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
-from marshmallow import ValidationError
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from coalition import clock, economics
 from coalition.database import table
-from coalition.errors import CoalitionError, IdempotencyConflict, InvalidRequest, NotFound
+from coalition.errors import CoalitionError, IdempotencyConflict, NotFound
 from coalition.ledger import operations
 from coalition.ledger.accounts import lock_member, lock_member_accounts
 from coalition.ledger.batch import Award, award_many, award_one
 from coalition.ledger.models import Transaction
 from coalition.ledger.reads import balances_after
 from coalition.members.services import FoundMember, find_member, find_members, member_of_account
-from coalition.web.bodies import MalformedJson, load_json
 from merchants.models import Merchant
-from merchants.schemas import MAX_BATCH_LINES, PurchaseSchema
 
 merchants = table(Merchant)
 transactions = table(Transaction)
@@ -51,26 +49,81 @@ transactions = table(Transaction)
 BATCH_ATTEMPTS = 3
 EXTERNAL_ID_CONSTRAINT = "uq_transactions_external_id"
 
-_purchase_schema = PurchaseSchema()
-
 
 class UnsupportedCurrency(CoalitionError):
     status, code, title = 422, "unsupported_currency", "Currency not supported"
 
 
-class BatchTooLarge(CoalitionError):
-    status, code, title = 413, "batch_too_large", "Too many purchases in one batch"
+@dataclass(frozen=True)
+class Money:
+    amount: int  # in minor units of `currency`
+    currency: str
+
+
+@dataclass(frozen=True)
+class MemberState:
+    """The member as a result shows it: `available` (its balance less its holds) where the
+    operation counts holds."""
+
+    id: str
+    balance: int
+    tier: str
+    available: int | None = None
+
+
+@dataclass(frozen=True)
+class Earn:
+    """A purchase's transaction: its points, in SPEC 3.3's five parts."""
+
+    id: str
+    points: int
+    breakdown: dict[str, int]
+    type: ClassVar[str] = "earn"
+
+
+@dataclass(frozen=True)
+class PurchaseResult:
+    """A purchase recorded, or `replayed`: recorded before under its external_id."""
+
+    transaction: Earn
+    member: MemberState
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class Refund:
+    id: str
+    purchase: str
+    amount: Money
+    points_clawed_back: int
+    breakdown: dict[str, int]
+    type: ClassVar[str] = "refund"
+
+
+@dataclass(frozen=True)
+class RefundResult:
+    """A refund recorded, or `replayed`: recorded before under its return receipt."""
+
+    transaction: Refund
+    member: MemberState
+    replayed: bool = False
+
+    @property
+    def points_clawed_back(self) -> int:
+        return self.transaction.points_clawed_back
 
 
 @dataclass(frozen=True)
 class Line:
-    """One line of a batch: its number (1-based: the array index + 1, or the NDJSON line), and
-    the validated purchase or the problem that refused it."""
+    """One validated purchase of a batch and its number there (1-based), which a later line
+    repeating its external_id names."""
 
     number: int
-    purchase: dict[str, Any] | None = None
-    status: int = 0
-    problem: dict[str, Any] | None = None
+    purchase: Mapping[str, Any]
+
+
+# What a line of a batch comes to: the result `record_purchase` would give, or its refusal.
+Outcome = PurchaseResult | CoalitionError
 
 
 def _check_currency(currency: str, terms: economics.Terms) -> None:
@@ -95,37 +148,22 @@ def _breakdown(stored: Mapping[str, int] | None) -> dict[str, int]:
     }
 
 
-def member_state(member: FoundMember, balance: int, available: int | None = None) -> dict[str, Any]:
-    """The member as an answer shows it (`MemberStateSchema`, or with `available`
-    `MemberAvailableSchema`)."""
-    state: dict[str, Any] = {"id": member.public_id, "balance": balance, "tier": member.tier}
-    if available is not None:
-        state["available"] = available
-    return state
+def member_state(member: FoundMember, balance: int, available: int | None = None) -> MemberState:
+    return MemberState(member.public_id, balance, member.tier, available)
 
 
-def purchase_body(
+def purchase_result(
     transaction: Mapping[str, Any], member: FoundMember, balance: int
-) -> dict[str, Any]:
-    """The answer to a purchase (schema `PurchaseResultSchema`)."""
-    return {
-        "transaction": {
-            "id": transaction["id"],
-            "type": "earn",
-            "points": transaction["points"],
-            "breakdown": _breakdown(transaction["breakdown"]),
-        },
-        "member": member_state(member, balance),
-    }
+) -> PurchaseResult:
+    """A purchase the ledger recorded (`transaction` as `award_one` gives it)."""
+    earn = Earn(transaction["id"], transaction["points"], _breakdown(transaction["breakdown"]))
+    return PurchaseResult(earn, member_state(member, balance))
 
 
-def _replay_body(first: Any, member: FoundMember, balance: int) -> dict[str, Any]:
-    """The answer to a repeat of the purchase `first` (a row of `earlier_transactions`)."""
-    return purchase_body(
-        {"id": first.public_id, "points": first.points, "breakdown": first.breakdown},
-        member,
-        balance,
-    )
+def _replay(first: Any, member: FoundMember, balance: int) -> PurchaseResult:
+    """A repeat of the purchase `first` (a row of `earlier_transactions`)."""
+    earn = Earn(first.public_id, first.points, _breakdown(first.breakdown))
+    return PurchaseResult(earn, member_state(member, balance), replayed=True)
 
 
 def base_rate(session: Session, merchant_id: int) -> Decimal:
@@ -234,9 +272,9 @@ def record_purchase(
     purchase: Mapping[str, Any],
     actor: operations.Actor,
     now: datetime,
-) -> tuple[int, dict[str, Any]]:
-    """One purchase (validated by `PurchaseSchema`): `(201, body)`, or `(200, body)` replaying
-    the purchase recorded earlier under its external_id. Refusals raise: `not_found` (member),
+) -> PurchaseResult:
+    """One purchase (validated by `PurchaseSchema`), or the purchase recorded earlier under its
+    external_id, replayed. Refusals raise: `not_found` (member),
     `unsupported_currency`, `idempotency_conflict`."""
     terms = economics.terms_at(now, merchant_id, session)
     _check_currency(purchase["currency"], terms)
@@ -257,7 +295,7 @@ def record_purchase(
             purchase,
         ):
             raise external_id_conflict(external_id, first.public_id)
-        return 200, _replay_body(first, member, balances_after(session, [first.id])[first.id])
+        return _replay(first, member, balances_after(session, [first.id])[first.id])
     award = _award(purchase, member.account_id, rate, terms, now)
     try:
         result = award_one(
@@ -274,31 +312,7 @@ def record_purchase(
         if not external_id_clash(error):
             raise
         raise external_id_conflict(external_id, "another request") from error
-    return 201, purchase_body(result["transaction"], member, result["member"]["balance"])
-
-
-def refund_body(
-    refund: Mapping[str, Any],
-    purchase_id: str,
-    currency: str,
-    member: FoundMember,
-    balance: int,
-    available: int,
-) -> dict[str, Any]:
-    """The answer to a refund (schema `RefundResultSchema`); `refund` has the refund
-    transaction's `id`, `amount_minor`, `points_clawed_back` and `breakdown`."""
-    return {
-        "points_clawed_back": refund["points_clawed_back"],
-        "transaction": {
-            "id": refund["id"],
-            "type": "refund",
-            "purchase": purchase_id,
-            "amount": {"amount": refund["amount_minor"], "currency": currency},
-            "points_clawed_back": refund["points_clawed_back"],
-            "breakdown": refund["breakdown"],
-        },
-        "member": member_state(member, balance, available),
-    }
+    return purchase_result(result["transaction"], member, result["member"]["balance"])
 
 
 def refund_purchase(
@@ -310,11 +324,11 @@ def refund_purchase(
     external_id: str,
     actor: operations.Actor,
     now: datetime,
-) -> tuple[int, dict[str, Any]]:
+) -> RefundResult:
     """Refund `amount_minor` of the merchant's purchase `purchase_id` on the till's return
-    receipt `external_id`: its points are clawed back in proportion (SPEC 2). `(201, body)`
-    (schema `RefundResultSchema`), or `(200, body)` replaying the refund recorded earlier under
-    that receipt for this purchase and amount (SPEC 3.3: once per id). Refusals raise:
+    receipt `external_id`: its points are clawed back in proportion (SPEC 2). Or the refund
+    recorded earlier under that receipt for this purchase and amount, replayed (SPEC 3.3: once
+    per id). Refusals raise:
     `not_found` (purchase), `refund_exceeds_purchase`, `idempotency_conflict` (the receipt
     was used for another refund)."""
     purchase = operations.merchant_transaction(session, purchase_id, merchant_id, "earn")
@@ -331,15 +345,15 @@ def refund_purchase(
         balance = balances_after(session, [first.id])[first.id]
         # Holds are counted as they are now: what the ledger cannot say of a past moment.
         held = operations.held_points(session, account.id, now)
-        replay = {
-            "id": first.public_id,
-            "amount_minor": first.amount_minor,
-            "points_clawed_back": first.points,
-            "breakdown": first.breakdown,
-        }
-        return 200, refund_body(
-            replay, purchase_id, purchase.currency, member, balance, max(balance - held, 0)
+        refund = Refund(
+            first.public_id,
+            purchase_id,
+            Money(first.amount_minor, purchase.currency),
+            first.points,
+            first.breakdown,
         )
+        state = member_state(member, balance, max(balance - held, 0))
+        return RefundResult(refund, state, replayed=True)
     try:
         result = operations.refund(
             session,
@@ -357,84 +371,14 @@ def refund_purchase(
             raise
         raise external_id_conflict(external_id, "another request", "refund") from error
     done, state = result["transaction"], result["member"]
-    return 201, refund_body(
-        done, purchase_id, purchase.currency, member, state["balance"], state["available"]
+    refund = Refund(
+        done["id"],
+        purchase_id,
+        Money(done["amount_minor"], purchase.currency),
+        done["points_clawed_back"],
+        done["breakdown"],
     )
-
-
-def parse_lines(body: bytes, *, ndjson: bool) -> list[Line]:
-    """A batch body, a JSON array or NDJSON (one purchase a line; blank lines skipped), as
-    validated lines. A bad line becomes its own problem; the whole body is refused only when
-    it cannot be split into lines (`malformed_json`, `validation_error`) or has more than
-    MAX_BATCH_LINES of them (`413 batch_too_large`)."""
-    raw: list[tuple[int, Any]] = []
-    parsed: dict[int, Line] = {}
-    if ndjson:
-        numbered = [(n, text) for n, text in enumerate(body.split(b"\n"), 1) if text.strip()]
-        _check_size(len(numbered))
-        for number, text in numbered:
-            try:
-                raw.append((number, load_json(text, f"line {number}")))
-            except MalformedJson as refusal:
-                parsed[number] = _refused(number, refusal)
-    else:
-        document = load_json(body)
-        if not isinstance(document, list):
-            raise InvalidRequest(
-                "send a JSON array of purchases, or NDJSON (application/x-ndjson)",
-                errors={"_schema": ["must be a JSON array"]},
-            )
-        _check_size(len(document))
-        raw = list(enumerate(document, 1))
-    if not raw and not parsed:
-        raise InvalidRequest("the batch has no purchases", errors={"_schema": ["is empty"]})
-    for number, item in raw:
-        try:
-            purchase = _purchase_schema.load(item)
-        except ValidationError as error:
-            parsed[number] = _refused(
-                number,
-                InvalidRequest(
-                    "the purchase has invalid fields; see errors",
-                    errors=_printable(error.messages),
-                ),
-            )
-        else:
-            parsed[number] = Line(number, purchase=purchase)
-    return [parsed[number] for number in sorted(parsed)]
-
-
-def _refused(number: int, refusal: CoalitionError) -> Line:
-    return Line(number, status=refusal.status, problem=refusal.problem())
-
-
-def _outcome(refusal: CoalitionError) -> tuple[int, dict[str, Any]]:
-    return refusal.status, refusal.problem()
-
-
-def _printable(messages: Any) -> Any:
-    """Validation messages with the field names a caller sent made safe to store (JSONB holds
-    neither NUL nor lone surrogates): such characters are spelled out as `\\u0000`."""
-    if isinstance(messages, dict):
-        return {_escape(str(key)): _printable(value) for key, value in messages.items()}
-    if isinstance(messages, list):
-        return [_printable(value) for value in messages]
-    return messages
-
-
-def _escape(name: str) -> str:
-    return "".join(
-        f"\\u{ord(char):04x}" if unicodedata.category(char) in ("Cc", "Cs") else char
-        for char in name
-    )
-
-
-def _check_size(count: int) -> None:
-    if count > MAX_BATCH_LINES:
-        raise BatchTooLarge(
-            f"a batch holds at most {MAX_BATCH_LINES} purchases, this one {count}; split it",
-            limit=MAX_BATCH_LINES,
-        )
+    return RefundResult(refund, member_state(member, state["balance"], state["available"]))
 
 
 def record_batch(
@@ -444,9 +388,10 @@ def record_batch(
     lines: Sequence[Line],
     actor: operations.Actor,
     now: datetime,
-) -> list[dict[str, Any]]:
-    """Each line's result, in order: `{"line", "status", "body"}` with the status and body the
-    line would get from `POST /purchases` (after the lines before it)."""
+) -> list[Outcome]:
+    """Each line's outcome, in order: what `record_purchase` would give it after the lines
+    before it, a result (a repeat of an earlier line's external_id replays that line's) or a
+    refusal."""
     for attempt in range(1, BATCH_ATTEMPTS + 1):
         savepoint = session.begin_nested()
         try:
@@ -474,30 +419,27 @@ def _record_batch(
     lines: Sequence[Line],
     actor: operations.Actor,
     now: datetime,
-) -> list[dict[str, Any]]:
-    outcomes: dict[int, tuple[int, dict[str, Any]]] = {}
-    candidates: dict[int, dict[str, Any]] = {}
+) -> list[Outcome]:
+    outcomes: dict[int, Outcome] = {}
+    candidates: dict[int, Mapping[str, Any]] = {}
     # One look-up of the terms for the whole batch: its lines are all recorded at `now`.
     terms = economics.terms_at(now, merchant_id, session)
     for index, line in enumerate(lines):
-        if line.purchase is None:
-            outcomes[index] = (line.status, line.problem or {})
-            continue
         try:
             _check_currency(line.purchase["currency"], terms)
         except CoalitionError as refusal:
-            outcomes[index] = _outcome(refusal)
+            outcomes[index] = refusal
         else:
             candidates[index] = line.purchase
 
     # One query for every member of the batch.
     found = find_members(session, {p["member"] for p in candidates.values()})
-    purchases: dict[int, dict[str, Any]] = {}
+    purchases: dict[int, Mapping[str, Any]] = {}
     for index, purchase in candidates.items():
         if purchase["member"] in found:
             purchases[index] = purchase
         else:
-            outcomes[index] = _outcome(NotFound("no such member"))
+            outcomes[index] = NotFound("no such member")
     live = list(purchases)
     member_of = {i: found[purchases[i]["member"]] for i in live}
 
@@ -529,7 +471,7 @@ def _record_batch(
             ):
                 replays.append((index, first))
             else:
-                outcomes[index] = _outcome(external_id_conflict(external_id, first.public_id))
+                outcomes[index] = external_id_conflict(external_id, first.public_id)
         elif external_id in claimed:
             first_index = claimed[external_id]
             first_purchase = purchases[first_index]
@@ -543,8 +485,8 @@ def _record_batch(
             ):
                 repeats.append((index, first_index))
             else:
-                outcomes[index] = _outcome(
-                    external_id_conflict(external_id, f"line {lines[first_index].number}")
+                outcomes[index] = external_id_conflict(
+                    external_id, f"line {lines[first_index].number}"
                 )
         else:
             claimed[external_id] = index
@@ -560,16 +502,14 @@ def _record_batch(
         locked=locked,
     )
     for index, result in zip(new, results, strict=True):
-        outcomes[index] = (
-            201,
-            purchase_body(result["transaction"], member_of[index], result["member"]["balance"]),
+        outcomes[index] = purchase_result(
+            result["transaction"], member_of[index], result["member"]["balance"]
         )
     after = balances_after(session, [first.id for _, first in replays])
     for index, first in replays:
-        outcomes[index] = (200, _replay_body(first, member_of[index], after[first.id]))
+        outcomes[index] = _replay(first, member_of[index], after[first.id])
     for index, first_index in repeats:
-        outcomes[index] = (200, outcomes[first_index][1])
-    return [
-        {"line": line.number, "status": outcomes[i][0], "body": outcomes[i][1]}
-        for i, line in enumerate(lines)
-    ]
+        first_result = outcomes[first_index]
+        assert isinstance(first_result, PurchaseResult)  # a line in `new`: recorded above
+        outcomes[index] = replace(first_result, replayed=True)
+    return [outcomes[index] for index in range(len(lines))]

@@ -1,6 +1,7 @@
 """Spending a member's points at a merchant's till (SPEC 3.3): redemptions and their reversals,
-and holds placed, captured and voided. Each function takes a session and plain values and
-returns `(status, body)`, the body in the shape of its result schema; refusals raise.
+and holds placed, captured and voided. Each function takes a session and validated values and
+returns a result (`RedemptionResult`, `ReversalResult`, `HoldResult`); refusals raise. The HTTP
+layer (`merchants.api.points`) serialises the results with their schemas.
 
 Spending needs proof that the member is there (SPEC 2): its current code, checked by a
 `CodeCheck` whose wrong guesses are counted even though the refused spending leaves nothing
@@ -10,8 +11,9 @@ redemptions and holds: another merchant's are `not_found`, like ones that do not
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -23,6 +25,57 @@ from coalition.ledger.reads import balances_after
 from coalition.members import codes
 from coalition.members.services import FoundMember, find_member, member_by_id, member_of_account
 from merchants import purchases
+from merchants.purchases import MemberState, Money, member_state
+
+
+@dataclass(frozen=True)
+class Redemption:
+    """A redemption's transaction: its points and what they are worth (SPEC 2)."""
+
+    id: str
+    points: int
+    value: Money
+    type: ClassVar[str] = "redeem"
+
+
+@dataclass(frozen=True)
+class Capture(Redemption):
+    """A hold captured: a redemption of the hold's points, or of some of them."""
+
+    hold: str
+
+
+@dataclass(frozen=True)
+class RedemptionResult:
+    """A redemption recorded (a capture among them), or `replayed`: recorded before under its
+    external_id."""
+
+    transaction: Redemption
+    member: MemberState
+    replayed: bool = False
+
+
+@dataclass(frozen=True)
+class Reversal:
+    id: str
+    redemption: str
+    points: int
+    type: ClassVar[str] = "reversal"
+
+
+@dataclass(frozen=True)
+class ReversalResult:
+    transaction: Reversal
+    member: MemberState
+
+
+@dataclass(frozen=True)
+class HoldResult:
+    """A hold as the ledger shows it (`id`, `points`, `status`, and while active `expires_at`),
+    and its member."""
+
+    hold: Mapping[str, Any]
+    member: MemberState
 
 
 class CodeCheck:
@@ -45,30 +98,11 @@ class CodeCheck:
             codes.record_failure(self.session, self.wrong_for, self.now)
 
 
-def _money(session: Session, points: int, at: datetime) -> dict[str, Any]:
+def _money(session: Session, points: int, at: datetime) -> Money:
     """What `points` spent at `at` are worth: SPEC 2's `point_value`, coalition-wide, in the
     terms of that business day."""
     terms = economics.terms_at(at, session=session)
-    return {"amount": economics.value_minor(points, terms), "currency": terms.currency}
-
-
-def _redemption_body(
-    session: Session,
-    transaction_id: str,
-    points: int,
-    member: FoundMember,
-    balance: int,
-    at: datetime,
-) -> dict[str, Any]:
-    return {
-        "transaction": {
-            "id": transaction_id,
-            "type": "redeem",
-            "points": points,
-            "value": _money(session, points, at),
-        },
-        "member": purchases.member_state(member, balance),
-    }
+    return Money(economics.value_minor(points, terms), terms.currency)
 
 
 def _owner_of_hold(session: Session, hold_id: str, merchant_id: int) -> FoundMember:
@@ -84,9 +118,9 @@ def record_redemption(
     check: CodeCheck,
     now: datetime,
     member_id: int | None = None,
-) -> tuple[int, dict[str, Any]]:
-    """A redemption (validated by `RedemptionSchema`): `(201, body)`, or `(200, body)` replaying
-    the one recorded earlier under its external_id. With `member_id`, a member-delegated
+) -> RedemptionResult:
+    """A redemption (validated by `RedemptionSchema`), or the one recorded earlier under its
+    external_id, replayed. With `member_id`, a member-delegated
     token's member, the token is the proof: that member redeems, as itself, with no code.
     Otherwise `redemption` names the member and gives its code, and `actor` (the till) redeems.
     Refusals raise: `not_found`, `idempotency_conflict`, `invalid_code`, `redemption_locked`,
@@ -106,9 +140,9 @@ def record_redemption(
         if first.member_account_id != member.account_id or first.points != points:
             raise purchases.external_id_conflict(external_id, first.public_id, "redemption")
         balance = balances_after(session, [first.id])[first.id]
-        return 200, _redemption_body(
-            session, first.public_id, first.points, member, balance, first.created_at
-        )
+        value = _money(session, first.points, first.created_at)
+        replay = Redemption(first.public_id, first.points, value)
+        return RedemptionResult(replay, member_state(member, balance), replayed=True)
     if member_id is None:
         check.consume(member.id, redemption["code"])
     try:
@@ -130,9 +164,8 @@ def record_redemption(
         raise purchases.external_id_conflict(
             external_id, "another request", "redemption"
         ) from error
-    return 201, _redemption_body(
-        session, result["transaction"]["id"], points, member, result["member"]["balance"], now
-    )
+    done = Redemption(result["transaction"]["id"], points, _money(session, points, now))
+    return RedemptionResult(done, member_state(member, result["member"]["balance"]))
 
 
 def reverse_redemption(
@@ -142,8 +175,8 @@ def reverse_redemption(
     redemption_id: str,
     actor: operations.Actor,
     now: datetime,
-) -> tuple[int, dict[str, Any]]:
-    """Undo the merchant's redemption `redemption_id`: `(201, body)`. Refusals raise:
+) -> ReversalResult:
+    """Undo the merchant's redemption `redemption_id`. Refusals raise:
     `not_found`, `already_reversed`."""
     redemption = operations.merchant_transaction(session, redemption_id, merchant_id, "redeem")
     member = member_of_account(session, redemption.member_account_id)
@@ -151,15 +184,10 @@ def reverse_redemption(
         session, redemption_id=redemption_id, merchant_id=merchant_id, actor=actor, now=now
     )
     done, state = result["transaction"], result["member"]
-    return 201, {
-        "transaction": {
-            "id": done["id"],
-            "type": "reversal",
-            "redemption": redemption_id,
-            "points": done["points"],
-        },
-        "member": purchases.member_state(member, state["balance"], state["available"]),
-    }
+    return ReversalResult(
+        Reversal(done["id"], redemption_id, done["points"]),
+        member_state(member, state["balance"], state["available"]),
+    )
 
 
 def place_hold(
@@ -169,9 +197,9 @@ def place_hold(
     hold: Mapping[str, Any],
     check: CodeCheck,
     now: datetime,
-) -> tuple[int, dict[str, Any]]:
+) -> HoldResult:
     """Reserve points (`hold` validated by `HoldRequestSchema`; the member's code is the proof)
-    for `ttl_seconds`, 15 minutes by default: `(201, body)`. Refusals raise: `not_found`,
+    for `ttl_seconds`, 15 minutes by default. Refusals raise: `not_found`,
     `invalid_code`, `redemption_locked`, `insufficient_points`."""
     ttl = timedelta(seconds=hold.get("ttl_seconds", operations.HOLD_DEFAULT_TTL.total_seconds()))
     member = find_member(session, hold["member"])
@@ -187,10 +215,7 @@ def place_hold(
         locked=account,
     )
     state = result["member"]
-    return 201, {
-        "hold": result["hold"],
-        "member": purchases.member_state(member, state["balance"], state["available"]),
-    }
+    return HoldResult(result["hold"], member_state(member, state["balance"], state["available"]))
 
 
 def capture_hold(
@@ -201,35 +226,24 @@ def capture_hold(
     points: int | None,
     actor: operations.Actor,
     now: datetime,
-) -> tuple[int, dict[str, Any]]:
-    """Spend all of the merchant's hold `hold_id`, or `points` of it (the rest is released):
-    `(201, body)`, a redemption. Refusals raise: `not_found`, `hold_not_active`."""
+) -> RedemptionResult:
+    """Spend all of the merchant's hold `hold_id`, or `points` of it (the rest is released): a
+    redemption. Refusals raise: `not_found`, `hold_not_active`."""
     member = _owner_of_hold(session, hold_id, merchant_id)
     result = operations.capture_hold(
         session, hold_id=hold_id, merchant_id=merchant_id, actor=actor, now=now, points=points
     )
     done, state = result["transaction"], result["member"]
-    return 201, {
-        "transaction": {
-            "id": done["id"],
-            "type": "redeem",
-            "points": done["points"],
-            "value": _money(session, done["points"], now),
-            "hold": hold_id,
-        },
-        "member": purchases.member_state(member, state["balance"], state["available"]),
-    }
+    return RedemptionResult(
+        Capture(done["id"], done["points"], _money(session, done["points"], now), hold_id),
+        member_state(member, state["balance"], state["available"]),
+    )
 
 
-def void_hold(
-    session: Session, *, merchant_id: int, hold_id: str, now: datetime
-) -> tuple[int, dict[str, Any]]:
-    """Release the merchant's hold `hold_id` without spending: `(200, body)`. Refusals raise:
+def void_hold(session: Session, *, merchant_id: int, hold_id: str, now: datetime) -> HoldResult:
+    """Release the merchant's hold `hold_id` without spending. Refusals raise:
     `not_found`, `hold_not_active`."""
     member = _owner_of_hold(session, hold_id, merchant_id)
     result = operations.void_hold(session, hold_id=hold_id, merchant_id=merchant_id, now=now)
     state = result["member"]
-    return 200, {
-        "hold": result["hold"],
-        "member": purchases.member_state(member, state["balance"], state["available"]),
-    }
+    return HoldResult(result["hold"], member_state(member, state["balance"], state["available"]))

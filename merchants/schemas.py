@@ -1,6 +1,8 @@
-"""Marshmallow schemas of the merchant API's points routes (SPEC 3.3): what a till may send,
+"""Marshmallow schemas of the merchants' API (SPEC 3.3): the points routes, what a till may send,
 refused field by field (422 `validation_error`) before anything is written, and what it gets
-back (the response schemas document the bodies; the tests load every body through them)."""
+back (the routes serialise their results with the response schemas, which also document the
+bodies; the tests load every body through them); and onboarding's, a merchant's application and
+the operator's merchants and clients (SPEC 3.5)."""
 
 from __future__ import annotations
 
@@ -17,7 +19,11 @@ from coalition.errors import InvalidRequest
 from coalition.ledger.models import TRANSACTION_TYPES
 from coalition.ledger.operations import HOLD_MAX_TTL
 from coalition.ledger.rows import MAX_POINTS
-from coalition.web.api import NOT_BLANK_TEXT, PageArgs, Strict, plain_text
+from coalition.oauth import clients as oauth_clients
+from coalition.oauth.scopes import ALLOWED
+from coalition.web.api import EMAIL, HTTP_URL, PageArgs, Strict, pattern
+from coalition.web.fields import MoneySchema, WholeNumber, text
+from merchants.models import MERCHANT_STATUSES
 
 # Bounds (TIGER_STYLE: a limit on everything). A purchase of up to 10^9 euros keeps its points
 # far below the ledger's own bound at the highest earn rate.
@@ -25,7 +31,6 @@ MAX_PURCHASE_MINOR = 10**11
 MAX_ITEMS = 500
 MAX_QUANTITY = 100_000
 MAX_EXTERNAL_ID = 100
-MAX_TEXT = 100
 # A till's clock may run a little ahead of ours; a purchase from further ahead is refused, and so
 # is one older than a year (a till offline that long should not earn points unseen).
 CLOCK_SKEW = timedelta(minutes=5)
@@ -34,36 +39,6 @@ OLDEST_PURCHASE = timedelta(days=366)
 MAX_BATCH_LINES = 1000
 NDJSON = "application/x-ndjson"
 DATE_ONLY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-
-
-class WholeNumber(fields.Integer):
-    """A whole number: `12`, or `12.0` (JSON has one kind of number, and JSON Schema's
-    `integer` includes it). `12.5`, `true` and `"12"` are refused, and so is a float too large
-    to be exact."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(strict=True, **kwargs)
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
-        if isinstance(value, bool):
-            raise self.make_error("invalid")
-        if isinstance(value, float) and value.is_integer() and abs(value) <= 2**53:
-            value = int(value)
-        return super()._deserialize(value, attr, data, **kwargs)
-
-
-def _plain(value: str) -> None:
-    """Text a database and a receipt can hold: plain, and not only blanks."""
-    plain_text(value)
-    if not value.strip():
-        raise ValidationError("must not be blank")
-
-
-def text(max_length: int = MAX_TEXT, **kwargs: Any) -> fields.String:
-    metadata = {"pattern": NOT_BLANK_TEXT, **kwargs.pop("metadata", {})}
-    return fields.String(
-        validate=[validate.Length(min=1, max=max_length), _plain], metadata=metadata, **kwargs
-    )
 
 
 def _not_in_future_nor_too_old(value: datetime) -> None:
@@ -137,7 +112,7 @@ class PurchaseSchema(Strict):
 
 
 # The batch's body is many purchases, an array or NDJSON, parsed line by line rather than by a
-# schema (`purchases.parse_lines`); OpenAPI is told its shape here.
+# schema (`merchants.api.batch`); OpenAPI is told its shape here.
 BATCH_REQUEST_BODY = {
     "required": True,
     "description": f"Up to {MAX_BATCH_LINES} purchases: a JSON array, or NDJSON "
@@ -301,11 +276,6 @@ class BatchResultSchema(Strict):
     results = fields.List(fields.Nested(BatchLineSchema), required=True)
 
 
-class MoneySchema(Strict):
-    amount = fields.Integer(required=True)
-    currency = fields.String(required=True)
-
-
 class RedeemSchema(Strict):
     id = fields.String(required=True)
     type = fields.String(required=True)
@@ -377,3 +347,71 @@ class TransactionSchema(Schema):
     reason = fields.String(required=True)
     occurred_at = fields.String(allow_none=True)
     created_at = fields.String(required=True)
+
+
+# Onboarding.
+
+
+class ApplicationIn(Strict):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    email = fields.String(
+        required=True,
+        validate=[validate.Length(max=320), pattern(EMAIL, "Not a valid email address.")],
+    )
+    country = fields.String(
+        required=True, validate=validate.Regexp(r"^[A-Z]{2}$", error="an ISO 3166 code: DE, FR")
+    )
+    category = fields.String(required=True, validate=validate.Length(min=1, max=80))
+    website = fields.String(
+        allow_none=True,
+        validate=[validate.Length(max=500), pattern(f"^({HTTP_URL[1:-1]})?$", "Not a valid URL.")],
+        metadata={"description": "an http(s) URL; empty, null or left out: none"},
+    )
+    contact_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    password = fields.String(
+        required=True, load_only=True, validate=validate.Length(min=10, max=200)
+    )
+
+
+class ApplicationOut(Schema):
+    id = fields.String()
+    status = fields.String()
+
+
+class MerchantOut(Schema):
+    id = fields.String()
+    name = fields.String()
+    status = fields.String()
+    email = fields.String(allow_none=True)
+    country = fields.String(allow_none=True)
+    category = fields.String(allow_none=True)
+    website = fields.String(allow_none=True)
+    contact_name = fields.String(allow_none=True)
+    base_rate = fields.String()
+    created_at = fields.DateTime()
+    approved_at = fields.DateTime(allow_none=True)
+    suspended_at = fields.DateTime(allow_none=True)
+
+
+class MerchantListArgs(PageArgs):
+    status = fields.String(validate=validate.OneOf(MERCHANT_STATUSES))
+
+
+class ClientIn(Strict):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    scopes = fields.List(
+        fields.String(validate=validate.OneOf(sorted(ALLOWED["merchant"]))),
+        required=True,
+        validate=validate.Length(min=1, max=20),
+    )
+    redirect_uris = fields.List(
+        fields.String(validate=[validate.Length(max=500), pattern(HTTP_URL, "Not a valid URL.")]),
+        load_default=list,
+        validate=validate.Length(max=oauth_clients.MAX_REDIRECT_URIS),
+    )
+
+
+class ClientOut(Schema):
+    client_id = fields.String()
+    client_secret = fields.String()
+    scopes = fields.List(fields.String())

@@ -1,25 +1,44 @@
-"""Operations on merchants. Creating one also opens its issuance account in the ledger, and
-checks its base rate against the operator's earn-rate bounds (SPEC 2, Earn rules)."""
+"""Operations on merchants: an application to join (`apply`, one per email), the operator's
+approval and suspension, and a merchant's OAuth clients. Creating a merchant also opens its
+issuance account in the ledger, and checks its base rate against the operator's earn-rate bounds
+(SPEC 2, Earn rules)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from flask import current_app
 from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from coalition import clock, economics, tenancy
 from coalition.database import table
-from coalition.errors import InvalidRequest, NotFound
+from coalition.errors import CoalitionError, InvalidRequest, NotFound
 from coalition.ids import new_id
 from coalition.ledger import accounts
+from coalition.oauth import clients as oauth_clients
 from coalition.oauth.models import OAuthClient
 from merchants.models import DEFAULT_BASE_RATE, Merchant
 
 clients = table(OAuthClient)
+merchants = table(Merchant)
+
+
+class EmailTaken(CoalitionError):
+    status, code, title = 409, "email_taken", "Email already registered"
+
+
+@dataclass(frozen=True)
+class Standing:
+    """A merchant (its public id) and its status: `pending`, `active` or `suspended`."""
+
+    id: str
+    status: str
 
 
 def create_merchant(
@@ -43,7 +62,7 @@ def create_merchant(
     else:
         details["base_rate"] = _nearest(DEFAULT_BASE_RATE, bounds)
     merchant_id = session.execute(
-        insert(table(Merchant))
+        insert(merchants)
         .values(
             public_id=public_id,
             name=name,
@@ -52,16 +71,53 @@ def create_merchant(
             approved_at=now if status == "active" else None,
             **details,
         )
-        .returning(table(Merchant).c.id)
+        .returning(merchants.c.id)
     ).scalar_one()
     accounts.open_merchant_account(session, merchant_id)
     return merchant_id, public_id
 
 
-def _set_status(
-    session: Session, merchant_public_id: str, status: str, now: datetime
-) -> dict[str, Any]:
-    merchants = table(Merchant)
+def apply(
+    session: Session,
+    *,
+    name: str,
+    email: str,
+    country: str,
+    category: str,
+    website: str | None,
+    contact_name: str,
+    password_hash: str,
+    now: datetime,
+) -> Standing:
+    """A merchant's application to join: a merchant in `pending` until the operator approves
+    it. One per email, in any letter case: another is `email_taken`."""
+    email = email.lower()
+    if session.execute(select(merchants.c.id).where(merchants.c.email == email)).first():
+        raise EmailTaken("a merchant with this email has already applied")
+    savepoint = session.begin_nested()
+    try:
+        _, public_id = create_merchant(
+            session,
+            name,
+            status="pending",
+            now=now,
+            details={
+                "email": email,
+                "country": country,
+                "category": category,
+                "website": website,
+                "contact_name": contact_name,
+                "password_hash": password_hash,
+            },
+        )
+        savepoint.commit()
+    except IntegrityError as exc:  # the same email, applied at the same moment
+        savepoint.rollback()
+        raise EmailTaken("a merchant with this email has already applied") from exc
+    return Standing(public_id, "pending")
+
+
+def _set_status(session: Session, merchant_public_id: str, status: str, now: datetime) -> Standing:
     row = session.execute(
         select(merchants.c.id, merchants.c.status).where(
             merchants.c.public_id == merchant_public_id
@@ -80,17 +136,54 @@ def _set_status(
             .where(clients.c.merchant_id == row.id)
             .values(disabled=status == "suspended")
         )
-    return {"id": merchant_public_id, "status": status}
+    return Standing(merchant_public_id, status)
 
 
-def approve_merchant(session: Session, merchant_public_id: str, now: datetime) -> dict[str, Any]:
+def approve_merchant(session: Session, merchant_public_id: str, now: datetime) -> Standing:
     """The operator lets a pending (or suspended) merchant in; its clients work again."""
     return _set_status(session, merchant_public_id, "active", now)
 
 
-def suspend_merchant(session: Session, merchant_public_id: str, now: datetime) -> dict[str, Any]:
+def suspend_merchant(session: Session, merchant_public_id: str, now: datetime) -> Standing:
     """The operator stops a merchant: every token of its clients is refused from now on."""
     return _set_status(session, merchant_public_id, "suspended", now)
+
+
+def create_client(
+    session: Session,
+    merchant_public_id: str,
+    *,
+    name: str,
+    scopes: Iterable[str],
+    redirect_uris: list[str],
+    now: datetime,
+) -> dict[str, Any]:
+    """A new OAuth client of the merchant (till, e-shop, app): `client_id`, `client_secret`
+    (shown only now) and `scopes`. A client of a merchant that is not active is created
+    switched off, as `_set_status` switches off the clients of a suspended one."""
+    merchant = session.execute(
+        select(merchants.c.id, merchants.c.status).where(
+            merchants.c.public_id == merchant_public_id
+        )
+    ).one_or_none()
+    if merchant is None:
+        raise NotFound("no such merchant")
+    made = oauth_clients.create_client(
+        session,
+        name=name,
+        merchant_id=merchant.id,
+        scopes=set(scopes),
+        redirect_uris=redirect_uris,
+        now=now,
+    )
+    if merchant.status != "active":
+        with tenancy.acting_as(tenancy.SYSTEM, session):
+            session.execute(
+                update(clients)
+                .where(clients.c.client_id == made["client_id"])
+                .values(disabled=True)
+            )
+    return made
 
 
 Bounds = tuple[Decimal, Decimal]
@@ -133,7 +226,6 @@ def base_rates_outside_bounds(
     """The merchants (public id; one, given `merchant_id`) whose base rate lies outside the
     earn-rate bounds they would trade under on `since` or a later day a version takes effect,
     with the first such bounds: what a change of the terms must not bring about."""
-    merchants = table(Merchant)
     query = select(merchants.c.id, merchants.c.public_id, merchants.c.base_rate)
     if merchant_id is not None:
         query = query.where(merchants.c.id == merchant_id)

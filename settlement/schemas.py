@@ -15,7 +15,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from coalition import economics
 from coalition.web.api import HTTP_URL, PageArgs, Strict, pattern
-from merchants.schemas import MoneySchema, WholeNumber, text
+from coalition.web.fields import MoneySchema, WholeNumber, text
 from settlement.models import INSTRUCTION_STATUSES
 from settlement.statements import MONTH as MONTH_PATTERN
 

@@ -25,6 +25,7 @@ from coalition.members.models import Member
 from coalition.outbox import OutboxEvent
 from merchants import purchases as service
 from merchants import schemas
+from merchants.api import batch
 from tests import factories as f
 from tests.factories import T0
 
@@ -306,12 +307,12 @@ def test_a_batch_costs_the_same_statements_for_two_lines_or_two_hundred(session,
     cards = [card_of(session, m) for m in members]
 
     def run(lines: list[dict[str, Any]]) -> int:
-        parsed = service.parse_lines(json.dumps(lines).encode(), ndjson=False)
+        parsed = batch.parse_lines(json.dumps(lines).encode(), ndjson=False)
         with statements() as sent:
             results = service.record_batch(
-                session, merchant_id=shop, lines=parsed, actor=f.TILL, now=T0
+                session, merchant_id=shop, lines=parsed.lines, actor=f.TILL, now=T0
             )
-        assert {r["status"] for r in results} == {201}
+        assert all(isinstance(r, service.PurchaseResult) and not r.replayed for r in results)
         return len(sent)
 
     # The day's terms are read once per process and day, then cached: not a cost per batch.
@@ -367,6 +368,24 @@ def _line(session, members: list[int], spec: dict[str, Any]) -> Any:
     return line
 
 
+def _answer(outcome: service.Outcome) -> tuple[int, dict[str, Any]]:
+    """An outcome as `POST /purchases` answers it: 201, 200 for a replay, or a problem."""
+    if isinstance(outcome, CoalitionError):
+        return outcome.status, outcome.problem()
+    return 200 if outcome.replayed else 201, schemas.PurchaseResultSchema().dump(outcome)
+
+
+def _batch(session, shop: int, lines: list[Any]) -> list[tuple[int, dict[str, Any]]]:
+    """The lines as `POST /purchases/batch` takes them: read, then recorded set-based."""
+    parsed = batch.parse_lines(json.dumps(lines).encode(), ndjson=False)
+    outcomes: dict[int, service.Outcome] = dict(parsed.refused)
+    recorded = service.record_batch(
+        session, merchant_id=shop, lines=parsed.lines, actor=f.TILL, now=T0
+    )
+    outcomes.update(zip([line.number for line in parsed.lines], recorded, strict=True))
+    return [_answer(outcomes[number]) for number in sorted(outcomes)]
+
+
 def _one_by_one(session, shop: int, lines: list[Any]) -> list[tuple[int, dict[str, Any]]]:
     """Each line as `POST /purchases` would take it: validated, then in its own savepoint."""
     answers = []
@@ -379,8 +398,10 @@ def _one_by_one(session, shop: int, lines: list[Any]) -> list[tuple[int, dict[st
         savepoint = session.begin_nested()
         try:
             answers.append(
-                service.record_purchase(
-                    session, merchant_id=shop, purchase=valid, actor=f.TILL, now=T0
+                _answer(
+                    service.record_purchase(
+                        session, merchant_id=shop, purchase=valid, actor=f.TILL, now=T0
+                    )
                 )
             )
             savepoint.commit()
@@ -468,18 +489,12 @@ def test_a_batch_leaves_the_ledger_as_the_same_purchases_one_by_one(
             session, single_shop, [_line(session, single_members, s) for s in specs]
         )
         lines = [_line(session, batch_members, s) for s in specs]
-        batched = service.record_batch(
-            session,
-            merchant_id=batch_shop,
-            lines=service.parse_lines(json.dumps(lines).encode(), ndjson=False),
-            actor=f.TILL,
-            now=T0,
-        )
+        batched = _batch(session, batch_shop, lines)
 
         single_ids: dict[str, int] = {}
         batch_ids: dict[str, int] = {}
         assert [_comparable(a, single_ids) for a in singles] == [
-            _comparable((r["status"], r["body"]), batch_ids) for r in batched
+            _comparable(answer, batch_ids) for answer in batched
         ]
         assert _ledger_of(session, single_members) == _ledger_of(session, batch_members)
         events = [

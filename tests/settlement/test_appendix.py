@@ -22,7 +22,13 @@ from coalition.members import codes
 from coalition.members.models import Member
 from coalition.members.services import create_member
 from merchants import purchases, redemptions
-from merchants.schemas import PurchaseSchema, RedemptionSchema
+from merchants.schemas import (
+    PurchaseResultSchema,
+    PurchaseSchema,
+    RedemptionResultSchema,
+    RedemptionSchema,
+    RefundResultSchema,
+)
 from merchants.services import create_merchant
 from settlement import runs, statements
 from settlement.models import SettlementPosition
@@ -72,11 +78,11 @@ def buy(session: Session, merchant_id: int, card: str, euros: int, receipt: str,
     line = PurchaseSchema().load(
         {"member": card, "amount": euros * 100, "currency": "EUR", "external_id": receipt}
     )
-    status, body = purchases.record_purchase(
+    result = purchases.record_purchase(
         session, merchant_id=merchant_id, purchase=line, actor=TILL, now=when
     )
-    assert status == 201, body
-    return body
+    assert not result.replayed, result
+    return PurchaseResultSchema().dump(result)
 
 
 def redeem(
@@ -92,7 +98,7 @@ def redeem(
             "external_id": receipt,
         }
     )
-    status, body = redemptions.record_redemption(
+    result = redemptions.record_redemption(
         session,
         merchant_id=merchant_id,
         redemption=line,
@@ -100,8 +106,8 @@ def redeem(
         check=redemptions.CodeCheck(session, when),
         now=when,
     )
-    assert status == 201, body
-    return body
+    assert not result.replayed, result
+    return RedemptionResultSchema().dump(result)
 
 
 def lots_of(session: Session, member_id: int) -> list[tuple[str, int, int]]:
@@ -144,7 +150,7 @@ def the_month(session: Session) -> dict[str, int]:
     # Day 2: M1 redeems 170 at B, M2 50 at A; A refunds 40.00 EUR of M1's purchase.
     assert redeem(session, b, m1, 170, "B-R-0001", at(2, 11))["member"]["balance"] == 10
     assert redeem(session, a, m2, 50, "A-R-0001", at(2, 12))["member"]["balance"] == 130
-    status, refund = purchases.refund_purchase(
+    refunded = purchases.refund_purchase(
         session,
         merchant_id=a,
         purchase_id=bought["transaction"]["id"],
@@ -153,7 +159,8 @@ def the_month(session: Session) -> dict[str, int]:
         actor=TILL,
         now=at(2, 13),
     )
-    assert status == 201, refund
+    assert not refunded.replayed, refunded
+    refund = RefundResultSchema().dump(refunded)
     assert refund["points_clawed_back"] == 40
     assert refund["member"]["balance"] == -30
     # L1 has none left; 10 from L2; 30 become debt.

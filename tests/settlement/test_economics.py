@@ -720,16 +720,15 @@ def _buy(session, path: str, shop: int, member_id: int, receipt: str, at: dateti
     actor = operations.Actor("merchant_client", "till-1")
     line = PurchaseSchema().load(purchase(session, member_id, 1000, receipt))
     if path == "single":
-        status, body = purchases.record_purchase(
+        result = purchases.record_purchase(
             session, merchant_id=shop, purchase=line, actor=actor, now=at
         )
     else:
         [result] = purchases.record_batch(
             session, merchant_id=shop, lines=[purchases.Line(1, purchase=line)], actor=actor, now=at
         )
-        status, body = result["status"], result["body"]
-    assert status == 201, body
-    return body["transaction"]["breakdown"]["welcome"]
+    assert isinstance(result, purchases.PurchaseResult) and not result.replayed, result
+    return result.transaction.breakdown["welcome"]
 
 
 @pytest.mark.parametrize("path", ["single", "batch"])

@@ -1,13 +1,14 @@
 """The merchant API's points routes (SPEC 3.3): purchases (one or a batch), refunds,
 redemptions, reversals, holds, and the merchant's transactions.
 
-Thin HTTP: each body is validated by a Strict schema (`merchants.schemas`), each POST that moves
-points runs through `idempotent()` (a savepoint, the Idempotency-Key, one commit), and the work is
-done by `merchants.purchases` (purchases and refunds) and `merchants.redemptions` (redemptions,
-reversals and holds). Spending (a redemption or a hold) needs proof that the member is there
-(SPEC 2): its current code with a merchant token, whose wrong guesses are counted even though the
-refused spending leaves nothing behind; or a member-delegated token with the `redeem` scope, for
-redemptions."""
+Thin HTTP: each body is validated by a Strict schema (`merchants.schemas`; the batch's, line by
+line, by `merchants.api.batch`), the work is done by `merchants.purchases` (purchases and
+refunds) and `merchants.redemptions` (redemptions, reversals and holds), and their results are
+serialised by the route's response schema; each POST that moves points runs through
+`idempotent()` (a savepoint, the Idempotency-Key and the answer it keeps, one commit).
+Spending (a redemption or a hold) needs proof that the member is there (SPEC 2): its current
+code with a merchant token, whose wrong guesses are counted even though the refused spending
+leaves nothing behind; or a member-delegated token with the `redeem` scope, for redemptions."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ from datetime import datetime
 from typing import Any
 
 from flask import request
-from marshmallow import RAISE
+from marshmallow import RAISE, Schema
 
 from coalition import clock
-from coalition.errors import NotFound
+from coalition.errors import CoalitionError, NotFound
 from coalition.extensions import db
 from coalition.ids import is_public_id
 from coalition.ledger import operations, reads
@@ -27,8 +28,18 @@ from coalition.web.access import principal, require
 from coalition.web.api import blueprint, idempotent, page_schema, paginate
 from coalition.web.bodies import check_json_body
 from merchants import purchases, redemptions, schemas
+from merchants.api import batch
 
 bp = blueprint("points", __name__, "Purchases, refunds, redemptions, holds and transactions")
+
+# What serialises each route's result: the schema its `@bp.response` documents.
+PURCHASE_RESULT = schemas.PurchaseResultSchema()
+BATCH_RESULT = schemas.BatchResultSchema()
+REFUND_RESULT = schemas.RefundResultSchema()
+REDEMPTION_RESULT = schemas.RedemptionResultSchema()
+REVERSAL_RESULT = schemas.ReversalResultSchema()
+HOLD_RESULT = schemas.HoldResultSchema()
+CAPTURE_RESULT = schemas.CaptureResultSchema()
 
 
 def _merchant_id() -> int:
@@ -40,6 +51,20 @@ def _merchant_id() -> int:
 
 def _till() -> operations.Actor:
     return operations.Actor("merchant_client", principal().client_id)
+
+
+def _answer(schema: Schema, result: Any, status: int = 201) -> tuple[int, dict[str, Any]]:
+    """A result as `idempotent` keeps and sends it: `status`, or 200 for a replay of an earlier
+    result (a purchase, refund or redemption recorded before under its external_id)."""
+    return (200 if getattr(result, "replayed", False) else status), schema.dump(result)
+
+
+def _line(number: int, outcome: purchases.Outcome) -> dict[str, Any]:
+    """A line of the batch as `POST /purchases` would have answered it."""
+    if isinstance(outcome, CoalitionError):
+        return {"line": number, "status": outcome.status, "body": outcome.problem()}
+    status, body = _answer(PURCHASE_RESULT, outcome)
+    return {"line": number, "status": status, "body": body}
 
 
 def _checked_id(value: str, prefix: str, what: str) -> str:
@@ -72,8 +97,11 @@ def create_purchase(purchase: dict[str, Any]) -> Any:
     for another purchase is 409 `idempotency_conflict`."""
     session, now, merchant_id, actor = db.session(), clock.utcnow(), _merchant_id(), _till()
     return idempotent(
-        lambda: purchases.record_purchase(
-            session, merchant_id=merchant_id, purchase=purchase, actor=actor, now=now
+        lambda: _answer(
+            PURCHASE_RESULT,
+            purchases.record_purchase(
+                session, merchant_id=merchant_id, purchase=purchase, actor=actor, now=now
+            ),
         )
     )
 
@@ -91,18 +119,21 @@ def create_purchase_batch() -> Any:
     stops the others. More than 1,000 lines: 413 `batch_too_large`, nothing recorded."""
     check_json_body(required=True, also=(schemas.NDJSON,))
     ndjson = request.mimetype == schemas.NDJSON
-    lines = purchases.parse_lines(request.get_data(), ndjson=ndjson)
+    parsed = batch.parse_lines(request.get_data(), ndjson=ndjson)
     session, now, merchant_id, actor = db.session(), clock.utcnow(), _merchant_id(), _till()
-    return idempotent(
-        lambda: (
-            200,
-            {
-                "results": purchases.record_batch(
-                    session, merchant_id=merchant_id, lines=lines, actor=actor, now=now
-                )
-            },
+
+    def record() -> tuple[int, dict[str, Any]]:
+        outcomes = purchases.record_batch(
+            session, merchant_id=merchant_id, lines=parsed.lines, actor=actor, now=now
         )
-    )
+        answers = {
+            line.number: _line(line.number, outcome)
+            for line, outcome in zip(parsed.lines, outcomes, strict=True)
+        }
+        answers.update({n: _line(n, refusal) for n, refusal in parsed.refused.items()})
+        return 200, BATCH_RESULT.dump({"results": [answers[n] for n in sorted(answers)]})
+
+    return idempotent(record)
 
 
 @bp.route("/purchases/<purchase_id>/refunds", methods=["POST"])
@@ -124,14 +155,17 @@ def refund_purchase(refund: dict[str, Any], purchase_id: str) -> Any:
     session, now, merchant_id, actor = db.session(), clock.utcnow(), _merchant_id(), _till()
     _checked_id(purchase_id, "txn", "purchase")
     return idempotent(
-        lambda: purchases.refund_purchase(
-            session,
-            merchant_id=merchant_id,
-            purchase_id=purchase_id,
-            amount_minor=refund["amount"],
-            external_id=refund["external_id"],
-            actor=actor,
-            now=now,
+        lambda: _answer(
+            REFUND_RESULT,
+            purchases.refund_purchase(
+                session,
+                merchant_id=merchant_id,
+                purchase_id=purchase_id,
+                amount_minor=refund["amount"],
+                external_id=refund["external_id"],
+                actor=actor,
+                now=now,
+            ),
         )
     )
 
@@ -169,14 +203,17 @@ def create_redemption(redemption: dict[str, Any]) -> Any:
     session, now, merchant_id, actor = db.session(), clock.utcnow(), _merchant_id(), _till()
     check = redemptions.CodeCheck(session, now)
     return idempotent(
-        lambda: redemptions.record_redemption(
-            session,
-            merchant_id=merchant_id,
-            redemption=redemption,
-            actor=actor,
-            check=check,
-            now=now,
-            member_id=(caller.member_id or 0) if by_member else None,
+        lambda: _answer(
+            REDEMPTION_RESULT,
+            redemptions.record_redemption(
+                session,
+                merchant_id=merchant_id,
+                redemption=redemption,
+                actor=actor,
+                check=check,
+                now=now,
+                member_id=(caller.member_id or 0) if by_member else None,
+            ),
         ),
         on_refusal=check.on_refusal,
     )
@@ -195,8 +232,11 @@ def reverse_redemption(_body: dict[str, Any], redemption_id: str) -> Any:
     session, now, merchant_id, actor = db.session(), clock.utcnow(), _merchant_id(), _till()
     _checked_id(redemption_id, "txn", "redemption")
     return idempotent(
-        lambda: redemptions.reverse_redemption(
-            session, merchant_id=merchant_id, redemption_id=redemption_id, actor=actor, now=now
+        lambda: _answer(
+            REVERSAL_RESULT,
+            redemptions.reverse_redemption(
+                session, merchant_id=merchant_id, redemption_id=redemption_id, actor=actor, now=now
+            ),
         )
     )
 
@@ -221,8 +261,11 @@ def create_hold(hold: dict[str, Any]) -> Any:
     session, now, merchant_id = db.session(), clock.utcnow(), _merchant_id()
     check = redemptions.CodeCheck(session, now)
     return idempotent(
-        lambda: redemptions.place_hold(
-            session, merchant_id=merchant_id, hold=hold, check=check, now=now
+        lambda: _answer(
+            HOLD_RESULT,
+            redemptions.place_hold(
+                session, merchant_id=merchant_id, hold=hold, check=check, now=now
+            ),
         ),
         on_refusal=check.on_refusal,
     )
@@ -240,13 +283,16 @@ def capture_hold(capture: dict[str, Any], hold_id: str) -> Any:
     session, now, merchant_id, actor = db.session(), clock.utcnow(), _merchant_id(), _till()
     _checked_id(hold_id, "hold", "hold")
     return idempotent(
-        lambda: redemptions.capture_hold(
-            session,
-            merchant_id=merchant_id,
-            hold_id=hold_id,
-            points=capture.get("points"),
-            actor=actor,
-            now=now,
+        lambda: _answer(
+            CAPTURE_RESULT,
+            redemptions.capture_hold(
+                session,
+                merchant_id=merchant_id,
+                hold_id=hold_id,
+                points=capture.get("points"),
+                actor=actor,
+                now=now,
+            ),
         )
     )
 
@@ -263,7 +309,11 @@ def void_hold(_body: dict[str, Any], hold_id: str) -> Any:
     session, now, merchant_id = db.session(), clock.utcnow(), _merchant_id()
     _checked_id(hold_id, "hold", "hold")
     return idempotent(
-        lambda: redemptions.void_hold(session, merchant_id=merchant_id, hold_id=hold_id, now=now)
+        lambda: _answer(
+            HOLD_RESULT,
+            redemptions.void_hold(session, merchant_id=merchant_id, hold_id=hold_id, now=now),
+            status=200,
+        )
     )
 
 

@@ -6,23 +6,18 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
 
 from coalition.errors import CoalitionError
 from coalition.extensions import db
 from coalition.web.access import require
 from coalition.web.api import blueprint, page_schema, paginate
-from settlement import payments, schemas
+from settlement import payments, reads, schemas
 from settlement.gateway import GatewayError, gateway
 from settlement.money import money
-from settlement.statements import check_month
 
 bp = blueprint(
     "payments", __name__, "Payments: merchants' Stripe accounts and payment instructions"
 )
-instructions = payments.instructions
-statements = payments.statements
-merchants = payments.merchants
 
 
 class StripeUnavailable(CoalitionError):
@@ -77,20 +72,5 @@ def create_account_link(link: dict[str, Any], merchant_id: str) -> Any:
 @bp.response(200, page_schema(schemas.PaymentOut, "PaymentPage"))
 def list_payments(args: dict[str, Any]) -> Any:
     """Payment instructions, newest first; `status` and `month` filter."""
-    query = (
-        select(
-            instructions,
-            statements.c.public_id.label("statement"),
-            statements.c.month,
-            merchants.c.public_id.label("merchant"),
-            merchants.c.name.label("merchant_name"),
-        )
-        .join(statements, statements.c.id == instructions.c.statement_id)
-        .join(merchants, merchants.c.id == instructions.c.merchant_id)
-    )
-    if args.get("status"):
-        query = query.where(instructions.c.status == args["status"])
-    if args.get("month"):
-        check_month(db.session(), args["month"])
-        query = query.where(statements.c.month == args["month"])
-    return paginate(query, instructions.c.id, args, _payment)
+    query = reads.payments_query(db.session(), args.get("status"), args.get("month"))
+    return paginate(query, reads.instructions.c.id, args, _payment)

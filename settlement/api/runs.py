@@ -5,25 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
-
 from coalition import clock
-from coalition.database import table
 from coalition.extensions import db
 from coalition.jobs import enqueue
 from coalition.web.access import require
 from coalition.web.api import page_schema, paginate
-from merchants.models import Merchant
+from settlement import reads, schemas, tasks
 from settlement import runs as settlement_runs
-from settlement import schemas, tasks
 from settlement.api import bp
-from settlement.models import SettlementFlow, SettlementPosition, SettlementRun
-from settlement.money import OPERATOR
-
-runs = table(SettlementRun)
-positions = table(SettlementPosition)
-flows = table(SettlementFlow)
-merchants = table(Merchant)
 
 
 def _run(row: Any) -> dict[str, Any]:
@@ -40,20 +29,6 @@ def _run(row: Any) -> dict[str, Any]:
         "created_at": row.created_at,
         "finished_at": row.finished_at,
     }
-
-
-def _parties(ids: set[int | None]) -> dict[int | None, dict[str, str]]:
-    """Each merchant id as `{"id", "name"}`; None, the operator."""
-    found: dict[int | None, dict[str, str]] = {None: dict(OPERATOR)}
-    known = [i for i in ids if i is not None]
-    if known:
-        rows = db.session.execute(
-            select(merchants.c.id, merchants.c.public_id, merchants.c.name).where(
-                merchants.c.id.in_(known)
-            )
-        )
-        found.update({row.id: {"id": row.public_id, "name": row.name} for row in rows})
-    return found
 
 
 @bp.route("/ops/settlement-runs", methods=["POST"])
@@ -78,13 +53,8 @@ def request_run(body: dict[str, Any]) -> Any:
 @bp.response(200, page_schema(schemas.RunOut, "SettlementRunPage"))
 def list_runs(args: dict[str, Any]) -> Any:
     """Settlement runs, newest first; `business_date` and `kind` filter."""
-    query = select(runs)
-    if args.get("business_date"):
-        settlement_runs.check_day(db.session(), args["business_date"])
-        query = query.where(runs.c.business_date == args["business_date"])
-    if args.get("kind"):
-        query = query.where(runs.c.kind == args["kind"])
-    return paginate(query, runs.c.id, args, _run)
+    query = reads.runs_query(db.session(), args.get("business_date"), args.get("kind"))
+    return paginate(query, reads.runs.c.id, args, _run)
 
 
 @bp.route("/ops/settlement-runs/<run_id>", methods=["GET"])
@@ -94,17 +64,8 @@ def get_run(run_id: str) -> Any:
     """A run with each merchant's position and the issuer x redeemer flows of its day."""
     session = db.session()
     run = settlement_runs.run_by_public_id(session, run_id)
-    position_rows = session.execute(
-        select(positions).where(positions.c.run_id == run.id).order_by(positions.c.merchant_id)
-    ).all()
-    flow_rows = session.execute(
-        select(flows).where(flows.c.run_id == run.id).order_by(flows.c.id)
-    ).all()
-    party = _parties(
-        {p.merchant_id for p in position_rows}
-        | {f.issuer_merchant_id for f in flow_rows}
-        | {f.redeemer_merchant_id for f in flow_rows}
-    )
+    detail = reads.run_detail(session, run)
+    party = detail.parties
     body = _run(run)
     body["positions"] = [
         {
@@ -117,7 +78,7 @@ def get_run(run_id: str) -> Any:
             "currency": run.currency,
             "components": p.components,
         }
-        for p in position_rows
+        for p in detail.positions
     ]
     body["flows"] = [
         {
@@ -127,6 +88,6 @@ def get_run(run_id: str) -> Any:
             "amount": f.amount,
             "currency": run.currency,
         }
-        for f in flow_rows
+        for f in detail.flows
     ]
     return body

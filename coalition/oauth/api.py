@@ -5,30 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, fields
-
 from coalition import clock
 from coalition.extensions import db
 from coalition.oauth import clients
+from coalition.oauth.schemas import RevokedClient, RotatedSecret
 from coalition.web.access import require
 from coalition.web.api import blueprint
 
 bp = blueprint("clients", __name__, "OAuth clients: secret rotation and revocation")
-
-
-class RotatedSecret(Schema):
-    client_id = fields.String(required=True)
-    client_secret = fields.String(
-        required=True, metadata={"description": "The new secret, shown this once."}
-    )
-    previous_secret_expires_at = fields.DateTime(
-        required=True, metadata={"description": "Until then the previous secret works too."}
-    )
-
-
-class RevokedClient(Schema):
-    client_id = fields.String(required=True)
-    revoked_at = fields.DateTime(required=True)
 
 
 @bp.route("/ops/clients/<string:client_id>/rotate-secret", methods=["POST"])

@@ -250,7 +250,9 @@ def test_of_a_servers_workers_one_runs_the_schedule_and_another_takes_over_when_
     one runs the schedule, and when that one ends (its worker stopped or died) another takes
     over."""
     running: list[str] = []
-    started = [threading.Event(), threading.Event()]
+    # One for each worker: while the workers are closed one by one at the end, the last may
+    # still take over from the one before it.
+    started = [threading.Event() for _ in range(3)]
 
     def run_schedule(_app, stop: threading.Event) -> None:
         running.append(threading.current_thread().name)

@@ -32,6 +32,7 @@ from coalition.database import table
 from coalition.errors import CoalitionError
 from coalition.extensions import db
 from coalition.ledger import operations
+from coalition.ledger.rows import Actor
 from coalition.ledger.verify import verify
 from coalition.members.services import register_member
 from coalition.oauth import clients, scopes
@@ -104,7 +105,7 @@ def _day_of_shopping(
     batch, as a till system would send them at closing time."""
     from merchants.purchases import Line, PurchaseResult, record_batch, refund_purchase
 
-    till = operations.Actor("job", "demo")
+    till = Actor("job", "demo")
     counts = {"purchases": 0, "redemptions": 0, "refunds": 0}
     baskets: dict[int, list[Line]] = {}
     weights = [share for _, _, share in merchants]

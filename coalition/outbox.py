@@ -74,3 +74,16 @@ def record(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Write events made by `event_row`, in the caller's transaction."""
     if rows:
         session.connection().execute(insert(outbox_events), list(rows))
+
+
+def emit(
+    session: Session,
+    type: str,
+    data: dict[str, Any],
+    now: datetime,
+    *,
+    merchant_id: int | None = None,
+    member_id: int | None = None,
+) -> None:
+    """Write one event, in the caller's transaction: `record` of one `event_row`."""
+    record(session, [event_row(type, data, now, merchant_id=merchant_id, member_id=member_id)])

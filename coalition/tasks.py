@@ -12,7 +12,8 @@ from flask import Flask, current_app
 from coalition import clock, idempotency
 from coalition.extensions import db
 from coalition.jobs import register_daily, task
-from coalition.ledger.operations import Actor, expire_due_lots, notify_expiring
+from coalition.ledger.expiry import expire_due_lots, notify_expiring
+from coalition.ledger.rows import Actor
 
 log = logging.getLogger(__name__)
 

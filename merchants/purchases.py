@@ -15,7 +15,7 @@ points back in proportion.
 
 The batch (`record_batch`) gives each line the outcome the same line would get on its own, in
 order, but works set-based: one query resolves every member, their accounts are locked once in
-ascending id order, one query finds earlier purchases, and `coalition.ledger.batch` writes the
+ascending id order, one query finds earlier purchases, and `coalition.ledger.awards` writes the
 awards with one INSERT per table."""
 
 from __future__ import annotations
@@ -33,11 +33,12 @@ from sqlalchemy.orm import Session
 from coalition import clock, economics
 from coalition.database import table
 from coalition.errors import CoalitionError, IdempotencyConflict, NotFound
-from coalition.ledger import operations
+from coalition.ledger import operations, reads
 from coalition.ledger.accounts import lock_member, lock_member_accounts
-from coalition.ledger.batch import Award, award_many, award_one
+from coalition.ledger.awards import Award, award_many
 from coalition.ledger.models import Transaction
 from coalition.ledger.reads import balances_after
+from coalition.ledger.rows import Actor
 from coalition.members.services import FoundMember, find_member, find_members, member_of_account
 from merchants.models import Merchant
 
@@ -155,7 +156,7 @@ def member_state(member: FoundMember, balance: int, available: int | None = None
 def purchase_result(
     transaction: Mapping[str, Any], member: FoundMember, balance: int
 ) -> PurchaseResult:
-    """A purchase the ledger recorded (`transaction` as `award_one` gives it)."""
+    """A purchase the ledger recorded (`transaction` as `award_many` gives it)."""
     earn = Earn(transaction["id"], transaction["points"], _breakdown(transaction["breakdown"]))
     return PurchaseResult(earn, member_state(member, balance))
 
@@ -270,7 +271,7 @@ def record_purchase(
     *,
     merchant_id: int,
     purchase: Mapping[str, Any],
-    actor: operations.Actor,
+    actor: Actor,
     now: datetime,
 ) -> PurchaseResult:
     """One purchase (validated by `PurchaseSchema`), or the purchase recorded earlier under its
@@ -298,14 +299,14 @@ def record_purchase(
         return _replay(first, member, balances_after(session, [first.id])[first.id])
     award = _award(purchase, member.account_id, rate, terms, now)
     try:
-        result = award_one(
+        [result] = award_many(
             session,
-            award,
-            member=account,
             merchant_id=merchant_id,
+            awards=[award],
             actor=actor,
             now=now,
             welcome_bonus=terms.welcome_bonus,
+            locked={account.id: account},
         )
     except IntegrityError as error:
         # Another member's purchase took this external_id meanwhile: a different purchase.
@@ -322,7 +323,7 @@ def refund_purchase(
     purchase_id: str,
     amount_minor: int,
     external_id: str,
-    actor: operations.Actor,
+    actor: Actor,
     now: datetime,
 ) -> RefundResult:
     """Refund `amount_minor` of the merchant's purchase `purchase_id` on the till's return
@@ -331,7 +332,7 @@ def refund_purchase(
     per id). Refusals raise:
     `not_found` (purchase), `refund_exceeds_purchase`, `idempotency_conflict` (the receipt
     was used for another refund)."""
-    purchase = operations.merchant_transaction(session, purchase_id, merchant_id, "earn")
+    purchase = reads.merchant_transaction(session, purchase_id, merchant_id, "earn")
     member = member_of_account(session, purchase.member_account_id)
     # Under the member's lock, a concurrent repeat of this receipt for this purchase has either
     # committed (and is found here) or waits for this one.
@@ -344,7 +345,7 @@ def refund_purchase(
             raise external_id_conflict(external_id, first.public_id, "refund")
         balance = balances_after(session, [first.id])[first.id]
         # Holds are counted as they are now: what the ledger cannot say of a past moment.
-        held = operations.held_points(session, account.id, now)
+        held = reads.held_points(session, account.id, now)
         refund = Refund(
             first.public_id,
             purchase_id,
@@ -386,7 +387,7 @@ def record_batch(
     *,
     merchant_id: int,
     lines: Sequence[Line],
-    actor: operations.Actor,
+    actor: Actor,
     now: datetime,
 ) -> list[Outcome]:
     """Each line's outcome, in order: what `record_purchase` would give it after the lines
@@ -417,7 +418,7 @@ def _record_batch(
     *,
     merchant_id: int,
     lines: Sequence[Line],
-    actor: operations.Actor,
+    actor: Actor,
     now: datetime,
 ) -> list[Outcome]:
     outcomes: dict[int, Outcome] = {}

@@ -19,9 +19,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from coalition import economics
-from coalition.ledger import operations
+from coalition.ledger import holds, operations, reads
 from coalition.ledger.accounts import lock_member
 from coalition.ledger.reads import balances_after
+from coalition.ledger.rows import Actor
 from coalition.members import codes
 from coalition.members.services import FoundMember, find_member, member_by_id, member_of_account
 from merchants import purchases
@@ -106,7 +107,7 @@ def _money(session: Session, points: int, at: datetime) -> Money:
 
 
 def _owner_of_hold(session: Session, hold_id: str, merchant_id: int) -> FoundMember:
-    return member_of_account(session, operations.hold_account(session, hold_id, merchant_id))
+    return member_of_account(session, holds.hold_account(session, hold_id, merchant_id))
 
 
 def record_redemption(
@@ -114,7 +115,7 @@ def record_redemption(
     *,
     merchant_id: int,
     redemption: Mapping[str, Any],
-    actor: operations.Actor,
+    actor: Actor,
     check: CodeCheck,
     now: datetime,
     member_id: int | None = None,
@@ -127,7 +128,7 @@ def record_redemption(
     `insufficient_points`."""
     if member_id is not None:
         member = member_by_id(session, member_id)
-        actor = operations.Actor("member", member.public_id)
+        actor = Actor("member", member.public_id)
     else:
         member = find_member(session, redemption["member"])
     # The account first, then the code: every path here locks in that order.
@@ -173,12 +174,12 @@ def reverse_redemption(
     *,
     merchant_id: int,
     redemption_id: str,
-    actor: operations.Actor,
+    actor: Actor,
     now: datetime,
 ) -> ReversalResult:
     """Undo the merchant's redemption `redemption_id`. Refusals raise:
     `not_found`, `already_reversed`."""
-    redemption = operations.merchant_transaction(session, redemption_id, merchant_id, "redeem")
+    redemption = reads.merchant_transaction(session, redemption_id, merchant_id, "redeem")
     member = member_of_account(session, redemption.member_account_id)
     result = operations.reverse_redemption(
         session, redemption_id=redemption_id, merchant_id=merchant_id, actor=actor, now=now
@@ -201,11 +202,11 @@ def place_hold(
     """Reserve points (`hold` validated by `HoldRequestSchema`; the member's code is the proof)
     for `ttl_seconds`, 15 minutes by default. Refusals raise: `not_found`,
     `invalid_code`, `redemption_locked`, `insufficient_points`."""
-    ttl = timedelta(seconds=hold.get("ttl_seconds", operations.HOLD_DEFAULT_TTL.total_seconds()))
+    ttl = timedelta(seconds=hold.get("ttl_seconds", holds.HOLD_DEFAULT_TTL.total_seconds()))
     member = find_member(session, hold["member"])
     account = lock_member(session, member.id)
     check.consume(member.id, hold["code"])
-    result = operations.place_hold(
+    result = holds.place_hold(
         session,
         member_id=member.id,
         merchant_id=merchant_id,
@@ -224,13 +225,13 @@ def capture_hold(
     merchant_id: int,
     hold_id: str,
     points: int | None,
-    actor: operations.Actor,
+    actor: Actor,
     now: datetime,
 ) -> RedemptionResult:
     """Spend all of the merchant's hold `hold_id`, or `points` of it (the rest is released): a
     redemption. Refusals raise: `not_found`, `hold_not_active`."""
     member = _owner_of_hold(session, hold_id, merchant_id)
-    result = operations.capture_hold(
+    result = holds.capture_hold(
         session, hold_id=hold_id, merchant_id=merchant_id, actor=actor, now=now, points=points
     )
     done, state = result["transaction"], result["member"]
@@ -244,6 +245,6 @@ def void_hold(session: Session, *, merchant_id: int, hold_id: str, now: datetime
     """Release the merchant's hold `hold_id` without spending. Refusals raise:
     `not_found`, `hold_not_active`."""
     member = _owner_of_hold(session, hold_id, merchant_id)
-    result = operations.void_hold(session, hold_id=hold_id, merchant_id=merchant_id, now=now)
+    result = holds.void_hold(session, hold_id=hold_id, merchant_id=merchant_id, now=now)
     state = result["member"]
     return HoldResult(result["hold"], member_state(member, state["balance"], state["available"]))

@@ -16,8 +16,8 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 
 from coalition import clock
 from coalition.errors import InvalidRequest
+from coalition.ledger.holds import HOLD_MAX_TTL
 from coalition.ledger.models import TRANSACTION_TYPES
-from coalition.ledger.operations import HOLD_MAX_TTL
 from coalition.ledger.rows import MAX_POINTS
 from coalition.oauth import clients as oauth_clients
 from coalition.oauth.scopes import ALLOWED

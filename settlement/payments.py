@@ -390,10 +390,7 @@ def _payout_event(
         }
     }
     event_type = "payout.paid" if outcome == "succeeded" else "payout.failed"
-    outbox.record(
-        session,
-        [outbox.event_row(event_type, data, now, merchant_id=instruction.merchant_id)],
-    )
+    outbox.emit(session, event_type, data, now, merchant_id=instruction.merchant_id)
 
 
 def wait_for_stripe(session: Session) -> dict[str, int]:

@@ -144,22 +144,18 @@ def issue_month(session: Session, month: str, now: datetime) -> list[Any]:
         if unpaid:
             _carry(session, public_id, [row.id for row in unpaid])
         payments.instruct(session, statement_row(session, public_id))
-        outbox.record(
+        outbox.emit(
             session,
-            [
-                outbox.event_row(
-                    "statement.issued",
-                    {
-                        "statement": {
-                            "id": public_id,
-                            "month": month,
-                            "closing": rounded(opening + net, terms.currency),
-                        }
-                    },
-                    now,
-                    merchant_id=merchant_id,
-                )
-            ],
+            "statement.issued",
+            {
+                "statement": {
+                    "id": public_id,
+                    "month": month,
+                    "closing": rounded(opening + net, terms.currency),
+                }
+            },
+            now,
+            merchant_id=merchant_id,
         )
     _check_conservation(session, first, last, month)
     faults.point("statements:stated")

@@ -11,7 +11,8 @@ from sqlalchemy.orm import Session
 
 from coalition import clock
 from coalition.ids import new_id
-from coalition.ledger import operations
+from coalition.ledger import awards, operations
+from coalition.ledger.rows import Actor
 from coalition.members.services import create_member
 from coalition.oauth import clients, scopes, tokens
 from merchants.services import create_merchant
@@ -19,7 +20,7 @@ from settlement.models import Statement
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
 LIFETIME = timedelta(days=730)  # 24 months, the economics' example
-TILL = operations.Actor("merchant_client", "till-1")
+TILL = Actor("merchant_client", "till-1")
 
 _external_ids = itertools.count(1)
 
@@ -45,7 +46,7 @@ def purchase(
     expires_at: datetime | None = None,
 ) -> dict[str, Any]:
     """An award for a purchase of `amount_minor` (default: one euro a point)."""
-    return operations.award(
+    return awards.award(
         session,
         member_id=member_id,
         merchant_id=merchant_id,

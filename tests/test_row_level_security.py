@@ -45,7 +45,7 @@ def two_shops(session: Session) -> tuple[int, int]:
         factories.merchant_headers(session, shop)
         member = factories.member(session)
         factories.purchase(session, member, shop, 50)
-        factories.operations.place_hold(
+        factories.holds.place_hold(
             session, member_id=member, merchant_id=shop, points=10, now=factories.T0
         )
         idempotency.execute(

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from coalition import tenancy
 from coalition.extensions import db
-from coalition.ledger import operations
+from coalition.ledger import holds
 from coalition.web.access import policy_of
 from tests import factories
 
@@ -72,7 +72,7 @@ def victim(session: Session) -> dict[str, str]:
     member = factories.member(session)
     purchase = factories.purchase(session, member, shop, 500)
     redemption = factories.redeem(session, member, shop, 100)
-    hold = operations.place_hold(
+    hold = holds.place_hold(
         session, member_id=member, merchant_id=shop, points=50, now=factories.T0
     )
     statement = factories.statement(session, shop).public_id

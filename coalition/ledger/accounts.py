@@ -103,3 +103,21 @@ def store_balances(session: Session, changed: Iterable[MemberAccount]) -> None:
             ),
             params,
         )
+
+
+def lock_or_reuse(session: Session, member_id: int, locked: MemberAccount | None) -> MemberAccount:
+    """The member's locked account: the one the caller locked already, or lock it now."""
+    if locked is None:
+        return lock_member(session, member_id)
+    if locked.member_id != member_id:
+        raise ValueError("the locked account is not this member's")
+    return locked
+
+
+def member_view(member: MemberAccount, held: int) -> dict[str, int]:
+    """What an answer says of the member after an operation, `held` by its active holds."""
+    return {
+        "balance": member.balance,
+        "available": max(member.balance - held, 0),
+        "debt": member.debt,
+    }

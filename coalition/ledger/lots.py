@@ -1,11 +1,11 @@
 """Which lots a debit takes (SPEC 2): soonest-expiring first, ties by the lot created first; a
 clawback takes each funder's own lot of its purchase first, then the purchase's other lots,
-before any other. Planning is pure; `take` writes the
-consumption records and the lots' new `remaining` in two bulk statements."""
+before any other; points newly credited to a member in debt repay it first. Planning is pure;
+`record` writes the consumption records and the lots' new `remaining` in two bulk statements."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -13,6 +13,7 @@ from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from coalition.database import table
+from coalition.ledger.accounts import MemberAccount
 from coalition.ledger.models import Lot, LotConsumption
 
 lots = table(Lot)
@@ -107,6 +108,32 @@ def plan_by_funder(
         if points:
             piece.append(Take(None, None, points))
     return pieces
+
+
+def debt_repaid(member: MemberAccount) -> int:
+    """SPEC 2: how much of a member's debt the points just credited to it repay (its balance
+    already counts them): all they can, since a member in debt has no other open lot."""
+    return min(member.debt, max(member.balance + member.debt, 0))
+
+
+def repayments(
+    member: MemberAccount,
+    credited: Sequence[OpenLot],
+    transfer_of_lot: Mapping[int, int],
+    points: int,
+    operator: int,
+) -> list[Consumed]:
+    """The consumptions that repay `points` of the member's debt from the lots just credited
+    (in spending order), spent at the operator; each is recorded against the transfer that
+    credited its lot."""
+    takes = plan(credited, points) if points else []
+    if any(t.lot_id is None or t.lot_id not in transfer_of_lot for t in takes):
+        raise AssertionError("a member in debt had open lots that this operation did not credit")
+    return [
+        Consumed(member.id, transfer_of_lot[t.lot_id], t, "repay", operator)
+        for t in takes
+        if t.lot_id is not None
+    ]
 
 
 @dataclass(frozen=True)

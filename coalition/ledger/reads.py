@@ -1,4 +1,5 @@
-"""Read-only questions about a member's points. No locks: a read sees the last committed state."""
+"""Read-only questions about points: a member's balance and what its holds reserve, its
+transactions, and a merchant's own transaction. No locks: a read sees the last committed state."""
 
 from __future__ import annotations
 
@@ -6,18 +7,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, case, column, func, or_, select
+from sqlalchemy import ColumnElement, Select, case, column, func, or_, select
 from sqlalchemy import table as core_table
 from sqlalchemy.orm import Session, aliased
 
 from coalition.database import table
 from coalition.errors import NotFound
-from coalition.ledger.models import Account, Transaction, Transfer
-from coalition.ledger.operations import held_points
+from coalition.ledger.models import Account, Hold, Transaction, Transfer
 
 accounts = table(Account)
 transactions = table(Transaction)
 transfers = table(Transfer)
+holds = table(Hold)
 # Members' public ids, named rather than imported: `coalition.members` builds on the ledger, not
 # the other way round (STYLE, no circle of imports).
 members = core_table("members", column("id"), column("public_id"))
@@ -118,3 +119,44 @@ def merchant_transactions(
     if until:
         statement = statement.where(transactions.c.created_at < until)
     return statement
+
+
+def held_points_of(
+    account_id: Any, now: datetime, dialect: str, excluding: int | None = None
+) -> ColumnElement[Any]:
+    """An expression for the points reserved by a member's unexpired active holds, at any
+    merchant (`account_id` a value or a column). On PostgreSQL row-level security hides other
+    merchants' holds, so a database function sums them as the system."""
+    if dialect == "postgresql":
+        return func.coalition_held_points(account_id, now, excluding)
+    query = select(func.coalesce(func.sum(holds.c.points), 0)).where(
+        holds.c.account_id == account_id, holds.c.status == "active", holds.c.expires_at > now
+    )
+    if excluding is not None:
+        query = query.where(holds.c.id != excluding)
+    return query.scalar_subquery()
+
+
+def held_points(
+    session: Session, account_id: int, now: datetime, excluding: int | None = None
+) -> int:
+    """Points reserved by the member's unexpired active holds, at any merchant."""
+    dialect = session.get_bind().dialect.name
+    return int(
+        session.execute(select(held_points_of(account_id, now, dialect, excluding))).scalar_one()
+    )
+
+
+def merchant_transaction(session: Session, public_id: str, merchant_id: int, type: str) -> Any:
+    """The merchant's own purchase (`earn`) or redemption (`redeem`). Another merchant's is not
+    found, like one that does not exist (SPEC 3.2)."""
+    row = session.execute(
+        select(transactions).where(
+            transactions.c.public_id == public_id,
+            transactions.c.merchant_id == merchant_id,
+            transactions.c.type == type,
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"no such {'purchase' if type == 'earn' else 'redemption'}")
+    return row

@@ -1,20 +1,41 @@
-"""What every ledger write shares (`operations` one entry at a time, `batch` many at once): the
-bounds and checks on the values a caller passes in, the transfer row, and the bulk insert that
-gives back the new ids in order."""
+"""What every ledger write shares (awards, spending, holds, refunds, reversals, expiry): who
+acts (`Actor`), the bounds and checks on the values a caller passes in, the transaction and
+transfer rows, and the bulk insert that gives back the new ids in order."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
+from coalition.database import table
 from coalition.errors import InvalidRequest
+from coalition.ids import new_id
+from coalition.ledger.accounts import MemberAccount
+from coalition.ledger.models import Transaction
+
+transactions = table(Transaction)
+
+ACTOR_TYPES = ("merchant_client", "member", "operator_user", "job", "system")
 
 # Bounds on what one call may move (TIGER_STYLE: a limit on everything).
 MAX_POINTS = 10**12
 MAX_AMOUNT_MINOR = 10**15
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who caused an operation: a merchant's client, a member, an operator user, or a job."""
+
+    type: str
+    id: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.type not in ACTOR_TYPES:
+            raise ValueError(f"unknown actor type {self.type!r}")
 
 
 def check_points(points: Any, name: str = "points", allow_zero: bool = False) -> int:
@@ -59,3 +80,32 @@ def transfer_row(
         "amount": amount,
         "created_at": now,
     }
+
+
+def new_transaction(
+    session: Session,
+    *,
+    type: str,
+    member: MemberAccount,
+    merchant_id: int | None,
+    points: int,
+    actor: Actor,
+    reason: str,
+    now: datetime,
+    **columns: Any,
+) -> tuple[int, str]:
+    """Insert an operation's transaction row; its id and public id."""
+    public_id = new_id("txn")
+    row = {
+        "public_id": public_id,
+        "type": type,
+        "member_account_id": member.id,
+        "merchant_id": merchant_id,
+        "points": points,
+        "actor_type": actor.type,
+        "actor_id": actor.id,
+        "reason": reason,
+        "created_at": now,
+        **columns,
+    }
+    return insert_returning_ids(session, transactions, [row])[0], public_id

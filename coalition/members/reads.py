@@ -18,7 +18,7 @@ from coalition import clock
 from coalition.database import table as table_of
 from coalition.errors import NotFound
 from coalition.ledger.models import Account, Lot, Transaction
-from coalition.ledger.operations import held_points_of
+from coalition.ledger.reads import held_points_of
 from coalition.members import cards, codes
 from coalition.members.models import Member
 from coalition.members.services import addressed_by

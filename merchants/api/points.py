@@ -22,7 +22,8 @@ from coalition import clock
 from coalition.errors import CoalitionError, NotFound
 from coalition.extensions import db
 from coalition.ids import is_public_id
-from coalition.ledger import operations, reads
+from coalition.ledger import reads
+from coalition.ledger.rows import Actor
 from coalition.members.services import find_member
 from coalition.web.access import principal, require
 from coalition.web.api import blueprint, idempotent, page_schema, paginate
@@ -49,8 +50,8 @@ def _merchant_id() -> int:
     return merchant_id
 
 
-def _till() -> operations.Actor:
-    return operations.Actor("merchant_client", principal().client_id)
+def _till() -> Actor:
+    return Actor("merchant_client", principal().client_id)
 
 
 def _answer(schema: Schema, result: Any, status: int = 201) -> tuple[int, dict[str, Any]]:

@@ -6,92 +6,22 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 
 from coalition.errors import (
     AlreadyReversed,
-    HoldNotActive,
     InsufficientPoints,
     InvalidRequest,
     NotFound,
     RefundExceedsPurchase,
 )
-from coalition.ledger import operations, reads
+from coalition.ledger import holds, operations, reads
 from coalition.ledger.accounts import merchant_account_id, operator_account_id
-from coalition.ledger.models import Account, Lot, LotConsumption, Transaction, Transfer
-from coalition.outbox import OutboxEvent
+from coalition.ledger.models import Transaction, Transfer
 from tests import factories as f
 from tests.factories import T0, TILL
+from tests.ledger_helpers import events, flows_of, lots_of
 
 pytestmark = pytest.mark.both_backends
-
-accounts = Account.__table__
-lots = Lot.__table__
-consumptions = LotConsumption.__table__
-
-
-def _lots(session, member_id):
-    return session.execute(
-        select(
-            lots.c.source,
-            lots.c.points,
-            lots.c.remaining,
-            lots.c.issuer_account_id,
-            lots.c.expires_at,
-        )
-        .join(accounts, accounts.c.id == lots.c.account_id)
-        .where(accounts.c.member_id == member_id)
-        .order_by(lots.c.id)
-    ).all()
-
-
-def _flows(session):
-    """(issuer account, redeemer account, kind) -> points, over all consumption records."""
-    rows = session.execute(
-        select(
-            consumptions.c.issuer_account_id,
-            consumptions.c.redeemer_account_id,
-            consumptions.c.kind,
-            func.sum(consumptions.c.points),
-        ).group_by(
-            consumptions.c.issuer_account_id,
-            consumptions.c.redeemer_account_id,
-            consumptions.c.kind,
-        )
-    ).all()
-    return {(i, r, k): int(p) for i, r, k, p in rows}
-
-
-def _events(session, type_):
-    return (
-        session.execute(
-            select(OutboxEvent.__table__.c.data).where(OutboxEvent.__table__.c.type == type_)
-        )
-        .scalars()
-        .all()
-    )
-
-
-def test_a_purchase_gives_one_lot_per_funder_merchant_first(session):
-    shop, alice = f.merchant(session), f.member(session)
-
-    result = f.purchase(session, alice, shop, 80, welcome=100, tier=20)
-
-    assert result["transaction"]["points"] == 200
-    assert result["member"] == {"balance": 200, "debt": 0}
-    assert [(row.source, row.points) for row in _lots(session, alice)] == [
-        ("merchant", 80),
-        ("tier", 20),
-        ("welcome", 100),
-    ]
-    shop_account, operator = merchant_account_id(session, shop), operator_account_id(session)
-    assert [row.issuer_account_id for row in _lots(session, alice)] == [
-        shop_account,
-        operator,
-        operator,
-    ]
-    [event] = _events(session, "purchase.created")
-    assert event["transaction"]["id"] == result["transaction"]["id"]
 
 
 def test_a_redemption_spends_the_soonest_expiring_points_first(session):
@@ -106,9 +36,9 @@ def test_a_redemption_spends_the_soonest_expiring_points_first(session):
 
     f.redeem(session, alice, cafe, 40)
 
-    assert [(row.points, row.remaining) for row in _lots(session, alice)] == [(50, 40), (30, 0)]
+    assert [(row.points, row.remaining) for row in lots_of(session, alice)] == [(50, 40), (30, 0)]
     cafe_account = merchant_account_id(session, cafe)
-    flows = _flows(session)
+    flows = flows_of(session)
     assert flows[(merchant_account_id(session, early), cafe_account, "redeem")] == 30
     assert flows[(merchant_account_id(session, late), cafe_account, "redeem")] == 10
 
@@ -163,12 +93,12 @@ def test_the_appendix_month_leaves_the_lots_and_balances_it_shows(session):
     third = f.purchase(session, m1, b, 40, amount_minor=2000, now=T0 + 2 * day)
     assert third["transaction"]["debt_repaid"] == 30
 
-    assert [(r.source, r.points, r.remaining) for r in _lots(session, m1)] == [
+    assert [(r.source, r.points, r.remaining) for r in lots_of(session, m1)] == [
         ("merchant", 80, 0),
         ("welcome", 100, 0),
         ("merchant", 40, 10),
     ]
-    assert [(r.source, r.points, r.remaining) for r in _lots(session, m2)] == [
+    assert [(r.source, r.points, r.remaining) for r in lots_of(session, m2)] == [
         ("merchant", 80, 30),
         ("welcome", 100, 100),
     ]
@@ -180,7 +110,7 @@ def test_the_appendix_month_leaves_the_lots_and_balances_it_shows(session):
         merchant_account_id(session, b),
         operator_account_id(session),
     )
-    flows = _flows(session)
+    flows = flows_of(session)
     assert flows[(A, B, "redeem")] == 80
     assert flows[(op, B, "redeem")] == 90
     assert flows[(B, A, "redeem")] == 50
@@ -215,7 +145,7 @@ def test_refunds_claw_back_in_proportion_and_the_welcome_bonus_only_in_full(sess
     assert last["transaction"]["breakdown"] == {"merchant": 79, "tier": 27, "welcome": 100}
     assert last["member"]["balance"] == 0
     assert [
-        e["transaction"]["points_clawed_back"] for e in _events(session, "purchase.refunded")
+        e["transaction"]["points_clawed_back"] for e in events(session, "purchase.refunded")
     ] == [13, 13, 206]
 
 
@@ -250,16 +180,16 @@ def test_each_funders_clawback_comes_from_its_own_lot_first(session):
     half = refund(5_000)
 
     assert half["transaction"]["breakdown"] == {"merchant": 40, "tier": 10}
-    assert [(lot.source, lot.remaining) for lot in _lots(session, alice)] == [
+    assert [(lot.source, lot.remaining) for lot in lots_of(session, alice)] == [
         ("merchant", 10),
         ("tier", 10),
     ]
     # The 40 clawed from A were still in its lot: points A never paid for.
     assert _paid_points(session, half["transaction"]["id"]) == 0
 
-    before = _flows(session)
+    before = flows_of(session)
     f.redeem(session, alice, b, 20)
-    spent = {k: v - before.get(k, 0) for k, v in _flows(session).items() if v != before.get(k)}
+    spent = {k: v - before.get(k, 0) for k, v in flows_of(session).items() if v != before.get(k)}
     assert spent == {(A, B, "redeem"): 10, (op, B, "redeem"): 10}
 
     rest = refund(5_000)
@@ -304,76 +234,6 @@ def test_a_refund_of_points_spent_at_another_shop_becomes_debt_that_later_awards
     f.redeem(session, alice, cinema, 15)
 
 
-def test_a_hold_reserves_points_and_a_capture_spends_them(session):
-    shop, alice = f.merchant(session), f.member(session)
-    f.purchase(session, alice, shop, 100)
-
-    held = operations.place_hold(session, member_id=alice, merchant_id=shop, points=70, now=T0)
-    assert held["member"] == {"balance": 100, "available": 30, "debt": 0}
-    with pytest.raises(InsufficientPoints):
-        f.redeem(session, alice, shop, 31)
-
-    captured = operations.capture_hold(
-        session,
-        hold_id=held["hold"]["id"],
-        merchant_id=shop,
-        points=50,
-        actor=TILL,
-        now=T0 + timedelta(minutes=5),
-    )
-    assert captured["transaction"]["points"] == 50
-    assert captured["member"] == {"balance": 50, "available": 50, "debt": 0}
-    with pytest.raises(HoldNotActive):
-        operations.capture_hold(
-            session, hold_id=held["hold"]["id"], merchant_id=shop, actor=TILL, now=T0
-        )
-    assert len(_events(session, "hold.captured")) == 1
-
-
-def test_a_voided_hold_releases_its_points(session):
-    shop, alice = f.merchant(session), f.member(session)
-    f.purchase(session, alice, shop, 100)
-    held = operations.place_hold(session, member_id=alice, merchant_id=shop, points=100, now=T0)
-
-    voided = operations.void_hold(session, hold_id=held["hold"]["id"], merchant_id=shop, now=T0)
-
-    assert voided["member"]["available"] == 100
-    assert _events(session, "hold.voided")[0]["hold"]["id"] == held["hold"]["id"]
-
-
-def test_a_hold_expires_after_fifteen_minutes_unless_asked_for_longer(session):
-    shop, alice = f.merchant(session), f.member(session)
-    f.purchase(session, alice, shop, 100)
-    short = operations.place_hold(session, member_id=alice, merchant_id=shop, points=60, now=T0)
-    long = operations.place_hold(
-        session, member_id=alice, merchant_id=shop, points=40, now=T0, ttl=timedelta(days=7)
-    )
-
-    later = T0 + timedelta(minutes=15)
-    assert reads.balance(session, alice, later)["available"] == 60
-    with pytest.raises(HoldNotActive) as expired:
-        operations.capture_hold(
-            session, hold_id=short["hold"]["id"], merchant_id=shop, actor=TILL, now=later
-        )
-    assert expired.value.extra["status_now"] == "expired"
-    operations.capture_hold(
-        session,
-        hold_id=long["hold"]["id"],
-        merchant_id=shop,
-        actor=TILL,
-        now=T0 + timedelta(days=6),
-    )
-    with pytest.raises(InvalidRequest):
-        operations.place_hold(
-            session,
-            member_id=alice,
-            merchant_id=shop,
-            points=1,
-            now=T0,
-            ttl=timedelta(days=7, seconds=1),
-        )
-
-
 def test_a_reversal_gives_the_points_back_to_the_lots_they_came_from_once(session):
     grocer, cinema, alice = (
         f.merchant(session, "Grocer"),
@@ -389,7 +249,7 @@ def test_a_reversal_gives_the_points_back_to_the_lots_they_came_from_once(sessio
     )
 
     assert reversed_["member"]["balance"] == 100
-    assert [(r.points, r.remaining) for r in _lots(session, alice)] == [(30, 30), (70, 70)]
+    assert [(r.points, r.remaining) for r in lots_of(session, alice)] == [(30, 30), (70, 70)]
     with pytest.raises(AlreadyReversed):
         operations.reverse_redemption(
             session,
@@ -425,30 +285,6 @@ def test_a_reversal_for_a_member_in_debt_repays_the_debt_first(session):
     assert reversed_["member"] == {"balance": 0, "available": 0, "debt": 0}
 
 
-def test_expiry_moves_the_points_to_the_operator_and_warns_thirty_days_ahead(session):
-    shop, alice = f.merchant(session), f.member(session)
-    f.purchase(session, alice, shop, 40, expires_at=T0 + timedelta(days=10))
-    f.purchase(session, alice, shop, 60, expires_at=T0 + timedelta(days=35))
-    job = operations.Actor("job", "expire-points")
-
-    assert operations.notify_expiring(session, horizon=T0 + timedelta(days=30), now=T0) == 1
-    assert operations.notify_expiring(session, horizon=T0 + timedelta(days=30), now=T0) == 0
-    [notice] = _events(session, "points.expiring")
-    assert [n["points"] for n in notice["expiring"]] == [40]
-
-    assert (
-        operations.expire_due_lots(session, cutoff=T0 + timedelta(days=10), now=T0, actor=job) == 1
-    )
-    assert (
-        operations.expire_due_lots(session, cutoff=T0 + timedelta(days=10), now=T0, actor=job) == 0
-    )
-    assert reads.balance(session, alice, T0)["balance"] == 60
-    [expired] = _events(session, "points.expired")
-    assert expired["transaction"]["points"] == 40
-    flows = _flows(session)
-    assert flows[(merchant_account_id(session, shop), operator_account_id(session), "expire")] == 40
-
-
 def test_a_merchant_cannot_touch_another_merchants_purchases_redemptions_or_holds(session):
     mine, theirs, alice = (
         f.merchant(session, "Mine"),
@@ -457,7 +293,7 @@ def test_a_merchant_cannot_touch_another_merchants_purchases_redemptions_or_hold
     )
     bought = f.purchase(session, alice, theirs, 100)
     spent = f.redeem(session, alice, theirs, 10)
-    held = operations.place_hold(session, member_id=alice, merchant_id=theirs, points=10, now=T0)
+    held = holds.place_hold(session, member_id=alice, merchant_id=theirs, points=10, now=T0)
 
     with pytest.raises(NotFound):
         operations.refund(
@@ -473,35 +309,14 @@ def test_a_merchant_cannot_touch_another_merchants_purchases_redemptions_or_hold
             session, redemption_id=spent["transaction"]["id"], merchant_id=mine, actor=TILL, now=T0
         )
     with pytest.raises(NotFound):
-        operations.capture_hold(
+        holds.capture_hold(
             session, hold_id=held["hold"]["id"], merchant_id=mine, actor=TILL, now=T0
         )
     with pytest.raises(NotFound):
-        operations.void_hold(session, hold_id=held["hold"]["id"], merchant_id=mine, now=T0)
+        holds.void_hold(session, hold_id=held["hold"]["id"], merchant_id=mine, now=T0)
     assert reads.balance(session, alice, T0) == {
         "balance": 90,
         "available": 80,
         "held": 10,
         "debt": 0,
     }
-
-
-def test_the_same_receipt_cannot_be_awarded_twice(session):
-    shop, alice = f.merchant(session), f.member(session)
-    kwargs = dict(
-        member_id=alice,
-        merchant_id=shop,
-        parts={"merchant": 5},
-        expires_at=T0 + f.LIFETIME,
-        amount_minor=500,
-        currency="EUR",
-        external_id="receipt-x",
-        actor=TILL,
-        now=T0,
-    )
-    operations.award(session, **kwargs)
-    savepoint = session.begin_nested()
-    with pytest.raises(IntegrityError):
-        operations.award(session, **kwargs)
-    savepoint.rollback()
-    assert reads.balance(session, alice, T0)["balance"] == 5

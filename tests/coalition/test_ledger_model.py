@@ -30,9 +30,10 @@ from coalition.errors import (
     RefundExceedsPurchase,
 )
 from coalition.extensions import db
-from coalition.ledger import operations, reads
+from coalition.ledger import awards, expiry, holds, operations, reads
 from coalition.ledger.accounts import merchant_account_id, operator_account_id
 from coalition.ledger.models import Account, Lot, Transaction
+from coalition.ledger.rows import Actor
 from coalition.ledger.verify import verify
 from tests import factories as f
 from tests.factories import T0, TILL
@@ -214,7 +215,7 @@ class LedgerMachine(RuleBasedStateMachine):
             ("award", member_id, parts, amount, expires),
             lambda: (
                 201,
-                operations.award(
+                awards.award(
                     self.session,
                     member_id=member_id,
                     merchant_id=merchant_id,
@@ -298,7 +299,7 @@ class LedgerMachine(RuleBasedStateMachine):
         ok = points <= model.balance - model.held(self.now)
         result = self._attempt(
             None if ok else InsufficientPoints,
-            lambda: operations.place_hold(
+            lambda: holds.place_hold(
                 self.session,
                 member_id=member_id,
                 merchant_id=merchant_id,
@@ -330,7 +331,7 @@ class LedgerMachine(RuleBasedStateMachine):
             expected = None
         result = self._attempt(
             expected,
-            lambda: operations.capture_hold(
+            lambda: holds.capture_hold(
                 self.session,
                 hold_id=hold_id,
                 merchant_id=hold.merchant_id,
@@ -355,7 +356,7 @@ class LedgerMachine(RuleBasedStateMachine):
         hold_id, hold = data.draw(st.sampled_from(self._holds()))
         if self._attempt(
             None if hold.active(self.now) else HoldNotActive,
-            lambda: operations.void_hold(
+            lambda: holds.void_hold(
                 self.session, hold_id=hold_id, merchant_id=hold.merchant_id, now=self.now
             ),
         ):
@@ -434,8 +435,8 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(minutes=st.sampled_from([1, 14, 16, 60 * 24, 60 * 24 * 20]))
     def time_passes_and_points_expire(self, minutes):
         self.now += timedelta(minutes=minutes)
-        job = operations.Actor("job", "expire-points")
-        while operations.expire_due_lots(
+        job = Actor("job", "expire-points")
+        while expiry.expire_due_lots(
             self.session, cutoff=self.now, now=self.now, actor=job, limit=2
         ):
             pass

@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 
 from coalition import clock
 from coalition.database import table
-from coalition.ledger import operations
+from coalition.ledger import expiry, holds, operations
+from coalition.ledger.rows import Actor
 from coalition.members import codes
 from coalition.members.models import Member
 from tests import factories as f
@@ -114,7 +115,7 @@ def test_one_balance_across_shops_with_what_expires_and_where_points_came_from(
         actor=TILL,
         now=T0,
     )
-    operations.place_hold(
+    holds.place_hold(
         session, member_id=member_id, merchant_id=pharmacy, points=25, now=clock.utcnow()
     )
 
@@ -205,11 +206,11 @@ def test_expired_points_show_in_the_history_without_a_shop(
     shop = f.merchant(session)
     member_id = f.member(session)
     f.purchase(session, member_id, shop, 10, expires_at=T0 + timedelta(days=1))
-    operations.expire_due_lots(
+    expiry.expire_due_lots(
         session,
         cutoff=T0 + timedelta(days=2),
         now=T0 + timedelta(days=2),
-        actor=operations.Actor("job", "expiry"),
+        actor=Actor("job", "expiry"),
     )
 
     response = client.get(

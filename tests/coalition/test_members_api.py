@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from coalition import clock
 from coalition.database import table
 from coalition.errors import CoalitionError
-from coalition.ledger import operations
+from coalition.ledger import holds
 from coalition.ledger.models import Account
 from coalition.members import cards, services
 from coalition.members.models import Member
@@ -438,9 +438,7 @@ def test_any_partner_looks_a_member_up_by_card_or_id(client: FlaskClient, sessio
     home, other = f.merchant(session, "Home shop"), f.merchant(session, "Other shop")
     member_id = f.member(session)
     f.purchase(session, member_id, home, 120)
-    operations.place_hold(
-        session, member_id=member_id, merchant_id=home, points=20, now=clock.utcnow()
-    )
+    holds.place_hold(session, member_id=member_id, merchant_id=home, points=20, now=clock.utcnow())
     card, public_id = _card_of(session, member_id)
     headers = f.merchant_headers(session, other, "members:read")
 

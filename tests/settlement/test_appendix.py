@@ -16,8 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from coalition import economics
-from coalition.ledger import operations, reads
+from coalition.ledger import reads
 from coalition.ledger.models import Account, Lot
+from coalition.ledger.rows import Actor
 from coalition.members import codes
 from coalition.members.models import Member
 from coalition.members.services import create_member
@@ -35,7 +36,7 @@ from settlement.models import SettlementPosition
 
 DAY = {n: date(2026, 10, n) for n in (1, 2, 3)}
 OCTOBER = [date(2026, 10, 1) + timedelta(days=n) for n in range(31)]
-TILL = operations.Actor("merchant_client", "appendix-till")
+TILL = Actor("merchant_client", "appendix-till")
 # SPEC's appendix: one tier (x1), no pending window; the rest are the example terms.
 ONE_TIER = [{"name": "Member", "qualifying_spend": "0", "multiplier": "1"}]
 

@@ -14,8 +14,9 @@ from sqlalchemy import func, select
 
 from coalition import clock, economics, tenancy
 from coalition.errors import InvalidRequest
-from coalition.ledger import operations, reads
+from coalition.ledger import reads
 from coalition.ledger.models import Lot
+from coalition.ledger.rows import Actor
 from coalition.members.models import Member
 from coalition.members.services import member_by_id
 from coalition.oauth.models import OAuthClient
@@ -717,7 +718,7 @@ def test_a_batch_trades_under_the_terms_of_its_day(client, session, now, today):
 
 def _buy(session, path: str, shop: int, member_id: int, receipt: str, at: datetime) -> int:
     """A 10-euro purchase at `at` through the single or the batch path: its welcome points."""
-    actor = operations.Actor("merchant_client", "till-1")
+    actor = Actor("merchant_client", "till-1")
     line = PurchaseSchema().load(purchase(session, member_id, 1000, receipt))
     if path == "single":
         result = purchases.record_purchase(

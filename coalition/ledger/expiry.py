@@ -1,0 +1,175 @@
+"""Expiry (SPEC 2): lots that reach their expiry date give their remaining points to the
+operator (breakage), and members hear 30 days ahead of points about to expire. Both work on a
+bounded number of members per call, one transaction each (`coalition.tasks.expire_points`)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from coalition import outbox
+from coalition.database import table
+from coalition.ids import new_id
+from coalition.ledger import lots as lotplan
+from coalition.ledger.accounts import lock_member_accounts, operator_account_id, store_balances
+from coalition.ledger.models import Lot, Transaction, Transfer
+from coalition.ledger.rows import Actor, insert_returning_ids, transfer_row
+
+transactions = table(Transaction)
+transfers = table(Transfer)
+lots = table(Lot)
+
+
+def expire_due_lots(
+    session: Session, *, cutoff: datetime, now: datetime, actor: Actor, limit: int = 1000
+) -> int:
+    """Expire the open lots of up to `limit` members whose lots expire at or before `cutoff`:
+    their points go to the operator (breakage). Returns how many members were touched; call
+    again, in a new transaction, until it returns 0."""
+    account_ids = (
+        session.execute(
+            select(lots.c.account_id)
+            .where(lots.c.remaining > 0, lots.c.expires_at <= cutoff)
+            .group_by(lots.c.account_id)
+            .order_by(lots.c.account_id)
+            .limit(limit)
+        )
+        .scalars()
+        .all()
+    )
+    if not account_ids:
+        return 0
+    members = lock_member_accounts(session, account_ids)
+    # Re-read under the locks: a redemption may have spent some of these lots meanwhile.
+    due = session.execute(
+        select(lots.c.id, lots.c.account_id, lots.c.issuer_account_id, lots.c.remaining)
+        .where(
+            lots.c.account_id.in_(account_ids), lots.c.remaining > 0, lots.c.expires_at <= cutoff
+        )
+        .order_by(lots.c.account_id, lots.c.expires_at, lots.c.id)
+    ).all()
+    by_account: dict[int, list[Any]] = defaultdict(list)
+    for lot in due:
+        by_account[lot.account_id].append(lot)
+    if not by_account:
+        return 0
+    operator = operator_account_id(session)
+    expiring = [members[a] for a in sorted(by_account)]
+    totals = [sum(lot.remaining for lot in by_account[m.id]) for m in expiring]
+    public_ids = [new_id("txn") for _ in expiring]
+    transaction_ids = insert_returning_ids(
+        session,
+        transactions,
+        [
+            {
+                "public_id": pid,
+                "type": "expiry",
+                "member_account_id": m.id,
+                "merchant_id": None,
+                "points": total,
+                "actor_type": actor.type,
+                "actor_id": actor.id,
+                "reason": "points expired",
+                "created_at": now,
+            }
+            for m, total, pid in zip(expiring, totals, public_ids, strict=True)
+        ],
+    )
+    transfer_ids = insert_returning_ids(
+        session,
+        transfers,
+        [
+            transfer_row(tid, "expire", m.id, operator, total, now)
+            for m, total, tid in zip(expiring, totals, transaction_ids, strict=True)
+        ],
+    )
+    events, consumed = [], []
+    for member, total, transfer_id, public_id in zip(
+        expiring, totals, transfer_ids, public_ids, strict=True
+    ):
+        consumed += [
+            lotplan.Consumed(
+                member.id,
+                transfer_id,
+                lotplan.Take(lot.id, lot.issuer_account_id, lot.remaining),
+                "expire",
+                operator,
+            )
+            for lot in by_account[member.id]
+        ]
+        member.balance -= total
+        events.append(
+            outbox.event_row(
+                "points.expired",
+                {"transaction": {"id": public_id, "type": "expiry", "points": total}},
+                now,
+                member_id=member.member_id,
+            )
+        )
+    lotplan.record(session, consumed, now)
+    store_balances(session, expiring)
+    outbox.record(session, events)
+    return len(expiring)
+
+
+def notify_expiring(
+    session: Session, *, horizon: datetime, now: datetime, limit: int = 1000
+) -> int:
+    """SPEC 2: members hear of points expiring by `horizon` (30 days ahead), once per lot.
+    Returns how many members were notified; call again until it returns 0."""
+    account_ids = (
+        session.execute(
+            select(lots.c.account_id)
+            .where(
+                lots.c.remaining > 0,
+                lots.c.expires_at <= horizon,
+                lots.c.expiring_notice_at.is_(None),
+            )
+            .group_by(lots.c.account_id)
+            .order_by(lots.c.account_id)
+            .limit(limit)
+        )
+        .scalars()
+        .all()
+    )
+    if not account_ids:
+        return 0
+    members = lock_member_accounts(session, account_ids)
+    due = session.execute(
+        select(lots.c.id, lots.c.account_id, lots.c.remaining, lots.c.expires_at)
+        .where(
+            lots.c.account_id.in_(account_ids),
+            lots.c.remaining > 0,
+            lots.c.expires_at <= horizon,
+            lots.c.expiring_notice_at.is_(None),
+        )
+        .order_by(lots.c.account_id, lots.c.expires_at, lots.c.id)
+    ).all()
+    by_account: dict[int, list[Any]] = defaultdict(list)
+    for lot in due:
+        by_account[lot.account_id].append(lot)
+    session.execute(
+        update(lots).where(lots.c.id.in_([lot.id for lot in due])).values(expiring_notice_at=now)
+    )
+    outbox.record(
+        session,
+        [
+            outbox.event_row(
+                "points.expiring",
+                {
+                    "expiring": [
+                        {"points": lot.remaining, "expires_at": lot.expires_at.isoformat()}
+                        for lot in member_lots
+                    ]
+                },
+                now,
+                member_id=members[account_id].member_id,
+            )
+            for account_id, member_lots in sorted(by_account.items())
+        ],
+    )
+    return len(by_account)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from coalition import idempotency, tenancy
 from coalition.extensions import db
+from coalition.ledger import holds
 from settlement import payments, runs
 from tests import factories
 
@@ -45,7 +46,7 @@ def two_shops(session: Session) -> tuple[int, int]:
         factories.merchant_headers(session, shop)
         member = factories.member(session)
         factories.purchase(session, member, shop, 50)
-        factories.holds.place_hold(
+        holds.place_hold(
             session, member_id=member, merchant_id=shop, points=10, now=factories.T0
         )
         idempotency.execute(

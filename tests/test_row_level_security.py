@@ -46,9 +46,7 @@ def two_shops(session: Session) -> tuple[int, int]:
         factories.merchant_headers(session, shop)
         member = factories.member(session)
         factories.purchase(session, member, shop, 50)
-        holds.place_hold(
-            session, member_id=member, merchant_id=shop, points=10, now=factories.T0
-        )
+        holds.place_hold(session, member_id=member, merchant_id=shop, points=10, now=factories.T0)
         idempotency.execute(
             session,
             scope=tenancy.Tenant.merchant(shop).setting,

@@ -290,7 +290,7 @@ def token(client_id: str, secret: str) -> str:
 
 def wrk(
     script: str | None, connections: int, seconds: int, data: Path, tag: str, path: str = "/"
-) -> dict[str, float]:
+) -> dict[str, Any]:
     command = ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds}s", "--latency"]
     command += ["--timeout", "30s"]
     if script:
@@ -305,12 +305,20 @@ def wrk(
     elapsed = float(requests.group(2)) * (1 if requests.group(3) == "s" else 0.001)
     failed = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: .*", out)
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+    spread = {
+        f"p{share}_ms": round(float(value) * scale[unit], 2)
+        for share, value, unit in re.findall(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)$", out, re.M)
+    }
     return {
+        **spread,
         "requests": int(requests.group(1)),
         "seconds": elapsed,
         "failed": int(failed.group(1)) if failed else 0,
-        "socket_errors": errors.group(0) if errors else "",  # type: ignore[dict-item]
-        "per_s": (int(requests.group(1)) - (int(failed.group(1)) if failed else 0)) / elapsed,
+        "socket_errors": errors.group(0) if errors else "",
+        "per_s": round(
+            (int(requests.group(1)) - (int(failed.group(1)) if failed else 0)) / elapsed, 1
+        ),
     }
 
 
@@ -437,7 +445,7 @@ def measure(size: Size, skip_settle: bool) -> dict[str, Any]:
         figures["batch"] = wrk("batch.lua", 4, size.seconds, data, tag + "b")
         recorded = purchases_recorded(plain_url) - before
         figures["batch"]["recorded"] = recorded
-        figures["batch"]["purchases_per_s"] = recorded / (time.perf_counter() - counted)
+        figures["batch"]["purchases_per_s"] = round(recorded / (time.perf_counter() - counted), 1)
 
         say("wrk: GET /api/v1/members/{card}, 16 connections")
         figures["balance"] = wrk("member.lua", 16, size.seconds, data, tag + "m")

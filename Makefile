@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint install fuzz
+.PHONY: run test lint install fuzz bench
 
 $(BIN)/coalition: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -42,3 +42,8 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-logo
+
+# QUALITY.md §1's harness (bench/run.py): pgbench, the platform under wrk, settlement; prints a
+# table and writes bench/results.json. Needs wrk and pgbench; QUICK=1 is the toy-size run.
+bench: install
+	$(BIN)/python bench/run.py $(if $(QUICK),--quick)

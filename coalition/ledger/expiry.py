@@ -8,14 +8,19 @@ from collections import defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.orm import Session
 
 from coalition import outbox
 from coalition.database import table
 from coalition.ids import new_id
 from coalition.ledger import lots as lotplan
-from coalition.ledger.accounts import lock_member_accounts, operator_account_id, store_balances
+from coalition.ledger.accounts import (
+    MemberAccount,
+    lock_member_accounts,
+    operator_account_id,
+    store_balances,
+)
 from coalition.ledger.models import Lot, Transaction, Transfer
 from coalition.ledger.rows import Actor, insert_returning_ids, transfer_row
 
@@ -30,31 +35,9 @@ def expire_due_lots(
     """Expire the open lots of up to `limit` members whose lots expire at or before `cutoff`:
     their points go to the operator (breakage). Returns how many members were touched; call
     again, in a new transaction, until it returns 0."""
-    account_ids = (
-        session.execute(
-            select(lots.c.account_id)
-            .where(lots.c.remaining > 0, lots.c.expires_at <= cutoff)
-            .group_by(lots.c.account_id)
-            .order_by(lots.c.account_id)
-            .limit(limit)
-        )
-        .scalars()
-        .all()
+    members, by_account = _due_lots_by_member(
+        session, [lots.c.remaining > 0, lots.c.expires_at <= cutoff], limit
     )
-    if not account_ids:
-        return 0
-    members = lock_member_accounts(session, account_ids)
-    # Re-read under the locks: a redemption may have spent some of these lots meanwhile.
-    due = session.execute(
-        select(lots.c.id, lots.c.account_id, lots.c.issuer_account_id, lots.c.remaining)
-        .where(
-            lots.c.account_id.in_(account_ids), lots.c.remaining > 0, lots.c.expires_at <= cutoff
-        )
-        .order_by(lots.c.account_id, lots.c.expires_at, lots.c.id)
-    ).all()
-    by_account: dict[int, list[Any]] = defaultdict(list)
-    for lot in due:
-        by_account[lot.account_id].append(lot)
     if not by_account:
         return 0
     operator = operator_account_id(session)
@@ -121,39 +104,19 @@ def notify_expiring(
 ) -> int:
     """SPEC 2: members hear of points expiring by `horizon` (30 days ahead), once per lot.
     Returns how many members were notified; call again until it returns 0."""
-    account_ids = (
-        session.execute(
-            select(lots.c.account_id)
-            .where(
-                lots.c.remaining > 0,
-                lots.c.expires_at <= horizon,
-                lots.c.expiring_notice_at.is_(None),
-            )
-            .group_by(lots.c.account_id)
-            .order_by(lots.c.account_id)
-            .limit(limit)
-        )
-        .scalars()
-        .all()
+    members, by_account = _due_lots_by_member(
+        session,
+        [lots.c.remaining > 0, lots.c.expires_at <= horizon, lots.c.expiring_notice_at.is_(None)],
+        limit,
     )
-    if not account_ids:
+    if not by_account:
         return 0
-    members = lock_member_accounts(session, account_ids)
-    due = session.execute(
-        select(lots.c.id, lots.c.account_id, lots.c.remaining, lots.c.expires_at)
-        .where(
-            lots.c.account_id.in_(account_ids),
-            lots.c.remaining > 0,
-            lots.c.expires_at <= horizon,
-            lots.c.expiring_notice_at.is_(None),
-        )
-        .order_by(lots.c.account_id, lots.c.expires_at, lots.c.id)
-    ).all()
-    by_account: dict[int, list[Any]] = defaultdict(list)
-    for lot in due:
-        by_account[lot.account_id].append(lot)
     session.execute(
-        update(lots).where(lots.c.id.in_([lot.id for lot in due])).values(expiring_notice_at=now)
+        update(lots)
+        .where(
+            lots.c.id.in_([lot.id for member_lots in by_account.values() for lot in member_lots])
+        )
+        .values(expiring_notice_at=now)
     )
     outbox.record(
         session,
@@ -173,3 +136,40 @@ def notify_expiring(
         ],
     )
     return len(by_account)
+
+
+def _due_lots_by_member(
+    session: Session, due: list[ColumnElement[bool]], limit: int
+) -> tuple[dict[int, MemberAccount], dict[int, list[Any]]]:
+    """The members (by account id) of up to `limit` accounts holding lots that meet `due`,
+    locked in ascending id order, and those lots read again under the locks (a redemption may
+    have spent some meanwhile), by account, in spending order."""
+    account_ids = (
+        session.execute(
+            select(lots.c.account_id)
+            .where(*due)
+            .group_by(lots.c.account_id)
+            .order_by(lots.c.account_id)
+            .limit(limit)
+        )
+        .scalars()
+        .all()
+    )
+    if not account_ids:
+        return {}, {}
+    members = lock_member_accounts(session, account_ids)
+    rows = session.execute(
+        select(
+            lots.c.id,
+            lots.c.account_id,
+            lots.c.issuer_account_id,
+            lots.c.remaining,
+            lots.c.expires_at,
+        )
+        .where(lots.c.account_id.in_(account_ids), *due)
+        .order_by(lots.c.account_id, lots.c.expires_at, lots.c.id)
+    ).all()
+    by_account: dict[int, list[Any]] = defaultdict(list)
+    for lot in rows:
+        by_account[lot.account_id].append(lot)
+    return members, by_account

@@ -274,9 +274,11 @@ def settle_history(
             yield day
             progress(1)
 
-    today = clock.business_date(now, current_app.config["COALITION_TIMEZONE"])
-    closed = closing.close(session, since.replace(day=1), today - timedelta(days=1), now, walk=walk)
-    return {"days_settled": history_days(since, now), "statements": len(closed.statements)}
+    first = since.replace(day=1)
+    closed = closing.close(
+        session, first, first + timedelta(days=history_days(since, now) - 1), now, walk=walk
+    )
+    return {"days_settled": len(closed.days_settled), "statements": len(closed.statements)}
 
 
 @click.command("demo")

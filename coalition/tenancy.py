@@ -12,7 +12,11 @@ transaction-local setting `coalition.tenant`:
 
 The setting is transaction-local, so a pooled connection never carries one request's tenant into
 the next. A context variable remembers the tenant of the current request or job, and each new
-transaction starts with it."""
+transaction starts with it: one statement that sets the tenant and, for a tenant that a bearer
+token gives (`token`), confirms in the same round trip that the token is still live (neither it
+nor its client revoked, the client not disabled), on both databases. A token revoked meanwhile
+raises `TokenNotLive` there, so a request whose token was checked from a cache never runs on a
+token revoked before the request's transaction began."""
 
 from __future__ import annotations
 
@@ -22,11 +26,17 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session, scoped_session
+from sqlalchemy.orm import Session, SessionTransaction, scoped_session
+
+from coalition.errors import CoalitionError
 
 APP_ROLE = "coalition_app"
+
+
+class TokenNotLive(CoalitionError):
+    status, code, title = 401, "invalid_token", "Invalid or missing access token"
 
 
 @dataclass(frozen=True)
@@ -35,10 +45,14 @@ class Tenant:
 
     setting: str
     member_account_id: int | None = None
+    # The OAuth token (its row id) this tenant comes from, confirmed live with each setting.
+    token: int | None = None
 
     @classmethod
-    def merchant(cls, merchant_id: int, member_account_id: int | None = None) -> Tenant:
-        return cls(f"merchant:{merchant_id}", member_account_id)
+    def merchant(
+        cls, merchant_id: int, member_account_id: int | None = None, token: int | None = None
+    ) -> Tenant:
+        return cls(f"merchant:{merchant_id}", member_account_id, token)
 
 
 NOBODY = Tenant("")
@@ -60,13 +74,37 @@ def current() -> Tenant:
     return _fallback[0] if found is None else found
 
 
+# A token is live while neither it nor its client is revoked and the client is not disabled (its
+# merchant suspended); its expiry never changes, so callers check that themselves. PostgreSQL
+# asks `coalition_token_live` (migration 20261128_token_live), which reads as the system tenant.
+_SET = (
+    "SELECT set_config('coalition.tenant', %(t)s, true),"
+    " set_config('coalition.member_account', %(m)s, true)"
+)
+_SET_AND_CHECK = _SET + ", coalition_token_live(%(k)s)"
+_CHECK_SQLITE = (
+    "SELECT 1 FROM oauth_tokens t JOIN oauth_clients c ON c.id = t.client_id"
+    " WHERE t.id = ? AND t.revoked_at IS NULL AND c.revoked_at IS NULL AND NOT c.disabled"
+)
+
+
 def _apply(connection: Any, tenant: Tenant) -> None:
+    """Make `tenant` the transaction's: on PostgreSQL, one statement sets it (and confirms its
+    token); SQLite has no row-level security, so only a token is confirmed there."""
+    if connection.dialect.name != "postgresql":
+        if tenant.token is not None:
+            live = connection.exec_driver_sql(_CHECK_SQLITE, (tenant.token,)).first()
+            if live is None:
+                raise TokenNotLive("the access token is unknown, expired or revoked")
+        return
     member = "" if tenant.member_account_id is None else str(tenant.member_account_id)
-    connection.exec_driver_sql(
-        "SELECT set_config('coalition.tenant', %(t)s, true),"
-        " set_config('coalition.member_account', %(m)s, true)",
-        {"t": tenant.setting, "m": member},
-    )
+    values = {"t": tenant.setting, "m": member}
+    if tenant.token is None:
+        connection.exec_driver_sql(_SET, values)
+        return
+    row = connection.exec_driver_sql(_SET_AND_CHECK, {**values, "k": tenant.token}).one()
+    if not row[2]:
+        raise TokenNotLive("the access token is unknown, expired or revoked")
 
 
 def begin_request() -> Token[Tenant | None]:
@@ -82,15 +120,8 @@ def end_request(token: Token[Tenant | None]) -> None:
 def _apply_in_session(session: Session | scoped_session[Session], tenant: Tenant) -> None:
     if isinstance(session, scoped_session):
         session = session()
-    if session.get_bind().dialect.name == "postgresql" and session.in_transaction():
-        member = "" if tenant.member_account_id is None else str(tenant.member_account_id)
-        session.execute(
-            text(
-                "SELECT set_config('coalition.tenant', :t, true),"
-                " set_config('coalition.member_account', :m, true)"
-            ),
-            {"t": tenant.setting, "m": member},
-        )
+    if session.in_transaction():
+        _apply(session.connection(), tenant)
 
 
 def enter(session: Session | scoped_session[Session] | None, tenant: Tenant) -> None:
@@ -134,8 +165,8 @@ def prepare_engine(engine: Engine, role: str) -> None:
 
 
 @event.listens_for(Session, "after_begin")
-def _on_session_begin(_session: Session, _transaction: Any, connection: Any) -> None:
-    """Each session transaction (or, in tests, each savepoint a request joins) starts as the
-    current tenant."""
-    if connection.dialect.name == "postgresql":
+def _on_session_begin(_session: Session, transaction: SessionTransaction, connection: Any) -> None:
+    """Each session transaction (in tests, the savepoint a request joins) starts as the current
+    tenant. A nested one (a savepoint) starts where its parent is, so it needs no statement."""
+    if not transaction.nested:
         _apply(connection, current())

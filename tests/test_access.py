@@ -159,3 +159,33 @@ def test_merchant_routes_refuse_a_token_without_their_scope(
                 wrong[str(route)] = got
     assert wrong == {}
     assert checked > 0
+
+
+@pytest.mark.both_backends
+def test_a_token_revoked_after_this_worker_checked_it_is_refused_from_then_on(
+    client: FlaskClient, session: Session
+) -> None:
+    """A worker remembers the tokens it verified (`tokens.verified`), yet no request succeeds
+    with a token after its revocation has been answered: the statement that sets the request's
+    tenant confirms the token is still live."""
+    shop = factories.merchant(session)
+    till = factories.client(session, shop, "transactions:read")
+    headers = factories.bearer(session, till["client_id"], "transactions:read")
+    other = factories.bearer(session, till["client_id"], "transactions:read")
+    assert client.get("/api/v1/transactions", headers=headers).status_code == 200
+    assert client.get("/api/v1/transactions", headers=other).status_code == 200
+
+    revoked = client.post(
+        "/oauth/revoke",
+        data={
+            "token": headers["Authorization"].removeprefix("Bearer "),
+            "client_id": till["client_id"],
+            "client_secret": till["client_secret"],
+        },
+    )
+
+    assert revoked.status_code == 200
+    refused = client.get("/api/v1/transactions", headers=headers)
+    assert (refused.status_code, refused.json["code"]) == (401, "invalid_token")
+    # The other token of the same client was not revoked and still works.
+    assert client.get("/api/v1/transactions", headers=other).status_code == 200

@@ -2,13 +2,17 @@
 
 A secret or token is 256 random bits, shown once; only its SHA-256 digest is stored. Checking a
 bearer token is one indexed query (the token, its client and, for a member-delegated token, the
-member's account), made as the system tenant since nobody is known yet."""
+member's account), made as the system tenant since nobody is known yet. A worker keeps what it
+verified for a few minutes (`verified`): what a token says never changes, and whether it is still
+live (not revoked, its client neither revoked nor disabled) is confirmed by the statement that
+sets the request's tenant (`Principal.tenant`), so a revocation is obeyed from its commit on,
+by every worker, at no extra round trip."""
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import insert, select
@@ -26,6 +30,10 @@ accounts = table(Account)
 
 ACCESS_TOKEN_LIFETIME = timedelta(hours=1)
 REFRESH_TOKEN_LIFETIME = timedelta(days=30)
+# How long a worker trusts what it verified of a token (its liveness is confirmed per request),
+# and how many tokens it remembers (TIGER_STYLE: a bound; past it, it starts over).
+VERIFIED_LIFETIME = timedelta(minutes=5)
+MAX_VERIFIED = 10_000
 
 
 def digest(secret: str) -> str:
@@ -50,12 +58,14 @@ class Principal:
     member_account_id: int | None
     scopes: frozenset[str]
     token_pk: int
+    expires_at: datetime
 
     @property
     def tenant(self) -> tenancy.Tenant:
+        """The tenant the token acts as, whose every transaction confirms the token is live."""
         if self.merchant_id is None:
-            return tenancy.OPERATOR
-        return tenancy.Tenant.merchant(self.merchant_id, self.member_account_id)
+            return replace(tenancy.OPERATOR, token=self.token_pk)
+        return tenancy.Tenant.merchant(self.merchant_id, self.member_account_id, self.token_pk)
 
     @property
     def idempotency_scope(self) -> str:
@@ -161,4 +171,32 @@ def authenticate(session: Session, bearer: str, now: datetime) -> Principal | No
         member_account_id=row.member_account_id,
         scopes=scope_sets.parse(row.scope),
         token_pk=row.id,
+        expires_at=row.expires_at,
     )
+
+
+_verified: dict[str, tuple[Principal, datetime]] = {}
+
+
+def verified(session: Session, bearer: str, now: datetime) -> Principal | None:
+    """`authenticate`, remembered by this worker for VERIFIED_LIFETIME: the principal of a token
+    this worker verified lately and that has not expired, else `authenticate`'s answer. The
+    caller acts as its `tenant`, which confirms the token is still live."""
+    key = digest(bearer)
+    known = _verified.get(key)
+    if known is not None:
+        found, checked_at = known
+        if found.expires_at > now and now - checked_at < VERIFIED_LIFETIME:
+            return found
+        _verified.pop(key, None)
+    checked = authenticate(session, bearer, now)
+    if checked is not None:
+        if len(_verified) >= MAX_VERIFIED:
+            _verified.clear()
+        _verified[key] = (checked, now)
+    return checked
+
+
+def forget(bearer: str) -> None:
+    """Drop what this worker verified of a token (it turned out not to be live)."""
+    _verified.pop(digest(bearer), None)

@@ -24,7 +24,8 @@ from limits.strategies import FixedWindowRateLimiter
 from coalition import clock, tenancy
 from coalition.errors import CoalitionError
 from coalition.extensions import db
-from coalition.oauth.tokens import Principal, authenticate
+from coalition.oauth import tokens
+from coalition.oauth.tokens import Principal
 
 F = TypeVar("F", bound=Callable[..., Any])
 KINDS = ("merchant", "member", "operator")
@@ -107,9 +108,18 @@ def require(
     def decorate(view: F) -> F:
         @functools.wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
-            found = authenticate(db.session(), _bearer(), clock.utcnow())
+            session, bearer = db.session(), _bearer()
+            found = tokens.verified(session, bearer, clock.utcnow())
             if found is None:
                 raise InvalidToken("the access token is unknown, expired or revoked")
+            try:
+                tenancy.enter(session, found.tenant)
+                # The transaction starts (or has started) as the token's tenant, which confirms
+                # the token is still live: a cached check never outlives a revocation.
+                session.connection()
+            except tenancy.TokenNotLive as revoked:
+                tokens.forget(bearer)
+                raise InvalidToken("the access token is unknown, expired or revoked") from revoked
             if found.kind not in needs:
                 raise WrongTokenKind(
                     f"this route takes a {' or '.join(needs)} token, not a {found.kind} token"
@@ -123,7 +133,6 @@ def require(
             if current_app.config["RATELIMIT_ENABLED"]:
                 _hit(current_app.config["RATE_LIMIT_CLIENT"], "client", found.client_id)
             g.principal = found
-            tenancy.enter(db.session(), found.tenant)
             return view(*args, **kwargs)
 
         guarded.access_policy = Policy(needs)  # type: ignore[attr-defined]

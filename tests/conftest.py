@@ -149,10 +149,19 @@ def session(app: Flask) -> Iterator[Session]:
             connection.close()
 
 
+class _CommittingClient(FlaskClient):
+    """Commits what the test wrote before each request, as a real client finds it committed:
+    a request that rolls its own transaction back (a refusal) must not take the test's rows."""
+
+    def open(self, *args: object, **kwargs: object) -> object:  # type: ignore[override]
+        db.session.commit()
+        return super().open(*args, **kwargs)
+
+
 @pytest.fixture
 def client(app: Flask, session: Session) -> FlaskClient:
     """A test client whose requests run inside the test's rolled-back transaction."""
-    return app.test_client()
+    return _CommittingClient(app, app.response_class, use_cookies=True)
 
 
 @pytest.fixture

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, insert
+from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from coalition.database import BigId, Json, UTCDateTime, table
+from coalition.database import BigId, Json, UTCDateTime, insert_rows, table
 from coalition.extensions import Base
 from coalition.ids import new_id
 
@@ -72,8 +72,7 @@ def event_row(
 
 def record(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Write events made by `event_row`, in the caller's transaction."""
-    if rows:
-        session.connection().execute(insert(outbox_events), list(rows))
+    insert_rows(session, outbox_events, list(rows))
 
 
 def emit(

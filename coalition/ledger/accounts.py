@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
@@ -30,7 +31,8 @@ class MemberAccount:
     welcomed: bool = False
 
 
-_LOCKED_COLUMNS = (
+# What a lock reads of a member account (`locked` makes the MemberAccount of such a row).
+LOCKED_COLUMNS = (
     accounts.c.id,
     accounts.c.member_id,
     accounts.c.balance,
@@ -51,6 +53,46 @@ def open_merchant_account(session: Session, merchant_id: int) -> int:
     ).scalar_one()
 
 
+def locked(row: Any) -> MemberAccount:
+    """The MemberAccount of a row read with LOCKED_COLUMNS (under FOR UPDATE)."""
+    return MemberAccount(row.id, row.member_id, row.balance, row.debt, row.welcomed)
+
+
+@dataclass(frozen=True)
+class Issuers:
+    """The accounts an award's lots are issued from: the merchant's and the operator's."""
+
+    merchant: int
+    operator: int
+
+
+def issuer_columns(merchant_id: int) -> tuple[Any, Any]:
+    """The merchant's and the operator's account ids as two columns (`merchant_account`,
+    `operator_account`), for a caller to read with whatever else it needs in one query."""
+    return (
+        select(accounts.c.id)
+        .where(accounts.c.merchant_id == merchant_id)
+        .scalar_subquery()
+        .label("merchant_account"),
+        select(accounts.c.id)
+        .where(accounts.c.kind == "operator")
+        .scalar_subquery()
+        .label("operator_account"),
+    )
+
+
+def issuers_from(row: Any, merchant_id: int) -> Issuers:
+    """The Issuers of a row read with `issuer_columns`."""
+    if row.merchant_account is None:
+        raise NotFound(f"merchant {merchant_id} has no account")
+    return Issuers(row.merchant_account, row.operator_account)
+
+
+def issuers(session: Session, merchant_id: int) -> Issuers:
+    """Both issuer accounts of an award at `merchant_id`, in one query."""
+    return issuers_from(session.execute(select(*issuer_columns(merchant_id))).one(), merchant_id)
+
+
 def operator_account_id(session: Session) -> int:
     """The operator's account: made by the first migration, so it always exists."""
     return session.execute(select(accounts.c.id).where(accounts.c.kind == "operator")).scalar_one()
@@ -68,41 +110,58 @@ def merchant_account_id(session: Session, merchant_id: int) -> int:
 def lock_member(session: Session, member_id: int) -> MemberAccount:
     """Lock one member's account for the rest of the transaction and return it."""
     row = session.execute(
-        select(*_LOCKED_COLUMNS).where(accounts.c.member_id == member_id).with_for_update()
+        select(*LOCKED_COLUMNS).where(accounts.c.member_id == member_id).with_for_update()
     ).one_or_none()
     if row is None:
         raise NotFound("no such member")
-    return MemberAccount(*row)
+    return locked(row)
 
 
 def lock_member_accounts(session: Session, account_ids: Iterable[int]) -> dict[int, MemberAccount]:
     """Lock several member accounts, in ascending id order (the global lock order)."""
     rows = session.execute(
-        select(*_LOCKED_COLUMNS)
+        select(*LOCKED_COLUMNS)
         .where(accounts.c.id.in_(sorted(set(account_ids))), accounts.c.kind == "member")
         .order_by(accounts.c.id)
         .with_for_update()
     ).all()
-    return {row.id: MemberAccount(*row) for row in rows}
+    return {row.id: locked(row) for row in rows}
 
 
 def store_balances(session: Session, changed: Iterable[MemberAccount]) -> None:
-    """Write back locked member accounts: the one row per member that an operation updates."""
-    params = [
-        {"aid": a.id, "new_balance": a.balance, "new_debt": a.debt, "new_welcomed": a.welcomed}
-        for a in changed
-    ]
-    if params:
-        session.connection().execute(
-            update(accounts)
-            .where(accounts.c.id == bindparam("aid"))
-            .values(
-                balance=bindparam("new_balance"),
-                debt=bindparam("new_debt"),
-                welcomed=bindparam("new_welcomed"),
+    """Write back locked member accounts: the one row per member that an operation updates.
+    PostgreSQL: one statement whatever their number, the values sent as arrays."""
+    rows = list(changed)
+    if not rows:
+        return
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql(
+            "UPDATE accounts SET balance = given.balance, debt = given.debt,"
+            " welcomed = given.welcomed"
+            " FROM unnest(%b::bigint[], %b::bigint[], %b::bigint[], %b::boolean[])"
+            " AS given(id, balance, debt, welcomed) WHERE accounts.id = given.id",
+            (
+                [a.id for a in rows],
+                [a.balance for a in rows],
+                [a.debt for a in rows],
+                [a.welcomed for a in rows],
             ),
-            params,
         )
+        return
+    connection.execute(
+        update(accounts)
+        .where(accounts.c.id == bindparam("aid"))
+        .values(
+            balance=bindparam("new_balance"),
+            debt=bindparam("new_debt"),
+            welcomed=bindparam("new_welcomed"),
+        ),
+        [
+            {"aid": a.id, "new_balance": a.balance, "new_debt": a.debt, "new_welcomed": a.welcomed}
+            for a in rows
+        ],
+    )
 
 
 def lock_or_reuse(session: Session, member_id: int, locked: MemberAccount | None) -> MemberAccount:

@@ -25,11 +25,11 @@ from coalition.errors import InvalidRequest, NotFound
 from coalition.ids import new_id
 from coalition.ledger import lots as lotplan
 from coalition.ledger.accounts import (
+    Issuers,
     MemberAccount,
+    issuers,
     lock_member_accounts,
     lock_or_reuse,
-    merchant_account_id,
-    operator_account_id,
     store_balances,
 )
 from coalition.ledger.models import LOT_SOURCES, Lot, Transaction, Transfer
@@ -145,13 +145,15 @@ def award_many(
     reason: str = "purchase",
     welcome_bonus: int = 0,
     locked: Mapping[int, MemberAccount] | None = None,
+    issued_from: Issuers | None = None,
 ) -> list[dict[str, Any]]:
     """Award each of `awards` at `merchant_id`, in order. Returns, per award, its transaction
     (with the points and the debt it repaid) and the member's balance and debt right after it.
     An award changes no hold, so the answer spares the hot path that query.
 
     `locked`: the members' accounts by account id, when the caller already holds their locks
-    (taken in ascending id order); otherwise they are locked here."""
+    (taken in ascending id order); otherwise they are locked here. `issued_from`: the
+    merchant's and operator's accounts, when the caller read them already."""
     if len(awards) > MAX_AWARDS:
         raise InvalidRequest(f"at most {MAX_AWARDS} awards at once")
     check_points(welcome_bonus, "welcome bonus", allow_zero=True)
@@ -165,8 +167,9 @@ def award_many(
         raise NotFound("no such member")
 
     entries = [_entry(one, members[one.account_id], welcome_bonus) for one in awards]
-    operator = operator_account_id(session)
-    issuer_of = {"merchant": merchant_account_id(session, merchant_id)}
+    issued_from = issued_from or issuers(session, merchant_id)
+    operator = issued_from.operator
+    issuer_of = {"merchant": issued_from.merchant}
     transaction_ids = insert_returning_ids(
         session,
         transactions,

@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from coalition.database import table
+from coalition.database import insert_rows, table
 from coalition.errors import InvalidRequest
 from coalition.ids import new_id
 from coalition.ledger.accounts import MemberAccount
@@ -59,13 +58,8 @@ def check_amount(amount_minor: Any, name: str, low: int) -> int:
 
 
 def insert_returning_ids(session: Session, table: Any, rows: list[dict[str, Any]]) -> list[int]:
-    """Bulk insert, ids in the order of `rows`."""
-    if not rows:
-        return []
-    result = session.connection().execute(
-        insert(table).returning(table.c.id, sort_by_parameter_order=True), rows
-    )
-    return [row.id for row in result]
+    """Bulk insert, ids in the order of `rows` (`coalition.database.insert_rows`)."""
+    return insert_rows(session, table, rows)
 
 
 def transfer_row(

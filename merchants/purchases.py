@@ -34,12 +34,17 @@ from coalition import clock, economics
 from coalition.database import table
 from coalition.errors import CoalitionError, IdempotencyConflict, NotFound
 from coalition.ledger import operations, reads
-from coalition.ledger.accounts import lock_member, lock_member_accounts
+from coalition.ledger.accounts import Issuers, issuer_columns, issuers_from, lock_member_accounts
 from coalition.ledger.awards import Award, award_many
 from coalition.ledger.models import Transaction
 from coalition.ledger.reads import balances_after
 from coalition.ledger.rows import Actor
-from coalition.members.services import FoundMember, find_member, find_members, member_of_account
+from coalition.members.services import (
+    FoundMember,
+    find_and_lock_member,
+    find_members,
+    member_of_account,
+)
 from merchants.models import Merchant
 
 merchants = table(Merchant)
@@ -167,12 +172,17 @@ def _replay(first: Any, member: FoundMember, balance: int) -> PurchaseResult:
     return PurchaseResult(earn, member_state(member, balance), replayed=True)
 
 
-def base_rate(session: Session, merchant_id: int) -> Decimal:
-    return Decimal(
-        session.execute(
-            select(merchants.c.base_rate).where(merchants.c.id == merchant_id)
-        ).scalar_one()
-    )
+def earning_columns(merchant_id: int) -> tuple[Any, ...]:
+    """The merchant's base rate and the accounts its awards are issued from, as columns (`rate`,
+    `merchant_account`, `operator_account`) that a purchase reads with its member."""
+    rate = select(merchants.c.base_rate).where(merchants.c.id == merchant_id).scalar_subquery()
+    return (rate.label("rate"), *issuer_columns(merchant_id))
+
+
+def earning_at(session: Session, merchant_id: int) -> tuple[Decimal, Issuers]:
+    """What `earning_columns` says, read on its own (a batch)."""
+    row = session.execute(select(*earning_columns(merchant_id))).one()
+    return Decimal(row.rate), issuers_from(row, merchant_id)
 
 
 def earlier_transactions(
@@ -279,11 +289,12 @@ def record_purchase(
     `unsupported_currency`, `idempotency_conflict`."""
     terms = economics.terms_at(now, merchant_id, session)
     _check_currency(purchase["currency"], terms)
-    member = find_member(session, purchase["member"])
-    rate = base_rate(session, merchant_id)
     # Under the member's lock, a concurrent repeat of this external_id for this member has
     # either committed (and is found here) or waits for this one.
-    account = lock_member(session, member.id)
+    member, account, earning = find_and_lock_member(
+        session, purchase["member"], *earning_columns(merchant_id)
+    )
+    rate, issued_from = Decimal(earning.rate), issuers_from(earning, merchant_id)
     external_id = purchase["external_id"]
     first = earlier_transactions(session, merchant_id, "earn", [external_id]).get(external_id)
     if first is not None:
@@ -307,6 +318,7 @@ def record_purchase(
             now=now,
             welcome_bonus=terms.welcome_bonus,
             locked={account.id: account},
+            issued_from=issued_from,
         )
     except IntegrityError as error:
         # Another member's purchase took this external_id meanwhile: a different purchase.
@@ -444,7 +456,7 @@ def _record_batch(
     live = list(purchases)
     member_of = {i: found[purchases[i]["member"]] for i in live}
 
-    rate = base_rate(session, merchant_id) if live else Decimal(0)
+    rate, issued_from = earning_at(session, merchant_id) if live else (Decimal(0), None)
     # QUALITY: member accounts locked once, in ascending id order (the global lock order).
     locked = (
         lock_member_accounts(session, {m.account_id for m in member_of.values()}) if live else {}
@@ -501,6 +513,7 @@ def _record_batch(
         now=now,
         welcome_bonus=terms.welcome_bonus,
         locked=locked,
+        issued_from=issued_from,
     )
     for index, result in zip(new, results, strict=True):
         outcomes[index] = purchase_result(

@@ -124,6 +124,28 @@ def find_member(session: Session, card_or_id: str) -> FoundMember:
     return _active(session.execute(_found().where(condition)).one_or_none())
 
 
+def find_and_lock_member(
+    session: Session, card_or_id: str, *also: Any
+) -> tuple[FoundMember, accounts.MemberAccount, Any]:
+    """`find_member`, with its points account locked for the rest of the transaction (one
+    account: the lock order holds), in one statement; `also`: scalar columns the caller reads in
+    the same round trip (a purchase, its merchant's terms), returned as the row's last part."""
+    row = session.execute(
+        _found()
+        .add_columns(account_table.c.balance, account_table.c.debt, account_table.c.welcomed)
+        .add_columns(*also)
+        .where(addressed_by(card_or_id))
+        .with_for_update(of=account_table)
+    ).one_or_none()
+    if row is None or row.status != "active":
+        raise NotFound("no such member")
+    member = FoundMember(
+        row.id, row.public_id, row.card_number, row.status, row.tier, row.account_id
+    )
+    locked = accounts.MemberAccount(row.account_id, row.id, row.balance, row.debt, row.welcomed)
+    return member, locked, row
+
+
 def member_by_id(session: Session, member_id: int) -> FoundMember:
     """An active member by its internal id (a member token's, say); `not_found` otherwise."""
     return _active(session.execute(_found().where(members.c.id == member_id)).one_or_none())

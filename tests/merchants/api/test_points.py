@@ -1042,3 +1042,29 @@ def test_losing_a_race_for_an_external_id_to_another_member_is_a_conflict(
     problem(response, 409, "idempotency_conflict")
     assert after.status_code == 201
     assert balance(session, bob) == 110
+
+
+def test_a_purchase_is_answered_exactly_as_its_documented_schema_dumps_it(
+    session, client, till, shop
+):
+    """`purchase_body`, the purchase routes' hand-written answer, says what the documented
+    `PurchaseResultSchema` says of the same result: first recorded, welcomed, and replayed."""
+    from merchants.api.points import purchase_body
+
+    alice = f.member(session)
+    first = client.post(PURCHASES, json=purchase(card_of(session, alice)), headers=till)
+    again = client.post(PURCHASES, json=purchase(card_of(session, alice)), headers=till)
+
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.get_json() == again.get_json()
+    with tenancy.acting_as(tenancy.SYSTEM, session):
+        replay = purchases.record_purchase(
+            session,
+            merchant_id=shop,
+            purchase=purchase(card_of(session, alice)),
+            actor=f.TILL,
+            now=clock.utcnow(),
+        )
+    assert replay.replayed
+    assert purchase_body(replay) == schemas.PurchaseResultSchema().dump(replay)
+    assert purchase_body(replay) == first.get_json()

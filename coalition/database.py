@@ -56,13 +56,19 @@ def insert_unless_present(
     return dialect.insert(target).on_conflict_do_nothing(index_elements=key, index_where=key_where)
 
 
+# Up to this many rows go as VALUES (psycopg dumps a few scalars faster than one array per
+# column); more go as arrays.
+FEW_ROWS = 10
+_insert_sql: dict[tuple[str, tuple[str, ...], int], str] = {}
+
+
 def insert_rows(session: Session, target: Table, rows: list[dict[str, Any]]) -> list[int]:
     """Insert `rows` (each with the same columns) and return their new ids in the order of
-    `rows`. On PostgreSQL it is one statement whatever the number of rows, each column sent as
-    one array (`INSERT … SELECT FROM unnest(…)`): a thousand rows' VALUES would be a statement
-    of fourteen thousand parameters that the driver parses anew each time. The ids come from the
-    table's sequence, taken in the order of the arrays, so sorting them gives `rows`' order.
-    SQLite: SQLAlchemy's multi-row insert, which returns the ids in order itself."""
+    `rows`. On PostgreSQL it is one statement whatever the number of rows: a few go as VALUES,
+    more as one array per column (`INSERT … SELECT FROM unnest(…)`), since a thousand rows of
+    VALUES would be fourteen thousand parameters that the driver parses anew each time. The ids
+    come from the table's sequence, taken in the rows' order, so sorting them gives `rows`'
+    order. SQLite: SQLAlchemy's multi-row insert, which returns the ids in order itself."""
     if not rows:
         return []
     connection = session.connection()
@@ -71,20 +77,42 @@ def insert_rows(session: Session, target: Table, rows: list[dict[str, Any]]) -> 
             insert(target).returning(target.c.id, sort_by_parameter_order=True), rows
         )
         return [row.id for row in result]
-    names = list(rows[0])
+    names = tuple(rows[0])
     columns = [target.c[name] for name in names]
-    arrays = []
-    for name, column in zip(names, columns, strict=True):
-        process = column.type._cached_bind_processor(connection.dialect)
-        values = [row[name] for row in rows]
-        arrays.append([process(v) for v in values] if process else values)
-    casts = [f"%b::{column.type.compile(dialect=connection.dialect)}[]" for column in columns]
-    listed = ", ".join(f'"{name}"' for name in names)
-    statement = (
-        f'INSERT INTO "{target.name}" ({listed}) SELECT {listed} FROM unnest({", ".join(casts)})'
+    processors = [column.type._cached_bind_processor(connection.dialect) for column in columns]
+    few = len(rows) <= FEW_ROWS
+    key = (target.name, names, len(rows) if few else 0)
+    statement = _insert_sql.get(key)
+    if statement is None:
+        statement = _insert_sql[key] = _insert_statement(target, columns, len(rows), few)
+    if few:
+        params = tuple(
+            process(row[name]) if process else row[name]
+            for row in rows
+            for name, process in zip(names, processors, strict=True)
+        )
+    else:
+        params = tuple(
+            [process(row[name]) for row in rows] if process else [row[name] for row in rows]
+            for name, process in zip(names, processors, strict=True)
+        )
+    return sorted(row[0] for row in connection.exec_driver_sql(statement, params))
+
+
+def _insert_statement(target: Table, columns: list[Any], count: int, few: bool) -> str:
+    listed = ", ".join(f'"{column.name}"' for column in columns)
+    if few:
+        one = "(" + ", ".join(["%s"] * len(columns)) + ")"
+        values = ", ".join([one] * count)
+        return f'INSERT INTO "{target.name}" ({listed}) VALUES {values} RETURNING id'
+    # A JSON or timestamp column needs its array typed; the PostgreSQL type names the cast.
+    casts = ", ".join(
+        f"%b::{column.type.compile(dialect=postgresql.dialect())}[]" for column in columns
+    )
+    return (
+        f'INSERT INTO "{target.name}" ({listed}) SELECT {listed} FROM unnest({casts})'
         f" WITH ORDINALITY AS given({listed}, n) ORDER BY n RETURNING id"
     )
-    return sorted(row[0] for row in connection.exec_driver_sql(statement, tuple(arrays)))
 
 
 def engine_options(url: str, statement_timeout_ms: int = 0) -> dict[str, Any]:

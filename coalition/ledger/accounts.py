@@ -130,11 +130,18 @@ def lock_member_accounts(session: Session, account_ids: Iterable[int]) -> dict[i
 
 def store_balances(session: Session, changed: Iterable[MemberAccount]) -> None:
     """Write back locked member accounts: the one row per member that an operation updates.
-    PostgreSQL: one statement whatever their number, the values sent as arrays."""
+    PostgreSQL: one statement whatever their number, several sent as arrays."""
     rows = list(changed)
     if not rows:
         return
     connection = session.connection()
+    if connection.dialect.name == "postgresql" and len(rows) == 1:
+        [one] = rows
+        connection.exec_driver_sql(
+            "UPDATE accounts SET balance = %s, debt = %s, welcomed = %s WHERE id = %s",
+            (one.balance, one.debt, one.welcomed, one.id),
+        )
+        return
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(
             "UPDATE accounts SET balance = given.balance, debt = given.debt,"

@@ -9,7 +9,9 @@ One run:
 3. `coalition serve` (gunicorn) on it, tokens from the client-credentials flow;
 4. wrk (Lua scripts in bench/wrk/) on purchases, batches, balance reads and /healthz;
 5. purchase latency at half the peak rate, from an open-loop client in this process;
-6. the settlement figures from bench/settle_day.py, each size in its own process.
+6. the purchase's own statements (bench/sql/purchase.sql) under pgbench, with no Python in
+   front: the most the platform's SQL allows;
+7. the settlement figures from bench/settle_day.py, each size in its own process.
 
 Every figure is from one 2-core machine shared by the server, the database and the load
 generator: ratios to the yardsticks are what carry over, not the absolute rates."""
@@ -49,8 +51,9 @@ HOST, PORT = "127.0.0.1", int(os.environ.get("BENCH_PORT", "8765"))
 # of its own, flushed at the start; no worker runs, so jobs only queue during the run.
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/4")
 # gunicorn's rule of thumb (2 x cores + 1) assumes the database is elsewhere; here PostgreSQL
-# and wrk share the 2 cores, and 3 gthread workers of 4 threads keep both cores busy.
-WORKERS = int(os.environ.get("BENCH_WORKERS", "3"))
+# and wrk share the 2 cores, and 2 gthread workers of 8 threads (config/gunicorn.py's defaults)
+# served more purchases than 3 of 4 or 4 sync workers (docs/benchmarks.md).
+WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 SCOPES = "purchases:write members:read"
 # The longest one settle_day.py size may take, building included, before it is given up.
 SETTLE_LIMIT = float(os.environ.get("BENCH_SETTLE_LIMIT_S", "1200"))
@@ -149,6 +152,41 @@ def pgbench(seconds: int) -> float:
             str(seconds),
             PGBENCH_DB,
         ]
+    )
+    found = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out)
+    if not found:
+        sys.exit(f"bench: no TPS in pgbench's output:\n{out}")
+    return float(found.group(1))
+
+
+def purchase_sql(url: str, seconds: int) -> float:
+    """TPS of bench/sql/purchase.sql: a purchase's own statements, sent by pgbench as the app's
+    role (row-level security on), prepared as psycopg prepares them, on the data `build` made.
+    What PostgreSQL alone gives for the platform's SQL."""
+    with psycopg.connect(url) as connection:
+        merchants = connection.execute("SELECT min(id), max(id) FROM merchants").fetchone()
+        members = connection.execute("SELECT min(id), max(id) FROM members").fetchone()
+        # One token a merchant, made in the merchants' order (`measure`).
+        offsets = connection.execute(
+            "SELECT DISTINCT id - merchant_id FROM oauth_tokens WHERE merchant_id IS NOT NULL"
+        ).fetchall()
+    if not merchants or not members or len(offsets) != 1:
+        sys.exit("bench: the tokens are not one a merchant, in order; cannot run purchase.sql")
+    target = urllib.parse.urlsplit(url)
+    command = ["pgbench", "-h", target.hostname or "127.0.0.1", "-p", str(target.port or 5432)]
+    command += ["-U", target.username or "postgres", "-n", "-M", "prepared", "-c", "16", "-j", "2"]
+    command += ["-T", str(seconds), "-f", str(HERE / "sql" / "purchase.sql")]
+    for name, value in (
+        ("first_merchant", merchants[0]),
+        ("last_merchant", merchants[1]),
+        ("first_member", members[0]),
+        ("last_member", members[1]),
+        ("token_offset", offsets[0][0]),
+    ):
+        command += ["-D", f"{name}={value}"]
+    out = run(
+        [*command, target.path.lstrip("/")],
+        env={**os.environ, "PGOPTIONS": "-c role=coalition_app"},
     )
     found = re.search(r"tps = ([\d.]+) \(without initial connection time\)", out)
     if not found:
@@ -467,6 +505,9 @@ def measure(size: Size, skip_settle: bool) -> dict[str, Any]:
         server.terminate()
         server.wait(timeout=30)
 
+    say("pgbench: bench/sql/purchase.sql, a purchase's statements without the platform")
+    figures["purchase_sql_tps"] = round(purchase_sql(plain_url, size.seconds), 1)
+
     if skip_settle:
         say("settlement skipped (--skip-settle)")
     else:
@@ -558,7 +599,7 @@ def main() -> None:
     figures["wall_s"] = round(time.perf_counter() - started, 1)
     for key, entry in entries.items():
         entry["figures"] = {
-            "purchase_vs_tpcb": ("tpcb_tps", "purchase"),
+            "purchase_vs_tpcb": ("tpcb_tps", "purchase", "purchase_sql_tps"),
             "batch_vs_tpcb": ("tpcb_tps", "batch"),
             "balance_vs_health": ("balance", "healthz"),
             "purchase_p99_over_p50": ("latency",),
@@ -569,6 +610,12 @@ def main() -> None:
         entry["figures"] = {name: figures[name] for name in entry["figures"] if name in figures}
     (HERE / "results.json").write_text(json.dumps(entries, indent=2) + "\n")
     print(table(entries))
+    if "purchase_sql_tps" in figures:
+        sql = figures["purchase_sql_tps"]
+        print(
+            f"\nthe purchase's SQL alone (bench/sql/purchase.sql): {sql:,.0f} TPS,"
+            f" {sql / figures['tpcb_tps']:.2f} of tpcb-like: the most a purchase can be"
+        )
     print(
         f"\nwrote {HERE / 'results.json'} in {figures['wall_s']} s"
         f" ({'quick' if args.quick else 'full'})"

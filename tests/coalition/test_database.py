@@ -23,9 +23,7 @@ def test_insert_rows_gives_each_row_its_own_id_in_the_order_given(session):
         ids = insert_rows(session, outbox_events, rows)
         stored = dict(
             session.execute(
-                select(outbox_events.c.id, outbox_events.c.data).where(
-                    outbox_events.c.id.in_(ids)
-                )
+                select(outbox_events.c.id, outbox_events.c.data).where(outbox_events.c.id.in_(ids))
             ).all()
         )
 

@@ -239,6 +239,11 @@ class LedgerMachine(RuleBasedStateMachine):
             ),
         )
         txn = outcome.body["transaction"]["id"]
+        self._awarded(txn, member_id, merchant_id, amount, parts, expires)
+
+    def _awarded(self, txn, member_id, merchant_id, amount, parts, expires) -> None:
+        """The model's side of an award: a lot per non-zero part (the merchant's first), the
+        debt repaid from them, the member welcomed, and the purchase kept for refunds."""
         model = self.model[member_id]
         seqs = []
         for source in SOURCES:
@@ -305,35 +310,9 @@ class LedgerMachine(RuleBasedStateMachine):
         assert not result.replayed
         assert result.transaction.points == parts["merchant"] + parts["welcome"]
         expires = clock.add_months(self.now, terms.expiry_months)
-        seqs = []
-        for source in SOURCES:
-            if parts[source]:
-                issuer = merchant_id if source == "merchant" else None
-                lot = ModelLot(
-                    next(self.seq),
-                    source,
-                    issuer,
-                    expires,
-                    parts[source],
-                    parts[source],
-                    result.transaction.id,
-                )
-                model.lots.append(lot)
-                seqs.append(lot.seq)
-        model.repay()
-        model.welcomed = True
+        self._awarded(result.transaction.id, member_id, merchant_id, amount, parts, expires)
         assert result.member.balance == model.balance
         self.receipts.append((merchant_id, sent, result.transaction.id))
-        self.purchases[result.transaction.id] = {
-            "member": member_id,
-            "merchant": merchant_id,
-            "amount": amount,
-            "parts": parts,
-            "refunded": 0,
-            "clawed": dict.fromkeys(SOURCES, 0),
-            "paid": 0,
-            "lots": tuple(seqs),
-        }
 
     @rule(
         member=st.integers(0, MEMBERS - 1),

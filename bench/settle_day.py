@@ -4,11 +4,12 @@ N award transfers and N redemptions (each a transfer and a lot consumption) over
 then times a bare `GROUP BY` over the day's transfers and the settlement of that day, in this
 process, and reports the process's peak resident memory.
 
-    .venv/bin/python bench/settle_day.py --transfers 200000 --merchants 1000
+    .venv/bin/python bench/settle_day.py --transfers 500000 --merchants 1000 --members 200000
 
 Rows are written with set-based SQL straight into the ledger's tables (one transaction and one
-lot per member stand in for the real history), which settlement reads exactly as it reads rows
-the API wrote."""
+lot per member stand in for the real history), with the tables' indexes and foreign keys made
+again, as the migrations define them, before anything is timed; settlement reads them exactly
+as it reads rows the API wrote. The 10,000,000-transfer day builds in about five minutes here."""
 
 from __future__ import annotations
 

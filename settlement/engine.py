@@ -1,10 +1,11 @@
 """Pricing one business day (SPEC 2, money flows): what each merchant owes and is owed, the
 issuer x redeemer flows, and the operator's result computed a second way, by its terms.
 
-The ledger is read set-based: three GROUP BY queries over the day's award transfers, lot
-consumptions and refunds return a few rows per merchant (or per issuer-redeemer pair), whatever
-the size of the day; Python then prices those totals. No loop ever runs over transfers, so a run's
-memory does not grow with the day's traffic.
+The ledger is read set-based and once: one statement sums the day's award transfers and lot
+consumptions by kind and issuer x redeemer account into a temporary table (`stage`); from it the
+flows are written by one INSERT … SELECT and the totals are read by merchant (a few rows each),
+which Python prices. No loop ever runs over transfers or pairs of merchants, so a run's memory
+does not grow with the day's traffic or the size of the coalition's matrix.
 
 Signs: `net = owed - receivable`; positive, the merchant pays the operator. Amounts are exact
 `Decimal`s in major units; rounding happens once, on the monthly statement."""
@@ -12,23 +13,24 @@ Signs: `net = owed - receivable`; positive, the merchant pays the operator. Amou
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, func, select
+import sqlalchemy as sa
+from sqlalchemy import and_, func, insert, select, text
 from sqlalchemy.orm import Session
 
-from coalition.database import table
+from coalition.database import UTCDateTime, table
 from coalition.economics import Terms
-from coalition.ledger.models import Account, LotConsumption, Transaction, Transfer
+from coalition.ledger.models import Account, Transaction
+from settlement.models import SettlementFlow
 
 accounts = table(Account)
-transfers = table(Transfer)
-consumptions = table(LotConsumption)
 transactions = table(Transaction)
+flows = table(SettlementFlow)
 
 ZERO = Decimal(0)
 # Components of a position, by side. Each is {"points", "amount"}; their amounts add up to
@@ -80,13 +82,25 @@ class Position:
         return not any(counts) and not any(c.points or c.amount for c in self.components.values())
 
 
-Consumed = tuple[str, "int | None", "int | None", int]  # kind, issuer, redeemer, points
-FlowSink = Callable[[int | None, int | None, int, Decimal], None]
+@dataclass(frozen=True)
+class Sum:
+    """One per-merchant total of the day: the points of one kind of movement on one side of it.
+    `side` "issuer": the lots' issuer (or, for awards, the funder); "redeemer": the account the
+    points went to. `merchant` is that side's merchant, None for the operator (or, as an issuer,
+    a clawback no lot covered); `own`: issuer and redeemer are the same merchant; `to_merchant`
+    (issuer side): the points went to a merchant, not the operator."""
+
+    side: str
+    kind: str
+    merchant: int | None
+    own: bool
+    to_merchant: bool
+    points: int
 
 
 @dataclass(frozen=True)
 class Totals:
-    """The ledger's totals for a window, by party: what a run prices. Merchants are named by
+    """The ledger's totals for a window, by merchant: what a run prices. Merchants are named by
     id; None is the operator (or, as an issuer, a clawback no lot covered)."""
 
     # merchant id -> points it issued (award transfers it funded)
@@ -95,10 +109,9 @@ class Totals:
     paid_back: Mapping[int, int]
     # operator-funded points awarded (welcome and tier bonuses)
     operator_issued: int
-    # (kind, issuer, redeemer, points) for lot consumptions of kind redeem, restore, repay,
-    # expire and clawback (debt counted as clawback), grouped and streamed from the database
-    # in (issuer, redeemer) order, so a run holds one pair at a time, never the whole matrix
-    consumed: Iterable[Consumed]
+    # lot consumptions of kind redeem, restore, repay, expire and clawback (debt counted as
+    # clawback), summed by merchant on each side: a few rows per merchant, whatever the day
+    consumed: Sequence[Sum]
 
 
 @dataclass
@@ -111,34 +124,91 @@ class Day:
         return sum((p.net for p in self.positions.values()), ZERO)
 
 
-STREAM_CHUNK = 2000
+# The day's movements, summed by kind and issuer x redeemer account: made by `stage` in one
+# read of the day's award transfers and lot consumptions, then read by `read_totals` and
+# `write_flows`, and dropped by `unstage` before the run commits. A temporary table, so that the
+# ledger is read once however many ways the day is summed (CREATE TABLE AS may also use
+# PostgreSQL's parallel workers, which INSERT … SELECT may not).
+DAY_TABLE = "settlement_day"
+day_rows = sa.table(
+    DAY_TABLE,
+    sa.column("kind", sa.String()),
+    sa.column("issuer", sa.BigInteger()),
+    sa.column("redeemer", sa.BigInteger()),
+    sa.column("points", sa.BigInteger()),
+)
+# A day's hash tables are a few rows per merchant (or pair): enough memory that PostgreSQL
+# hashes the groups instead of sorting every row to disk (its group estimates are far too high).
+WORK_MEM = "64MB"
+
+
+# Merchants' accounts, found through the unique index on `merchant_id` (a merchant's account is
+# the only kind that has one) rather than by reading every member's account for its kind.
+MERCHANT = accounts.c.merchant_id.is_not(None)
+
+
+def stage(session: Session, start: datetime, end: datetime) -> None:
+    """Sum the day's rows dated in [start, end) into the day table, reading each table once.
+    Call `unstage` before the transaction ends."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
+    window = [
+        sa.bindparam("start", start, type_=UTCDateTime()),
+        sa.bindparam("end", end, type_=UTCDateTime()),
+    ]
+    session.execute(
+        text(
+            f"CREATE TEMPORARY TABLE {DAY_TABLE} AS"
+            " SELECT kind, debit_account_id AS issuer, CAST(NULL AS BIGINT) AS redeemer,"
+            "  CAST(sum(amount) AS BIGINT) AS points"
+            " FROM transfers WHERE created_at >= :start AND created_at < :end AND kind = 'award'"
+            " GROUP BY kind, debit_account_id"
+            " UNION ALL"
+            " SELECT kind, issuer_account_id, redeemer_account_id, CAST(sum(points) AS BIGINT)"
+            " FROM lot_consumptions WHERE created_at >= :start AND created_at < :end"
+            " GROUP BY kind, issuer_account_id, redeemer_account_id"
+        ).bindparams(*window)
+    )
+
+
+def unstage(session: Session) -> None:
+    session.execute(text(f"DROP TABLE {DAY_TABLE}"))
 
 
 def read_totals(session: Session, start: datetime, end: datetime) -> Totals:
-    """The day's ledger totals: three aggregate queries over the rows dated in [start, end);
-    the lot consumptions' totals are streamed (read them once, before the session is used
-    for anything else that needs their connection's cursor)."""
-    merchant_of = dict(
-        session.execute(
-            select(accounts.c.id, accounts.c.merchant_id).where(accounts.c.kind == "merchant")
-        ).all()
+    """The staged day's totals by merchant (a few rows each), and its refunds' paid-back points
+    (a query over the refunds dated in [start, end))."""
+    query = select(accounts.c.id, accounts.c.merchant_id).where(MERCHANT)
+    merchant_of: dict[int, int] = {a: m for a, m in session.execute(query)}
+    to_merchant = day_rows.c.redeemer.in_(select(accounts.c.id).where(MERCHANT).scalar_subquery())
+    own = sa.case((day_rows.c.issuer == day_rows.c.redeemer, 1), else_=0)
+    points = sa.cast(func.sum(day_rows.c.points), sa.BigInteger)
+    by_issuer = select(
+        sa.literal("issuer"), day_rows.c.kind, day_rows.c.issuer, own, to_merchant, points
+    ).group_by(day_rows.c.kind, day_rows.c.issuer, own, to_merchant)
+    by_redeemer = (
+        select(sa.literal("redeemer"), day_rows.c.kind, day_rows.c.redeemer, own, sa.true(), points)
+        .where(day_rows.c.kind.in_(("redeem", "restore", "clawback", "debt")))
+        .group_by(day_rows.c.kind, day_rows.c.redeemer, own)
     )
-    award_rows = session.execute(
-        select(transfers.c.debit_account_id, func.sum(transfers.c.amount))
-        .where(
-            transfers.c.created_at >= start,
-            transfers.c.created_at < end,
-            transfers.c.kind == "award",
-        )
-        .group_by(transfers.c.debit_account_id)
-    ).all()
-    issued: dict[int, int] = {}
+    issued: dict[int, int] = defaultdict(int)
     operator_issued = 0
-    for account_id, points in award_rows:
-        if account_id in merchant_of:
-            issued[merchant_of[account_id]] = int(points)
-        else:
-            operator_issued += int(points)
+    consumed: list[Sum] = []
+    for side, kind, account_id, is_own, goes_to_merchant, total in session.execute(
+        sa.union_all(by_issuer, by_redeemer)
+    ):
+        merchant_id = merchant_of.get(account_id)
+        if kind == "award":
+            if merchant_id is None:
+                operator_issued += int(total)
+            else:
+                issued[merchant_id] += int(total)
+            continue
+        # A debt record (no lot) is a clawback the member could not cover: count it as clawed.
+        kind = "clawback" if kind == "debt" else kind
+        consumed.append(
+            Sum(side, kind, merchant_id, bool(is_own), bool(goes_to_merchant), int(total))
+        )
     paid_back = dict(
         session.execute(
             select(transactions.c.merchant_id, func.sum(transactions.c.paid_points))
@@ -153,48 +223,85 @@ def read_totals(session: Session, start: datetime, end: datetime) -> Totals:
             .group_by(transactions.c.merchant_id)
         ).all()
     )
-    # A debt record (no lot) is a clawback the member could not cover: count it as clawed.
-    kind = func.replace(consumptions.c.kind, "debt", "clawback")
-    issuer, redeemer = consumptions.c.issuer_account_id, consumptions.c.redeemer_account_id
-    grouped = (
-        select(kind, issuer, redeemer, func.sum(consumptions.c.points))
-        .where(consumptions.c.created_at >= start, consumptions.c.created_at < end)
-        .group_by(kind, issuer, redeemer)
-        .order_by(issuer, redeemer, kind)
-        .execution_options(yield_per=STREAM_CHUNK)
-    )
-
-    def consumed() -> Iterator[Consumed]:
-        for row_kind, issuer_id, redeemer_id, points in session.execute(grouped):
-            yield row_kind, merchant_of.get(issuer_id), merchant_of.get(redeemer_id), int(points)
-
     return Totals(
-        issued=issued,
+        issued=dict(issued),
         paid_back={m: int(p) for m, p in paid_back.items()},
         operator_issued=operator_issued,
-        consumed=consumed(),
+        consumed=consumed,
     )
 
 
-def price(
-    totals: Totals, base: Terms, terms_of: Mapping[int, Terms], flow: FlowSink | None = None
-) -> Day:
+def write_flows(session: Session, run_id: int, value: Decimal, digits: int) -> None:
+    """The staged day's issuer x redeemer flows (points net of reversals, and their value at
+    `value` a point, written as `decimal_text` writes it), one INSERT … SELECT, in the order of
+    the issuer's and redeemer's accounts; a pair whose points net to nothing has no flow."""
+    signed = sa.case((day_rows.c.kind == "restore", -day_rows.c.points), else_=day_rows.c.points)
+    pairs = (
+        select(
+            day_rows.c.issuer,
+            day_rows.c.redeemer,
+            sa.cast(func.sum(signed), sa.BigInteger).label("points"),
+        )
+        .where(day_rows.c.kind.in_(("redeem", "restore", "repay")))
+        .group_by(day_rows.c.issuer, day_rows.c.redeemer)
+        .subquery()
+    )
+    issuer = accounts.alias("issuer")
+    redeemer = accounts.alias("redeemer")
+    merchant = lambda a, column: sa.and_(a.c.id == column, a.c.kind == "merchant")  # noqa: E731
+    rows = (
+        select(
+            sa.literal(run_id, sa.BigInteger),
+            issuer.c.merchant_id,
+            redeemer.c.merchant_id,
+            pairs.c.points,
+            amount_sql(pairs.c.points, value, digits),
+        )
+        .select_from(
+            pairs.outerjoin(issuer, merchant(issuer, pairs.c.issuer)).outerjoin(
+                redeemer, merchant(redeemer, pairs.c.redeemer)
+            )
+        )
+        .where(pairs.c.points != 0)
+        .order_by(pairs.c.issuer, pairs.c.redeemer)
+    )
+    columns = ["run_id", "issuer_merchant_id", "redeemer_merchant_id", "points", "amount"]
+    session.execute(insert(flows).from_select(columns, rows))
+
+
+def amount_sql(points: Any, value: Decimal, digits: int) -> Any:
+    """`decimal_text(value * points, digits)` as a SQL expression, in integers and text only
+    (exact on both backends): the integer `points x units` is written with `scale` decimals,
+    then the decimals past the currency's `digits` lose their trailing zeros."""
+    exponent = value.normalize().as_tuple().exponent
+    assert isinstance(exponent, int), "a point's value is a finite decimal"
+    scale = max(-exponent, digits)
+    units = int(value.scaleb(scale))  # value = units / 10**scale, exactly
+    product = points * sa.literal(units, sa.BigInteger)
+    size = sa.literal(10**scale, sa.BigInteger)
+    magnitude = func.abs(product, type_=sa.BigInteger)
+    whole = sa.cast(magnitude // size, sa.String)
+    # 10**scale + remainder, less its leading 1: the remainder padded with zeros to `scale`.
+    decimals = func.substr(sa.cast(size + magnitude % size, sa.String), 2)
+    kept = func.substr(decimals, 1, digits).concat(
+        func.rtrim(func.substr(decimals, digits + 1), "0")
+    )
+    sign = sa.case((product < 0, "-"), else_="")
+    return sa.case(
+        (kept == "", sign.concat(whole)), else_=sign.concat(whole).concat(".").concat(kept)
+    )
+
+
+def price(totals: Totals, base: Terms, terms_of: Mapping[int, Terms]) -> Day:
     """Price a day's totals under the coalition's terms `base` (currency, point value, funding
-    model) and each issuer's own (`terms_of`, for issue price and fee). Each issuer x redeemer
-    flow (points net of reversals, and their value) goes to `flow` as soon as it is complete."""
+    model) and each issuer's own (`terms_of`, for issue price and fee)."""
     positions: dict[int, Position] = defaultdict(Position)
     book = OperatorBook(base, terms_of)
     value = base.point_value
     prefunded = base.funding_model == "prefunded"
-    pair: tuple[int | None, int | None] | None = None
-    pair_points = 0
 
     def issuer_terms(merchant_id: int) -> Terms:
         return terms_of.get(merchant_id, base)
-
-    def close_pair() -> None:
-        if pair is not None and pair_points and flow is not None:
-            flow(pair[0], pair[1], pair_points, value * pair_points)
 
     for merchant_id, points in totals.issued.items():
         positions[merchant_id].issued += points
@@ -203,43 +310,34 @@ def price(
             charge = issuer_terms(merchant_id).issue_price * points
             positions[merchant_id].components["issue_charges"].add(points, charge)
 
-    for kind, issuer, redeemer, points in totals.consumed:
-        book.consumed(kind, issuer, redeemer, points)
-        if kind == "expire":
-            if issuer is not None:
-                positions[issuer].expired += points
+    for total in totals.consumed:
+        book.consumed(total)
+        kind, merchant, points = total.kind, total.merchant, total.points
+        if merchant is None:
+            continue
+        if total.side == "issuer":
+            if kind == "expire":
+                positions[merchant].expired += points
+            elif kind == "repay" and not prefunded:
+                # SPEC 2: a debt repaid from a new lot is a redemption of it at the operator.
+                rate = value * (1 + issuer_terms(merchant).operator_fee_rate)
+                positions[merchant].components["debt_repayments"].add(points, rate * points)
+            elif kind in ("redeem", "restore") and total.to_merchant and not total.own:
+                # SPEC 2, `on_redemption`: A's points spent at B: A owes value x (1 + fee)
+                # (prefunded, A paid for its points when it issued them).
+                charge = value * (1 + issuer_terms(merchant).operator_fee_rate) * points
+                side = "redemption_charges" if kind == "redeem" else "reversal_credits"
+                if not prefunded:
+                    positions[merchant].components[side].add(points, charge)
             continue
         if kind == "clawback":
             # The credited party (a merchant, or the operator for its own bonuses).
-            if redeemer is not None:
-                positions[redeemer].clawed_back += points
-                if prefunded:
-                    credit = issuer_terms(redeemer).issue_price * points
-                    positions[redeemer].components["clawback_credits"].add(points, credit)
+            positions[merchant].clawed_back += points
+            if prefunded:
+                credit = issuer_terms(merchant).issue_price * points
+                positions[merchant].components["clawback_credits"].add(points, credit)
             continue
-        if (issuer, redeemer) != pair:
-            close_pair()
-            pair, pair_points = (issuer, redeemer), 0
-        sign = -1 if kind == "restore" else 1
-        pair_points += sign * points
-        if kind == "repay":
-            # SPEC 2: a debt repaid from a new lot is a redemption of it at the operator.
-            if issuer is not None and not prefunded:
-                rate = value * (1 + issuer_terms(issuer).operator_fee_rate)
-                positions[issuer].components["debt_repayments"].add(points, rate * points)
-            continue
-        if redeemer is None:
-            continue
-        if kind == "redeem":
-            positions[redeemer].redeemed += points
-        else:
-            positions[redeemer].reversed += points
-        if prefunded:
-            side = "reimbursements" if kind == "redeem" else "reversal_debits"
-            positions[redeemer].components[side].add(points, value * points)
-            continue
-        _price_on_redemption(positions, kind, issuer, redeemer, points, value, issuer_terms)
-    close_pair()
+        _price_on_redemption(positions, total, value, prefunded, issuer_terms)
 
     for merchant_id, points in totals.paid_back.items():
         book.paid_back(merchant_id, points)
@@ -259,28 +357,30 @@ def price(
 
 def _price_on_redemption(
     positions: dict[int, Position],
-    kind: str,
-    issuer: int | None,
-    redeemer: int,
-    points: int,
+    total: Sum,
     value: Decimal,
+    prefunded: bool,
     issuer_terms: Any,
 ) -> None:
-    """SPEC 2, `on_redemption`: when A's points are spent at B, A owes value x (1 + fee) and B
-    is owed value; if A is B, A owes only the fee; the operator's own points it pays itself. A
-    reversal undoes exactly what its redemption priced."""
-    redeemed = kind == "redeem"
-    if issuer == redeemer:
-        fee = value * issuer_terms(issuer).operator_fee_rate * points
+    """The redeemer's side of a redemption (or of its reversal, `restore`). Prefunded: the
+    operator reimburses the value. Otherwise SPEC 2, `on_redemption`: when A's points are spent
+    at B, B is owed value (A's charge is priced on the issuer's side); if A is B, A owes only
+    the fee. A reversal undoes exactly what its redemption priced."""
+    redeemed = total.kind == "redeem"
+    redeemer, points = total.merchant, total.points
+    assert redeemer is not None
+    position = positions[redeemer]
+    if redeemed:
+        position.redeemed += points
+    else:
+        position.reversed += points
+    if total.own and not prefunded:
+        fee = value * issuer_terms(redeemer).operator_fee_rate * points
         side = "redemption_charges" if redeemed else "reversal_credits"
-        positions[redeemer].components[side].add(points, fee)
+        position.components[side].add(points, fee)
         return
     side = "reimbursements" if redeemed else "reversal_debits"
-    positions[redeemer].components[side].add(points, value * points)
-    if issuer is not None:
-        charge = value * (1 + issuer_terms(issuer).operator_fee_rate) * points
-        side = "redemption_charges" if redeemed else "reversal_credits"
-        positions[issuer].components[side].add(points, charge)
+    position.components[side].add(points, value * points)
 
 
 class OperatorBook:
@@ -311,22 +411,29 @@ class OperatorBook:
         if self.prefunded:
             self.terms["issue_revenue"] += self._issue_price(merchant_id) * points
 
-    def consumed(self, kind: str, issuer: int | None, redeemer: int | None, points: int) -> None:
-        value = self.base.point_value
-        if kind in ("redeem", "restore") and redeemer is not None:
+    def consumed(self, total: Sum) -> None:
+        value, kind, merchant, points = (
+            self.base.point_value,
+            total.kind,
+            total.merchant,
+            total.points,
+        )
+        if total.side == "redeemer":
+            if kind == "clawback" and merchant is not None and self.prefunded:
+                self.terms["clawback_credits"] += self._issue_price(merchant) * points
+            return
+        if kind in ("redeem", "restore") and total.to_merchant:
             spent = points if kind == "redeem" else -points
             if self.prefunded:
                 self.terms["reimbursements"] += value * spent
             else:
-                self.terms["fees"] += value * self._fee(issuer) * spent
-                if issuer is None:
+                self.terms["fees"] += value * self._fee(merchant) * spent
+                if merchant is None:
                     self.terms["operator_funded_redeemed"] += value * spent
         elif kind == "repay" and not self.prefunded:
-            self.terms["fees"] += value * self._fee(issuer) * points
-            if issuer is not None:
+            self.terms["fees"] += value * self._fee(merchant) * points
+            if merchant is not None:
                 self.terms["debt_recovered"] += value * points
-        elif kind == "clawback" and redeemer is not None and self.prefunded:
-            self.terms["clawback_credits"] += self._issue_price(redeemer) * points
 
     def paid_back(self, merchant_id: int, points: int) -> None:
         if not self.prefunded:

@@ -94,6 +94,13 @@ class Transaction(Base):
         Index("ix_transactions_member_created", "member_account_id", "created_at"),
         Index("ix_transactions_merchant_created", "merchant_id", "created_at"),
         Index("ix_transactions_original", "original_id"),
+        # Settlement reads each day's refunds; only refunds carry the index's cost.
+        Index(
+            "ix_transactions_refunds_created",
+            "created_at",
+            sqlite_where=text("type = 'refund'"),
+            postgresql_where=text("type = 'refund'"),
+        ),
         # API pages walk one member's or one merchant's transactions by id, newest first.
         Index("ix_transactions_member_page", "member_account_id", "id"),
         Index("ix_transactions_merchant_page", "merchant_id", "id"),

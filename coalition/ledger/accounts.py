@@ -31,8 +31,7 @@ class MemberAccount:
     welcomed: bool = False
 
 
-# What a lock reads of a member account (`locked` makes the MemberAccount of such a row).
-LOCKED_COLUMNS = (
+_LOCKED_COLUMNS = (
     accounts.c.id,
     accounts.c.member_id,
     accounts.c.balance,
@@ -51,11 +50,6 @@ def open_merchant_account(session: Session, merchant_id: int) -> int:
     return session.execute(
         insert(accounts).values(kind="merchant", merchant_id=merchant_id).returning(accounts.c.id)
     ).scalar_one()
-
-
-def locked(row: Any) -> MemberAccount:
-    """The MemberAccount of a row read with LOCKED_COLUMNS (under FOR UPDATE)."""
-    return MemberAccount(row.id, row.member_id, row.balance, row.debt, row.welcomed)
 
 
 @dataclass(frozen=True)
@@ -110,22 +104,22 @@ def merchant_account_id(session: Session, merchant_id: int) -> int:
 def lock_member(session: Session, member_id: int) -> MemberAccount:
     """Lock one member's account for the rest of the transaction and return it."""
     row = session.execute(
-        select(*LOCKED_COLUMNS).where(accounts.c.member_id == member_id).with_for_update()
+        select(*_LOCKED_COLUMNS).where(accounts.c.member_id == member_id).with_for_update()
     ).one_or_none()
     if row is None:
         raise NotFound("no such member")
-    return locked(row)
+    return MemberAccount(*row)
 
 
 def lock_member_accounts(session: Session, account_ids: Iterable[int]) -> dict[int, MemberAccount]:
     """Lock several member accounts, in ascending id order (the global lock order)."""
     rows = session.execute(
-        select(*LOCKED_COLUMNS)
+        select(*_LOCKED_COLUMNS)
         .where(accounts.c.id.in_(sorted(set(account_ids))), accounts.c.kind == "member")
         .order_by(accounts.c.id)
         .with_for_update()
     ).all()
-    return {row.id: locked(row) for row in rows}
+    return {row.id: MemberAccount(*row) for row in rows}
 
 
 def store_balances(session: Session, changed: Iterable[MemberAccount]) -> None:

@@ -117,9 +117,9 @@ def require(
                 # The transaction starts (or has started) as the token's tenant, which confirms
                 # the token is still live: a cached check never outlives a revocation.
                 session.connection()
-            except tenancy.TokenNotLive as revoked:
+            except tenancy.TokenNotLive:  # the same 401 `invalid_token` problem
                 tokens.forget(bearer)
-                raise InvalidToken("the access token is unknown, expired or revoked") from revoked
+                raise
             if found.kind not in needs:
                 raise WrongTokenKind(
                     f"this route takes a {' or '.join(needs)} token, not a {found.kind} token"

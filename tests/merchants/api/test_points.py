@@ -17,6 +17,7 @@ from coalition.members import codes
 from coalition.members.models import Member
 from coalition.outbox import OutboxEvent
 from merchants import purchases, schemas
+from merchants.api.points import purchase_body
 from tests import factories as f
 
 PURCHASES = "/api/v1/purchases"
@@ -1049,8 +1050,6 @@ def test_a_purchase_is_answered_exactly_as_its_documented_schema_dumps_it(
 ):
     """`purchase_body`, the purchase routes' hand-written answer, says what the documented
     `PurchaseResultSchema` says of the same result: first recorded, welcomed, and replayed."""
-    from merchants.api.points import purchase_body
-
     alice = f.member(session)
     first = client.post(PURCHASES, json=purchase(card_of(session, alice)), headers=till)
     again = client.post(PURCHASES, json=purchase(card_of(session, alice)), headers=till)

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint install fuzz bench
+.PHONY: run test lint install fuzz bench translations
 
 $(BIN)/coalition: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,3 +47,11 @@ lint: install
 # table and writes bench/results.json. Needs wrk and pgbench; QUICK=1 is the toy-size run.
 bench: install
 	$(BIN)/python bench/run.py $(if $(QUICK),--quick)
+
+# The pages' strings (Flask-Babel): extract every wrapped string into messages.pot, merge it into
+# each language's catalogue (translate what is new in coalition/translations/ru/...po), compile.
+CATALOGUE := coalition/translations
+translations: install
+	$(BIN)/pybabel extract -F $(CATALOGUE)/babel.cfg -k _l -o $(CATALOGUE)/messages.pot --no-location --sort-output coalition merchants settlement webhooks
+	$(BIN)/pybabel update -i $(CATALOGUE)/messages.pot -d $(CATALOGUE) --no-fuzzy-matching
+	$(BIN)/pybabel compile -d $(CATALOGUE)

@@ -35,7 +35,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     from coalition.oauth import api as clients_api
     from coalition.oauth import views as oauth_views
     from coalition.schedule import SCHEDULE
-    from coalition.web import access, api, problems
+    from coalition.web import access, api, pages, problems
     from config import settings
     from merchants.api import onboarding
     from merchants.api import points as points_api
@@ -71,6 +71,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     settlement_tasks.init_app(app)
     problems.init_app(app)
     access.init_app(app)
+    pages.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(oauth_views.bp)
     app.register_blueprint(stripe_webhooks.bp)
@@ -87,6 +88,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
             settlement_api.bp,
         ],
     )
+    pages.declare_public(app)
     cli.init_app(app)
     settlement_cli.init_app(app)
     if app.config["PROXY_COUNT"]:

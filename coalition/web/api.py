@@ -25,7 +25,7 @@ from werkzeug.routing import BaseConverter
 from coalition import clock, idempotency
 from coalition.errors import CoalitionError, InvalidRequest
 from coalition.extensions import db
-from coalition.web import access, bodies, openapi, problems
+from coalition.web import access, bodies, openapi, pages, problems
 
 PREFIX = "/api/v1"
 MAX_BODY_BYTES = 10 * 1024 * 1024  # QUALITY S5
@@ -34,9 +34,7 @@ DEFAULT_PAGE, MAX_PAGE = 50, 500  # SPEC 3.1
 
 class Api(SmorestApi):
     def handle_http_exception(self, error: HTTPException) -> Any:
-        if problems.wants_problem():
-            return problems.from_http_exception(error)
-        return error.get_response()
+        return pages.error_answer(error)
 
     def _register_responses(self) -> None:
         """The document's error responses are problems, as the server answers them

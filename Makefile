@@ -21,7 +21,11 @@ install: $(BIN)/coalition
 run: install
 	$(BIN)/coalition db upgrade
 	$(BIN)/coalition demo
-	@echo "Coalition is starting on http://$(HOST):$(PORT)/ (API: /api/v1/docs, health: /healthz)"
+	@echo "Coalition is starting on http://$(HOST):$(PORT)/ (sign-ins above). Its three faces:"
+	@echo "  members     http://$(HOST):$(PORT)/me"
+	@echo "  merchants   http://$(HOST):$(PORT)/portal"
+	@echo "  operator    http://$(HOST):$(PORT)/ops"
+	@echo "  API docs    http://$(HOST):$(PORT)/api/v1/docs"
 	$(BIN)/coalition serve --host $(HOST) --port $(PORT)
 
 # The whole suite, on PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379), with the core

@@ -34,7 +34,7 @@ from coalition.extensions import db
 from coalition.ledger import operations
 from coalition.ledger.rows import Actor
 from coalition.ledger.verify import verify
-from coalition.members.services import register_member
+from coalition.members.services import find_member, register_member
 from coalition.oauth import clients, scopes
 
 # Name, category, points per euro, share of the coalition's shoppers.
@@ -51,12 +51,28 @@ MERCHANTS = (
 FIRST_NAMES = ("Anna", "Ben", "Clara", "David", "Elif", "Felix", "Greta", "Hugo", "Ines", "Jonas")
 LAST_NAMES = ("Berger", "Costa", "Dubois", "Eriksen", "Fischer", "García", "Hansen", "Ivanova")
 DEMO_MEMBER = ("anna@demo.example", "coalition-demo")
+# Every demo shop signs in to the portal with its partnerships email and this password.
+DEMO_MERCHANT_PASSWORD = "coalition-demo"
+# The printed member's own story (issue 12): she shops at three partners and spends at a fourth,
+# so "one balance across shops" shows at first sight. Day of trading: (what, shop, euro cents).
+SIGN_INS = (
+    ("member_sign_in", "member"),
+    ("merchant_sign_in", "merchant portal"),
+    ("staff_sign_in", "operator console"),
+)
+DEMO_MEMBER_STORY = {
+    1: ("purchase", 0, 4250),
+    4: ("purchase", 2, 3180),
+    6: ("purchase", 4, 2600),
+    8: ("redemption", 5, 150),
+}
 
 
 def _merchants(session: Session, now: datetime) -> list[tuple[int, str, int]]:
     from merchants.services import create_merchant
 
     made = []
+    password_hash = generate_password_hash(DEMO_MERCHANT_PASSWORD)
     for name, category, rate, share in MERCHANTS:
         slug = name.split()[0].lower()
         merchant_id, _ = create_merchant(
@@ -71,6 +87,7 @@ def _merchants(session: Session, now: datetime) -> list[tuple[int, str, int]]:
                 "website": f"https://{slug}.example",
                 "contact_name": f"{name} partnerships",
                 "base_rate": Decimal(rate),
+                "password_hash": password_hash,
             },
         )
         made.append((merchant_id, name, share))
@@ -151,6 +168,34 @@ def _day_of_shopping(
     return counts
 
 
+def _demo_member_story(
+    session: Session, offset: int, day: datetime, merchants: list[tuple[int, str, int]], card: str
+) -> dict[str, int]:
+    from merchants.purchases import Line, record_batch
+
+    if offset not in DEMO_MEMBER_STORY:
+        return {}
+    what, shop, amount = DEMO_MEMBER_STORY[offset]
+    merchant_id = merchants[shop][0]
+    at = day + timedelta(hours=11)
+    till = Actor("job", "demo")
+    if what == "redemption":
+        member = find_member(session, card)
+        operations.redeem(
+            session, member_id=member.id, merchant_id=merchant_id, points=amount, actor=till, now=at
+        )
+        return {"redemptions": 1}
+    purchase = {
+        "member": card,
+        "amount": amount,
+        "currency": economics.terms_at(day, session=session).currency,
+        "external_id": f"demo-member-{offset}",
+        "occurred_at": at,
+    }
+    record_batch(session, merchant_id=merchant_id, lines=[Line(1, purchase)], actor=till, now=at)
+    return {"purchases": 1}
+
+
 def _redemptions(
     session: Session,
     merchants: list[tuple[int, str, int]],
@@ -193,21 +238,28 @@ def _credentials(
         session, name="demo operator", merchant_id=None, scopes={"operator"}, now=now
     )
     first_id, first_name, _ = merchants[0]
+    # A till: merchant scopes only. Members sign in at /me, not through a demo app of its own.
     till = clients.create_client(
         session,
-        name=f"{first_name} till and app",
+        name=f"{first_name} till",
         merchant_id=first_id,
-        scopes=scopes.MERCHANT_SCOPES | scopes.MEMBER_SCOPES,
-        redirect_uris=["http://127.0.0.1:8000/demo/callback"],
+        scopes=scopes.MERCHANT_SCOPES,
         now=now,
     )
+    slug = first_name.split()[0].lower()
     return {
         "operator_client": {k: operator[k] for k in ("client_id", "client_secret")},
         "merchant_client": {
             "merchant": first_name,
             **{k: till[k] for k in ("client_id", "client_secret")},
         },
-        "member_sign_in": {"email": DEMO_MEMBER[0], "password": DEMO_MEMBER[1]},
+        "merchant_sign_in": {
+            "url": "/portal",
+            "merchant": first_name,
+            "email": f"partners@{slug}.example",
+            "password": DEMO_MERCHANT_PASSWORD,
+        },
+        "member_sign_in": {"url": "/me", "email": DEMO_MEMBER[0], "password": DEMO_MEMBER[1]},
     }
 
 
@@ -237,10 +289,10 @@ def fill(
     credentials = _credentials(session, merchants, now)
     totals = {"merchants": len(merchants), "members": len(cards)}
     for offset in range(days):
-        day_counts = _day_of_shopping(
-            session, start + timedelta(days=offset), merchants, cards, rng
-        )
-        for name, value in day_counts.items():
+        day = start + timedelta(days=offset)
+        day_counts = _day_of_shopping(session, day, merchants, cards, rng)
+        story = _demo_member_story(session, offset, day, merchants, cards[0]) if days > 8 else {}
+        for name, value in [*day_counts.items(), *story.items()]:
             totals[name] = totals.get(name, 0) + value
         progress(1)
     zone = current_app.config["COALITION_TIMEZONE"]
@@ -362,25 +414,30 @@ def _quiet(logger_name: str) -> Iterator[None]:
 def _summary(totals: dict[str, int], credentials: dict[str, Any], days: int, kept: Path) -> str:
     operator = credentials["operator_client"]
     till = credentials["merchant_client"]
-    member = credentials["member_sign_in"]
-    return "\n".join(
-        [
-            f"Demo coalition ready: {totals['merchants']} merchants, {totals['members']} members,"
-            f" {days} days of trading.",
-            f"  {totals['purchases']} purchases, {totals['redemptions']} redemptions,"
-            f" {totals['refunds']} refunds",
-            f"  {totals['days_settled']} days settled, {totals['statements']} monthly statements",
-            "",
-            "Operator client (scope: operator)",
-            f"  client_id      {operator['client_id']}",
-            f"  client_secret  {operator['client_secret']}",
-            f"Merchant client of {till['merchant']} (its till and app)",
-            f"  client_id      {till['client_id']}",
-            f"  client_secret  {till['client_secret']}",
-            "A member's sign-in, at /oauth/authorize through the merchant client",
-            f"  email          {member['email']}",
-            f"  password       {member['password']}",
-            "",
-            f"Kept in {kept} (readable by you only); `--json` prints all this for scripts.",
-        ]
-    )
+    lines = [
+        f"Demo coalition ready: {totals['merchants']} merchants, {totals['members']} members,"
+        f" {days} days of trading.",
+        f"  {totals['purchases']} purchases, {totals['redemptions']} redemptions,"
+        f" {totals['refunds']} refunds",
+        f"  {totals['days_settled']} days settled, {totals['statements']} monthly statements",
+        "",
+        "Sign in to each face (pages under the server's address):",
+    ]
+    for key, face in SIGN_INS:
+        if key in credentials:
+            who = credentials[key]
+            lines += [
+                f"  {face:<16} {who['url']:<8} {who['email']}  password {who['password']}",
+            ]
+    lines += [
+        "",
+        "API clients (tokens from /oauth/token with client_credentials; docs at /api/v1/docs)",
+        "  operator         client_id " + operator["client_id"],
+        "                   client_secret " + operator["client_secret"],
+        f"  {till['merchant']} till",
+        "                   client_id " + till["client_id"],
+        "                   client_secret " + till["client_secret"],
+        "",
+        f"Kept in {kept} (readable by you only); `--json` prints all this for scripts.",
+    ]
+    return "\n".join(lines)

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from coalition import clock
 from coalition.database import table
 from coalition.demo import fill, settle_history
-from coalition.ledger.models import Transaction
+from coalition.ledger.models import Account, Transaction
+from coalition.members.models import Member
 from coalition.oauth.tokens import authenticate, issue_token
 from merchants.models import Merchant
 from settlement.models import PaymentInstruction
@@ -146,3 +147,42 @@ def test_the_demo_ends_with_its_days_settled_and_a_month_stated(session: Session
     assert {s.id: Decimal(s.closing) * 100 for s in october if Decimal(s.closing)} == {
         k: Decimal(v) for k, v in payments.items()
     }
+
+
+def test_the_printed_member_has_earned_at_several_shops_and_spent_at_another(
+    session: Session,
+) -> None:
+    made = fill(session, members=5, days=10, seed=6, now=clock.utcnow())
+    email = made["credentials"]["member_sign_in"]["email"]
+    member = session.execute(
+        select(table(Member).c.id).where(table(Member).c.email == email)
+    ).scalar_one()
+    transactions, accounts = table(Transaction), table(Account)
+    account = select(accounts.c.id).where(accounts.c.member_id == member).scalar_subquery()
+    shops = session.execute(
+        select(transactions.c.type, transactions.c.merchant_id).where(
+            transactions.c.member_account_id == account,
+            transactions.c.type.in_(("earn", "redeem")),
+        )
+    ).all()
+    earned_at = {shop for kind, shop in shops if kind == "earn"}
+    spent_at = {shop for kind, shop in shops if kind == "redeem"}
+    assert len(earned_at) >= 3
+    assert spent_at - earned_at  # spent at a shop where she earned nothing
+
+
+def test_the_demo_prints_where_to_sign_in_to_each_face(
+    runner: FlaskCliRunner, session: Session, tmp_path: Path
+) -> None:
+    kept = tmp_path / "credentials.json"
+    result = runner.invoke(
+        args=["demo", "--members", "3", "--days", "1", "--credentials", str(kept)]
+    )
+
+    assert result.exit_code == 0, result.output
+    credentials = json.loads(kept.read_text())
+    for key, url in (("member_sign_in", "/me"), ("merchant_sign_in", "/portal")):
+        sign_in = credentials[key]
+        assert sign_in["url"] == url
+        line = next(line for line in result.stdout.splitlines() if sign_in["email"] in line)
+        assert url in line and sign_in["password"] in line

@@ -180,10 +180,28 @@ def _demo_member_story(
     at = day + timedelta(hours=11)
     till = Actor("job", "demo")
     if what == "redemption":
+        from coalition.ledger.models import Account
+
         member = find_member(session, card)
-        operations.redeem(
-            session, member_id=member.id, merchant_id=merchant_id, points=amount, actor=till, now=at
-        )
+        accounts = table(Account)
+        balance = session.execute(
+            select(accounts.c.balance).where(accounts.c.member_id == member.id)
+        ).scalar_one()
+        # Random shoppers may have spent some of hers already: she spends what is left, at most.
+        points = min(amount, balance)
+        if points < 1:
+            return {}
+        try:
+            operations.redeem(
+                session,
+                member_id=member.id,
+                merchant_id=merchant_id,
+                points=points,
+                actor=till,
+                now=at,
+            )
+        except CoalitionError:
+            return {}  # a hold or a debt left too little, as for any member
         return {"redemptions": 1}
     purchase = {
         "member": card,

@@ -27,14 +27,14 @@ from werkzeug.wrappers import Response
 
 from coalition import clock, tenancy
 from coalition.extensions import db
-from coalition.members import credentials, reads
+from coalition.members import codes, credentials, reads
 from coalition.members.forms import JoinForm, SignInForm
 from coalition.members.services import EmailTaken, FoundMember
 from coalition.web import pages
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-bp = pages.face_blueprint("me", __name__, "/me")
+bp = pages.face_blueprint("me", __name__, "/me", static_folder="static")
 
 FACE = "me"
 MEMBER_KEY = credentials.SESSION_KEY  # shared with /oauth/authorize: one sign-in serves both
@@ -111,6 +111,11 @@ def _moment(moment: datetime) -> str:
     return f"{_day(local.date())} {time_of_day}"
 
 
+def _grouped(card_number: str) -> str:
+    """A card number in groups of four digits, as it is printed and read out."""
+    return " ".join(card_number[i : i + 4] for i in range(0, len(card_number), 4))
+
+
 def _type_words() -> dict[str, str]:
     return {
         "earn": _("Earned"),
@@ -127,7 +132,12 @@ OUTGOING = frozenset({"redeem", "refund", "expiry"})
 
 @bp.context_processor
 def _helpers() -> dict[str, Any]:
-    return {"me_member": current_member(), "points": _points, "day": _day, "moment": _moment}
+    return {
+        "me_member": current_member(),
+        "points": _points,
+        "day": _day,
+        "card_number": _grouped,
+    }
 
 
 # Joining, signing in and out ----------------------------------------------------------------
@@ -179,7 +189,7 @@ def join() -> Any:
         return render_template("me/join.html", form=form), 200
     session_.commit()
     pages.renew_session(**{MEMBER_KEY: new.public_id})
-    flash(_("Welcome! Your card number is %(card)s.", card=new.card_number), "success")
+    flash(_("Welcome! Your card number is %(card)s.", card=_grouped(new.card_number)), "success")
     return redirect(url_for("me.home"), code=303)
 
 
@@ -249,8 +259,10 @@ def qr_svg(payload: str, title: str) -> str:
 def code() -> str:
     """The rotating code (SPEC 2) as a QR code and its digits. The QR code carries the card
     number and the code, 22 digits, so one scan gives a till both; a till without a scanner
-    types the card and the digits. Without JavaScript the page reloads itself when the code's
-    step ends (`<meta http-equiv="refresh">`)."""
+    types the card and the digits. When the code's step ends, static/code.js swaps the next one
+    in; without JavaScript the page reloads itself then (`<meta http-equiv="refresh">` inside
+    `<noscript>`: only a browser without scripts applies it; WCAG 2.2.1 excepts a time limit
+    that is essential, as the code's life is, but axe-core flags every timed refresh)."""
     member = current_member()
     assert member is not None
     now = clock.utcnow()
@@ -263,7 +275,8 @@ def code() -> str:
     return render_template(
         "me/code.html",
         code=current["code"],
-        card=member.card_number,
+        card=_grouped(member.card_number),
         svg=picture,
         seconds_left=seconds_left,
+        step_seconds=codes.STEP_SECONDS,
     )

@@ -169,6 +169,8 @@ def _signup_allowed() -> None:
 
 @bp.route("/join", methods=["GET", "POST"])
 def join() -> Any:
+    if request.method == "GET" and _session_member() is not None:
+        return redirect(url_for("me.home"))
     form = JoinForm()
     if not form.validate_on_submit():
         return render_template("me/join.html", form=form)
@@ -197,7 +199,10 @@ def join() -> Any:
 def sign_in() -> Any:
     form = SignInForm()
     if request.method == "GET":
-        session[NEXT_KEY] = _safe_next(request.args.get("next"))
+        target = _safe_next(request.args.get("next"))
+        if _session_member() is not None:  # signed in already, here or on the consent page
+            return redirect(target)
+        session[NEXT_KEY] = target
     if not form.validate_on_submit():
         return render_template("me/sign_in.html", form=form)
     email = form.email.data or ""

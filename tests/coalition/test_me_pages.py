@@ -281,6 +281,8 @@ def test_a_signed_out_visitor_comes_back_to_the_page_it_asked_for(
     )
     assert answer.headers["Location"] == "/me/code"
     # Never to another site.
+    with client.session_transaction() as cookie:
+        cookie.clear()
     token = _token(client, "/me/sign-in?next=https://evil.example/")
     answer = client.post(
         "/me/sign-in",
@@ -336,15 +338,26 @@ def test_one_sign_in_serves_the_member_site_and_the_consent_page(
     html = consent.get_data(as_text=True)
     assert consent.status_code == 200 and "Allow Bakery Rewards" in html
     assert "Signed in as both@example.org" in html
+    # Signed in, the sign-in and join pages lead on.
+    assert client.get("/me/sign-in?next=/me/code").headers["Location"] == "/me/code"
+    assert client.get("/me/join").headers["Location"] == "/me/"
 
 
 def test_the_member_pages_carry_the_strict_headers(client: FlaskClient, session: Session) -> None:
     _registered(session, "headers@example.org")
-    _sign_in(client, "headers@example.org")
-    for path in ("/me/", "/me/history", "/me/code", "/me/sign-in", "/me/join"):
+
+    def check(path: str) -> None:
         response = client.get(path)
         assert response.status_code == 200, path
         assert "'unsafe-inline'" not in response.headers["Content-Security-Policy"]
         assert response.headers["Cache-Control"] == "no-store"
         html = response.get_data(as_text=True)
         assert "<script>" not in html and "<style" not in html and " style=" not in html, path
+
+    for path in ("/me/sign-in", "/me/join"):
+        check(path)
+    _sign_in(client, "headers@example.org")
+    for path in ("/me/", "/me/history", "/me/code"):
+        check(path)
+    with client.get("/me/static/code.js") as script:
+        assert script.status_code == 200 and "javascript" in script.mimetype

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from coalition import clock, tenancy
@@ -361,3 +361,16 @@ def test_the_member_pages_carry_the_strict_headers(client: FlaskClient, session:
         check(path)
     with client.get("/me/static/code.js") as script:
         assert script.status_code == 200 and "javascript" in script.mimetype
+
+
+@pytest.mark.both_backends
+def test_a_member_blocked_since_signing_in_is_signed_out(
+    client: FlaskClient, session: Session
+) -> None:
+    member_id = _registered(session, "blocked@example.org")
+    _sign_in(client, "blocked@example.org")
+    assert client.get("/me/").status_code == 200
+    session.execute(update(members).where(members.c.id == member_id).values(status="blocked"))
+    assert client.get("/me/").headers["Location"] == "/me/sign-in?next=/me/"
+    refused = _sign_in(client, "blocked@example.org")
+    assert "The email or password is not right." in refused.get_data(as_text=True)

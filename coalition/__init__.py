@@ -32,6 +32,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     from coalition.database import engine_options, prepare_engine
     from coalition.extensions import db, migrate
     from coalition.members import api as members_api
+    from coalition.members import views as member_site
     from coalition.oauth import api as clients_api
     from coalition.oauth import views as oauth_views
     from coalition.schedule import SCHEDULE
@@ -74,6 +75,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     pages.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(oauth_views.bp)
+    app.register_blueprint(member_site.bp)
     app.register_blueprint(stripe_webhooks.bp)
     oauth_views.init_app(app)
     api.init_app(

@@ -7,6 +7,8 @@ transaction-local setting `coalition.tenant`:
 
 - `merchant:<id>`: the rows of that merchant (plus, for a member-delegated token, the member's own
   transactions, through `coalition.member_account`);
+- `member:<account id>`: a member signed in to its own site, its own transactions only (through
+  `coalition.member_account`);
 - `operator` and `system` (jobs, the CLI, the OAuth server's own look-ups): every row;
 - unset or empty: nothing at all.
 
@@ -53,6 +55,12 @@ class Tenant:
         cls, merchant_id: int, member_account_id: int | None = None, token: int | None = None
     ) -> Tenant:
         return cls(f"merchant:{merchant_id}", member_account_id, token)
+
+    @classmethod
+    def member(cls, member_account_id: int) -> Tenant:
+        """A member on its own site (`/me`): its own transactions at every merchant, and no
+        merchant's rows."""
+        return cls(f"member:{member_account_id}", member_account_id)
 
 
 NOBODY = Tenant("")

@@ -7,11 +7,10 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
-from werkzeug.security import generate_password_hash
 
 from coalition import clock
 from coalition.extensions import db
-from coalition.members import reads, schemas, services
+from coalition.members import credentials, reads, schemas, services
 from coalition.web.access import principal, public, require
 from coalition.web.api import PageArgs, blueprint, page_schema, paginate
 
@@ -43,13 +42,13 @@ def sign_up(signup: dict[str, Any]) -> Any:
     """Join the coalition online: a new member with a new card, ready to collect at every
     partner. An email already registered (in any letter case) is `409 email_taken`."""
     session = db.session()
-    new = services.register_member(
+    new = credentials.join(
         session,
         now=clock.utcnow(),
         card_prefix=current_app.config["COALITION_CARD_PREFIX"],
         email=signup["email"],
+        password=signup["password"],
         name=signup.get("name"),
-        password_hash=generate_password_hash(signup["password"], method="scrypt"),
     )
     session.commit()
     return _member(new)

@@ -14,14 +14,14 @@ from sqlalchemy import Select, case, column, func, select
 from sqlalchemy import table as core_table
 from sqlalchemy.orm import Session
 
-from coalition import clock
+from coalition import clock, economics
 from coalition.database import table as table_of
 from coalition.errors import NotFound
 from coalition.ledger.models import Account, Lot, Transaction
 from coalition.ledger.reads import held_points_of
 from coalition.members import cards, codes
 from coalition.members.models import Member
-from coalition.members.services import addressed_by
+from coalition.members.services import FoundMember, addressed_by, find_member
 
 members = table_of(Member)
 accounts = table_of(Account)
@@ -235,4 +235,81 @@ def transaction_view(row: Any) -> dict[str, Any]:
         "merchant": merchant,
         "created_at": row.created_at,
         "reason": row.reason,
+    }
+
+
+# The member site (SPEC 3.9 `/me`) -------------------------------------------------------------
+
+
+def signed_in(session: Session, public_id: str) -> FoundMember | None:
+    """The active member a site session names, with its points account; None when it is
+    unknown or blocked since it signed in."""
+    try:
+        return find_member(session, public_id)
+    except NotFound:
+        return None
+
+
+def by_issuer(session: Session, account_id: int) -> list[dict[str, Any]]:
+    """The member's open points by who issued them (SPEC 2, Lots): one line per merchant, by
+    name, then the coalition's own by source (`welcome`, `tier`). `merchant` is None for the
+    coalition's. The lines add up to the points in open lots, which is the balance unless a
+    clawback left a debt. At most MAX_BY_MERCHANT lines."""
+    issuers = accounts.alias("issuers")
+    rows = session.execute(
+        select(
+            merchants.c.public_id,
+            merchants.c.name,
+            lots.c.source,
+            func.sum(lots.c.remaining).label("points"),
+        )
+        .select_from(lots)
+        .join(issuers, issuers.c.id == lots.c.issuer_account_id)
+        .outerjoin(merchants, merchants.c.id == issuers.c.merchant_id)
+        .where(lots.c.account_id == account_id, lots.c.remaining > 0)
+        .group_by(merchants.c.id, merchants.c.public_id, merchants.c.name, lots.c.source)
+        .order_by(merchants.c.id.is_(None), merchants.c.name, merchants.c.id, lots.c.source)
+        .limit(MAX_BY_MERCHANT)
+    ).all()
+    return [
+        {
+            "merchant": None if row.public_id is None else {"id": row.public_id, "name": row.name},
+            "source": row.source,
+            "points": int(row.points),
+        }
+        for row in rows
+    ]
+
+
+def history(
+    session: Session, account_id: int, page: int, page_size: int
+) -> tuple[list[dict[str, Any]], bool]:
+    """One page (1-based) of the member's transactions at every merchant, newest first, and
+    whether an older page follows. Scoped by the member's account, as `transactions_of`."""
+    rows = session.execute(
+        transactions_of(account_id)
+        .order_by(transactions.c.id.desc())
+        .limit(page_size + 1)
+        .offset((page - 1) * page_size)
+    ).all()
+    return [transaction_view(row) for row in rows[:page_size]], len(rows) > page_size
+
+
+def overview(session: Session, member: FoundMember, now: datetime, zone: str) -> dict[str, Any]:
+    """What the member site's home shows: the profile, one balance with what expires when and
+    what each shop's points make of it, and the programme's terms that concern the member (the
+    welcome bonus still to come, the tier's earn multiplier)."""
+    terms = economics.terms_on(clock.business_date(now, zone), session=session)
+    balance = points(session, member.id, now, zone)
+    own = profile(session, member.id)
+    multiplier = next((t.multiplier for t in terms.tiers if t.name == own["tier"]), None)
+    welcomed = session.execute(
+        select(accounts.c.welcomed).where(accounts.c.id == member.account_id)
+    ).scalar_one()
+    return {
+        **own,
+        **balance,
+        "by_issuer": by_issuer(session, member.account_id),
+        "tier_multiplier": multiplier,
+        "welcome_bonus": 0 if welcomed else terms.welcome_bonus,
     }

@@ -6,10 +6,8 @@ authenticates."""
 from __future__ import annotations
 
 import hmac
-import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
 from typing import Any
 
 from authlib.oauth2.rfc6749 import (
@@ -20,11 +18,11 @@ from authlib.oauth2.rfc6749 import (
 )
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
-from werkzeug.security import check_password_hash, generate_password_hash
 
 from coalition.database import table
 from coalition.extensions import Base, db
 from coalition.ids import is_public_id
+from coalition.members import credentials
 from coalition.members.models import Member as MemberRow
 from coalition.oauth import scopes as scope_sets
 from coalition.oauth.models import AuthorizationCode, ClientSecret, OAuthClient, OAuthToken
@@ -307,30 +305,11 @@ def find_member(session: Session, member: int | str) -> Member | None:
     return None if row is None else Member(row.id, row.public_id, row.email)
 
 
-@cache
-def _decoy_hash() -> str:
-    return generate_password_hash("not anybody's password")
-
-
 def authenticate_member(session: Session, email: str, password: str) -> Member | None:
-    """The active member with this email and password, or None. An unknown email costs as much
-    time as a wrong password, so the answer tells nobody which emails are members."""
-    email = email.strip().lower()
-    row = None
-    # No stored email holds a control character or a lone surrogate (the sign-up refuses them),
-    # and PostgreSQL cannot even compare with a NUL: such an email is unknown, asked nothing.
-    if not any(unicodedata.category(char) in ("Cc", "Cs") for char in email):
-        row = session.execute(
-            select(members.c.id, members.c.password_hash, members.c.status).where(
-                members.c.email == email
-            )
-        ).one_or_none()
-    known_hash = row.password_hash if row is not None and row.password_hash else None
-    if not check_password_hash(known_hash or _decoy_hash(), password):
-        return None
-    if row is None or known_hash is None or row.status != "active":
-        return None
-    return find_member(session, row.id)
+    """The active member with this email and password, or None: the members' own check
+    (`coalition.members.credentials`), which the member site's sign-in shares."""
+    signed_in = credentials.authenticate(session, email, password)
+    return None if signed_in is None else find_member(session, signed_in.id)
 
 
 def merchant_name(session: Session, merchant_id: int | None) -> str | None:

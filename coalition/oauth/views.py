@@ -34,6 +34,7 @@ from wtforms import ValidationError
 
 from coalition import tenancy
 from coalition.extensions import db
+from coalition.members import credentials
 from coalition.oauth import lookups
 from coalition.oauth import server as oauth
 from coalition.oauth.cli import ops
@@ -42,7 +43,8 @@ from coalition.web.access import public
 bp = Blueprint("oauth", __name__, template_folder="templates")
 
 EXTENSION = "coalition.oauth"
-SESSION_MEMBER = "member"  # the signed-in member's public id, in the signed session cookie
+# The signed-in member's public id, in the signed session cookie (shared with the member site).
+SESSION_MEMBER = credentials.SESSION_KEY
 # What each member scope lets the merchant's app do, in the member's words (SPEC 3.2).
 SCOPE_WORDS = {
     "balance:read": "See your points balance, the points about to expire and your history",

@@ -1,0 +1,79 @@
+"""The member site's forms: join and sign in. They check what the member API's sign-up schema
+checks (`schemas.MemberSignupIn`), with the same bounds, so a member who joins here can sign in
+through a partner's app and the other way round."""
+
+from __future__ import annotations
+
+import marshmallow
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import EmailField, Field, PasswordField, StringField
+from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
+
+from coalition.members.schemas import MAX_EMAIL, MAX_NAME, MAX_PASSWORD, MIN_PASSWORD
+from coalition.web.api import EMAIL, plain_text
+
+
+def _plain(_form: FlaskForm, field: Field) -> None:
+    """The API's check of typed text: no control characters, no lone surrogates."""
+    try:
+        plain_text(field.data or "")
+    except marshmallow.ValidationError as error:
+        raise ValidationError(_l("Use letters, digits and punctuation only.")) from error
+
+
+def _fits_lowered(_form: FlaskForm, field: Field) -> None:
+    if field.data and len(field.data.lower()) > MAX_EMAIL:
+        raise ValidationError(_l("At most %(n)s characters.", n=MAX_EMAIL))
+
+
+def _email_field() -> EmailField:
+    return EmailField(
+        _l("Email"),
+        validators=[
+            DataRequired(_l("Enter your email address.")),
+            Length(max=MAX_EMAIL),
+            Regexp(
+                EMAIL.removesuffix("$") + r"\Z", message=_l("Enter an email like name@example.org.")
+            ),
+            _fits_lowered,
+        ],
+        render_kw={"autocomplete": "email"},
+    )
+
+
+class JoinForm(FlaskForm):
+    email = _email_field()
+    password = PasswordField(
+        _l("Password"),
+        validators=[
+            DataRequired(_l("Choose a password.")),
+            Length(
+                min=MIN_PASSWORD,
+                max=MAX_PASSWORD,
+                message=_l(
+                    "Between %(low)s and %(high)s characters.", low=MIN_PASSWORD, high=MAX_PASSWORD
+                ),
+            ),
+            _plain,
+        ],
+        render_kw={"autocomplete": "new-password"},
+    )
+    name = StringField(
+        _l("Name (optional)"),
+        validators=[Optional(), Length(max=MAX_NAME), _plain],
+        render_kw={"autocomplete": "name"},
+    )
+
+
+class SignInForm(FlaskForm):
+    email = EmailField(
+        _l("Email"),
+        validators=[DataRequired(_l("Enter your email address.")), Length(max=MAX_EMAIL)],
+        render_kw={"autocomplete": "email"},
+    )
+    password = PasswordField(
+        _l("Password"),
+        validators=[DataRequired(_l("Enter your password.")), Length(max=MAX_PASSWORD)],
+        render_kw={"autocomplete": "current-password"},
+    )

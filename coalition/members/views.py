@@ -1,0 +1,287 @@
+"""The member site, `/me` (SPEC 3.9): join, sign in and out, one balance across every shop with
+what each shop's points make of it and what expires when, the history, and the rotating code as
+a QR code with its digits.
+
+A member signs in with the email and password of the OAuth consent page (`credentials`), and the
+session keeps the member's public id under the same key, so one sign-in serves both. Every page
+after the sign-in acts as the member's own tenant (`Tenant.member`: its own transactions only)
+and every read is scoped by the member's account as well: a member sees only its own."""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable
+from datetime import date, datetime
+from typing import Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import segno
+from babel import dates as babel_dates
+from babel import numbers as babel_numbers
+from flask import current_app, flash, g, redirect, render_template, request, session, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from limits import parse
+from werkzeug.wrappers import Response
+
+from coalition import clock, tenancy
+from coalition.extensions import db
+from coalition.members import codes, credentials, reads
+from coalition.members.forms import JoinForm, SignInForm
+from coalition.members.services import EmailTaken, FoundMember
+from coalition.web import pages
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+bp = pages.face_blueprint("me", __name__, "/me", static_folder="static")
+
+FACE = "me"
+MEMBER_KEY = credentials.SESSION_KEY  # shared with /oauth/authorize: one sign-in serves both
+NEXT_KEY = "me_next"
+
+
+@bp.before_request
+def _forget_the_last_request() -> None:
+    """Nothing of another request's member or CSRF token is taken for this one's, even where
+    requests share an app context (a test's)."""
+    g.pop("me_member", None)
+    g.pop("csrf_token", None)
+
+
+def current_member() -> FoundMember | None:
+    return g.get("me_member")
+
+
+def _session_member() -> FoundMember | None:
+    """The member this session is signed in as, now acting as the member's own tenant; None
+    when signed out, or when the member is gone or blocked since."""
+    public_id = session.get(MEMBER_KEY)
+    if not isinstance(public_id, str):
+        return None
+    found = reads.signed_in(db.session(), public_id)
+    if found is None:
+        pages.end_session()
+        return None
+    tenancy.enter(db.session(), tenancy.Tenant.member(found.account_id))
+    return found
+
+
+def member_required(view: F) -> F:
+    """A page of a signed-in member; a signed-out visitor goes to the sign-in page and comes
+    back after it."""
+
+    @functools.wraps(view)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        member = _session_member()
+        if member is None:
+            return redirect(url_for("me.sign_in", next=request.full_path.rstrip("?")))
+        g.me_member = member
+        return view(*args, **kwargs)
+
+    return guarded  # type: ignore[return-value]
+
+
+def _safe_next(target: str | None) -> str:
+    """A page of the member site, or its home: never another site."""
+    if target and target.startswith("/me") and not target.startswith("//"):
+        return target
+    return url_for("me.home")
+
+
+# What the pages show, in the visitor's language ---------------------------------------------
+
+
+def _zone() -> str:
+    return str(current_app.config["COALITION_TIMEZONE"])
+
+
+def _points(number: int) -> str:
+    return babel_numbers.format_decimal(number, locale=get_locale())
+
+
+def _day(day: date) -> str:
+    return babel_dates.format_date(day, "medium", locale=get_locale())
+
+
+def _moment(moment: datetime) -> str:
+    """A moment in the coalition's time zone: its date and time of day."""
+    local = moment.astimezone(ZoneInfo(_zone()))
+    time_of_day = babel_dates.format_time(local, "short", locale=get_locale())
+    return f"{_day(local.date())} {time_of_day}"
+
+
+def _grouped(card_number: str) -> str:
+    """A card number in groups of four digits, as it is printed and read out."""
+    return " ".join(card_number[i : i + 4] for i in range(0, len(card_number), 4))
+
+
+def _type_words() -> dict[str, str]:
+    return {
+        "earn": _("Earned"),
+        "redeem": _("Spent"),
+        "refund": _("Taken back for a return"),
+        "reversal": _("Given back"),
+        "expiry": _("Expired"),
+    }
+
+
+# Points leave the balance with these types; the others bring points in.
+OUTGOING = frozenset({"redeem", "refund", "expiry"})
+
+
+@bp.context_processor
+def _helpers() -> dict[str, Any]:
+    return {
+        "me_member": current_member(),
+        "points": _points,
+        "day": _day,
+        "card_number": _grouped,
+    }
+
+
+# Joining, signing in and out ----------------------------------------------------------------
+
+
+@bp.get("/", strict_slashes=False)
+@member_required
+def home() -> str:
+    member = current_member()
+    assert member is not None
+    now = clock.utcnow()
+    overview = reads.overview(db.session(), member, now, _zone())
+    expiring = [
+        {"day": clock.business_date(line["expires_at"], _zone()), "points": line["points"]}
+        for line in overview["expiring"]
+    ]
+    return render_template("me/home.html", overview=overview, expiring=expiring)
+
+
+def _signup_allowed() -> None:
+    """Joining is limited per address as the API's sign-up is (RATE_LIMIT_SIGNUP)."""
+    if not current_app.config["RATELIMIT_ENABLED"]:
+        return
+    limiter = current_app.extensions["coalition.limiter"]
+    rate = parse(current_app.config["RATE_LIMIT_SIGNUP"])
+    if not limiter.hit(rate, "signup", FACE, request.remote_addr or "-"):
+        raise pages.TooManySignins("too many sign-ups from this address")
+
+
+@bp.route("/join", methods=["GET", "POST"])
+def join() -> Any:
+    if request.method == "GET" and _session_member() is not None:
+        return redirect(url_for("me.home"))
+    form = JoinForm()
+    if not form.validate_on_submit():
+        return render_template("me/join.html", form=form)
+    _signup_allowed()
+    session_ = db.session()
+    try:
+        new = credentials.join(
+            session_,
+            now=clock.utcnow(),
+            card_prefix=current_app.config["COALITION_CARD_PREFIX"],
+            email=form.email.data or "",
+            password=form.password.data or "",
+            name=form.name.data or None,
+        )
+    except EmailTaken:
+        session_.rollback()
+        form.email.errors = [_("This email is already registered. Sign in instead.")]
+        return render_template("me/join.html", form=form), 200
+    session_.commit()
+    pages.renew_session(**{MEMBER_KEY: new.public_id})
+    flash(_("Welcome! Your card number is %(card)s.", card=_grouped(new.card_number)), "success")
+    return redirect(url_for("me.home"), code=303)
+
+
+@bp.route("/sign-in", methods=["GET", "POST"])
+def sign_in() -> Any:
+    form = SignInForm()
+    if request.method == "GET":
+        target = _safe_next(request.args.get("next"))
+        if _session_member() is not None:  # signed in already, here or on the consent page
+            return redirect(target)
+        session[NEXT_KEY] = target
+    if not form.validate_on_submit():
+        return render_template("me/sign_in.html", form=form)
+    email = form.email.data or ""
+    pages.signin_throttle(FACE, email)
+    member = credentials.authenticate(db.session(), email, form.password.data or "")
+    if member is None:
+        pages.signin_failed(FACE, email)
+        flash(_("The email or password is not right."), "error")
+        return render_template("me/sign_in.html", form=form), 200
+    pages.signin_succeeded(FACE, email)
+    target = _safe_next(session.get(NEXT_KEY))
+    pages.renew_session(**{MEMBER_KEY: member.public_id})
+    return redirect(target, code=303)
+
+
+@bp.post("/sign-out")
+def sign_out() -> Response:
+    pages.end_session()
+    flash(_("You are signed out."), "info")
+    return redirect(url_for("me.sign_in"), code=303)
+
+
+# History and the code -----------------------------------------------------------------------
+
+
+@bp.get("/history")
+@member_required
+def history() -> str:
+    member = current_member()
+    assert member is not None
+    number = pages.page_number()
+    lines, has_next = reads.history(db.session(), member.account_id, number, pages.PAGE_SIZE)
+    words = _type_words()
+    rows = [
+        {
+            "when": _moment(line["created_at"]),
+            "shop": None if line["merchant"] is None else line["merchant"]["name"],
+            "type": words.get(line["type"], line["type"]),
+            "points": -line["points"] if line["type"] in OUTGOING else line["points"],
+        }
+        for line in lines
+    ]
+    return render_template(
+        "me/history.html", rows=rows, number=number, has_next=has_next, has_previous=number > 1
+    )
+
+
+def qr_svg(payload: str, title: str) -> str:
+    """A QR code as inline SVG: presentation attributes only (no style), so the page's CSP
+    allows it; a full-size QR code (not Micro QR), which every scanner reads."""
+    svg: str = segno.make(payload, error="m", micro=False).svg_inline(
+        scale=1, omitsize=True, title=title, light="#fff", svgclass="qr", lineclass=None
+    )
+    return svg.replace("<svg ", '<svg role="img" ', 1)
+
+
+@bp.get("/code")
+@member_required
+def code() -> str:
+    """The rotating code (SPEC 2) as a QR code and its digits. The QR code carries the card
+    number and the code, 22 digits, so one scan gives a till both; a till without a scanner
+    types the card and the digits. When the code's step ends, static/code.js swaps the next one
+    in; without JavaScript the page reloads itself then (`<meta http-equiv="refresh">` inside
+    `<noscript>`: only a browser without scripts applies it; WCAG 2.2.1 excepts a time limit
+    that is essential, as the code's life is, but axe-core flags every timed refresh)."""
+    member = current_member()
+    assert member is not None
+    now = clock.utcnow()
+    current = reads.current_code(db.session(), member.id, now)
+    seconds_left = max(math.ceil((current["expires_at"] - now).total_seconds()), 1)
+    picture = qr_svg(
+        member.card_number + current["code"],
+        _("QR code of your card and your code %(code)s", code=current["code"]),
+    )
+    return render_template(
+        "me/code.html",
+        code=current["code"],
+        card=_grouped(member.card_number),
+        svg=picture,
+        seconds_left=seconds_left,
+        step_seconds=codes.STEP_SECONDS,
+    )

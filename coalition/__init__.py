@@ -20,6 +20,8 @@ MODEL_MODULES = (
     "coalition.oauth.models",
     "coalition.jobs",
     "coalition.economics",
+    "coalition.staff.models",
+    "coalition.audit",
     "merchants.models",
     "settlement.models",
 )
@@ -33,8 +35,10 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     from coalition.extensions import db, migrate
     from coalition.members import api as members_api
     from coalition.oauth import api as clients_api
+    from coalition.oauth import cli as oauth_cli
     from coalition.oauth import views as oauth_views
     from coalition.schedule import SCHEDULE
+    from coalition.staff import cli as staff_cli
     from coalition.web import access, api, pages, problems
     from config import settings
     from merchants.api import onboarding
@@ -90,6 +94,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     )
     pages.declare_public(app)
     cli.init_app(app)
+    oauth_cli.ops.add_command(staff_cli.create_staff_command)
     settlement_cli.init_app(app)
     if app.config["PROXY_COUNT"]:
         # Behind a TLS proxy: trust its X-Forwarded-For/-Proto/-Host so URLs read https.

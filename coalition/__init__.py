@@ -39,6 +39,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     from coalition.oauth import views as oauth_views
     from coalition.schedule import SCHEDULE
     from coalition.staff import cli as staff_cli
+    from coalition.staff import views as staff_views
     from coalition.web import access, api, pages, problems
     from config import settings
     from merchants.api import onboarding
@@ -92,6 +93,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
             settlement_api.bp,
         ],
     )
+    app.register_blueprint(staff_views.bp)
     pages.declare_public(app)
     cli.init_app(app)
     oauth_cli.ops.add_command(staff_cli.create_staff_command)

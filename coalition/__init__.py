@@ -42,10 +42,12 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     from coalition.staff import views as staff_views
     from coalition.web import access, api, pages, problems
     from config import settings
+    from merchants import ops_views as merchant_pages
     from merchants.api import onboarding
     from merchants.api import points as points_api
     from settlement import api as settlement_api
     from settlement import cli as settlement_cli
+    from settlement import ops_economics as economics_pages
     from settlement import tasks as settlement_tasks
     from settlement.api import economics as economics_api
     from settlement.api import payments as payments_api
@@ -94,6 +96,8 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
         ],
     )
     app.register_blueprint(staff_views.bp)
+    app.register_blueprint(merchant_pages.bp)
+    app.register_blueprint(economics_pages.bp)
     pages.declare_public(app)
     cli.init_app(app)
     oauth_cli.ops.add_command(staff_cli.create_staff_command)

@@ -27,6 +27,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
+from wtforms.fields.choices import SelectChoice
 
 from coalition import audit, clock, tenancy
 from coalition.extensions import db
@@ -254,7 +255,9 @@ def audit_log() -> str:
     """Every staff action and operator API change, newest first, filtered and paginated."""
     session_ = db.session()
     form = AuditFilterForm(request.args)
-    form.action.choices = [("", _("Any action"))] + [(a, a) for a in audit.actions(session_)]
+    form.action.choices = [SelectChoice("", _("Any action"))] + [
+        SelectChoice(a, a) for a in audit.actions(session_)
+    ]
     filters: dict[str, Any] = {}
     if form.validate():
         filters = {

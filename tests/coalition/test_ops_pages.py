@@ -140,15 +140,46 @@ def test_support_opens_no_money_page_and_sees_no_link_to_one(
     home = client.get("/ops/").get_data(as_text=True)
     assert 'href="/ops/audit"' not in home
     assert 'href="/ops/economics"' not in home
+    assert 'href="/ops/merchants"' in home
     refused = client.get("/ops/audit")
     assert refused.status_code == 403 and "Not allowed" in refused.get_data(as_text=True)
+    assert client.get("/ops/economics").status_code == 403
 
 
 def test_finance_sees_the_money_pages(client: FlaskClient, session: Session) -> None:
     sign_in_as(client, session, "finance")
     home = client.get("/ops/").get_data(as_text=True)
-    assert 'href="/ops/audit"' in home
+    assert 'href="/ops/audit"' in home and 'href="/ops/economics"' in home
     assert client.get("/ops/audit").status_code == 200
+
+
+def test_the_audit_log_page_filters_and_pages(client: FlaskClient, session: Session) -> None:
+    ann = audit.Actor.staff(7, "ann@operator.example")
+    for n in range(26):
+        audit.record(
+            session,
+            ann,
+            "merchant.approve",
+            "merchant",
+            f"mer_{n:02}",
+            before={"status": "pending"},
+            after={"status": "active"},
+        )
+    audit.record(
+        session, audit.Actor.operator_client("cli_batch"), "client.revoke", "client", "cli_x"
+    )
+    sign_in_as(client, session, "admin")
+
+    everything = client.get("/ops/audit").get_data(as_text=True)
+    assert "<td>client.revoke</td>" in everything and 'rel="next"' in everything
+    assert "&#34;status&#34;: &#34;active&#34;" in everything or '"status": "active"' in everything
+    filtered = client.get("/ops/audit?actor=cli_batch").get_data(as_text=True)
+    assert "<td>client.revoke</td>" in filtered
+    assert "<td>merchant.approve</td>" not in filtered
+    one = client.get("/ops/audit?target=merchant:mer_03&action=merchant.approve")
+    assert "mer_03" in one.get_data(as_text=True) and "mer_04" not in one.get_data(as_text=True)
+    none = client.get("/ops/audit?actor=nobody&since=2026-01-01&until=2026-01-02")
+    assert "No event matches this filter" in none.get_data(as_text=True)
 
 
 def test_a_form_posted_without_its_csrf_token_is_refused(

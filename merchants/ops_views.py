@@ -90,11 +90,14 @@ def _act(merchant_id: str, change: Any, done: str) -> Response:
     session = db.session()
     try:
         change(session)
+    except services.WrongStatus:
+        session.rollback()
+        flash(_("Only a pending application can be refused."), "error")
     except CoalitionError as exc:
         session.rollback()
         if exc.status == 404:
             raise
-        flash(exc.detail, "error")
+        flash(_("The change was refused: %(why)s", why=exc.detail), "error")
     else:
         session.commit()
         flash(done, "success")

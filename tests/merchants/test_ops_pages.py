@@ -85,7 +85,7 @@ def test_an_application_is_refused_with_a_reason_the_merchant_can_read(
     again = client.post(
         f"/ops/merchants/{applicant}/refuse", data={"csrf_token": token, "reason": "Again"}
     )
-    assert "only a pending application" in client.get(again.headers["Location"]).get_data(
+    assert "Only a pending application can be refused." in client.get(again.headers["Location"]).get_data(
         as_text=True
     )
 

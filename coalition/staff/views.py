@@ -52,8 +52,8 @@ ALL_ROLES = services.ROLES
 def _forget_the_last_request() -> None:
     """Nothing of another request's staff or CSRF token is taken for this one's, even where
     requests share an app context (a test's)."""
-    g.pop("ops_staff", None)
-    if request.blueprint and request.blueprint.startswith("ops"):
+    if request.path.startswith("/ops"):
+        g.pop("ops_staff", None)
         g.pop("csrf_token", None)
 
 

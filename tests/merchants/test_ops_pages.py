@@ -85,9 +85,8 @@ def test_an_application_is_refused_with_a_reason_the_merchant_can_read(
     again = client.post(
         f"/ops/merchants/{applicant}/refuse", data={"csrf_token": token, "reason": "Again"}
     )
-    assert "Only a pending application can be refused." in client.get(again.headers["Location"]).get_data(
-        as_text=True
-    )
+    shown = client.get(again.headers["Location"]).get_data(as_text=True)
+    assert "Only a pending application can be refused." in shown
 
 
 def test_a_merchant_is_suspended_then_reactivated_and_its_clients_follow(

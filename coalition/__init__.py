@@ -20,6 +20,8 @@ MODEL_MODULES = (
     "coalition.oauth.models",
     "coalition.jobs",
     "coalition.economics",
+    "coalition.staff.models",
+    "coalition.audit",
     "merchants.models",
     "settlement.models",
 )
@@ -34,14 +36,19 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     from coalition.members import api as members_api
     from coalition.members import views as member_site
     from coalition.oauth import api as clients_api
+    from coalition.oauth import cli as oauth_cli
     from coalition.oauth import views as oauth_views
     from coalition.schedule import SCHEDULE
+    from coalition.staff import cli as staff_cli
+    from coalition.staff import views as staff_views
     from coalition.web import access, api, pages, problems
     from config import settings
+    from merchants import ops_views as merchant_pages
     from merchants.api import onboarding
     from merchants.api import points as points_api
     from settlement import api as settlement_api
     from settlement import cli as settlement_cli
+    from settlement import ops_economics as economics_pages
     from settlement import tasks as settlement_tasks
     from settlement.api import economics as economics_api
     from settlement.api import payments as payments_api
@@ -90,8 +97,12 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
             settlement_api.bp,
         ],
     )
+    app.register_blueprint(staff_views.bp)
+    app.register_blueprint(merchant_pages.bp)
+    app.register_blueprint(economics_pages.bp)
     pages.declare_public(app)
     cli.init_app(app)
+    oauth_cli.ops.add_command(staff_cli.create_staff_command)
     settlement_cli.init_app(app)
     if app.config["PROXY_COUNT"]:
         # Behind a TLS proxy: trust its X-Forwarded-For/-Proto/-Host so URLs read https.

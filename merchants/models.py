@@ -1,7 +1,8 @@
 """The merchant: a tenant of the coalition. Everything a merchant owns carries its `id`.
 
 An application to join is a merchant in status `pending`; the operator approves (`active`) or
-suspends it (`suspended`: its clients stop working at once)."""
+refuses it (`refused`, with a reason the merchant reads), and may suspend an active one
+(`suspended`: its clients stop working at once)."""
 
 from __future__ import annotations
 
@@ -14,14 +15,15 @@ from sqlalchemy.orm import Mapped, mapped_column
 from coalition.database import BigId, UTCDateTime
 from coalition.extensions import Base
 
-MERCHANT_STATUSES = ("pending", "active", "suspended")
+MERCHANT_STATUSES = ("pending", "active", "suspended", "refused")
+MAX_REFUSAL_REASON = 1000
 DEFAULT_BASE_RATE = Decimal("1")
 
 
 class Merchant(Base):
     __tablename__ = "merchants"
     __table_args__ = (
-        CheckConstraint("status IN ('pending', 'active', 'suspended')", name="status"),
+        CheckConstraint("status IN ('pending', 'active', 'suspended', 'refused')", name="status"),
         CheckConstraint("base_rate > 0", name="base_rate_positive"),
     )
 
@@ -47,3 +49,6 @@ class Merchant(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     suspended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # An application the operator refused: when, and why (shown to the merchant).
+    refused_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    refusal_reason: Mapped[str | None] = mapped_column(String(MAX_REFUSAL_REASON))

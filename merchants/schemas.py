@@ -391,6 +391,8 @@ class MerchantOut(Schema):
     created_at = fields.DateTime()
     approved_at = fields.DateTime(allow_none=True)
     suspended_at = fields.DateTime(allow_none=True)
+    refused_at = fields.DateTime(allow_none=True)
+    refusal_reason = fields.String(allow_none=True)
 
 
 class MerchantListArgs(PageArgs):

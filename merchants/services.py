@@ -1,7 +1,8 @@
 """Operations on merchants: an application to join (`apply`, one per email), the operator's
-approval and suspension, and a merchant's OAuth clients. Creating a merchant also opens its
-issuance account in the ledger, and checks its base rate against the operator's earn-rate bounds
-(SPEC 2, Earn rules)."""
+approval, refusal (with a reason) and suspension, and a merchant's OAuth clients. Given an
+`actor`, an operator's change is written to the audit log in its transaction. Creating a
+merchant also opens its issuance account in the ledger, and checks its base rate against the
+operator's earn-rate bounds (SPEC 2, Earn rules)."""
 
 from __future__ import annotations
 
@@ -16,14 +17,14 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from coalition import clock, economics, tenancy
+from coalition import audit, clock, economics, tenancy
 from coalition.database import table
 from coalition.errors import CoalitionError, InvalidRequest, NotFound
 from coalition.ids import new_id
 from coalition.ledger import accounts
 from coalition.oauth import clients as oauth_clients
 from coalition.oauth.models import OAuthClient
-from merchants.models import DEFAULT_BASE_RATE, Merchant
+from merchants.models import DEFAULT_BASE_RATE, MAX_REFUSAL_REASON, Merchant
 
 clients = table(OAuthClient)
 merchants = table(Merchant)
@@ -117,36 +118,102 @@ def apply(
     return Standing(public_id, "pending")
 
 
-def _set_status(session: Session, merchant_public_id: str, status: str, now: datetime) -> Standing:
+class WrongStatus(CoalitionError):
+    status, code, title = 409, "wrong_status", "Not possible in the merchant's status"
+
+
+def _standing_row(session: Session, merchant_public_id: str) -> Any:
     row = session.execute(
-        select(merchants.c.id, merchants.c.status).where(
-            merchants.c.public_id == merchant_public_id
-        )
+        select(
+            merchants.c.id,
+            merchants.c.status,
+            merchants.c.name,
+            merchants.c.refusal_reason,
+        ).where(merchants.c.public_id == merchant_public_id)
     ).one_or_none()
     if row is None:
         raise NotFound("no such merchant")
-    stamp = {"active": {"approved_at": now}, "suspended": {"suspended_at": now}}[status]
+    return row
+
+
+def _set_status(
+    session: Session,
+    merchant_public_id: str,
+    status: str,
+    now: datetime,
+    actor: audit.Actor | None,
+    reason: str | None = None,
+) -> Standing:
+    row = _standing_row(session, merchant_public_id)
+    stamps: dict[str, dict[str, Any]] = {
+        "active": {"approved_at": now, "refusal_reason": None, "refused_at": None},
+        "suspended": {"suspended_at": now},
+        "refused": {"refused_at": now, "refusal_reason": reason},
+    }
+    stamp = stamps[status]
     session.execute(
         update(merchants).where(merchants.c.id == row.id).values(status=status, **stamp)
     )
-    # A suspended merchant's clients stop working at once: the token check reads this flag.
+    # A suspended (or refused) merchant's clients stop working at once: the token check reads
+    # this flag.
     with tenancy.acting_as(tenancy.SYSTEM, session):
         session.execute(
             update(clients)
             .where(clients.c.merchant_id == row.id)
-            .values(disabled=status == "suspended")
+            .values(disabled=status != "active")
+        )
+    if actor is not None:
+        action = {"active": "approve", "suspended": "suspend", "refused": "refuse"}[status]
+        before: dict[str, Any] = {"status": row.status}
+        after: dict[str, Any] = {"status": status}
+        if status == "refused" or row.refusal_reason:
+            before["refusal_reason"] = row.refusal_reason
+            after["refusal_reason"] = reason
+        audit.record(
+            session,
+            actor,
+            f"merchant.{action}",
+            "merchant",
+            merchant_public_id,
+            before=before,
+            after=after,
+            now=now,
         )
     return Standing(merchant_public_id, status)
 
 
-def approve_merchant(session: Session, merchant_public_id: str, now: datetime) -> Standing:
-    """The operator lets a pending (or suspended) merchant in; its clients work again."""
-    return _set_status(session, merchant_public_id, "active", now)
+def approve_merchant(
+    session: Session, merchant_public_id: str, now: datetime, actor: audit.Actor | None = None
+) -> Standing:
+    """The operator lets a pending, refused or suspended merchant in; its clients work again."""
+    return _set_status(session, merchant_public_id, "active", now, actor)
 
 
-def suspend_merchant(session: Session, merchant_public_id: str, now: datetime) -> Standing:
+def suspend_merchant(
+    session: Session, merchant_public_id: str, now: datetime, actor: audit.Actor | None = None
+) -> Standing:
     """The operator stops a merchant: every token of its clients is refused from now on."""
-    return _set_status(session, merchant_public_id, "suspended", now)
+    return _set_status(session, merchant_public_id, "suspended", now, actor)
+
+
+def refuse_merchant(
+    session: Session,
+    merchant_public_id: str,
+    reason: str,
+    now: datetime,
+    actor: audit.Actor | None = None,
+) -> Standing:
+    """The operator refuses a pending application, saying why (the merchant reads the reason).
+    Only a pending application is refused (`wrong_status` otherwise)."""
+    reason = reason.strip()
+    if not reason or len(reason) > MAX_REFUSAL_REASON:
+        raise InvalidRequest(
+            f"give a reason of 1 to {MAX_REFUSAL_REASON} characters",
+            errors={"reason": [f"must have 1 to {MAX_REFUSAL_REASON} characters"]},
+        )
+    if _standing_row(session, merchant_public_id).status != "pending":
+        raise WrongStatus("only a pending application can be refused")
+    return _set_status(session, merchant_public_id, "refused", now, actor, reason)
 
 
 def create_client(
@@ -157,6 +224,7 @@ def create_client(
     scopes: Iterable[str],
     redirect_uris: list[str],
     now: datetime,
+    actor: audit.Actor | None = None,
 ) -> dict[str, Any]:
     """A new OAuth client of the merchant (till, e-shop, app): `client_id`, `client_secret`
     (shown only now) and `scopes`. A client of a merchant that is not active is created
@@ -183,6 +251,22 @@ def create_client(
                 .where(clients.c.client_id == made["client_id"])
                 .values(disabled=True)
             )
+    if actor is not None:
+        audit.record(
+            session,
+            actor,
+            "client.create",
+            "client",
+            made["client_id"],
+            after={
+                "merchant": merchant_public_id,
+                "name": name,
+                "scopes": made["scopes"],
+                "redirect_uris": redirect_uris,
+                "disabled": merchant.status != "active",
+            },
+            now=now,
+        )
     return made
 
 

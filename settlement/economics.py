@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from coalition import economics
+from coalition import audit, economics
 from coalition.database import table
 from coalition.errors import CoalitionError, InvalidRequest, NotFound
 from merchants import services as merchant_services
@@ -53,6 +53,7 @@ def set_economics(
     merchant: str | None,
     actor_id: str | None,
     now: datetime,
+    actor: audit.Actor | None = None,
 ) -> dict[str, Any]:
     """Write a version of the terms from `effective_from` (the coalition's, or with `merchant`,
     a public id, that merchant's overrides), replacing one already scheduled for that day, and
@@ -60,6 +61,7 @@ def set_economics(
     merchant, and bounds that would exclude a merchant's base rate (SPEC 2). Returns the
     version written and the versions of its scope."""
     merchant_id = _merchant_id(session, merchant, in_body=True) if merchant is not None else None
+    before = _scheduled_or_in_force(session, effective_from, merchant_id)
     savepoint = session.begin_nested()
     try:
         economics.change(
@@ -72,6 +74,17 @@ def set_economics(
             zone=business_days.zone(),
         )
         _check_base_rates(session, effective_from, merchant_id)
+        if actor is not None:
+            audit.record(
+                session,
+                actor,
+                "economics.schedule",
+                "economics",
+                merchant or "coalition",
+                before=before,
+                after={"effective_from": effective_from, "terms": settings},
+                now=now,
+            )
     except CoalitionError:
         savepoint.rollback()
         raise
@@ -82,6 +95,21 @@ def set_economics(
     if merchant is not None:
         written["merchant"] = merchant
     return {"version": written, "versions": [_version(row) for row in versions]}
+
+
+def _scheduled_or_in_force(
+    session: Session, day: date, merchant_id: int | None
+) -> dict[str, Any] | None:
+    """What a new version for `day` changes: the version already scheduled for that day (which
+    it replaces), or else the coalition's terms in force then (for a merchant's overrides, its
+    overrides then, if any)."""
+    for row in economics.schedule(session, merchant_id):
+        if row.effective_from == day:
+            return {"effective_from": row.effective_from, "terms": row.terms}
+    if merchant_id is not None:
+        return None
+    terms, since = economics.in_force(session, day, None)
+    return {"effective_from": since, "terms": terms.to_json()}
 
 
 def _merchant_id(session: Session, public_id: str, *, in_body: bool) -> int:

@@ -38,7 +38,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Row, and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from coalition import clock, faults, outbox
+from coalition import audit, clock, faults, outbox
 from coalition.database import insert_unless_present, table
 from coalition.errors import NotFound
 from coalition.ids import new_id
@@ -158,16 +158,34 @@ def _ensure(
 
 
 def start_onboarding(
-    session: Session, gw: PaymentGateway, merchant_id: str, return_url: str, refresh_url: str
+    session: Session,
+    gw: PaymentGateway,
+    merchant_id: str,
+    return_url: str,
+    refresh_url: str,
+    actor: audit.Actor | None = None,
 ) -> dict[str, str]:
     """An onboarding link for the merchant (public id) to fill in its connected account, made
-    first if it has none: `{"url", "stripe_account"}`. The caller commits."""
+    first if it has none: `{"url", "stripe_account"}`. The caller commits. Given an `actor`,
+    the request (and the account it made) is in the audit log."""
     found = session.execute(
-        select(merchants.c.id).where(merchants.c.public_id == merchant_id)
-    ).scalar_one_or_none()
+        select(merchants.c.id, merchants.c.stripe_account_id).where(
+            merchants.c.public_id == merchant_id
+        )
+    ).one_or_none()
     if found is None:
         raise NotFound("no such merchant")
-    account_id = ensure_account(session, gw, found)
+    account_id = ensure_account(session, gw, found.id)
+    if actor is not None:
+        audit.record(
+            session,
+            actor,
+            "merchant.stripe_account_link",
+            "merchant",
+            merchant_id,
+            before={"stripe_account": found.stripe_account_id},
+            after={"stripe_account": account_id},
+        )
     session.commit()  # the account is kept; no transaction open across the next call
     url = gw.create_account_link(account_id, return_url, refresh_url)
     return {"url": url, "stripe_account": account_id}

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.orm import Session
 
-from coalition import clock, economics, faults
+from coalition import audit, clock, economics, faults
 from coalition.database import insert_unless_present, table
 from coalition.errors import InvalidRequest, NotFound
 from coalition.ids import new_id
@@ -63,10 +63,13 @@ def check_day(session: Session, day: date, today: date | None = None) -> None:
         )
 
 
-def request_run(session: Session, business_date: date, now: datetime) -> Any:
+def request_run(
+    session: Session, business_date: date, now: datetime, actor: audit.Actor | None = None
+) -> Any:
     """The run for `business_date`: for a closed day its one final run (made now, or the one that
     exists); for today a new provisional run. A day before the coalition's first terms or one
-    that has not begun cannot be settled (422)."""
+    that has not begun cannot be settled (422). Given an `actor`, the request is in the audit
+    log."""
     today = business_days.today(now)
     check_day(session, business_date, today)
     kind = "final" if business_date < today else "provisional"
@@ -96,6 +99,16 @@ def request_run(session: Session, business_date: date, now: datetime) -> Any:
                 runs.c.business_date == business_date, runs.c.kind == "final"
             )
         ).scalar_one()
+    if actor is not None:
+        audit.record(
+            session,
+            actor,
+            "settlement_run.request",
+            "settlement_run",
+            str(row["public_id"]),
+            after={"business_date": business_date, "kind": kind},
+            now=now,
+        )
     session.commit()
     fault("requested")
     return run_by_public_id(session, str(row["public_id"]))

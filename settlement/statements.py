@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
-from coalition import economics, faults, outbox
+from coalition import audit, economics, faults, outbox
 from coalition.database import table
 from coalition.errors import CoalitionError, InvalidRequest, NotFound
 from coalition.ids import new_id
@@ -87,9 +87,12 @@ def check_statable(session: Session, month: str, now: datetime) -> tuple[date, d
     return first, last
 
 
-def issue_month(session: Session, month: str, now: datetime) -> list[Any]:
+def issue_month(
+    session: Session, month: str, now: datetime, actor: audit.Actor | None = None
+) -> list[Any]:
     """State `month` for every merchant that had a settled position in it or carries an unpaid
-    balance into it. The month must have ended and each of its days be finally settled."""
+    balance into it. The month must have ended and each of its days be finally settled. Given
+    an `actor`, stating it is in the audit log (stating it again changes nothing, and is not)."""
     first, last = check_statable(session, month, now)
     missing = settlement_runs.unsettled_days(session, first, last)
     if missing:
@@ -158,8 +161,20 @@ def issue_month(session: Session, month: str, now: datetime) -> list[Any]:
             merchant_id=merchant_id,
         )
     _check_conservation(session, first, last, month)
+    stated = month_statements(session, month)
+    if actor is not None:
+        audit.record(
+            session,
+            actor,
+            "statements.issue",
+            "month",
+            month,
+            before={"statements": 0},
+            after={"statements": len(stated)},
+            now=now,
+        )
     faults.point("statements:stated")
-    return month_statements(session, month)
+    return stated
 
 
 def _month_positions(

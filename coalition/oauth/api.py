@@ -9,7 +9,7 @@ from coalition import clock
 from coalition.extensions import db
 from coalition.oauth import clients
 from coalition.oauth.schemas import RevokedClient, RotatedSecret
-from coalition.web.access import require
+from coalition.web.access import operator_actor, require
 from coalition.web.api import blueprint
 
 bp = blueprint("clients", __name__, "OAuth clients: secret rotation and revocation")
@@ -22,7 +22,7 @@ bp = blueprint("clients", __name__, "OAuth clients: secret rotation and revocati
 @require("operator", kinds=("operator",))
 def rotate_client_secret(client_id: str) -> dict[str, Any]:
     """Give a client a new secret; the previous one keeps working for 24 hours."""
-    rotated = clients.rotate_secret(db.session(), client_id, clock.utcnow())
+    rotated = clients.rotate_secret(db.session(), client_id, clock.utcnow(), actor=operator_actor())
     db.session.commit()
     return rotated
 
@@ -34,6 +34,6 @@ def rotate_client_secret(client_id: str) -> dict[str, Any]:
 def revoke_client(client_id: str) -> dict[str, Any]:
     """Revoke a client for good, with every token it holds. Revoking it again changes
     nothing."""
-    revoked = clients.revoke_client(db.session(), client_id, clock.utcnow())
+    revoked = clients.revoke_client(db.session(), client_id, clock.utcnow(), actor=operator_actor())
     db.session.commit()
     return revoked

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from coalition import tenancy
+from coalition import audit, tenancy
 from coalition.database import table
 from coalition.errors import CoalitionError, InvalidRequest, NotFound
 from coalition.ids import is_public_id, new_id
@@ -99,6 +99,7 @@ def rotate_secret(
     now: datetime,
     grace: timedelta = ROTATION_GRACE,
     merchant_id: int | None = None,
+    actor: audit.Actor | None = None,
 ) -> dict[str, Any]:
     """A new secret for the client, shown once. The secrets it had keep working until
     `now + grace` (one that was already ending sooner keeps its earlier end). With
@@ -123,6 +124,16 @@ def rotate_secret(
                 client_id=row.id, secret_hash=digest(client_secret), created_at=now
             )
         )
+    if actor is not None:
+        audit.record(
+            session,
+            actor,
+            "client.rotate_secret",
+            "client",
+            client_id,
+            after={"new_secret_at": now, "previous_secret_expires_at": ends},
+            now=now,
+        )
     return {
         "client_id": client_id,
         "client_secret": client_secret,
@@ -131,7 +142,11 @@ def rotate_secret(
 
 
 def revoke_client(
-    session: Session, client_id: str, now: datetime, merchant_id: int | None = None
+    session: Session,
+    client_id: str,
+    now: datetime,
+    merchant_id: int | None = None,
+    actor: audit.Actor | None = None,
 ) -> dict[str, Any]:
     """Revoke the client for good, and every token it holds. Revoking it again changes nothing.
     With `merchant_id`, only that merchant's client is found."""
@@ -144,5 +159,16 @@ def revoke_client(
             update(tokens)
             .where(tokens.c.client_id == row.id, tokens.c.revoked_at.is_(None))
             .values(revoked_at=revoked_at)
+        )
+    if actor is not None:
+        audit.record(
+            session,
+            actor,
+            "client.revoke",
+            "client",
+            client_id,
+            before={"revoked_at": row.revoked_at},
+            after={"revoked_at": revoked_at},
+            now=now,
         )
     return {"client_id": client_id, "revoked_at": revoked_at}

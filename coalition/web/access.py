@@ -21,7 +21,7 @@ from limits import parse
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
-from coalition import clock, tenancy
+from coalition import audit, clock, tenancy
 from coalition.errors import CoalitionError
 from coalition.extensions import db
 from coalition.oauth import tokens
@@ -82,6 +82,11 @@ def _hit(limit: str, *key: str) -> None:
 def principal() -> Principal:
     """The caller of the current request (only inside a `require`d view)."""
     return g.principal
+
+
+def operator_actor() -> audit.Actor:
+    """The caller of an operator route, as the audit log names it."""
+    return audit.Actor.operator_client(principal().client_id)
 
 
 def _bearer() -> str:

@@ -10,7 +10,7 @@ from werkzeug.security import generate_password_hash
 
 from coalition import clock
 from coalition.extensions import db
-from coalition.web.access import public, require
+from coalition.web.access import operator_actor, public, require
 from coalition.web.api import blueprint, page_schema, paginate
 from merchants import reads, services
 from merchants.schemas import (
@@ -72,7 +72,9 @@ def get_merchant(merchant_id: str) -> Any:
 @bp.response(200, ApplicationOut)
 def approve(merchant_id: str) -> Any:
     """Let the merchant in: its clients start working."""
-    result = services.approve_merchant(db.session(), merchant_id, clock.utcnow())
+    result = services.approve_merchant(
+        db.session(), merchant_id, clock.utcnow(), actor=operator_actor()
+    )
     db.session.commit()
     return result
 
@@ -82,7 +84,9 @@ def approve(merchant_id: str) -> Any:
 @bp.response(200, ApplicationOut)
 def suspend(merchant_id: str) -> Any:
     """Stop the merchant: every token of its clients is refused from this moment."""
-    result = services.suspend_merchant(db.session(), merchant_id, clock.utcnow())
+    result = services.suspend_merchant(
+        db.session(), merchant_id, clock.utcnow(), actor=operator_actor()
+    )
     db.session.commit()
     return result
 
@@ -102,6 +106,7 @@ def create_client(client: dict[str, Any], merchant_id: str) -> Any:
         scopes=client["scopes"],
         redirect_uris=client["redirect_uris"],
         now=clock.utcnow(),
+        actor=operator_actor(),
     )
     session.commit()
     return made

@@ -10,7 +10,7 @@ from typing import Any
 
 from coalition import clock
 from coalition.extensions import db
-from coalition.web.access import principal, require
+from coalition.web.access import operator_actor, principal, require
 from coalition.web.api import blueprint
 from settlement import economics, schemas
 
@@ -44,4 +44,5 @@ def put_economics(change: dict[str, Any]) -> Any:
         merchant=change.get("merchant"),
         actor_id=principal().client_id,
         now=clock.utcnow(),
+        actor=operator_actor(),
     )

@@ -9,7 +9,7 @@ from flask import current_app
 
 from coalition.errors import CoalitionError
 from coalition.extensions import db
-from coalition.web.access import require
+from coalition.web.access import operator_actor, require
 from coalition.web.api import blueprint, page_schema, paginate
 from settlement import payments, reads, schemas
 from settlement.gateway import GatewayError, gateway
@@ -58,6 +58,7 @@ def create_account_link(link: dict[str, Any], merchant_id: str) -> Any:
             merchant_id,
             link["return_url"],
             link["refresh_url"],
+            actor=operator_actor(),
         )
     except GatewayError as exc:
         session.rollback()

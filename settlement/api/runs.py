@@ -8,7 +8,7 @@ from typing import Any
 from coalition import clock
 from coalition.extensions import db
 from coalition.jobs import enqueue
-from coalition.web.access import require
+from coalition.web.access import operator_actor, require
 from coalition.web.api import page_schema, paginate
 from settlement import reads, schemas, tasks
 from settlement import runs as settlement_runs
@@ -40,7 +40,9 @@ def request_run(body: dict[str, Any]) -> Any:
     A day still open gets a provisional run that reports and moves nothing. The run is done by
     a job; poll the run for its status."""
     session = db.session()
-    run = settlement_runs.request_run(session, body["business_date"], clock.utcnow())
+    run = settlement_runs.request_run(
+        session, body["business_date"], clock.utcnow(), actor=operator_actor()
+    )
     if run.status != "succeeded":
         enqueue(tasks.run_settlement, run.public_id, queue="settlement")
         run = settlement_runs.run_by_public_id(db.session(), run.public_id)

@@ -11,7 +11,7 @@ from coalition import clock
 from coalition.errors import NotFound
 from coalition.extensions import db
 from coalition.jobs import enqueue
-from coalition.web.access import principal, require
+from coalition.web.access import operator_actor, principal, require
 from coalition.web.api import page_schema, paginate
 from settlement import renditions, schemas, statements, tasks
 from settlement.api import bp
@@ -26,7 +26,7 @@ def issue_statements(body: dict[str, Any]) -> Any:
     """State a month that has ended and whose days are all settled (`409 days_not_settled`
     names those that are not). Stating it again returns the same statements."""
     session = db.session()
-    rows = statements.issue_month(session, body["month"], clock.utcnow())
+    rows = statements.issue_month(session, body["month"], clock.utcnow(), actor=operator_actor())
     session.commit()
     enqueue(tasks.submit_payments, queue="settlement")
     return {"data": [statements.render(session, row) for row in rows]}

@@ -51,8 +51,10 @@ MERCHANTS = (
 FIRST_NAMES = ("Anna", "Ben", "Clara", "David", "Elif", "Felix", "Greta", "Hugo", "Ines", "Jonas")
 LAST_NAMES = ("Berger", "Costa", "Dubois", "Eriksen", "Fischer", "García", "Hansen", "Ivanova")
 DEMO_MEMBER = ("anna@demo.example", "coalition-demo")
-# Every demo shop signs in to the portal with its partnerships email and this password.
-DEMO_MERCHANT_PASSWORD = "coalition-demo"
+# Every demo shop signs in to the portal with its partnerships email and this password; the
+# operator's admin too.
+DEMO_PASSWORD = "coalition-demo"
+DEMO_STAFF = "admin@coalition.example"
 # The printed member's own story (issue 12): she shops at three partners and spends at a fourth,
 # so "one balance across shops" shows at first sight. Day of trading: (what, shop, euro cents).
 SIGN_INS = (
@@ -72,7 +74,7 @@ def _merchants(session: Session, now: datetime) -> list[tuple[int, str, int]]:
     from merchants.services import create_merchant
 
     made = []
-    password_hash = generate_password_hash(DEMO_MERCHANT_PASSWORD)
+    password_hash = generate_password_hash(DEMO_PASSWORD)
     for name, category, rate, share in MERCHANTS:
         slug = name.split()[0].lower()
         merchant_id, _ = create_merchant(
@@ -255,6 +257,10 @@ def _credentials(
     operator = clients.create_client(
         session, name="demo operator", merchant_id=None, scopes={"operator"}, now=now
     )
+    from coalition.staff.services import create_staff
+
+    # An admin of the operator's console; production would ask it for a second factor (TOTP).
+    create_staff(session, email=DEMO_STAFF, role="admin", password=DEMO_PASSWORD, now=now)
     first_id, first_name, _ = merchants[0]
     # A till: merchant scopes only. Members sign in at /me, not through a demo app of its own.
     till = clients.create_client(
@@ -275,9 +281,10 @@ def _credentials(
             "url": "/portal",
             "merchant": first_name,
             "email": f"partners@{slug}.example",
-            "password": DEMO_MERCHANT_PASSWORD,
+            "password": DEMO_PASSWORD,
         },
         "member_sign_in": {"url": "/me", "email": DEMO_MEMBER[0], "password": DEMO_MEMBER[1]},
+        "staff_sign_in": {"url": "/ops", "email": DEMO_STAFF, "password": DEMO_PASSWORD},
     }
 
 

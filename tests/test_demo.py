@@ -181,7 +181,8 @@ def test_the_demo_prints_where_to_sign_in_to_each_face(
 
     assert result.exit_code == 0, result.output
     credentials = json.loads(kept.read_text())
-    for key, url in (("member_sign_in", "/me"), ("merchant_sign_in", "/portal")):
+    faces = (("member_sign_in", "/me"), ("merchant_sign_in", "/portal"), ("staff_sign_in", "/ops"))
+    for key, url in faces:
         sign_in = credentials[key]
         assert sign_in["url"] == url
         line = next(line for line in result.stdout.splitlines() if sign_in["email"] in line)

@@ -50,11 +50,10 @@ ALL_ROLES = services.ROLES
 
 @bp.before_app_request
 def _forget_the_last_request() -> None:
-    """Nothing of another request's staff or CSRF token is taken for this one's, even where
-    requests share an app context (a test's)."""
+    """Nothing of another request's staff is taken for this one's, even where requests share
+    an app context (a test's); the frame forgets the CSRF token likewise."""
     if request.path.startswith("/ops"):
         g.pop("ops_staff", None)
-        g.pop("csrf_token", None)
 
 
 def current_staff() -> StaffMember | None:

@@ -93,8 +93,10 @@ def _protect() -> None:
 
 def _begin_page() -> None:
     g.page = True
-    # Flask-Babel keeps the locale on the app context, which a test shares across requests.
+    # Flask-Babel keeps the locale, and Flask-WTF the CSRF token, on the app context, which a
+    # test shares across requests: each page starts with neither.
     refresh()
+    g.pop("csrf_token", None)
 
 
 def harden(response: Response) -> Response:

@@ -46,9 +46,11 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     from merchants import ops_views as merchant_pages
     from merchants.api import onboarding
     from merchants.api import points as points_api
+    from merchants.portal import bp as merchant_portal
     from settlement import api as settlement_api
     from settlement import cli as settlement_cli
     from settlement import ops_economics as economics_pages
+    from settlement import portal as settlement_portal  # noqa: F401 (its pages join the portal)
     from settlement import tasks as settlement_tasks
     from settlement.api import economics as economics_api
     from settlement.api import payments as payments_api
@@ -83,6 +85,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     app.register_blueprint(health.bp)
     app.register_blueprint(oauth_views.bp)
     app.register_blueprint(member_site.bp)
+    app.register_blueprint(merchant_portal)
     app.register_blueprint(stripe_webhooks.bp)
     oauth_views.init_app(app)
     api.init_app(

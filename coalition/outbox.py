@@ -29,6 +29,8 @@ EVENT_TYPES = frozenset(
         "statement.issued",
         "payout.paid",
         "payout.failed",
+        # Development only: the portal's password reset link, as there is no mail server.
+        "merchant.password_reset_requested",
     }
 )
 

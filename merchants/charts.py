@@ -57,33 +57,61 @@ def daily_svg(
         ET.SubElement(root, "rect", _attrs(x=x, y=32, width=12, height=12, fill=color))
         _text(root, label, x=x + 18, y=43, size=11, color=TEXT)
     for tick in range(0, top + 1, step):
-        ET.SubElement(
-            root, "line", _attrs(x1=LEFT, y1=y(tick), x2=RIGHT, y2=y(tick), stroke=GRID)
+        ET.SubElement(root, "line", _attrs(x1=LEFT, y1=y(tick), x2=RIGHT, y2=y(tick), stroke=GRID))
+        _text(
+            root,
+            f"{tick:,}".replace(",", " "),
+            x=LEFT - 6,
+            y=y(tick) + 4,
+            size=10,
+            color=MUTED,
+            anchor="end",
         )
-        _text(root, f"{tick:,}".replace(",", " "), x=LEFT - 6, y=y(tick) + 4, size=10,
-              color=MUTED, anchor="end")
     band = (RIGHT - LEFT) / max(len(days), 1)
     bar = band * 0.4
     for index, (day, issued, redeemed) in enumerate(days):
         left = LEFT + band * index + band * 0.1
-        for offset, color, points, key in ((0, ISSUED, issued, "issued"),
-                                           (1, REDEEMED, redeemed, "redeemed")):
+        for offset, color, points, key in (
+            (0, ISSUED, issued, "issued"),
+            (1, REDEEMED, redeemed, "redeemed"),
+        ):
             ET.SubElement(
                 root,
                 "rect",
                 _attrs(
-                    x=left + offset * bar, y=y(points), width=bar, height=BOTTOM - y(points),
-                    fill=color, **{"class": f"bar {key}", "data-date": day.isoformat(),
-                                   "data-points": str(points)},
+                    x=left + offset * bar,
+                    y=y(points),
+                    width=bar,
+                    height=BOTTOM - y(points),
+                    fill=color,
+                    **{
+                        "class": f"bar {key}",
+                        "data-date": day.isoformat(),
+                        "data-points": str(points),
+                    },
                 ),
             )
         if (len(days) - 1 - index) % 7 == 0:
-            _text(root, day_label(day), x=LEFT + band * (index + 0.5), y=BOTTOM + 16, size=9,
-                  color=MUTED, anchor="middle")
+            _text(
+                root,
+                day_label(day),
+                x=LEFT + band * (index + 0.5),
+                y=BOTTOM + 16,
+                size=9,
+                color=MUTED,
+                anchor="middle",
+            )
     ET.SubElement(root, "line", _attrs(x1=LEFT, y1=BOTTOM, x2=RIGHT, y2=BOTTOM, stroke=AXIS))
     if high == 0:
-        _text(root, empty_note, x=(LEFT + RIGHT) / 2, y=(TOP + BOTTOM) / 2, size=12,
-              color=MUTED, anchor="middle")
+        _text(
+            root,
+            empty_note,
+            x=(LEFT + RIGHT) / 2,
+            y=(TOP + BOTTOM) / 2,
+            size=12,
+            color=MUTED,
+            anchor="middle",
+        )
     return ET.tostring(root, encoding="unicode")
 
 
@@ -95,10 +123,20 @@ def _nice(raw: float) -> int:
     return int(10 * magnitude)
 
 
-def _text(parent: ET.Element, content: str, *, x: float, y: float, size: int, color: str,
-          anchor: str = "start") -> None:
+def _text(
+    parent: ET.Element,
+    content: str,
+    *,
+    x: float,
+    y: float,
+    size: int,
+    color: str,
+    anchor: str = "start",
+) -> None:
     element = ET.SubElement(
-        parent, "text", _attrs(x=x, y=y, fill=color, **{"font-size": size, "text-anchor": anchor})
+        parent,
+        "text",
+        _attrs(x=x, y=y, fill=color, **{"font-size": str(size), "text-anchor": anchor}),
     )
     element.text = content
 

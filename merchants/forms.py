@@ -43,7 +43,10 @@ def _email() -> EmailField:
         validators=[
             DataRequired(_l("Enter an email address.")),
             Length(max=MAX_EMAIL),
-            Regexp(EMAIL.removesuffix("$") + r"\Z", message=_l("Enter an email like name@shop.example.")),
+            Regexp(
+                EMAIL.removesuffix("$") + r"\Z",
+                message=_l("Enter an email like name@shop.example."),
+            ),
         ],
         render_kw={"autocomplete": "email"},
     )
@@ -92,7 +95,9 @@ class BusinessForm(FlaskForm):
         validators=[
             Optional(),
             Length(max=500),
-            Regexp(HTTP_URL.removesuffix("$") + r"\Z", message=_l("An address starting with https://")),
+            Regexp(
+                HTTP_URL.removesuffix("$") + r"\Z", message=_l("An address starting with https://")
+            ),
         ],
         render_kw={"autocomplete": "url"},
     )
@@ -160,9 +165,7 @@ class TransactionFilterForm(FlaskForm):
     since = DateField(_l("From"), validators=[Optional()])
     until = DateField(_l("To"), validators=[Optional()])
     type = SelectField(_l("Type"), choices=_type_choices, validators=[Optional()], default="")
-    member = StringField(
-        _l("Member (card number)"), validators=[Optional(), Length(max=40)]
-    )
+    member = StringField(_l("Member (card number)"), validators=[Optional(), Length(max=40)])
 
 
 class LookupForm(FlaskForm):
@@ -188,7 +191,9 @@ class EnrolForm(FlaskForm):
         validators=[
             Optional(),
             Length(max=MAX_EMAIL),
-            Regexp(EMAIL.removesuffix("$") + r"\Z", message=_l("Enter an email like name@example.org.")),
+            Regexp(
+                EMAIL.removesuffix("$") + r"\Z", message=_l("Enter an email like name@example.org.")
+            ),
         ],
     )
     phone = StringField(
@@ -234,4 +239,6 @@ class ClientForm(FlaskForm):
     )
 
     def uris(self) -> list[str]:
-        return [line.strip() for line in (self.redirect_uris.data or "").splitlines() if line.strip()]
+        return [
+            line.strip() for line in (self.redirect_uris.data or "").splitlines() if line.strip()
+        ]

@@ -47,7 +47,7 @@ def authenticate(session: Session, email: str, password: str) -> PortalMerchant 
         check_password_hash(_DUMMY_HASH, password)
         return None
     merchant, password_hash = found
-    return merchant if check_password_hash(password_hash, password) else None
+    return merchant if check_password_hash(password_hash or "", password) else None
 
 
 def _serializer() -> URLSafeTimedSerializer:
@@ -91,7 +91,9 @@ def _merchant_of(session: Session, token: str) -> PortalMerchant:
     if not isinstance(data, dict) or not isinstance(data.get("m"), str):
         raise InvalidResetLink("the reset link is not one of ours")
     merchant = portal_reads.merchant_by_public_id(session, data["m"])
-    found = None if merchant is None else portal_reads.merchant_by_email(session, merchant.email or "")
+    found = (
+        None if merchant is None else portal_reads.merchant_by_email(session, merchant.email or "")
+    )
     if merchant is None or found is None or _fragment(found[1] or "") != data.get("h"):
         raise InvalidResetLink("the reset link was used or the password changed since")
     return merchant

@@ -108,8 +108,13 @@ def _statement(statement_id: str) -> dict[str, Any]:
 def statement(statement_id: str) -> str:
     view = _statement(statement_id)
     days = [(_day(d["date"]), int(d["issued"]), int(d["redeemed"])) for d in view["days"] or ()]
-    svg = daily_points_svg(days, title=_("Points issued and redeemed per day, %(month)s",
-                                          month=view["month"])) if days else None
+    svg = (
+        daily_points_svg(
+            days, title=_("Points issued and redeemed per day, %(month)s", month=view["month"])
+        )
+        if days
+        else None
+    )
     return render_template("portal/statement.html", statement=view, svg=svg, major=_major)
 
 

@@ -10,6 +10,7 @@ import io
 from collections.abc import Iterator
 from datetime import date
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import (
     current_app,
@@ -131,7 +132,7 @@ def transactions() -> str:
         has_next=has_next,
         has_previous=number > 1,
         filtered=any(args.values()),
-        csv_url=url_for("portal.transactions_csv", **args),
+        csv_url=url_for("portal.transactions_csv") + ("?" + urlencode(args) if args else ""),
     )
 
 
@@ -211,8 +212,9 @@ def enrol() -> Any:
     merchant = signed_in_merchant()
     form = EnrolForm()
     if not form.validate_on_submit():
-        return render_template("portal/members.html", lookup=LookupForm(), member=None,
-                               lines=[], enrol=form), 200
+        return render_template(
+            "portal/members.html", lookup=LookupForm(), member=None, lines=[], enrol=form
+        ), 200
     session = db.session()
     try:
         new = member_services.register_member(
@@ -235,8 +237,9 @@ def enrol() -> Any:
             error.code, (form.card_number, _("This is not one of the coalition's cards."))
         )
         field.errors = [message]
-        return render_template("portal/members.html", lookup=LookupForm(), member=None,
-                               lines=[], enrol=form), 200
+        return render_template(
+            "portal/members.html", lookup=LookupForm(), member=None, lines=[], enrol=form
+        ), 200
     session.commit()
     flash(_("Member enrolled. Card number %(card)s.", card=new.card_number), "success")
     return redirect(url_for("portal.members", card=new.card_number), code=303)

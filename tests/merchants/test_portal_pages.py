@@ -67,22 +67,28 @@ def _merchant(session: Session, email: str, name: str = "Apotheke", active: bool
 
 
 def _sign_in(client: FlaskClient, email: str, password: str = PASSWORD) -> Any:
-    return _post(
-        client, "/portal/sign-in", "/portal/sign-in", email=email, password=password
-    )
+    return _post(client, "/portal/sign-in", "/portal/sign-in", email=email, password=password)
 
 
 def test_a_business_applies_in_three_steps_and_waits_for_approval(
     client: FlaskClient, session: Session
 ) -> None:
     step = _post(
-        client, "/portal/apply", "/portal/apply",
-        name="Blumen Berta", country="de", category="flowers", website="https://berta.example",
+        client,
+        "/portal/apply",
+        "/portal/apply",
+        name="Blumen Berta",
+        country="de",
+        category="flowers",
+        website="https://berta.example",
     )
     assert step.status_code == 303 and step.headers["Location"].endswith("/portal/apply/contact")
     step = _post(
-        client, "/portal/apply/contact", "/portal/apply/contact",
-        contact_name="Berta", email="Berta@Flowers.example",
+        client,
+        "/portal/apply/contact",
+        "/portal/apply/contact",
+        contact_name="Berta",
+        email="Berta@Flowers.example",
     )
     assert step.headers["Location"].endswith("/portal/apply/finish")
     refused = _post(client, "/portal/apply/finish", "/portal/apply/finish", password=PASSWORD)
@@ -162,9 +168,7 @@ def test_transactions_filter_and_download_as_csv(client: FlaskClient, session: S
     assert "No transaction matches this filter." in nobody.get_data(as_text=True)
 
 
-def test_credentials_are_created_rotated_and_revoked(
-    client: FlaskClient, session: Session
-) -> None:
+def test_credentials_are_created_rotated_and_revoked(client: FlaskClient, session: Session) -> None:
     merchant_id = _merchant(session, "keys@shop.example")
     _sign_in(client, "keys@shop.example")
     made = client.post(
@@ -193,18 +197,21 @@ def test_credentials_are_created_rotated_and_revoked(
     )
     new_secret = re.search(r'class="secret">(cs_[^<]+)<', rotated.get_data(as_text=True))
     assert new_secret is not None and new_secret.group(1) != secret.group(1)
-    kept = session.execute(
-        select(secrets_.c.expires_at).where(secrets_.c.client_id == row.id)
-    ).scalars().all()
+    kept = (
+        session.execute(select(secrets_.c.expires_at).where(secrets_.c.client_id == row.id))
+        .scalars()
+        .all()
+    )
     assert sorted(x is None for x in kept) == [False, True]  # the old one ends after the grace
     revoked = client.post(
         f"/portal/credentials/{row.client_id}/revoke",
         data={"csrf_token": _token(client, "/portal/credentials")},
     )
     assert revoked.status_code == 303
-    assert session.execute(
-        select(clients.c.revoked_at).where(clients.c.id == row.id)
-    ).scalar_one() is not None
+    assert (
+        session.execute(select(clients.c.revoked_at).where(clients.c.id == row.id)).scalar_one()
+        is not None
+    )
 
 
 def test_another_merchants_client_is_not_found(client: FlaskClient, session: Session) -> None:
@@ -266,10 +273,12 @@ def test_a_password_reset_link_works_once_within_the_hour(
 ) -> None:
     _merchant(session, "reset@shop.example")
     caplog.set_level("INFO", logger="merchants.passwords")
-    asked = _post(client, "/portal/password-reset", "/portal/password-reset",
-                  email="reset@shop.example")
-    unknown = _post(client, "/portal/password-reset", "/portal/password-reset",
-                    email="nobody@shop.example")
+    asked = _post(
+        client, "/portal/password-reset", "/portal/password-reset", email="reset@shop.example"
+    )
+    unknown = _post(
+        client, "/portal/password-reset", "/portal/password-reset", email="nobody@shop.example"
+    )
     assert asked.status_code == unknown.status_code == 303
     links = re.findall(r"(http://\S+/portal/password-reset/\S+)", caplog.text)
     assert len(links) == 1
@@ -280,4 +289,4 @@ def test_a_password_reset_link_works_once_within_the_hour(
     client.post("/portal/sign-out", data={"csrf_token": _token(client, "/portal/")})
     again = client.get(path)
     assert again.status_code == 303 and again.headers["Location"].endswith("/portal/password-reset")
-    assert outbox.EVENT_TYPES >= {"merchant.password_reset_requested"}
+    assert {"merchant.password_reset_requested"} <= outbox.EVENT_TYPES

@@ -290,3 +290,31 @@ def test_a_password_reset_link_works_once_within_the_hour(
     again = client.get(path)
     assert again.status_code == 303 and again.headers["Location"].endswith("/portal/password-reset")
     assert {"merchant.password_reset_requested"} <= outbox.EVENT_TYPES
+
+
+def test_a_refused_merchant_reads_the_reason_and_a_suspended_one_its_standing(
+    client: FlaskClient, session: Session
+) -> None:
+    _merchant(session, "refused@shop.example", active=False)
+    merchants = table(services.Merchant)
+    refused = session.execute(
+        select(merchants.c.public_id).where(merchants.c.email == "refused@shop.example")
+    ).scalar_one()
+    services.refuse_merchant(session, refused, "We need a shop in our cities.", clock.utcnow())
+    signed_in = _sign_in(client, "refused@shop.example")
+    assert signed_in.headers["Location"].endswith("/portal/standing")
+    page = _text(client.get("/portal/standing").get_data(as_text=True))
+    assert "Your application was refused" in page
+    assert "We need a shop in our cities." in page
+    assert client.get("/portal/transactions").headers["Location"].endswith("/portal/standing")
+
+    merchant_id = _merchant(session, "suspended@shop.example")
+    suspended = session.execute(
+        select(merchants.c.public_id).where(merchants.c.id == merchant_id)
+    ).scalar_one()
+    client.post("/portal/sign-out", data={"csrf_token": _token(client, "/portal/standing")})
+    _sign_in(client, "suspended@shop.example")
+    assert client.get("/portal/").status_code == 200
+    services.suspend_merchant(session, suspended, clock.utcnow())
+    assert client.get("/portal/").headers["Location"].endswith("/portal/standing")
+    assert "Your account is suspended" in client.get("/portal/standing").get_data(as_text=True)

@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
+from limits import parse
 from werkzeug.security import generate_password_hash
 from werkzeug.wrappers import Response
 
@@ -154,12 +155,24 @@ def sign_out() -> Response:
 # Password reset ----------------------------------------------------------------------------
 
 
+def _reset_allowed() -> None:
+    """Asking for reset links is limited per address as sign-ups are (RATE_LIMIT_SIGNUP); an
+    account locked by wrong passwords may still ask for one."""
+    if not current_app.config["RATELIMIT_ENABLED"]:
+        return
+    limiter = current_app.extensions["coalition.limiter"]
+    if not limiter.hit(
+        parse(current_app.config["RATE_LIMIT_SIGNUP"]), "reset", FACE, request.remote_addr or "-"
+    ):
+        raise pages.TooManySignins("too many password reset requests from this address")
+
+
 @bp.route("/password-reset", methods=["GET", "POST"])
 def password_reset() -> Any:
     form = ResetRequestForm()
     if not form.validate_on_submit():
         return render_template("portal/reset_request.html", form=form)
-    pages.signin_throttle(FACE, form.email.data or "")
+    _reset_allowed()
     session_ = db.session()
     passwords.request_reset(
         session_,

@@ -126,6 +126,11 @@ def test_a_wrong_password_is_an_error_and_many_lock_the_account(
     assert locked.status_code == 429
     assert "Too many attempts" in locked.get_data(as_text=True)
     assert client.get("/portal/").status_code == 302
+    # A locked account may still ask for a new password.
+    asked = _post(
+        client, "/portal/password-reset", "/portal/password-reset", email="locked@shop.example"
+    )
+    assert asked.status_code == 303
 
 
 def test_the_dashboard_counts_a_purchase_the_merchant_recorded(

@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint install fuzz bench translations
+.PHONY: run test lint install fuzz bench translations screenshots
 
 $(BIN)/coalition: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,3 +59,7 @@ translations: install
 	$(BIN)/pybabel extract -F $(CATALOGUE)/babel.cfg -k _l -o $(CATALOGUE)/messages.pot --no-location --sort-output coalition merchants settlement webhooks
 	$(BIN)/pybabel update -i $(CATALOGUE)/messages.pot -d $(CATALOGUE) --no-fuzzy-matching
 	$(BIN)/pybabel compile -d $(CATALOGUE)
+
+# The README's screenshots of each face (docs/screenshots/*.png), remade from a scratch demo.
+screenshots: install
+	$(BIN)/python docs/screenshots/take.py

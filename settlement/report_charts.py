@@ -142,9 +142,7 @@ def net_positions_svg(
     return ET.tostring(root, encoding="unicode")
 
 
-def _bounded_nets(
-    nets: Sequence[tuple[str, Decimal]], others: str
-) -> list[tuple[str, Decimal]]:
+def _bounded_nets(nets: Sequence[tuple[str, Decimal]], others: str) -> list[tuple[str, Decimal]]:
     ordered = sorted(nets, key=lambda item: (-abs(item[1]), item[0]))
     if len(ordered) > MAX_BARS:
         rest = ordered[MAX_BARS - 1 :]
@@ -325,13 +323,17 @@ def _scale_legend(top: Decimal, currency: str, labels: FlowLabels, *, y: float) 
         low = top * index / classes
         high = top * (index + 1) / classes
         label = text(
-            f"{_money_text(low)}–{_money_text(high)}", x=x + 2, y=y + 34, size=9, color=MUTED_COLOR
+            f"{_money_text(low)}\N{EN DASH}{_money_text(high)}",
+            x=x + 2,
+            y=y + 34,
+            size=9,
+            color=MUTED_COLOR,
         )
         group.append(label)
     return group
 
 
-# Shared ---------------------------------------------------------------------------------------------
+# Shared -------------------------------------------------------------------------------------------
 
 
 def _root(title: str, height: float) -> ET.Element:

@@ -5,12 +5,35 @@ from __future__ import annotations
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import DateField, SelectField, StringField
+from wtforms import DateField, SelectChoice, SelectField, StringField
 from wtforms.validators import DataRequired, Optional, Regexp
 
 from settlement.reads import INSTRUCTION_STATUSES, RUN_KINDS
 
 MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+
+# What the console calls the runs' and payments' kinds and states.
+RUN_KIND_LABELS = {"final": _l("Final"), "provisional": _l("Provisional")}
+RUN_STATUS_LABELS = {
+    "queued": _l("Queued"),
+    "running": _l("Running"),
+    "succeeded": _l("Done"),
+    "failed": _l("Failed"),
+}
+PAYMENT_KIND_LABELS = {
+    "transfer": _l("Transfer to the merchant"),
+    "invoice": _l("Invoice to the merchant"),
+}
+PAYMENT_STATUS_LABELS = {
+    "created": _l("Waiting"),
+    "submitted": _l("Sent to Stripe"),
+    "succeeded": _l("Paid"),
+    "failed": _l("Failed"),
+}
+
+
+def _choices(values: tuple[str, ...], labels: dict[str, object]) -> list[SelectChoice]:
+    return [SelectChoice("", _l("Any")), *(SelectChoice(v, labels[v]) for v in values)]  # type: ignore[arg-type]
 
 
 class RunForm(FlaskForm):
@@ -24,7 +47,7 @@ class RunFilterForm(FlaskForm):
     kind = SelectField(
         _l("Kind"),
         validators=[Optional()],
-        choices=[("", _l("Any")), *((kind, kind) for kind in RUN_KINDS)],
+        choices=_choices(RUN_KINDS, RUN_KIND_LABELS),
     )
 
 
@@ -46,7 +69,7 @@ class PaymentFilterForm(FlaskForm):
     status = SelectField(
         _l("Status"),
         validators=[Optional()],
-        choices=[("", _l("Any")), *((status, status) for status in INSTRUCTION_STATUSES)],
+        choices=_choices(INSTRUCTION_STATUSES, PAYMENT_STATUS_LABELS),
     )
     month = StringField(
         _l("Month"),

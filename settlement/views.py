@@ -16,7 +16,6 @@ from typing import Any
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import format_date
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext as _l
 from werkzeug.wrappers import Response
 
 from coalition import clock, economics
@@ -27,7 +26,16 @@ from coalition.staff.views import current_staff, staff_required
 from coalition.web import pages
 from settlement import business_days, reads, reports, tasks
 from settlement import runs as settlement_runs
-from settlement.forms import MonthForm, PaymentFilterForm, RunFilterForm, RunForm
+from settlement.forms import (
+    PAYMENT_KIND_LABELS,
+    PAYMENT_STATUS_LABELS,
+    RUN_KIND_LABELS,
+    RUN_STATUS_LABELS,
+    MonthForm,
+    PaymentFilterForm,
+    RunFilterForm,
+    RunForm,
+)
 from settlement.money import major
 from settlement.report_charts import FlowLabels, NetLabels, flow_heatmap_svg, net_positions_svg
 from settlement.report_renditions import flow_cells, net_bars, report_csv, report_pdf
@@ -38,32 +46,14 @@ MONEY_ROLES = ("admin", "finance")
 # The report's tables show this many rows; the CSV and PDF hold every one (decision X1).
 TABLE_ROWS = 200
 
-RUN_KINDS = {"final": _l("Final"), "provisional": _l("Provisional")}
-RUN_STATUSES = {
-    "queued": _l("Queued"),
-    "running": _l("Running"),
-    "succeeded": _l("Done"),
-    "failed": _l("Failed"),
-}
-PAYMENT_KINDS = {
-    "transfer": _l("Transfer to the merchant"),
-    "invoice": _l("Invoice to the merchant"),
-}
-PAYMENT_STATUSES = {
-    "created": _l("Waiting"),
-    "submitted": _l("Sent to Stripe"),
-    "succeeded": _l("Paid"),
-    "failed": _l("Failed"),
-}
-
 
 @bp.context_processor
 def _helpers() -> dict[str, Any]:
     return {
-        "run_kinds": RUN_KINDS,
-        "run_statuses": RUN_STATUSES,
-        "payment_kinds": PAYMENT_KINDS,
-        "payment_statuses": PAYMENT_STATUSES,
+        "run_kinds": RUN_KIND_LABELS,
+        "run_statuses": RUN_STATUS_LABELS,
+        "payment_kinds": PAYMENT_KIND_LABELS,
+        "payment_statuses": PAYMENT_STATUS_LABELS,
         "major": major,
         "month_name": _month_name,
     }

@@ -33,7 +33,7 @@ PAYMENT_STATUS_LABELS = {
 
 
 def _choices(values: tuple[str, ...], labels: dict[str, object]) -> list[SelectChoice]:
-    return [SelectChoice("", _l("Any")), *(SelectChoice(v, labels[v]) for v in values)]  # type: ignore[arg-type]
+    return [SelectChoice("", _l("Any")), *(SelectChoice(v, labels[v]) for v in values)]
 
 
 class RunForm(FlaskForm):

@@ -233,18 +233,18 @@ def flow_heatmap_svg(
         for column_index, (redeemer, _) in enumerate(parties):
             points, amount = cells.get((issuer, redeemer), (0, Decimal(0)))
             shade = _shade(amount, top)
-            x, y = HEAT_LEFT + cell * column_index, HEAT_TOP + cell * row_index
+            left, top_y = HEAT_LEFT + cell * column_index, HEAT_TOP + cell * row_index
             grid.append(
                 element(
                     "rect",
-                    x=x,
-                    y=y,
+                    x=left,
+                    y=top_y,
                     width=cell,
                     height=cell,
                     fill=EMPTY_CELL if shade is None else SHADES[shade],
                     stroke="#ffffff",
                     **{
-                        "stroke-width": 1,
+                        "stroke-width": "1",
                         "class": "cell",
                         "data-issuer": issuer,
                         "data-redeemer": redeemer,
@@ -256,8 +256,8 @@ def flow_heatmap_svg(
             if points and cell >= 40:  # a number fits a big cell only
                 value = text(
                     _compact(points),
-                    x=x + cell / 2,
-                    y=y + cell / 2 + 4,
+                    x=left + cell / 2,
+                    y=top_y + cell / 2 + 4,
                     size=9,
                     color="#ffffff" if (shade or 0) >= LIGHT_TEXT_FROM else TEXT_COLOR,
                 )

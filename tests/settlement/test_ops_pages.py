@@ -125,9 +125,7 @@ def test_a_month_without_settled_days_says_what_to_do(
     assert "<svg" not in html
 
 
-def test_a_month_that_is_not_one_is_said_on_the_form(
-    client: FlaskClient, session: Session
-) -> None:
+def test_a_month_that_is_not_one_is_said_on_the_form(client: FlaskClient, session: Session) -> None:
     sign_in_as(client, session, "finance")
 
     answer = client.get(REPORT, query_string={"month": "2026-13"})

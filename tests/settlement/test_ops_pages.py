@@ -8,7 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from flask.testing import FlaskClient
@@ -16,7 +16,7 @@ from pypdf import PdfReader
 from sqlalchemy.orm import Session
 
 from coalition import audit
-from settlement import runs
+from settlement import closing, runs
 from tests import factories as f
 from tests.ops_helpers import csrf_token, sign_in_as
 
@@ -144,6 +144,27 @@ def test_payments_and_liability_show_what_there_is(client: FlaskClient, session:
     assert "No payments yet" in payments
     assert "Café Nord" in liability and "Points outstanding" in liability
     assert re.search(r">\s*30\s*<", liability)  # 80 awarded, 50 spent
+
+
+def test_a_stated_month_shows_its_payments_and_their_status(
+    client: FlaskClient, session: Session
+) -> None:
+    _a_month_of_trade(session)
+    closing.close(session, date(2026, 3, 1), date(2026, 3, 31), datetime(2026, 4, 1, 6, tzinfo=UTC))
+    sign_in_as(client, session, "finance")
+
+    html = client.get("/ops/settlement/payments?month=2026-03").get_data(as_text=True)
+    waiting = client.get("/ops/settlement/payments?status=created").get_data(as_text=True)
+    paid = client.get("/ops/settlement/payments?status=succeeded").get_data(as_text=True)
+
+    cafe = re.search(r"Café Nord.*?</tr>", html, re.S)
+    bakery = re.search(r"Bäckerei Süd.*?</tr>", html, re.S)
+    assert cafe is not None and bakery is not None
+    assert "Invoice to the merchant" in cafe.group(0) and "1.00 EUR" in cafe.group(0)
+    assert "Transfer to the merchant" in bakery.group(0) and "0.50 EUR" in bakery.group(0)
+    assert "Waiting" in cafe.group(0)
+    assert "Café Nord" in waiting and "Bäckerei Süd" in waiting
+    assert "No payment matches this filter" in paid
 
 
 MONEY_PAGES = [

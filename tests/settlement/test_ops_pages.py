@@ -216,3 +216,16 @@ def test_a_signed_out_visitor_is_sent_to_sign_in(client: FlaskClient) -> None:
     answer = client.get(REPORT)
 
     assert answer.status_code == 302 and answer.headers["Location"].startswith("/ops/sign-in")
+
+
+def test_the_report_names_the_month_in_the_staffs_language(
+    client: FlaskClient, session: Session
+) -> None:
+    _a_month_of_trade(session)
+    sign_in_as(client, session, "finance")
+
+    page = client.get(REPORT, query_string={"month": "2026-03"}, headers={"Accept-Language": "ru"})
+
+    assert page.status_code == 200
+    assert '<html lang="ru">' in page.get_data(as_text=True)
+    assert "март 2026" in page.get_data(as_text=True).lower()

@@ -36,6 +36,7 @@ def _a_month_of_trade(session: Session) -> None:
         runs.settle(session, day, later)
 
 
+@pytest.mark.both_backends  # the embedded default (`make run`) too
 def test_finance_staff_settles_a_past_day_and_sees_its_positions(
     client: FlaskClient, session: Session
 ) -> None:
@@ -94,6 +95,7 @@ def test_the_report_shows_both_charts_and_every_merchant(
     assert "/ops/settlement/report.pdf?month=2026-03" in html
 
 
+@pytest.mark.both_backends  # the embedded default (`make run`) too
 def test_the_report_downloads_as_csv_and_as_a_pdf_naming_the_month_and_merchants(
     client: FlaskClient, session: Session
 ) -> None:

@@ -231,3 +231,15 @@ def test_the_report_names_the_month_in_the_staffs_language(
     assert page.status_code == 200
     assert '<html lang="ru">' in page.get_data(as_text=True)
     assert "март 2026" in page.get_data(as_text=True).lower()
+
+
+def test_a_run_not_yet_done_says_so_and_reloads_itself(
+    client: FlaskClient, session: Session
+) -> None:
+    queued = runs.request_run(session, f.T0.date(), datetime(2026, 3, 5, tzinfo=UTC))
+    sign_in_as(client, session, "finance")
+
+    html = client.get(f"{RUNS}/{queued.public_id}").get_data(as_text=True)
+
+    assert "This run is being worked out" in html
+    assert '<meta http-equiv="refresh" content="5">' in html

@@ -52,6 +52,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     from settlement import ops_economics as economics_pages
     from settlement import portal as settlement_portal  # noqa: F401 (its pages join the portal)
     from settlement import tasks as settlement_tasks
+    from settlement import views as settlement_views
     from settlement.api import economics as economics_api
     from settlement.api import payments as payments_api
     from settlement.api import reports, runs, statements  # noqa: F401 (routes of settlement_api.bp)
@@ -103,6 +104,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     app.register_blueprint(staff_views.bp)
     app.register_blueprint(merchant_pages.bp)
     app.register_blueprint(economics_pages.bp)
+    app.register_blueprint(settlement_views.bp)
     pages.declare_public(app)
     cli.init_app(app)
     oauth_cli.ops.add_command(staff_cli.create_staff_command)

@@ -1,6 +1,7 @@
-"""Read-only views of settlement for the API (SPEC 3.5, 3.7): the runs and a run's positions and
-flows, and the payment instructions with their statement and merchant. No locks and no writes:
-the API pages through these queries and serialises the rows."""
+"""Read-only views of settlement for the API and the console (SPEC 3.5, 3.7, 3.9): the runs and a
+run's positions and flows, and the payment instructions with their statement and merchant. No
+locks and no writes: the API pages through these queries by cursor and serialises the rows; the
+console's pages take them a numbered page at a time (`page_of`)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from coalition.database import table
 from merchants.models import Merchant
 from settlement import runs as settlement_runs
 from settlement.models import (
+    INSTRUCTION_STATUSES,
+    RUN_KINDS,
     PaymentInstruction,
     SettlementFlow,
     SettlementPosition,
@@ -30,6 +33,25 @@ flows = table(SettlementFlow)
 instructions = table(PaymentInstruction)
 statements = table(Statement)
 merchants = table(Merchant)
+
+__all__ = ["INSTRUCTION_STATUSES", "RUN_KINDS"]  # the console's filters offer these
+
+
+@dataclass(frozen=True)
+class Page:
+    """One numbered page of a list (1-based) and whether there are pages either side."""
+
+    rows: list[Any]
+    number: int
+    has_previous: bool
+    has_next: bool
+
+
+def page_of(session: Session, query: Select[Any], page: int, page_size: int) -> Page:
+    """Rows `page_size` at a time: LIMIT one more than a page, to know whether one follows."""
+    page = max(page, 1)
+    rows = session.execute(query.limit(page_size + 1).offset((page - 1) * page_size)).all()
+    return Page(list(rows[:page_size]), page, page > 1, len(rows) > page_size)
 
 
 @dataclass(frozen=True)
@@ -104,3 +126,32 @@ def payments_query(session: Session, status: str | None, month: str | None) -> S
         check_month(session, month)
         query = query.where(statements.c.month == month)
     return query
+
+
+def newest_runs(session: Session, kind: str | None, page: int, page_size: int) -> Page:
+    """The runs, newest first, a numbered page at a time; `kind` filters."""
+    query = runs_query(session, None, kind).order_by(runs.c.id.desc())
+    return page_of(session, query, page, page_size)
+
+
+def run_positions(session: Session, run: Any, page: int, page_size: int) -> Page:
+    """A run's positions with their merchant's public id and name, by merchant name."""
+    query = (
+        select(
+            positions,
+            merchants.c.public_id.label("merchant"),
+            merchants.c.name.label("merchant_name"),
+        )
+        .join(merchants, merchants.c.id == positions.c.merchant_id)
+        .where(positions.c.run_id == run.id)
+        .order_by(merchants.c.name, merchants.c.id)
+    )
+    return page_of(session, query, page, page_size)
+
+
+def newest_payments(
+    session: Session, status: str | None, month: str | None, page: int, page_size: int
+) -> Page:
+    """Payment instructions, newest first, a numbered page at a time."""
+    query = payments_query(session, status, month).order_by(instructions.c.id.desc())
+    return page_of(session, query, page, page_size)

@@ -160,3 +160,76 @@ def liability(session: Session, terms: Terms) -> dict[str, Any]:
             for row in sorted(by_issuer, key=lambda r: r.issuer_account_id)
         ],
     }
+
+
+def month_report(session: Session, month: str) -> dict[str, Any]:
+    """The operator's monthly report (SPEC 3.9): each merchant's month from its days' final
+    positions (points issued and redeemed, owed, receivable and net, exact), the coalition's
+    total, how many of the month's days are settled, and the month's flows (`flows`). Nets are
+    exact sums; a statement rounds each once."""
+    first, last = check_month(session, month)
+    report = flows(session, month)
+    rows = session.execute(
+        select(
+            positions.c.merchant_id,
+            positions.c.issued,
+            positions.c.redeemed,
+            positions.c.owed,
+            positions.c.receivable,
+            positions.c.net,
+        )
+        .join(runs, runs.c.id == positions.c.run_id)
+        .where(
+            runs.c.kind == "final",
+            runs.c.status == "succeeded",
+            runs.c.business_date >= first,
+            runs.c.business_date <= last,
+        )
+    ).all()
+    summed: dict[int, list[Any]] = {}
+    for row in rows:
+        cell = summed.setdefault(row.merchant_id, [0, 0, Decimal(0), Decimal(0), Decimal(0)])
+        cell[0] += row.issued
+        cell[1] += row.redeemed
+        cell[2] += Decimal(row.owed)
+        cell[3] += Decimal(row.receivable)
+        cell[4] += Decimal(row.net)
+    names = {
+        row.id: (row.public_id, row.name)
+        for row in session.execute(
+            select(merchants.c.id, merchants.c.public_id, merchants.c.name).where(
+                merchants.c.id.in_(list(summed))
+            )
+        )
+    }
+    digits = economics.MINOR_UNIT_DIGITS[report["currency"]]
+    text = lambda amount: engine.decimal_text(amount, digits)  # noqa: E731
+    settled_days = session.execute(
+        select(func.count(runs.c.id)).where(
+            runs.c.kind == "final",
+            runs.c.status == "succeeded",
+            runs.c.business_date >= first,
+            runs.c.business_date <= last,
+        )
+    ).scalar_one()
+    return {
+        **report,
+        "first_day": first.isoformat(),
+        "last_day": last.isoformat(),
+        "days": (last - first).days + 1,
+        "settled_days": int(settled_days),
+        "positions": [
+            {
+                "merchant": {"id": names[merchant_id][0], "name": names[merchant_id][1]},
+                "issued": issued,
+                "redeemed": redeemed,
+                "owed": text(owed),
+                "receivable": text(receivable),
+                "net": text(net),
+            }
+            for merchant_id, (issued, redeemed, owed, receivable, net) in sorted(
+                summed.items(), key=lambda item: (-item[1][4], names[item[0]][1], item[0])
+            )
+        ],
+        "nets": text(sum((cell[4] for cell in summed.values()), Decimal(0))),
+    }

@@ -98,7 +98,7 @@ def _sum(session: Session, merchant_id: int, kind: str, start: datetime, end: da
 
 def members_won(session: Session, merchant_id: int, start: datetime, end: datetime) -> int:
     """Members whose first transaction at this merchant falls in [start, end): new customers
-    the programme brought (decision X1 of i12-portal2)."""
+    the programme brought (decision 150)."""
     firsts = (
         select(transactions.c.member_account_id)
         .where(transactions.c.merchant_id == merchant_id)

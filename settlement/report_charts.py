@@ -6,7 +6,7 @@ external reference), deterministic for the same input, so one string draws inlin
 and as vector graphics in the report's PDF. Words come from the caller (`NetLabels`,
 `FlowLabels`), so the page can translate them; the defaults are English for the PDF and tests.
 
-Both charts are bounded (decision X1 of i12-ops-settle): the bar chart draws the `MAX_BARS` - 1
+Both charts are bounded (decision 157): the bar chart draws the `MAX_BARS` - 1
 largest nets and one bar for the sum of the rest; the heat map draws the operator, the
 `MAX_PARTIES` merchants that moved the most money, and one "others" row and column for the rest.
 The report's tables list every merchant in full."""

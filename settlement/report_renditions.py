@@ -4,7 +4,7 @@ for spreadsheets and an A4 PDF with the net positions' bar chart and the flows' 
 Like the statement's renditions (`settlement.renditions`), they work from the report's plain
 mapping, need no database, show exact amounts as the decimal strings they are (never a float),
 write in DejaVu Sans when it is installed, and draw the same SVG the console shows as vector
-graphics. Both are in English, as the statements are (decision X2 of i12-ops-settle)."""
+graphics. Both are in English, as the statements are (decision 158)."""
 
 from __future__ import annotations
 

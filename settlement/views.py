@@ -43,7 +43,7 @@ from settlement.report_renditions import flow_cells, net_bars, report_csv, repor
 bp = pages.face_blueprint("ops_settlement", __name__, "/ops/settlement")
 
 MONEY_ROLES = ("admin", "finance")
-# The report's tables show this many rows; the CSV and PDF hold every one (decision X1).
+# The report's tables show this many rows; the CSV and PDF hold every one (decision 157).
 TABLE_ROWS = 200
 
 

@@ -82,7 +82,11 @@ class Blueprint(SmorestBlueprint):
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """flask-smorest's `arguments`; a JSON body also follows `bodies.check_json_body`,
         with `required` (what the OpenAPI document says of the body) deciding whether it may
-        be left out."""
+        be left out. A schema class is made into its instance here, once: webargs would make
+        one on every request (marshmallow copies every declared field to do so), which cost a
+        purchase more than loading its body (docs/benchmarks.md)."""
+        if isinstance(schema, type):
+            schema = schema()
         parse = super().arguments(schema, location=location, required=required, **options)
         if location != "json":
             return parse

@@ -129,8 +129,13 @@ class Strict(Schema):
 def plain_text(value: str) -> None:
     """A field validator for text a person typed: no control characters (NUL among them) and no
     lone surrogates, which PostgreSQL cannot store and a receipt cannot print."""
-    if _CONTROL_OR_SURROGATE.search(value):
+    if not is_plain_text(value):
         raise ValidationError("must not contain control characters or lone surrogates")
+
+
+def is_plain_text(value: str) -> bool:
+    """What `plain_text` accepts, as a test."""
+    return _CONTROL_OR_SURROGATE.search(value) is None
 
 
 # Unicode's categories Cc (controls) and Cs (surrogates), exactly: one scan of the text in C.

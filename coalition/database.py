@@ -4,13 +4,15 @@ and SQLite, and the connection set-up each backend needs."""
 from __future__ import annotations
 
 import json
+from collections import namedtuple
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, Table, event, insert
+from sqlalchemy import JSON, BigInteger, DateTime, Integer, Select, Table, event, insert
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeDecorator
 
@@ -108,7 +110,7 @@ def insert_rows(session: Session, target: Table, rows: list[dict[str, Any]]) -> 
             for row in rows
         ]
         params = (json.dumps(document, default=_json_value),)
-    return sorted(row[0] for row in connection.exec_driver_sql(statement, params))
+    return sorted(row[0] for row in driver_cursor(connection, statement, params).fetchall())
 
 
 def _json_value(value: Any) -> Any:
@@ -132,6 +134,49 @@ def _insert_statement(target: Table, columns: list[Any], count: int, few: bool) 
         f" FROM ROWS FROM (jsonb_to_recordset(%s::jsonb) AS ({typed})) WITH ORDINALITY"
         f" AS given({listed}, n) ORDER BY n RETURNING id"
     )
+
+
+def driver_cursor(connection: Connection, statement: str, params: Any = None) -> Any:
+    """PostgreSQL: `statement` sent through the connection's own psycopg cursor, in the
+    session's transaction, without SQLAlchemy's execution and result layers (half of a short
+    statement's CPU: docs/benchmarks.md, "Issue 11: the last levers"). An error is handled as
+    SQLAlchemy would have: wrapped in its exception (IntegrityError...), and a connection found
+    dead is invalidated. No `before_cursor_execute` event is sent for these statements."""
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(statement, params)
+    except Exception as error:
+        connection._handle_dbapi_exception(error, statement, params, cursor, None)
+    return cursor
+
+
+def _utc(value: Any) -> Any:
+    # What UTCDateTime gives back: every timestamp of the schema is UTC.
+    return value.astimezone(UTC) if isinstance(value, datetime) else value
+
+
+class Hot:
+    """A Core statement of a hot path, built once with `bindparam`s for whatever changes per
+    call. SQLite runs it as any statement. PostgreSQL sends the SQL compiled once through
+    `driver_cursor`: no statement built, no cache key, no result layer on each call. Rows are
+    named tuples (`row.name` and `row[i]`, as SQLAlchemy's); timestamps come back in UTC as
+    UTCDateTime gives them, JSON as psycopg reads it, the same values as the types' own."""
+
+    def __init__(self, statement: Select[Any]) -> None:
+        self.statement = statement
+        self._compiled: tuple[str, dict[str, Any], Any] | None = None
+
+    def rows(self, connection: Connection, params: Mapping[str, Any]) -> Sequence[Any]:
+        if connection.dialect.name != "postgresql":
+            return connection.execute(self.statement, dict(params)).all()
+        if self._compiled is None:
+            compiled = self.statement.compile(dialect=connection.dialect)
+            names = [name for name, *_ in compiled._result_columns or ()]
+            made = namedtuple("Row", names, rename=True)  # type: ignore[misc]
+            self._compiled = compiled.string, dict(compiled.params), made
+        statement, defaults, row = self._compiled
+        cursor = driver_cursor(connection, statement, {**defaults, **params})
+        return [row._make(map(_utc, values)) for values in cursor.fetchall()]
 
 
 def engine_options(url: str, statement_timeout_ms: int = 0) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, SessionTransaction, scoped_session
 
+from coalition.database import driver_cursor
 from coalition.errors import CoalitionError
 
 APP_ROLE = "coalition_app"
@@ -108,9 +109,9 @@ def _apply(connection: Any, tenant: Tenant) -> None:
     member = "" if tenant.member_account_id is None else str(tenant.member_account_id)
     values = {"t": tenant.setting, "m": member}
     if tenant.token is None:
-        connection.exec_driver_sql(_SET, values)
+        driver_cursor(connection, _SET, values)
         return
-    row = connection.exec_driver_sql(_SET_AND_CHECK, {**values, "k": tenant.token}).one()
+    row = driver_cursor(connection, _SET_AND_CHECK, {**values, "k": tenant.token}).fetchone()
     if not row[2]:
         raise TokenNotLive("the access token is unknown, expired or revoked")
 

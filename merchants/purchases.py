@@ -26,12 +26,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from coalition import clock, economics
-from coalition.database import table
+from coalition.database import Hot, table
 from coalition.errors import CoalitionError, IdempotencyConflict, NotFound
 from coalition.ledger import operations, reads
 from coalition.ledger.accounts import Issuers, issuer_columns, issuers_from, lock_member_accounts
@@ -41,7 +41,7 @@ from coalition.ledger.reads import balances_after
 from coalition.ledger.rows import Actor
 from coalition.members.services import (
     FoundMember,
-    find_and_lock_member,
+    MemberLock,
     find_members,
     member_of_account,
 )
@@ -172,7 +172,7 @@ def _replay(first: Any, member: FoundMember, balance: int) -> PurchaseResult:
     return PurchaseResult(earn, member_state(member, balance), replayed=True)
 
 
-def earning_columns(merchant_id: int) -> tuple[Any, ...]:
+def earning_columns(merchant_id: Any) -> tuple[Any, ...]:
     """The merchant's base rate and the accounts its awards are issued from, as columns (`rate`,
     `merchant_account`, `operator_account`) that a purchase reads with its member."""
     rate = select(merchants.c.base_rate).where(merchants.c.id == merchant_id).scalar_subquery()
@@ -185,6 +185,29 @@ def earning_at(session: Session, merchant_id: int) -> tuple[Decimal, Issuers]:
     return Decimal(row.rate), issuers_from(row, merchant_id)
 
 
+# A purchase's member, locked, read with its merchant's terms (`earning_columns`): built once.
+_LOCK_WITH_EARNING = MemberLock(*earning_columns(bindparam("merchant_id")))
+
+_EARLIER = select(
+    transactions.c.id,
+    transactions.c.public_id,
+    transactions.c.external_id,
+    transactions.c.member_account_id,
+    transactions.c.points,
+    transactions.c.amount_minor,
+    transactions.c.currency,
+    transactions.c.breakdown,
+    transactions.c.occurred_at,
+    transactions.c.created_at,
+    transactions.c.original_id,
+).where(
+    transactions.c.merchant_id == bindparam("merchant_id"),
+    transactions.c.type == bindparam("type"),
+)
+# One external id (a single purchase, refund or redemption): built once.
+_EARLIER_ONE = Hot(_EARLIER.where(transactions.c.external_id == bindparam("external_id")))
+
+
 def earlier_transactions(
     session: Session, merchant_id: int, type: str, external_ids: Iterable[str]
 ) -> dict[str, Any]:
@@ -192,25 +215,11 @@ def earlier_transactions(
     wanted = sorted(set(external_ids))
     if not wanted:
         return {}
-    rows = session.execute(
-        select(
-            transactions.c.id,
-            transactions.c.public_id,
-            transactions.c.external_id,
-            transactions.c.member_account_id,
-            transactions.c.points,
-            transactions.c.amount_minor,
-            transactions.c.currency,
-            transactions.c.breakdown,
-            transactions.c.occurred_at,
-            transactions.c.created_at,
-            transactions.c.original_id,
-        ).where(
-            transactions.c.merchant_id == merchant_id,
-            transactions.c.type == type,
-            transactions.c.external_id.in_(wanted),
-        )
-    ).all()
+    given = {"merchant_id": merchant_id, "type": type}
+    if len(wanted) == 1:
+        rows = _EARLIER_ONE.rows(session.connection(), {**given, "external_id": wanted[0]})
+    else:
+        rows = session.execute(_EARLIER.where(transactions.c.external_id.in_(wanted)), given).all()
     return {row.external_id: row for row in rows}
 
 
@@ -291,8 +300,8 @@ def record_purchase(
     _check_currency(purchase["currency"], terms)
     # Under the member's lock, a concurrent repeat of this external_id for this member has
     # either committed (and is found here) or waits for this one.
-    member, account, earning = find_and_lock_member(
-        session, purchase["member"], *earning_columns(merchant_id)
+    member, account, earning = _LOCK_WITH_EARNING(
+        session, purchase["member"], merchant_id=merchant_id
     )
     rate, issued_from = Decimal(earning.rate), issuers_from(earning, merchant_id)
     external_id = purchase["external_id"]

@@ -31,6 +31,7 @@ MAX_PURCHASE_MINOR = 10**11
 MAX_ITEMS = 500
 MAX_QUANTITY = 100_000
 MAX_EXTERNAL_ID = 100
+MAX_MEMBER_REF = 40  # a card number as typed, or a `mbr_` id
 # A till's clock may run a little ahead of ours; a purchase from further ahead is refused, and so
 # is one older than a year (a till offline that long should not earn points unseen).
 CLOCK_SKEW = timedelta(minutes=5)
@@ -73,7 +74,9 @@ class ItemSchema(Strict):
 
 
 class PurchaseSchema(Strict):
-    member = text(40, required=True, metadata={"description": "card number or `mbr_` id"})
+    member = text(
+        MAX_MEMBER_REF, required=True, metadata={"description": "card number or `mbr_` id"}
+    )
     amount = WholeNumber(
         required=True,
         validate=validate.Range(min=1, max=MAX_PURCHASE_MINOR),
@@ -172,7 +175,9 @@ def check_redemption_proof(redemption: dict[str, Any], *, by_member: bool) -> No
 
 
 class HoldRequestSchema(Strict):
-    member = text(40, required=True, metadata={"description": "card number or `mbr_` id"})
+    member = text(
+        MAX_MEMBER_REF, required=True, metadata={"description": "card number or `mbr_` id"}
+    )
     code = text(16, required=True)
     points = WholeNumber(required=True, validate=validate.Range(min=1, max=MAX_POINTS))
     ttl_seconds = WholeNumber(

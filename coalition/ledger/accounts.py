@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from coalition.database import table
+from coalition.database import driver_cursor, table
 from coalition.errors import NotFound
 from coalition.ledger.models import Account
 
@@ -60,7 +60,7 @@ class Issuers:
     operator: int
 
 
-def issuer_columns(merchant_id: int) -> tuple[Any, Any]:
+def issuer_columns(merchant_id: Any) -> tuple[Any, Any]:
     """The merchant's and the operator's account ids as two columns (`merchant_account`,
     `operator_account`), for a caller to read with whatever else it needs in one query."""
     return (
@@ -131,7 +131,8 @@ def store_balances(session: Session, changed: Iterable[MemberAccount]) -> None:
     connection = session.connection()
     if connection.dialect.name == "postgresql" and len(rows) == 1:
         [one] = rows
-        connection.exec_driver_sql(
+        driver_cursor(
+            connection,
             "UPDATE accounts SET balance = %s, debt = %s, welcomed = %s WHERE id = %s",
             (one.balance, one.debt, one.welcomed, one.id),
         )

@@ -122,7 +122,7 @@ def merchant_transactions(
 
 
 def held_points_of(
-    account_id: Any, now: datetime, dialect: str, excluding: int | None = None
+    account_id: Any, now: Any, dialect: str, excluding: int | None = None
 ) -> ColumnElement[Any]:
     """An expression for the points reserved by a member's unexpired active holds, at any
     merchant (`account_id` a value or a column). On PostgreSQL row-level security hides other

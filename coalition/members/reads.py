@@ -10,18 +10,19 @@ from datetime import datetime
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import Select, case, column, func, select
+from sqlalchemy import Select, bindparam, case, column, func, select
 from sqlalchemy import table as core_table
 from sqlalchemy.orm import Session
 
 from coalition import clock, economics
+from coalition.database import Hot, UTCDateTime
 from coalition.database import table as table_of
 from coalition.errors import NotFound
 from coalition.ledger.models import Account, Lot, Transaction
 from coalition.ledger.reads import held_points_of
 from coalition.members import cards, codes
 from coalition.members.models import Member
-from coalition.members.services import FoundMember, addressed_by, find_member
+from coalition.members.services import FoundMember, address, find_member
 
 members = table_of(Member)
 accounts = table_of(Account)
@@ -44,21 +45,17 @@ def _dialect(session: Session) -> str:
 def card_view(session: Session, card_or_id: str, now: datetime) -> dict[str, Any]:
     """A member as any partner's till sees it (SPEC 3.3): id, masked card, tier, balance and
     available points; nothing of other shops, no contact details. One statement: this read is
-    the hot path of a till. Unknown or blocked: `not_found`."""
-    held = held_points_of(accounts.c.id, now, _dialect(session)).label("held")
-    row = session.execute(
-        select(
-            members.c.public_id,
-            members.c.card_number,
-            members.c.tier,
-            accounts.c.balance,
-            held,
-        )
-        .join(accounts, accounts.c.member_id == members.c.id)
-        .where(addressed_by(card_or_id), members.c.status == "active")
-    ).one_or_none()
-    if row is None:
+    the hot path of a till, so it is built once (`Hot`). Unknown or blocked: `not_found`."""
+    column, ref = address(card_or_id)
+    connection = session.connection()
+    key = (connection.dialect.name, column)
+    statement = _CARD_VIEWS.get(key)
+    if statement is None:
+        statement = _CARD_VIEWS[key] = _card_view(connection.dialect.name, column)
+    rows = statement.rows(connection, {"ref": ref, "now": now})
+    if not rows:
         raise NotFound("no such member")
+    row = rows[0]
     return {
         "id": row.public_id,
         "card": cards.masked(row.card_number),
@@ -66,6 +63,24 @@ def card_view(session: Session, card_or_id: str, now: datetime) -> dict[str, Any
         "balance": row.balance,
         "available": max(row.balance - int(row.held), 0),
     }
+
+
+_CARD_VIEWS: dict[tuple[str, str], Hot] = {}
+
+
+def _card_view(dialect: str, column: str) -> Hot:
+    held = held_points_of(accounts.c.id, bindparam("now", type_=UTCDateTime()), dialect)
+    return Hot(
+        select(
+            members.c.public_id,
+            members.c.card_number,
+            members.c.tier,
+            accounts.c.balance,
+            held.label("held"),
+        )
+        .join(accounts, accounts.c.member_id == members.c.id)
+        .where(members.c[column] == bindparam("ref"), members.c.status == "active")
+    )
 
 
 def _active(session: Session, member_id: int, *columns: Any) -> Any:

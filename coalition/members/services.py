@@ -11,12 +11,12 @@ from datetime import datetime
 from typing import Any
 
 import pyotp
-from sqlalchemy import ColumnElement, Select, insert, or_, select
+from sqlalchemy import ColumnElement, Select, bindparam, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from coalition import clock
-from coalition.database import table
+from coalition.database import Hot, table
 from coalition.errors import CoalitionError, InvalidRequest, NotFound
 from coalition.ids import new_id
 from coalition.ledger import accounts
@@ -91,11 +91,17 @@ class FoundMember:
 def addressed_by(card_or_id: str) -> ColumnElement[bool]:
     """The condition that finds a member by card number (as typed: `cards.as_digits`) or `mbr_`
     id (SPEC 3.1: members are also addressed by card); `not_found` for what can be neither."""
+    column, ref = address(card_or_id)
+    return members.c[column] == ref
+
+
+def address(card_or_id: str) -> tuple[str, str]:
+    """The column that finds a member named by `card_or_id`, and the value it must have."""
     if card_or_id.startswith("mbr_"):
-        return members.c.public_id == card_or_id
+        return "public_id", card_or_id
     number = cards.as_digits(card_or_id)
     if cards.is_valid(number, number[:4]):
-        return members.c.card_number == number
+        return "card_number", number
     raise NotFound("no such member")
 
 
@@ -124,26 +130,43 @@ def find_member(session: Session, card_or_id: str) -> FoundMember:
     return _active(session.execute(_found().where(condition)).one_or_none())
 
 
-def find_and_lock_member(
-    session: Session, card_or_id: str, *also: Any
-) -> tuple[FoundMember, accounts.MemberAccount, Any]:
+class MemberLock:
     """`find_member`, with its points account locked for the rest of the transaction (one
-    account: the lock order holds), in one statement; `also`: scalar columns the caller reads in
-    the same round trip (a purchase, its merchant's terms), returned as the row's last part."""
-    row = session.execute(
-        _found()
-        .add_columns(account_table.c.balance, account_table.c.debt, account_table.c.welcomed)
-        .add_columns(*also)
-        .where(addressed_by(card_or_id))
-        .with_for_update(of=account_table)
-    ).one_or_none()
-    if row is None or row.status != "active":
-        raise NotFound("no such member")
-    member = FoundMember(
-        row.id, row.public_id, row.card_number, row.status, row.tier, row.account_id
-    )
-    locked = accounts.MemberAccount(row.account_id, row.id, row.balance, row.debt, row.welcomed)
-    return member, locked, row
+    account: the lock order holds), in one statement built once (`Hot`); `also`: scalar columns
+    the caller reads in the same round trip (a purchase, its merchant's terms), with
+    `bindparam`s for the values given on each call."""
+
+    def __init__(self, *also: Any) -> None:
+        self._by = {
+            column: Hot(
+                _found()
+                .add_columns(
+                    account_table.c.balance, account_table.c.debt, account_table.c.welcomed
+                )
+                .add_columns(*also)
+                .where(members.c[column] == bindparam("ref"))
+                .with_for_update(of=account_table)
+            )
+            for column in ("public_id", "card_number")
+        }
+
+    def __call__(
+        self, session: Session, card_or_id: str, **params: Any
+    ) -> tuple[FoundMember, accounts.MemberAccount, Any]:
+        """The member, its locked account, and the whole row (`also` as its last columns)."""
+        column, ref = address(card_or_id)
+        rows = self._by[column].rows(session.connection(), {**params, "ref": ref})
+        row = rows[0] if rows else None
+        if row is None or row.status != "active":
+            raise NotFound("no such member")
+        member = FoundMember(
+            row.id, row.public_id, row.card_number, row.status, row.tier, row.account_id
+        )
+        locked = accounts.MemberAccount(row.account_id, row.id, row.balance, row.debt, row.welcomed)
+        return member, locked, row
+
+
+find_and_lock_member = MemberLock()
 
 
 def member_by_id(session: Session, member_id: int) -> FoundMember:

@@ -82,7 +82,11 @@ class Blueprint(SmorestBlueprint):
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         """flask-smorest's `arguments`; a JSON body also follows `bodies.check_json_body`,
         with `required` (what the OpenAPI document says of the body) deciding whether it may
-        be left out."""
+        be left out. A schema class is made into its instance here, once: webargs would make
+        one on every request (marshmallow copies every declared field to do so), which cost a
+        purchase more than loading its body (docs/benchmarks.md)."""
+        if isinstance(schema, type):
+            schema = schema()
         parse = super().arguments(schema, location=location, required=required, **options)
         if location != "json":
             return parse
@@ -125,8 +129,13 @@ class Strict(Schema):
 def plain_text(value: str) -> None:
     """A field validator for text a person typed: no control characters (NUL among them) and no
     lone surrogates, which PostgreSQL cannot store and a receipt cannot print."""
-    if _CONTROL_OR_SURROGATE.search(value):
+    if not is_plain_text(value):
         raise ValidationError("must not contain control characters or lone surrogates")
+
+
+def is_plain_text(value: str) -> bool:
+    """What `plain_text` accepts, as a test."""
+    return _CONTROL_OR_SURROGATE.search(value) is None
 
 
 # Unicode's categories Cc (controls) and Cs (surrogates), exactly: one scan of the text in C.

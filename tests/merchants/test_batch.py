@@ -507,3 +507,61 @@ def test_a_batch_leaves_the_ledger_as_the_same_purchases_one_by_one(
         assert verify(session) == []
     finally:
         example.rollback()
+
+
+_LINE_VALUES = {
+    "member": st.one_of(
+        st.text(max_size=45),
+        st.sampled_from(
+            ["6375000000000000", "mbr_abc", " ", "\u00a0", "a\x00b", "\ud800", "x" * 40]
+        ),
+        st.integers(),
+        st.none(),
+    ),
+    "amount": st.one_of(
+        st.integers(min_value=-2, max_value=10**11 + 2),
+        st.sampled_from([0, 1, 10**11, 10**11 + 1, True, False, 12.0, 12.5, "12"]),
+        st.none(),
+    ),
+    "currency": st.one_of(st.sampled_from(["EUR", "eur", "EURO", "EU", "EUR\n", "€UR"]), st.text()),
+    "external_id": st.one_of(
+        st.text(max_size=105), st.sampled_from(["r-1", "\t", "a\x7fb", "y" * 100, "y" * 101])
+    ),
+}
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    line=st.fixed_dictionaries(
+        {},
+        optional={**_LINE_VALUES, "store": st.just("Main St"), "balance": st.just(5)},
+    )
+)
+def test_a_usual_line_is_read_as_the_purchase_schema_reads_it(line):
+    """The batch checks its usual lines without marshmallow (the CPU a line costs); whatever
+    that check lets through the schema loads unchanged, so answers and refusals stay the
+    schema's."""
+    if batch._plainly_valid(line):
+        assert schemas.PurchaseSchema().load(line) == line
+    elif line.keys() == {"member", "amount", "currency", "external_id"}:
+        # Declined: the schema's answer, whatever it is, is what the line gets.
+        parsed = batch.parse_lines(json.dumps([line]).encode(), ndjson=False)
+        try:
+            expected = schemas.PurchaseSchema().load(line)
+        except ValidationError:
+            assert parsed.lines == [] and 1 in parsed.refused
+        else:
+            assert [one.purchase for one in parsed.lines] == [expected]
+
+
+def test_the_usual_line_a_till_sends_takes_the_quick_check():
+    line = {
+        "member": "6375 0000 0000 0001",
+        "amount": 1250,
+        "currency": "EUR",
+        "external_id": "r-1",
+    }
+    assert batch._plainly_valid(line)
+    assert not batch._plainly_valid({**line, "amount": True})
+    assert not batch._plainly_valid({**line, "external_id": "  "})
+    assert not batch._plainly_valid({**line, "store": "Main St"})

@@ -41,7 +41,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     from coalition.schedule import SCHEDULE
     from coalition.staff import cli as staff_cli
     from coalition.staff import views as staff_views
-    from coalition.web import access, api, pages, problems
+    from coalition.web import access, api, lean, pages, problems
     from config import settings
     from merchants import ops_views as merchant_pages
     from merchants.api import onboarding
@@ -75,6 +75,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
         prepare_engine(db.engine)
         tenancy.prepare_engine(db.engine, app.config["DATABASE_ROLE"])
 
+    lean.init_app(app)
     request_ids.init_app(app)
     request_limits.init_app(app)
     jobs.init_app(app, schedule=SCHEDULE)

@@ -16,9 +16,9 @@ _SANE = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 def init_app(app: Flask) -> None:
     @app.before_request
     def _assign() -> None:
-        given = request.headers.get("X-Request-Id", "")
-        g.request_id = given if _SANE.fullmatch(given) else uuid.uuid4().hex
-        g.request_id_token = correlation_id.set(g.request_id)
+        given = request.environ.get("HTTP_X_REQUEST_ID", "")  # request.headers["X-Request-Id"]
+        g.request_id = request_id = given if _SANE.fullmatch(given) else uuid.uuid4().hex
+        g.request_id_token = correlation_id.set(request_id)
 
     @app.after_request
     def _echo(response: Response) -> Response:

@@ -15,6 +15,8 @@ accesslog = "-"
 errorlog = "-"
 # A request id in every access line, to match the application's JSON logs.
 access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms request_id=%({x-request-id}o)s'
+# The same line, each field worked out only when the format names it (coalition/access_log.py).
+logger_class = "coalition.access_log.AccessLog"
 # Above the app's own bounds (coalition/request_limits.py), which answer with a problem:
 # what gunicorn refuses it answers itself, in HTML. 8190 is the most gunicorn takes for a line.
 limit_request_line = 8190

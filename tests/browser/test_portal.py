@@ -11,6 +11,7 @@ import requests
 from flask import Flask
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
+from werkzeug.security import generate_password_hash
 
 from coalition import clock
 from coalition.database import table
@@ -116,3 +117,49 @@ def test_a_merchant_applies_is_approved_creates_credentials_and_sees_a_purchase(
     assert accessible(page) == []
     page.get_by_role("link", name="Members").click()
     assert accessible(page) == []
+
+
+def test_a_merchant_cannot_open_another_merchants_statement_nor_post_a_form_without_its_token(
+    page: Page, live_url: str, live_app: Flask
+) -> None:
+    with live_app.app_context():
+        session = db.session()
+        standing = services.apply(
+            session,
+            name="Blumen Berta",
+            email=EMAIL,
+            country="DE",
+            category="flowers",
+            website=None,
+            contact_name="Berta",
+            password_hash=generate_password_hash(PASSWORD),
+            now=clock.utcnow(),
+        )
+        services.approve_merchant(session, standing.id, clock.utcnow())
+        merchants = table(Merchant)
+        own_id = session.execute(
+            select(merchants.c.id).where(merchants.c.public_id == standing.id)
+        ).scalar_one()
+        own = f.statement(session, own_id, closing="-1.50").public_id
+        other = f.statement(session, f.merchant(session, "Other shop"), closing="2.00").public_id
+        session.commit()
+
+    page.goto(live_url + "/portal/sign-in")
+    page.get_by_label("Email").fill(EMAIL)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Blumen Berta")
+
+    assert page.goto(f"{live_url}/portal/statements/{own}").status == 200
+    response = page.goto(f"{live_url}/portal/statements/{other}")
+    assert response is not None and response.status == 404
+    expect(page.get_by_role("heading", level=1)).to_have_text("Page not found")
+
+    # The signed-in browser posts the credentials form without its CSRF token.
+    refused = page.request.post(
+        live_url + "/portal/credentials", form={"name": "Till 9", "scopes": "purchases:write"}
+    )
+    assert refused.status == 400
+    assert "This form has expired" in refused.text()
+    page.goto(live_url + "/portal/credentials")
+    expect(page.locator("main")).not_to_contain_text("Till 9")

@@ -16,6 +16,7 @@ from coalition import clock, economics, tenancy
 from coalition.database import table
 from settlement import business_days, engine
 from settlement.models import SettlementPosition, SettlementRun
+from settlement.runs import settled_between
 
 runs = table(SettlementRun)
 positions = table(SettlementPosition)
@@ -54,17 +55,14 @@ def net_position(session: Session, merchant_id: int, now: datetime) -> NetPositi
     today = business_days.today(now)
     first = today.replace(day=1)
     with tenancy.acting_as(tenancy.SYSTEM, session):
-        final = (runs.c.kind == "final") & (runs.c.status == "succeeded")
-        in_month = (runs.c.business_date >= first) & (runs.c.business_date <= today)
-        settled = set(
-            session.execute(select(runs.c.business_date).where(final, in_month)).scalars()
-        )
+        in_month = settled_between(first, today)
+        settled = set(session.execute(select(runs.c.business_date).where(in_month)).scalars())
         nets = {
             day: Decimal(net)
             for day, net in session.execute(
                 select(runs.c.business_date, positions.c.net)
                 .join(positions, positions.c.run_id == runs.c.id)
-                .where(final, in_month, positions.c.merchant_id == merchant_id)
+                .where(in_month, positions.c.merchant_id == merchant_id)
             )
         }
         month = ZERO

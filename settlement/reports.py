@@ -18,6 +18,7 @@ from merchants.models import Merchant
 from settlement import engine
 from settlement.models import SettlementFlow, SettlementPosition, SettlementRun
 from settlement.money import OPERATOR, money
+from settlement.runs import settled_between
 from settlement.statements import check_month
 
 runs = table(SettlementRun)
@@ -35,12 +36,7 @@ def flows(session: Session, month: str) -> dict[str, Any]:
     and each merchant's balance of trade: others' points it took in less its own spent
     elsewhere."""
     first, last = check_month(session, month)
-    in_month = (
-        runs.c.kind == "final",
-        runs.c.status == "succeeded",
-        runs.c.business_date >= first,
-        runs.c.business_date <= last,
-    )
+    in_month = (settled_between(first, last),)
     rows = session.execute(
         select(
             flow_rows.c.issuer_merchant_id,
@@ -179,12 +175,7 @@ def month_report(session: Session, month: str) -> dict[str, Any]:
             positions.c.net,
         )
         .join(runs, runs.c.id == positions.c.run_id)
-        .where(
-            runs.c.kind == "final",
-            runs.c.status == "succeeded",
-            runs.c.business_date >= first,
-            runs.c.business_date <= last,
-        )
+        .where(settled_between(first, last))
     ).all()
     summed: dict[int, list[Any]] = {}
     for row in rows:
@@ -205,12 +196,7 @@ def month_report(session: Session, month: str) -> dict[str, Any]:
     digits = economics.MINOR_UNIT_DIGITS[report["currency"]]
     text = lambda amount: engine.decimal_text(amount, digits)  # noqa: E731
     settled_days = session.execute(
-        select(func.count(runs.c.id)).where(
-            runs.c.kind == "final",
-            runs.c.status == "succeeded",
-            runs.c.business_date >= first,
-            runs.c.business_date <= last,
-        )
+        select(func.count(runs.c.id)).where(settled_between(first, last))
     ).scalar_one()
     return {
         **report,

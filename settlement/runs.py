@@ -21,7 +21,7 @@ import logging
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import insert, select, text, update
+from sqlalchemy import ColumnElement, and_, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from coalition import audit, clock, economics, faults
@@ -246,17 +246,20 @@ def settle(session: Session, business_date: date, now: datetime) -> Any:
     return execute(session, run.public_id)
 
 
+def settled_between(first: date, last: date) -> ColumnElement[bool]:
+    """The runs that settled the business days first..last: each day's succeeded final run."""
+    return and_(
+        runs.c.kind == "final",
+        runs.c.status == "succeeded",
+        runs.c.business_date >= first,
+        runs.c.business_date <= last,
+    )
+
+
 def unsettled_days(session: Session, first: date, last: date) -> list[date]:
     """Days in [first, last] without a succeeded final run."""
     settled = set(
-        session.execute(
-            select(runs.c.business_date).where(
-                runs.c.kind == "final",
-                runs.c.status == "succeeded",
-                runs.c.business_date >= first,
-                runs.c.business_date <= last,
-            )
-        ).scalars()
+        session.execute(select(runs.c.business_date).where(settled_between(first, last))).scalars()
     )
     days, day = [], first
     while day <= last:

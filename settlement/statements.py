@@ -191,12 +191,7 @@ def _month_positions(
             positions.c.components,
         )
         .join(runs, runs.c.id == positions.c.run_id)
-        .where(
-            runs.c.kind == "final",
-            runs.c.status == "succeeded",
-            runs.c.business_date >= first,
-            runs.c.business_date <= last,
-        )
+        .where(settlement_runs.settled_between(first, last))
     ).all()
     found: dict[int, tuple[dict[date, list[Any]], dict[str, Any]]] = {}
     for row in rows:

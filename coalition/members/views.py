@@ -206,11 +206,11 @@ def sign_in() -> Any:
     if not form.validate_on_submit():
         return render_template("me/sign_in.html", form=form)
     email = form.email.data or ""
-    pages.signin_throttle(FACE, email)
-    member = credentials.authenticate(db.session(), email, form.password.data or "")
+    password = form.password.data or ""
+    member = pages.check_password(
+        FACE, email, lambda: credentials.authenticate(db.session(), email, password)
+    )
     if member is None:
-        pages.signin_failed(FACE, email)
-        flash(_("The email or password is not right."), "error")
         return render_template("me/sign_in.html", form=form), 200
     pages.signin_succeeded(FACE, email)
     target = _safe_next(session.get(NEXT_KEY))

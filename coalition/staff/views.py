@@ -148,13 +148,12 @@ def sign_in() -> Any:
     if not form.validate_on_submit():
         return render_template("ops/sign_in.html", form=form)
     email = form.email.data or ""
-    pages.signin_throttle(FACE, email)
     tenancy.enter(db.session(), tenancy.SYSTEM)  # who is signing in is not known yet
-    session_ = db.session()
-    staff = services.check_password(session_, email, form.password.data or "")
+    password = form.password.data or ""
+    staff = pages.check_password(
+        FACE, email, lambda: services.check_password(db.session(), email, password)
+    )
     if staff is None:
-        pages.signin_failed(FACE, email)
-        flash(_("The email or password is not right."), "error")
         return render_template("ops/sign_in.html", form=form), 200
     target = _safe_next(form.next.data)
     if staff.has_totp:

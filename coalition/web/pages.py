@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 
 from flask import (
     Blueprint,
     Flask,
     current_app,
+    flash,
     g,
     redirect,
     render_template,
@@ -41,6 +42,7 @@ MAX_PAGE = 10_000  # a bound on OFFSET, so a crafted page number cannot make a l
 # Five wrong passwords for one account lock it for a quarter of an hour, from any address.
 LOCKOUT = "5/15minutes"
 SESSION_ID = "sid"
+T = TypeVar("T")
 
 # 'self' only: the stylesheet and any script are files the app serves. Inline SVG charts draw
 # with presentation attributes, which CSP does not count as styles.
@@ -193,6 +195,17 @@ def signin_throttle(face: str, email: str) -> None:
         raise TooManySignins("too many sign-in attempts from this address")
     if not _limiter().test(parse(LOCKOUT), "lockout", face, email.strip().lower()):
         raise TooManySignins("this account is locked for a while after wrong passwords")
+
+
+def check_password(face: str, email: str, check: Callable[[], T | None]) -> T | None:
+    """A sign-in form's password check, between the throttle and the count of failures: what
+    `check` found, or None with the form's error flashed."""
+    signin_throttle(face, email)
+    found = check()
+    if found is None:
+        signin_failed(face, email)
+        flash(_("The email or password is not right."), "error")
+    return found
 
 
 def signin_failed(face: str, email: str) -> None:

@@ -131,11 +131,11 @@ def sign_in() -> Any:
     if not form.validate_on_submit():
         return render_template("portal/sign_in.html", form=form)
     email = form.email.data or ""
-    pages.signin_throttle(FACE, email)
-    merchant = passwords.authenticate(db.session(), email, form.password.data or "")
+    password = form.password.data or ""
+    merchant = pages.check_password(
+        FACE, email, lambda: passwords.authenticate(db.session(), email, password)
+    )
     if merchant is None:
-        pages.signin_failed(FACE, email)
-        flash(_("The email or password is not right."), "error")
         return render_template("portal/sign_in.html", form=form), 200
     pages.signin_succeeded(FACE, email)
     target = _safe_next(session.get(NEXT_KEY))

@@ -321,7 +321,7 @@ def external_id_clash(error: IntegrityError) -> bool:
     return EXTERNAL_ID_CONSTRAINT in name or "external_id" in name
 
 
-def _earned(
+def earned_for(
     purchase: Mapping[str, Any],
     rules: Rules,
     terms: economics.Terms,
@@ -329,8 +329,9 @@ def _earned(
     progress: Mapping[str, int],
     now: datetime,
 ) -> Earned:
-    """What the purchase earns under `rules` (SPEC 2). The premium multiplier is not looked up
-    here yet (None): the paid membership provides it."""
+    """What the purchase earns under `rules` (SPEC 2), for a member of `tier` with `progress` on
+    the stamp cards: the purchase path's and the portal preview's one computation. The premium
+    multiplier is not looked up here yet (None): the paid membership provides it."""
     return earn(
         rules,
         Basket.of(purchase, purchase.get("occurred_at") or now),
@@ -407,7 +408,7 @@ def record_purchase(
         if _needs_stamps(rules, [purchase])
         else {}
     )
-    earned = _earned(purchase, rules, terms, member.tier, progress, now)
+    earned = earned_for(purchase, rules, terms, member.tier, progress, now)
     if earning.issuance_cap is not None:
         budget = Budget(session, merchant_id, earning.issuance_cap, now)
         refusal = budget.refusal(earned.merchant_funded)
@@ -683,7 +684,7 @@ def _earn_lines(
     refused: dict[int, CoalitionError] = {}
     changed: dict[tuple[int, str], int] = {}
     for (index, purchase, account_id), rules in zip(lines, rules_of, strict=True):
-        earned = _earned(purchase, rules, terms, tiers[account_id], progress[account_id], now)
+        earned = earned_for(purchase, rules, terms, tiers[account_id], progress[account_id], now)
         refusal = budget.refusal(earned.merchant_funded) if budget is not None else None
         if refusal is not None:
             refused[index] = refusal

@@ -611,8 +611,7 @@ def _record_batch(
         terms=terms,
         now=now,
     )
-    for index, refusal in awards.refused.items():
-        outcomes[index] = refusal
+    outcomes.update(awards.refused)
     new = [index for index in new if index not in awards.refused]
     results = award_many(
         session,

@@ -138,7 +138,7 @@ class PreviewForm(FlaskForm):
         if amount is None or amount < 1:
             self.amount.errors = [_("Enter an amount such as 20.00.")]
             return None
-        items = []
+        items: list[dict[str, Any]] = []
         lines = [line for line in (self.items.data or "").splitlines() if line.strip()]
         if len(lines) > MAX_PREVIEW_ITEMS:
             self.items.errors = [_("At most %(n)s items.", n=MAX_PREVIEW_ITEMS)]

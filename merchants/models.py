@@ -6,13 +6,23 @@ refuses it (`refused`, with a reason the merchant reads), and may suspend an act
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import CheckConstraint, Numeric, String
+from sqlalchemy import (
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
-from coalition.database import BigId, UTCDateTime
+from coalition.database import BigId, Json, UTCDateTime
 from coalition.extensions import Base
 
 MERCHANT_STATUSES = ("pending", "active", "suspended", "refused")
@@ -25,6 +35,7 @@ class Merchant(Base):
     __table_args__ = (
         CheckConstraint("status IN ('pending', 'active', 'suspended', 'refused')", name="status"),
         CheckConstraint("base_rate > 0", name="base_rate_positive"),
+        CheckConstraint("monthly_issuance_cap >= 0", name="monthly_issuance_cap"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -39,10 +50,14 @@ class Merchant(Base):
     contact_name: Mapped[str | None] = mapped_column(String(200))
     # For the portal (a later issue); hashed with werkzeug's scrypt.
     password_hash: Mapped[str | None] = mapped_column(String(255))
-    # Points per unit of currency (SPEC 2, Earn rules); the rules issue adds the rest.
+    # Points per unit of currency (SPEC 2, Earn rules): the base rate of the merchant's earn
+    # rules in force now (`EarnRulesVersion`), kept here too for the readers of the directory.
     base_rate: Mapped[Decimal] = mapped_column(
         Numeric(12, 4), default=DEFAULT_BASE_RATE, server_default="1"
     )
+    # SPEC 2, Budgets: the merchant-funded points it may issue per calendar month (the
+    # coalition's time zone), set by the operator; NULL: no cap.
+    monthly_issuance_cap: Mapped[int | None] = mapped_column(BigId)
     # Stripe (SPEC 3.7): the connected account it is paid into, the customer it is invoiced as.
     stripe_account_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True)
@@ -52,3 +67,60 @@ class Merchant(Base):
     # An application the operator refused: when, and why (shown to the merchant).
     refused_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     refusal_reason: Mapped[str | None] = mapped_column(String(MAX_REFUSAL_REASON))
+
+
+class EarnRulesVersion(Base):
+    """One version of a merchant's earn rules (SPEC 2, Earn rules): the rules document, in force
+    from `effective_from` until the next version's. Versions are never changed: a new one is
+    written. A merchant with none earns at `merchants.base_rate` alone (version 1, implicit:
+    `merchants.rules`)."""
+
+    __tablename__ = "earn_rules"
+    __table_args__ = (
+        UniqueConstraint("merchant_id", "version", name="uq_earn_rules_version"),
+        Index("ix_earn_rules_in_force", "merchant_id", "effective_from"),
+        CheckConstraint("version >= 1", name="version_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    effective_from: Mapped[datetime] = mapped_column(UTCDateTime())
+    document: Mapped[dict[str, Any]] = mapped_column(Json)
+    actor_id: Mapped[str | None] = mapped_column(String(80))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class StampProgress(Base):
+    """A member's stamps on one of a merchant's stamp cards (by the card's name): items bought
+    in the card's category since its last reward. Changed only under the member's lock."""
+
+    __tablename__ = "stamp_progress"
+    __table_args__ = (
+        UniqueConstraint("member_account_id", "merchant_id", "card", name="uq_stamp_progress"),
+        CheckConstraint("stamps >= 0", name="stamps"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    member_account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
+    card: Mapped[str] = mapped_column(String(100))
+    stamps: Mapped[int] = mapped_column(BigId, default=0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class IssuanceCounter(Base):
+    """The merchant-funded points a capped merchant has issued in one month (SPEC 2, Budgets):
+    the row a capped merchant's purchases update atomically against its cap."""
+
+    __tablename__ = "issuance_counters"
+    __table_args__ = (
+        UniqueConstraint("merchant_id", "month", name="uq_issuance_counters_month"),
+        CheckConstraint("issued >= 0", name="issued"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
+    # The first day of the month, in the coalition's time zone.
+    month: Mapped[date] = mapped_column(Date)
+    issued: Mapped[int] = mapped_column(BigId, default=0)

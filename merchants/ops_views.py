@@ -1,7 +1,8 @@
 """The operator console's merchant pages (SPEC 3.9): applications to approve or refuse with a
 reason, merchants to suspend or let back in, and each merchant's API clients. Any staff may open
 them (no money is shown). Each action calls one `merchants.services` operation, naming the staff
-as the audit log's actor, and commits."""
+as the audit log's actor, and commits. The monthly issuance cap (SPEC 2, Budgets) is set by
+admin and finance staff (`merchants.budgets`)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from coalition.errors import CoalitionError
 from coalition.extensions import db
 from coalition.staff.views import current_staff, staff_required
 from coalition.web import pages
-from merchants import reads, services
+from merchants import budgets, reads, services
+from merchants.rules_forms import BudgetForm
 
 bp = pages.face_blueprint("ops_merchants", __name__, "/ops/merchants")
 
@@ -71,18 +73,48 @@ def index() -> str:
     )
 
 
-@bp.get("/<merchant_id>")
-@staff_required()
-def merchant(merchant_id: str) -> str:
+def _merchant_page(
+    merchant_id: str,
+    refuse_form: RefuseForm | None = None,
+    budget_form: BudgetForm | None = None,
+) -> str:
     session = db.session()
     found = reads.merchant(session, merchant_id)
+    budget = budgets.usage_of(session, merchant_id, clock.utcnow())
+    if budget_form is None:
+        budget_form = BudgetForm(formdata=None)
+        budget_form.monthly_issuance_cap.data = budget.monthly_issuance_cap
     return render_template(
         "ops/merchant.html",
         merchant=found,
         clients=reads.merchant_clients(session, merchant_id),
         action_form=ActionForm(),
-        refuse_form=RefuseForm(),
+        refuse_form=refuse_form or RefuseForm(),
+        budget=budget,
+        budget_form=budget_form,
         labels=_status_labels(),
+    )
+
+
+@bp.get("/<merchant_id>")
+@staff_required()
+def merchant(merchant_id: str) -> str:
+    return _merchant_page(merchant_id)
+
+
+@bp.post("/<merchant_id>/budget")
+@staff_required("admin", "finance")
+def set_budget(merchant_id: str) -> Any:
+    form = BudgetForm()
+    if not form.validate_on_submit():
+        return _merchant_page(merchant_id, budget_form=form), 422
+    cap = form.monthly_issuance_cap.data
+    return _act(
+        merchant_id,
+        lambda s: budgets.set_cap(s, merchant_id, cap, clock.utcnow(), actor=_actor()),
+        _("The monthly issuance cap is now %(cap)s points.", cap=cap)
+        if cap is not None
+        else _("The merchant has no monthly issuance cap now."),
     )
 
 
@@ -145,15 +177,7 @@ def suspend(merchant_id: str) -> Response:
 def refuse(merchant_id: str) -> Any:
     form = RefuseForm()
     if not form.validate_on_submit():
-        session = db.session()
-        return render_template(
-            "ops/merchant.html",
-            merchant=reads.merchant(session, merchant_id),
-            clients=reads.merchant_clients(session, merchant_id),
-            action_form=ActionForm(),
-            refuse_form=form,
-            labels=_status_labels(),
-        ), 422
+        return _merchant_page(merchant_id, refuse_form=form), 422
     reason = form.reason.data or ""
     return _act(
         merchant_id,

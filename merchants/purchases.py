@@ -1,16 +1,18 @@
-"""Purchases at a merchant's till (SPEC 3.3), one at a time or in a batch: each earns at the
-merchant's base rate (SPEC 2, Earn rules; campaigns, tiers and stamps come with the rules issue),
-plus the operator's welcome bonus on a member's first purchase anywhere, and each is recorded
-once per (merchant, external_id). Currency, lot life and welcome bonus are the economics' terms
+"""Purchases at a merchant's till (SPEC 3.3), one at a time or in a batch: each earns under the
+merchant's earn rules in force at its `occurred_at` (`merchants.rules`; the arithmetic is
+`merchants.earning.earn`, with the member's tier multiplier as read under its lock), plus the
+operator's welcome bonus on a member's first purchase anywhere, and each is recorded
+once per (merchant, external_id). A capped merchant's purchase past its monthly budget is
+refused (`merchants.budgets`). Currency, lot life and welcome bonus are the economics' terms
 in force for the merchant on the business day the purchase is recorded. Each function takes a
 session and validated values and returns a result (`PurchaseResult`, `RefundResult`); refusals
 raise. The HTTP layer (`merchants.api.points`) serialises the results with their schemas.
 
 A purchase whose external_id was recorded before is a replay: the first result, `replayed` (the
 same transaction, and the member's balance as it was right after it). The same external_id with
-another member, amount, currency or `occurred_at` is `idempotency_conflict`, like an
-Idempotency-Key reused with another body. `store` and `items` are validated but not kept yet,
-so they do not take part in that comparison. A refund (`refund_purchase`) claws a purchase's
+another member, amount, currency, `occurred_at`, `store` or `items` is
+`idempotency_conflict`, like an Idempotency-Key reused with another body (a purchase recorded
+before stores and items were kept matches any). A refund (`refund_purchase`) claws a purchase's
 points back in proportion.
 
 The batch (`record_batch`) gives each line the outcome the same line would get on its own, in
@@ -31,24 +33,29 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from coalition import clock, economics
-from coalition.database import Hot, table
+from coalition.database import Hot, UTCDateTime, table
 from coalition.errors import CoalitionError, IdempotencyConflict, NotFound
 from coalition.ledger import operations, reads
 from coalition.ledger.accounts import Issuers, issuer_columns, issuers_from, lock_member_accounts
 from coalition.ledger.awards import Award, award_many
-from coalition.ledger.models import Transaction
+from coalition.ledger.models import Account, Transaction
 from coalition.ledger.reads import balances_after
 from coalition.ledger.rows import Actor
+from coalition.members.models import Member
 from coalition.members.services import (
     FoundMember,
     MemberLock,
     find_members,
     member_of_account,
 )
-from merchants.models import Merchant
+from merchants import rules as earn_rules
+from merchants import stamps
+from merchants.budgets import Budget
+from merchants.earning import Basket, Earned, Rules, as_parts, earn
 
-merchants = table(Merchant)
 transactions = table(Transaction)
+accounts_table = table(Account)
+members_table = table(Member)
 
 # A batch that loses a race for an external_id to another request is retried (TIGER_STYLE: a
 # bound on every retry); the retry sees the other request's purchase and replays it.
@@ -79,7 +86,7 @@ class MemberState:
 
 @dataclass(frozen=True)
 class Earn:
-    """A purchase's transaction: its points, in SPEC 3.3's five parts."""
+    """A purchase's transaction: its points, in SPEC 3.3's five parts and `premium`."""
 
     id: str
     points: int
@@ -142,8 +149,9 @@ def _check_currency(currency: str, terms: economics.Terms) -> None:
 
 
 def _breakdown(stored: Mapping[str, int] | None) -> dict[str, int]:
-    """SPEC 3.3's five parts. A purchase written outside the API may carry the ledger's part
-    names (`merchant`), which is its base here."""
+    """SPEC 3.3's five parts, and `premium` (a premium membership's extra points). A purchase
+    written outside the API may carry the ledger's part names (`merchant`), which is its base
+    here."""
     stored = stored or {}
     return {
         "base": stored.get("base", stored.get("merchant", 0)),
@@ -151,6 +159,7 @@ def _breakdown(stored: Mapping[str, int] | None) -> dict[str, int]:
         "tier": stored.get("tier", 0),
         "welcome": stored.get("welcome", 0),
         "stamp": stored.get("stamp", 0),
+        "premium": stored.get("premium", 0),
     }
 
 
@@ -172,21 +181,39 @@ def _replay(first: Any, member: FoundMember, balance: int) -> PurchaseResult:
     return PurchaseResult(earn, member_state(member, balance), replayed=True)
 
 
-def earning_columns(merchant_id: Any) -> tuple[Any, ...]:
-    """The merchant's base rate and the accounts its awards are issued from, as columns (`rate`,
-    `merchant_account`, `operator_account`) that a purchase reads with its member."""
-    rate = select(merchants.c.base_rate).where(merchants.c.id == merchant_id).scalar_subquery()
-    return (rate.label("rate"), *issuer_columns(merchant_id))
+def earning_columns(merchant_id: Any, at: Any) -> tuple[Any, ...]:
+    """The merchant's earn rules in force at `at`, its issuance cap and the accounts its awards
+    are issued from, as columns (`merchants.rules.rules_columns`, `merchant_account`,
+    `operator_account`) that a purchase reads with its member."""
+    return (*earn_rules.rules_columns(merchant_id, at), *issuer_columns(merchant_id))
 
 
-def earning_at(session: Session, merchant_id: int) -> tuple[Decimal, Issuers]:
-    """What `earning_columns` says, read on its own (a batch)."""
-    row = session.execute(select(*earning_columns(merchant_id))).one()
-    return Decimal(row.rate), issuers_from(row, merchant_id)
+def earning_at(session: Session, merchant_id: int, at: datetime) -> Any:
+    """What `earning_columns` says, read on its own (a batch: its cap and issuers)."""
+    return session.execute(select(*earning_columns(merchant_id, at))).one()
 
 
-# A purchase's member, locked, read with its merchant's terms (`earning_columns`): built once.
-_LOCK_WITH_EARNING = MemberLock(*earning_columns(bindparam("merchant_id")))
+# A purchase's member, locked, read with its merchant's rules (`earning_columns`): built once.
+_LOCK_WITH_EARNING = MemberLock(
+    *earning_columns(bindparam("merchant_id"), bindparam("at", type_=UTCDateTime()))
+)
+
+
+def tier_multiplier(terms: economics.Terms, tier: str) -> Decimal:
+    """The earn multiplier of the member's tier (`members.tier`) in the terms; 1 for a tier the
+    terms no longer name."""
+    return next((t.multiplier for t in terms.tiers if t.name == tier), Decimal(1))
+
+
+def tiers_of(session: Session, account_ids: Iterable[int]) -> dict[int, str]:
+    """The members' tiers by account id, read once their accounts are locked (a batch)."""
+    rows = session.execute(
+        select(accounts_table.c.id, members_table.c.tier)
+        .join(members_table, members_table.c.id == accounts_table.c.member_id)
+        .where(accounts_table.c.id.in_(sorted(set(account_ids))))
+    )
+    return {row.id: row.tier for row in rows}
+
 
 _EARLIER = select(
     transactions.c.id,
@@ -200,6 +227,9 @@ _EARLIER = select(
     transactions.c.occurred_at,
     transactions.c.created_at,
     transactions.c.original_id,
+    transactions.c.rules_version,
+    transactions.c.store,
+    transactions.c["items"],
 ).where(
     transactions.c.merchant_id == bindparam("merchant_id"),
     transactions.c.type == bindparam("type"),
@@ -223,22 +253,49 @@ def earlier_transactions(
     return {row.external_id: row for row in rows}
 
 
-def _same_purchase(
-    first_account: int,
-    first_amount: int | None,
-    first_currency: str | None,
-    first_occurred_at: datetime | None,
-    account_id: int,
-    purchase: Mapping[str, Any],
-) -> bool:
+@dataclass(frozen=True)
+class First:
+    """What the first purchase under an external_id asked for."""
+
+    account_id: int
+    amount: int | None
+    currency: str | None
+    occurred_at: datetime | None
+    # Kept since purchases were earned under earn rules (`rules_version` set); before, None.
+    described: tuple[str | None, Any] | None = None
+
+    @classmethod
+    def of(cls, row: Any) -> First:
+        described = (row.store, row.items) if row.rules_version is not None else None
+        return cls(
+            row.member_account_id, row.amount_minor, row.currency, row.occurred_at, described
+        )
+
+    @classmethod
+    def of_line(cls, account_id: int, purchase: Mapping[str, Any]) -> First:
+        return cls(
+            account_id,
+            purchase["amount"],
+            purchase["currency"],
+            purchase.get("occurred_at"),
+            (purchase.get("store"), purchase.get("items")),
+        )
+
+
+def _same_purchase(first: First, account_id: int, purchase: Mapping[str, Any]) -> bool:
     """Whether a repeat of an external_id asks for what the first asked for. `occurred_at`
-    counts only when the repeat gives one."""
+    counts only when the repeat gives one; `store` and `items` always (absent is absent), unless
+    the first was recorded before they were kept."""
     occurred_at = purchase.get("occurred_at")
     return (
-        first_account == account_id
-        and first_amount == purchase["amount"]
-        and first_currency == purchase["currency"]
-        and (occurred_at is None or occurred_at == first_occurred_at)
+        first.account_id == account_id
+        and first.amount == purchase["amount"]
+        and first.currency == purchase["currency"]
+        and (occurred_at is None or occurred_at == first.occurred_at)
+        and (
+            first.described is None
+            or first.described == (purchase.get("store"), purchase.get("items"))
+        )
     )
 
 
@@ -264,24 +321,56 @@ def external_id_clash(error: IntegrityError) -> bool:
     return EXTERNAL_ID_CONSTRAINT in name or "external_id" in name
 
 
+def earned_for(
+    purchase: Mapping[str, Any],
+    rules: Rules,
+    terms: economics.Terms,
+    tier: str,
+    progress: Mapping[str, int],
+    now: datetime,
+) -> Earned:
+    """What the purchase earns under `rules` (SPEC 2), for a member of `tier` with `progress` on
+    the stamp cards: the purchase path's and the portal preview's one computation. The premium
+    multiplier is not looked up here yet (None): the paid membership provides it."""
+    return earn(
+        rules,
+        Basket.of(purchase, purchase.get("occurred_at") or now),
+        minor_units=terms.minor_units,
+        tier_multiplier=tier_multiplier(terms, tier),
+        premium_multiplier=None,
+        stamps=progress,
+    )
+
+
 def _award(
     purchase: Mapping[str, Any],
     account_id: int,
-    rate: Decimal,
+    earned: Earned,
+    rules: Rules,
     terms: economics.Terms,
     now: datetime,
 ) -> Award:
-    base = economics.base_points(purchase["amount"], rate, terms)
     return Award(
         account_id=account_id,
-        parts={"merchant": base},
+        parts=as_parts(earned),
         # SPEC 2: lots expire `expiry_months` after issue.
         expires_at=clock.add_months(now, terms.expiry_months),
         amount_minor=purchase["amount"],
         currency=purchase["currency"],
         external_id=purchase["external_id"],
-        breakdown={"base": base, "campaign": 0, "tier": 0, "welcome": 0, "stamp": 0},
+        breakdown={**earned.breakdown(), "welcome": 0},
         occurred_at=purchase.get("occurred_at"),
+        rules_version=rules.version,
+        store=purchase.get("store"),
+        items=purchase.get("items"),
+    )
+
+
+def _needs_stamps(rules: Rules, purchases: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether any of the purchases buys in a stamp card's category (else no stamp is read)."""
+    categories = {card.category for card in rules.stamp_cards}
+    return bool(categories) and any(
+        item.get("category") in categories for p in purchases for item in p.get("items") or ()
     )
 
 
@@ -299,25 +388,37 @@ def record_purchase(
     terms = economics.terms_at(now, merchant_id, session)
     _check_currency(purchase["currency"], terms)
     # Under the member's lock, a concurrent repeat of this external_id for this member has
-    # either committed (and is found here) or waits for this one.
+    # either committed (and is found here) or waits for this one. The rules are those in force
+    # when the purchase was made; the tier is the member's as its lock is taken.
     member, account, earning = _LOCK_WITH_EARNING(
-        session, purchase["member"], merchant_id=merchant_id
+        session,
+        purchase["member"],
+        merchant_id=merchant_id,
+        at=purchase.get("occurred_at") or now,
     )
-    rate, issued_from = Decimal(earning.rate), issuers_from(earning, merchant_id)
+    rules, issued_from = earn_rules.from_columns(earning), issuers_from(earning, merchant_id)
     external_id = purchase["external_id"]
     first = earlier_transactions(session, merchant_id, "earn", [external_id]).get(external_id)
     if first is not None:
-        if not _same_purchase(
-            first.member_account_id,
-            first.amount_minor,
-            first.currency,
-            first.occurred_at,
-            member.account_id,
-            purchase,
-        ):
+        if not _same_purchase(First.of(first), member.account_id, purchase):
             raise external_id_conflict(external_id, first.public_id)
         return _replay(first, member, balances_after(session, [first.id])[first.id])
-    award = _award(purchase, member.account_id, rate, terms, now)
+    progress = (
+        stamps.progress(session, merchant_id, [account.id])[account.id]
+        if _needs_stamps(rules, [purchase])
+        else {}
+    )
+    earned = earned_for(purchase, rules, terms, member.tier, progress, now)
+    if earning.issuance_cap is not None:
+        budget = Budget(session, merchant_id, earning.issuance_cap, now)
+        refusal = budget.refusal(earned.merchant_funded)
+        if refusal is not None:
+            raise refusal
+        budget.save()
+    stamps.save(
+        session, merchant_id, {(account.id, card): n for card, n in earned.stamps.items()}, now
+    )
+    award = _award(purchase, member.account_id, earned, rules, terms, now)
     try:
         [result] = award_many(
             session,
@@ -465,7 +566,6 @@ def _record_batch(
     live = list(purchases)
     member_of = {i: found[purchases[i]["member"]] for i in live}
 
-    rate, issued_from = earning_at(session, merchant_id) if live else (Decimal(0), None)
     # QUALITY: member accounts locked once, in ascending id order (the global lock order).
     locked = (
         lock_member_accounts(session, {m.account_id for m in member_of.values()}) if live else {}
@@ -483,14 +583,7 @@ def _record_batch(
         external_id = purchase["external_id"]
         if external_id in earlier:
             first = earlier[external_id]
-            if _same_purchase(
-                first.member_account_id,
-                first.amount_minor,
-                first.currency,
-                first.occurred_at,
-                member.account_id,
-                purchase,
-            ):
+            if _same_purchase(First.of(first), member.account_id, purchase):
                 replays.append((index, first))
             else:
                 outcomes[index] = external_id_conflict(external_id, first.public_id)
@@ -498,10 +591,7 @@ def _record_batch(
             first_index = claimed[external_id]
             first_purchase = purchases[first_index]
             if _same_purchase(
-                member_of[first_index].account_id,
-                first_purchase["amount"],
-                first_purchase["currency"],
-                first_purchase.get("occurred_at"),
+                First.of_line(member_of[first_index].account_id, first_purchase),
                 member.account_id,
                 purchase,
             ):
@@ -514,15 +604,24 @@ def _record_batch(
             claimed[external_id] = index
             new.append(index)
 
+    awards = _earn_lines(
+        session,
+        merchant_id=merchant_id,
+        lines=[(i, purchases[i], member_of[i].account_id) for i in new],
+        terms=terms,
+        now=now,
+    )
+    outcomes.update(awards.refused)
+    new = [index for index in new if index not in awards.refused]
     results = award_many(
         session,
         merchant_id=merchant_id,
-        awards=[_award(purchases[i], member_of[i].account_id, rate, terms, now) for i in new],
+        awards=[awards.accepted[i] for i in new],
         actor=actor,
         now=now,
         welcome_bonus=terms.welcome_bonus,
         locked=locked,
-        issued_from=issued_from,
+        issued_from=awards.issued_from,
     )
     for index, result in zip(new, results, strict=True):
         outcomes[index] = purchase_result(
@@ -533,6 +632,66 @@ def _record_batch(
         outcomes[index] = _replay(first, member_of[index], after[first.id])
     for index, first_index in repeats:
         first_result = outcomes[first_index]
-        assert isinstance(first_result, PurchaseResult)  # a line in `new`: recorded above
-        outcomes[index] = replace(first_result, replayed=True)
+        # A line in `new`: recorded above, or refused (its cap), which its repeat is too.
+        outcomes[index] = (
+            replace(first_result, replayed=True)
+            if isinstance(first_result, PurchaseResult)
+            else first_result
+        )
     return [outcomes[index] for index in range(len(lines))]
+
+
+@dataclass
+class _Earnings:
+    accepted: dict[int, Award]
+    refused: dict[int, CoalitionError]
+    issued_from: Issuers | None
+
+
+def _earn_lines(
+    session: Session,
+    *,
+    merchant_id: int,
+    lines: Sequence[tuple[int, Mapping[str, Any], int]],
+    terms: economics.Terms,
+    now: datetime,
+) -> _Earnings:
+    """The awards of a batch's new lines (index, purchase, member account), in order, each
+    under the rules in force at its `occurred_at`, the member's tier and stamps (the members are
+    locked), and the merchant's budget: a line past the cap is refused, and its stamps are not
+    counted. One query for the rules, one for the tiers; the stamps and the budget only for a
+    merchant that has stamp cards or a cap."""
+    if not lines:
+        return _Earnings({}, {}, None)
+    moments = [p.get("occurred_at") or now for _, p, _ in lines]
+    earning = earning_at(session, merchant_id, now)
+    schedule = earn_rules.versions_between(session, merchant_id, min(moments), max(moments))
+    rules_of = [schedule.at(moment) for moment in moments]
+    account_ids = {account_id for _, _, account_id in lines}
+    tiers = tiers_of(session, account_ids)
+    progress = (
+        stamps.progress(session, merchant_id, account_ids)
+        if any(_needs_stamps(rules, [p]) for (_, p, _), rules in zip(lines, rules_of, strict=True))
+        else {a: {} for a in account_ids}
+    )
+    budget = (
+        Budget(session, merchant_id, earning.issuance_cap, now)
+        if earning.issuance_cap is not None
+        else None
+    )
+    accepted: dict[int, Award] = {}
+    refused: dict[int, CoalitionError] = {}
+    changed: dict[tuple[int, str], int] = {}
+    for (index, purchase, account_id), rules in zip(lines, rules_of, strict=True):
+        earned = earned_for(purchase, rules, terms, tiers[account_id], progress[account_id], now)
+        refusal = budget.refusal(earned.merchant_funded) if budget is not None else None
+        if refusal is not None:
+            refused[index] = refusal
+            continue
+        progress[account_id].update(earned.stamps)
+        changed.update({(account_id, card): n for card, n in earned.stamps.items()})
+        accepted[index] = _award(purchase, account_id, earned, rules, terms, now)
+    if budget is not None:
+        budget.save()
+    stamps.save(session, merchant_id, changed, now)
+    return _Earnings(accepted, refused, issuers_from(earning, merchant_id))

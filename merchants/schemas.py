@@ -255,6 +255,10 @@ class BreakdownSchema(Strict):
     tier = fields.Integer(required=True)
     welcome = fields.Integer(required=True)
     stamp = fields.Integer(required=True)
+    premium = fields.Integer(
+        required=True,
+        metadata={"description": "a premium membership's extra points, operator-funded"},
+    )
 
 
 class EarnSchema(Strict):

@@ -6,7 +6,8 @@ awards. The ledger it leaves is the one the same awards made one by one, in orde
 `award` is the single purchase's way in.
 
 Each non-zero part of an award (`merchant`: base, campaign and stamp points, funded by the
-merchant; the operator-funded `tier` and `welcome`) becomes its own transfer and lot, the
+merchant; the operator-funded `tier` (the tier's and a premium membership's extra points) and
+`welcome`) becomes its own transfer and lot, the
 merchant's first. A member's first purchase anywhere adds the welcome bonus, decided under the
 lock, so only once. New points of a member in debt repay it first."""
 
@@ -62,6 +63,10 @@ class Award:
     external_id: str | None = None
     breakdown: Mapping[str, int] | None = None
     occurred_at: datetime | None = None
+    # The purchase as the till described it, and the version of the earn rules it earned under.
+    rules_version: int | None = None
+    store: str | None = None
+    items: Sequence[Mapping[str, Any]] | None = None
 
 
 @dataclass
@@ -189,6 +194,9 @@ def award_many(
                 "external_id": entry.award.external_id,
                 "breakdown": entry.result["transaction"]["breakdown"],
                 "occurred_at": entry.award.occurred_at,
+                "rules_version": entry.award.rules_version,
+                "store": entry.award.store,
+                "items": list(entry.award.items) if entry.award.items is not None else None,
             }
             for entry in entries
         ],

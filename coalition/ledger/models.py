@@ -16,6 +16,7 @@ from sqlalchemy import (
     CheckConstraint,
     ForeignKey,
     Index,
+    Integer,
     String,
     Text,
     UniqueConstraint,
@@ -126,6 +127,11 @@ class Transaction(Base):
     reason: Mapped[str] = mapped_column(Text)
     occurred_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # A purchase: the version of its merchant's earn rules it was earned under, and the till's
+    # store and items as sent (SPEC 3.3).
+    rules_version: Mapped[int | None] = mapped_column(Integer)
+    store: Mapped[str | None] = mapped_column(String(100))
+    items: Mapped[list[Any] | None] = mapped_column(Json)
 
 
 class Transfer(Base):

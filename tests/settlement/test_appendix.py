@@ -141,6 +141,7 @@ def the_month(session: Session) -> dict[str, int]:
         "tier": 0,
         "welcome": 100,
         "stamp": 0,
+        "premium": 0,
     }
     other = buy(session, b, card2, 40, "B-0001", at(1, 12))
     assert (other["transaction"]["breakdown"]["base"], other["member"]["balance"]) == (80, 180)

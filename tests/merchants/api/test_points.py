@@ -106,6 +106,7 @@ def test_a_first_purchase_earns_base_points_and_the_welcome_bonus(session, clien
         "tier": 0,
         "welcome": 100,
         "stamp": 0,
+        "premium": 0,
     }
     assert body["member"] == {
         "id": public_id_of(session, alice),

@@ -1,0 +1,257 @@
+"""What a purchase earns (SPEC 2, Earn rules): one pure function, `earn`, used by the purchase
+path, the batch and the portal's preview alike. No database, no clock, no float: `Decimal` and
+`int` only.
+
+The arithmetic, per purchase:
+
+- Each line (an item; a purchase without items is one line of its whole amount and no
+  category) earns `amount / minor units x base_rate x category multiplier` (a category without
+  a multiplier: 1): its **base**.
+- Each campaign in force at the purchase's `occurred_at` (`starts_at <= occurred_at <
+  ends_at`), for the purchase's store (if the campaign names stores) and the line's category (if
+  it names categories), adds `base x (multiplier - 1)` of that line: its **campaign** points.
+  Campaigns stack by adding their bonuses.
+- Each stamp card counts the units (`quantity`, default 1) bought in its category: every `buy`
+  stamps collected, with those carried over from earlier purchases, give `reward` points:
+  **stamp**. The remainder carries over to the next purchase.
+- `max_points_per_purchase` caps the merchant-funded points (base + campaign + stamp): what is
+  over it is taken from the campaign first, then the base, then the stamps (a promised reward
+  goes last).
+- The member's tier adds `(base + campaign) x (tier multiplier - 1)`: **tier**; a premium
+  membership likewise `(base + campaign) x (premium multiplier - 1)`: **premium**. Both are
+  operator-funded, computed on the merchant's points after its cap.
+
+Every part is exact (a `Decimal`) until the end. The purchase's points are the floor of their
+exact sum, once. The whole points are then split between the parts by the largest remainder:
+each part gets the floor of its exact value, and the points left (fewer than the number of
+parts) go one each to the parts with the largest fractions (ties in the order base, campaign,
+stamp, tier, premium), so the parts add up to the total exactly and each is its exact value
+floored or rounded up. A plain purchase (base rate only) earns `economics.base_points`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_FLOOR, Decimal, localcontext
+from typing import Any
+
+# Enough digits that no product of an amount (up to 10^11 minor units) and the rules' rates and
+# multipliers (4 decimal places each, see merchants.rules) is ever rounded.
+PRECISION = 80
+PARTS = ("base", "campaign", "stamp", "tier", "premium")
+MERCHANT_PARTS = ("base", "campaign", "stamp")
+ONE = Decimal(1)
+
+
+@dataclass(frozen=True)
+class Campaign:
+    name: str
+    multiplier: Decimal
+    starts_at: datetime
+    ends_at: datetime
+    categories: frozenset[str] | None = None
+    stores: frozenset[str] | None = None
+
+    def applies(self, at: datetime, store: str | None, category: str | None) -> bool:
+        return (
+            self.starts_at <= at < self.ends_at
+            and (self.stores is None or store in self.stores)
+            and (self.categories is None or category in self.categories)
+        )
+
+
+@dataclass(frozen=True)
+class StampCard:
+    name: str
+    category: str
+    buy: int
+    reward: int
+
+
+@dataclass(frozen=True)
+class Rules:
+    """A version of a merchant's earn rules, parsed (`from_document`)."""
+
+    base_rate: Decimal
+    version: int = 1
+    category_multipliers: Mapping[str, Decimal] = field(default_factory=dict)
+    campaigns: tuple[Campaign, ...] = ()
+    max_points_per_purchase: int | None = None
+    stamp_cards: tuple[StampCard, ...] = ()
+
+    @classmethod
+    def from_document(cls, document: Mapping[str, Any], version: int) -> Rules:
+        """The rules of a stored document (`merchants.rules` wrote and validated it)."""
+        return cls(
+            base_rate=Decimal(document["base_rate"]),
+            version=version,
+            category_multipliers={
+                name: Decimal(value)
+                for name, value in (document.get("category_multipliers") or {}).items()
+            },
+            campaigns=tuple(
+                Campaign(
+                    name=c["name"],
+                    multiplier=Decimal(c["multiplier"]),
+                    starts_at=_moment(c["starts_at"]),
+                    ends_at=_moment(c["ends_at"]),
+                    categories=frozenset(c["categories"]) if c.get("categories") else None,
+                    stores=frozenset(c["stores"]) if c.get("stores") else None,
+                )
+                for c in document.get("campaigns") or ()
+            ),
+            max_points_per_purchase=document.get("max_points_per_purchase"),
+            stamp_cards=tuple(
+                StampCard(s["name"], s["category"], int(s["buy"]), int(s["reward"]))
+                for s in document.get("stamp_cards") or ()
+            ),
+        )
+
+
+def _moment(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+@dataclass(frozen=True)
+class Item:
+    amount: int  # minor units: the line's total
+    category: str | None = None
+    quantity: int = 1
+    sku: str | None = None
+
+
+@dataclass(frozen=True)
+class Basket:
+    """A purchase as the rules see it: its amount in minor units, when and where, its items."""
+
+    amount: int
+    occurred_at: datetime
+    store: str | None = None
+    items: tuple[Item, ...] = ()
+
+    @classmethod
+    def of(cls, purchase: Mapping[str, Any], occurred_at: datetime) -> Basket:
+        """A validated purchase (`PurchaseSchema`) as a basket."""
+        return cls(
+            amount=purchase["amount"],
+            occurred_at=occurred_at,
+            store=purchase.get("store"),
+            items=tuple(
+                Item(
+                    amount=item["amount"],
+                    category=item.get("category"),
+                    quantity=item.get("quantity", 1),
+                    sku=item.get("sku"),
+                )
+                for item in purchase.get("items") or ()
+            ),
+        )
+
+
+@dataclass(frozen=True)
+class Earned:
+    """A purchase's points, part by part (integers that add up to `total`), and each stamp
+    card's progress after it (only the cards it touched)."""
+
+    base: int
+    campaign: int
+    stamp: int
+    tier: int
+    premium: int
+    stamps: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return self.base + self.campaign + self.stamp + self.tier + self.premium
+
+    @property
+    def merchant_funded(self) -> int:
+        return self.base + self.campaign + self.stamp
+
+    @property
+    def operator_funded(self) -> int:
+        return self.tier + self.premium
+
+    def breakdown(self) -> dict[str, int]:
+        return {part: getattr(self, part) for part in PARTS}
+
+
+def earn(
+    rules: Rules,
+    basket: Basket,
+    *,
+    minor_units: int,
+    tier_multiplier: Decimal = ONE,
+    premium_multiplier: Decimal | None = None,
+    stamps: Mapping[str, int] | None = None,
+) -> Earned:
+    """What `basket` earns under `rules` (see the module's note). `minor_units`: minor units per
+    currency unit (100 for EUR); `stamps`: the member's progress per stamp card (by name) before
+    this purchase."""
+    with localcontext(prec=PRECISION):
+        lines = basket.items or (Item(amount=basket.amount),)
+        base = campaign = Decimal(0)
+        for line in lines:
+            multiplier = (
+                ONE if line.category is None else rules.category_multipliers.get(line.category, ONE)
+            )
+            line_base = Decimal(line.amount) * rules.base_rate * multiplier / minor_units
+            base += line_base
+            for running in rules.campaigns:
+                if running.applies(basket.occurred_at, basket.store, line.category):
+                    campaign += line_base * (running.multiplier - ONE)
+
+        progress = dict(stamps or {})
+        stamp = 0
+        touched: dict[str, int] = {}
+        for card in rules.stamp_cards:
+            bought = sum(i.quantity for i in basket.items if i.category == card.category)
+            if not bought:
+                continue
+            collected = progress.get(card.name, 0) + bought
+            stamp += collected // card.buy * card.reward
+            touched[card.name] = collected % card.buy
+
+        exact_stamp = Decimal(stamp)
+        cap = rules.max_points_per_purchase
+        if cap is not None and base + campaign + exact_stamp > cap:
+            # Over the cap: campaign first, then base, then stamps.
+            exact_stamp = min(exact_stamp, Decimal(cap))
+            base = min(base, cap - exact_stamp)
+            campaign = min(campaign, cap - exact_stamp - base)
+
+        earned_on = base + campaign
+        tier = earned_on * (tier_multiplier - ONE)
+        premium = earned_on * (premium_multiplier - ONE) if premium_multiplier else Decimal(0)
+        exact = {
+            "base": base,
+            "campaign": campaign,
+            "stamp": exact_stamp,
+            "tier": tier,
+            "premium": premium,
+        }
+        return Earned(**_split(exact), stamps=touched)
+
+
+def _floor(value: Decimal) -> int:
+    return int(value.to_integral_value(rounding=ROUND_FLOOR))
+
+
+def _split(exact: Mapping[str, Decimal]) -> dict[str, int]:
+    """The floor of the parts' exact sum, split between them by the largest remainder."""
+    if any(value < 0 for value in exact.values()):
+        raise ValueError("an earn part cannot be negative")
+    total = _floor(sum(exact.values(), Decimal(0)))
+    parts = {name: _floor(value) for name, value in exact.items()}
+    left = total - sum(parts.values())
+    by_fraction = sorted(exact, key=lambda name: (-(exact[name] - parts[name]), PARTS.index(name)))
+    for name in by_fraction[:left]:
+        parts[name] += 1
+    return parts
+
+
+def as_parts(earned: Earned) -> dict[str, int]:
+    """The ledger's lots of `earned` (`coalition.ledger.awards.Award.parts`): the merchant's
+    (base, campaign, stamp) and the operator's (tier, premium: lot source `tier`)."""
+    return {"merchant": earned.merchant_funded, "tier": earned.operator_funded}

@@ -1,0 +1,187 @@
+"""The portal's earn-rules forms and the operator's budget form. The rules form is turned into the
+API's document and validated by the same schema (`merchants.rules_schemas.EarnRulesIn`), so the
+portal and `PUT /api/v1/earn-rules` accept and refuse exactly the same rules; the preview's
+basket is read into the shape of a purchase (`PurchaseSchema`'s)."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import marshmallow
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import IntegerField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
+
+from coalition.ledger.rows import MAX_POINTS
+from merchants.rules_schemas import EarnRulesIn
+
+MAX_JSON = 50_000
+MAX_PREVIEW_ITEMS = 50
+
+
+class RulesForm(FlaskForm):
+    base_rate = StringField(
+        _l("Base rate (points per currency unit)"),
+        validators=[DataRequired(_l("Enter a base rate, such as 1.5.")), Length(max=20)],
+    )
+    category_multipliers = TextAreaField(
+        _l("Category multipliers, one per line: category = multiplier"),
+        validators=[Optional(), Length(max=MAX_JSON)],
+    )
+    max_points_per_purchase = IntegerField(
+        _l("Most points per purchase from your shop (optional)"),
+        validators=[Optional(), NumberRange(min=1, max=MAX_POINTS)],
+    )
+    campaigns = TextAreaField(_l("Campaigns (JSON)"), validators=[Optional(), Length(max=MAX_JSON)])
+    stamp_cards = TextAreaField(
+        _l("Stamp cards (JSON)"), validators=[Optional(), Length(max=MAX_JSON)]
+    )
+
+    def fill(self, document: dict[str, Any]) -> None:
+        """The form showing a stored rules document."""
+        self.base_rate.data = document["base_rate"]
+        self.category_multipliers.data = "\n".join(
+            f"{name} = {value}" for name, value in document["category_multipliers"].items()
+        )
+        self.max_points_per_purchase.data = document["max_points_per_purchase"]
+        self.campaigns.data = json.dumps(document["campaigns"], indent=2)
+        self.stamp_cards.data = json.dumps(document["stamp_cards"], indent=2)
+
+    def document(self) -> dict[str, Any] | None:
+        """The rules the form says, validated by the API's schema; None, with the errors on the
+        fields, when they are not valid."""
+        raw: dict[str, Any] = {
+            "base_rate": (self.base_rate.data or "").strip(),
+            "max_points_per_purchase": self.max_points_per_purchase.data,
+        }
+        multipliers: dict[str, str] = {}
+        for number, line in enumerate((self.category_multipliers.data or "").splitlines(), 1):
+            if not line.strip():
+                continue
+            name, sep, value = line.partition("=")
+            if not sep or not name.strip() or not value.strip():
+                self.category_multipliers.errors = [
+                    _("Line %(n)s: write category = multiplier, such as coffee = 2.", n=number)
+                ]
+                return None
+            multipliers[name.strip()] = value.strip()
+        raw["category_multipliers"] = multipliers
+        for name in ("campaigns", "stamp_cards"):
+            text = (getattr(self, name).data or "").strip()
+            try:
+                # Numbers are read as decimals, never floats; the schema wants strings anyway.
+                raw[name] = json.loads(text, parse_float=Decimal) if text else []
+            except ValueError:
+                getattr(self, name).errors = [_("This is not valid JSON.")]
+                return None
+        try:
+            return EarnRulesIn().load(raw)
+        except marshmallow.ValidationError as error:
+            messages = error.normalized_messages()
+            for name, problems in messages.items():
+                field = getattr(self, str(name), None) or self.base_rate
+                field.errors = [
+                    _describe(
+                        {name: problems}
+                        if field is self.base_rate and name != "base_rate"
+                        else problems
+                    )
+                ]
+            return None
+
+
+def _describe(problems: Any) -> str:
+    """Marshmallow's nested messages as one line: `campaigns.0.ends_at: must be after
+    starts_at`."""
+    return "; ".join(
+        f"{'.'.join(path)}: {message}" if path else message for path, message in _flat(problems)
+    )
+
+
+def _flat(problems: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], str]]:
+    if isinstance(problems, dict):
+        return [
+            found
+            for key, inner in problems.items()
+            for found in _flat(inner, path if key == "_schema" else (*path, str(key)))
+        ]
+    if isinstance(problems, list):
+        return [found for inner in problems for found in _flat(inner, path)]
+    return [(path, str(problems))]
+
+
+class PreviewForm(FlaskForm):
+    """A sample basket (a GET form: it changes nothing)."""
+
+    class Meta:
+        csrf = False
+
+    amount = StringField(
+        _l("Amount of the basket, such as 20.00"),
+        validators=[DataRequired(_l("Enter an amount.")), Length(max=20)],
+    )
+    items = TextAreaField(
+        _l("Items, one per line: category amount [quantity], such as coffee 12.00 3"),
+        validators=[Optional(), Length(max=5000)],
+    )
+    store = StringField(_l("Store (optional)"), validators=[Optional(), Length(max=100)])
+    tier = SelectField(_l("Member's tier"), choices=[], validate_choice=True)
+
+    def basket(self, minor_units: int) -> dict[str, Any] | None:
+        """The basket as a purchase (`amount` and items in minor units); None, with errors on
+        the fields, when it cannot be read."""
+        amount = _minor(self.amount.data, minor_units)
+        if amount is None or amount < 1:
+            self.amount.errors = [_("Enter an amount such as 20.00.")]
+            return None
+        items: list[dict[str, Any]] = []
+        lines = [line for line in (self.items.data or "").splitlines() if line.strip()]
+        if len(lines) > MAX_PREVIEW_ITEMS:
+            self.items.errors = [_("At most %(n)s items.", n=MAX_PREVIEW_ITEMS)]
+            return None
+        for number, line in enumerate(lines, 1):
+            words = line.replace(",", " ").split()
+            quantity = words[2] if len(words) > 2 else "1"
+            line_amount = _minor(words[1], minor_units) if len(words) in (2, 3) else None
+            if line_amount is None or not quantity.isdigit() or int(quantity) < 1:
+                self.items.errors = [
+                    _(
+                        "Line %(n)s: write category amount [quantity], such as coffee 12.00 3.",
+                        n=number,
+                    )
+                ]
+                return None
+            items.append(
+                {
+                    "sku": words[0],
+                    "category": words[0],
+                    "amount": line_amount,
+                    "quantity": int(quantity),
+                }
+            )
+        if items and sum(i["amount"] for i in items) != amount:
+            self.items.errors = [_("The items' amounts must add up to the basket's amount.")]
+            return None
+        store = (self.store.data or "").strip() or None
+        return {"amount": amount, "items": items, "store": store}
+
+
+def _minor(text: str | None, minor_units: int) -> int | None:
+    try:
+        value = Decimal((text or "").strip()) * minor_units
+    except InvalidOperation:
+        return None
+    if not value.is_finite() or value != value.to_integral_value() or value > 10**11:
+        return None
+    return int(value)
+
+
+class BudgetForm(FlaskForm):
+    monthly_issuance_cap = IntegerField(
+        _l("Monthly issuance cap (merchant-funded points; empty: no cap)"),
+        validators=[Optional(), NumberRange(min=0, max=MAX_POINTS)],
+    )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import CheckConstraint, Numeric, String
+from sqlalchemy import CheckConstraint, Integer, Numeric, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from coalition.database import BigId, UTCDateTime
@@ -18,6 +18,8 @@ from coalition.extensions import Base
 MERCHANT_STATUSES = ("pending", "active", "suspended", "refused")
 MAX_REFUSAL_REASON = 1000
 DEFAULT_BASE_RATE = Decimal("1")
+# SPEC 2, Pending points: a merchant's window is 0 to 60 days (within the operator's bounds).
+MAX_PENDING_DAYS = 60
 
 
 class Merchant(Base):
@@ -25,6 +27,9 @@ class Merchant(Base):
     __table_args__ = (
         CheckConstraint("status IN ('pending', 'active', 'suspended', 'refused')", name="status"),
         CheckConstraint("base_rate > 0", name="base_rate_positive"),
+        CheckConstraint(
+            f"pending_days >= 0 AND pending_days <= {MAX_PENDING_DAYS}", name="pending_days"
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -43,6 +48,8 @@ class Merchant(Base):
     base_rate: Mapped[Decimal] = mapped_column(
         Numeric(12, 4), default=DEFAULT_BASE_RATE, server_default="1"
     )
+    # SPEC 2, Pending points: days a purchase's points stay pending (its return period); 0, none.
+    pending_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Stripe (SPEC 3.7): the connected account it is paid into, the customer it is invoiced as.
     stripe_account_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -173,16 +173,30 @@ def _replay(first: Any, member: FoundMember, balance: int) -> PurchaseResult:
 
 
 def earning_columns(merchant_id: Any) -> tuple[Any, ...]:
-    """The merchant's base rate and the accounts its awards are issued from, as columns (`rate`,
-    `merchant_account`, `operator_account`) that a purchase reads with its member."""
+    """The merchant's base rate, its pending window and the accounts its awards are issued
+    from, as columns (`rate`, `pending_days`, `merchant_account`, `operator_account`) that a
+    purchase reads with its member."""
     rate = select(merchants.c.base_rate).where(merchants.c.id == merchant_id).scalar_subquery()
-    return (rate.label("rate"), *issuer_columns(merchant_id))
+    days = select(merchants.c.pending_days).where(merchants.c.id == merchant_id).scalar_subquery()
+    return (rate.label("rate"), days.label("pending_days"), *issuer_columns(merchant_id))
 
 
-def earning_at(session: Session, merchant_id: int) -> tuple[Decimal, Issuers]:
+@dataclass(frozen=True)
+class Earning:
+    """What a merchant's purchases earn under: its base rate and pending window (days)."""
+
+    rate: Decimal
+    pending_days: int
+
+
+def earning_from(row: Any) -> Earning:
+    return Earning(Decimal(row.rate), int(row.pending_days or 0))
+
+
+def earning_at(session: Session, merchant_id: int) -> tuple[Earning, Issuers]:
     """What `earning_columns` says, read on its own (a batch)."""
     row = session.execute(select(*earning_columns(merchant_id))).one()
-    return Decimal(row.rate), issuers_from(row, merchant_id)
+    return earning_from(row), issuers_from(row, merchant_id)
 
 
 # A purchase's member, locked, read with its merchant's terms (`earning_columns`): built once.
@@ -267,11 +281,14 @@ def external_id_clash(error: IntegrityError) -> bool:
 def _award(
     purchase: Mapping[str, Any],
     account_id: int,
-    rate: Decimal,
+    earning: Earning,
     terms: economics.Terms,
     now: datetime,
 ) -> Award:
-    base = economics.base_points(purchase["amount"], rate, terms)
+    base = economics.base_points(purchase["amount"], earning.rate, terms)
+    # SPEC 2, Pending points: the whole purchase (welcome and tier points too) is pending for
+    # the merchant's window, kept within the operator's bounds of the day.
+    days = economics.pending_days(earning.pending_days, terms)
     return Award(
         account_id=account_id,
         parts={"merchant": base},
@@ -282,6 +299,7 @@ def _award(
         external_id=purchase["external_id"],
         breakdown={"base": base, "campaign": 0, "tier": 0, "welcome": 0, "stamp": 0},
         occurred_at=purchase.get("occurred_at"),
+        pending_until=now + timedelta(days=days) if days else None,
     )
 
 
@@ -303,7 +321,7 @@ def record_purchase(
     member, account, earning = _LOCK_WITH_EARNING(
         session, purchase["member"], merchant_id=merchant_id
     )
-    rate, issued_from = Decimal(earning.rate), issuers_from(earning, merchant_id)
+    earning_terms, issued_from = earning_from(earning), issuers_from(earning, merchant_id)
     external_id = purchase["external_id"]
     first = earlier_transactions(session, merchant_id, "earn", [external_id]).get(external_id)
     if first is not None:
@@ -317,7 +335,7 @@ def record_purchase(
         ):
             raise external_id_conflict(external_id, first.public_id)
         return _replay(first, member, balances_after(session, [first.id])[first.id])
-    award = _award(purchase, member.account_id, rate, terms, now)
+    award = _award(purchase, member.account_id, earning_terms, terms, now)
     try:
         [result] = award_many(
             session,
@@ -365,8 +383,9 @@ def refund_purchase(
         if first.original_id != purchase.id or first.amount_minor != amount_minor:
             raise external_id_conflict(external_id, first.public_id, "refund")
         balance = balances_after(session, [first.id])[first.id]
-        # Holds are counted as they are now: what the ledger cannot say of a past moment.
-        held = reads.held_points(session, account.id, now)
+        # Holds and pending points are counted as they are now: what the ledger cannot say of
+        # a past moment.
+        held = reads.held_points(session, account.id, now) + account.pending
         refund = Refund(
             first.public_id,
             purchase_id,
@@ -465,7 +484,9 @@ def _record_batch(
     live = list(purchases)
     member_of = {i: found[purchases[i]["member"]] for i in live}
 
-    rate, issued_from = earning_at(session, merchant_id) if live else (Decimal(0), None)
+    earning, issued_from = (
+        earning_at(session, merchant_id) if live else (Earning(Decimal(0), 0), None)
+    )
     # QUALITY: member accounts locked once, in ascending id order (the global lock order).
     locked = (
         lock_member_accounts(session, {m.account_id for m in member_of.values()}) if live else {}
@@ -517,7 +538,7 @@ def _record_batch(
     results = award_many(
         session,
         merchant_id=merchant_id,
-        awards=[_award(purchases[i], member_of[i].account_id, rate, terms, now) for i in new],
+        awards=[_award(purchases[i], member_of[i].account_id, earning, terms, now) for i in new],
         actor=actor,
         now=now,
         welcome_bonus=terms.welcome_bonus,

@@ -46,6 +46,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     from merchants import ops_views as merchant_pages
     from merchants.api import onboarding
     from merchants.api import points as points_api
+    from merchants.api import settings as merchant_settings_api
     from merchants.portal import bp as merchant_portal
     from settlement import api as settlement_api
     from settlement import cli as settlement_cli
@@ -97,6 +98,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
             clients_api.bp,
             members_api.bp,
             points_api.bp,
+            merchant_settings_api.bp,
             economics_api.bp,
             payments_api.bp,
             settlement_api.bp,

@@ -220,13 +220,13 @@ def read_totals(session: Session, start: datetime, end: datetime) -> Totals:
     ):
         merchant_id = merchant_of.get(account_id)
         if kind in counted:
-            points = counted[kind] * int(total)
+            signed = counted[kind] * int(total)
             if merchant_id is None:
                 operator_issued += int(total) if kind == "award" else 0
-                operator_confirmed += points
+                operator_confirmed += signed
             else:
                 issued[merchant_id] += int(total) if kind == "award" else 0
-                confirmed[merchant_id] += points
+                confirmed[merchant_id] += signed
             continue
         if kind == "cancel":
             # Points a refund cancelled inside their window: never issued, no money moves.

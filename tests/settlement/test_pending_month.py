@@ -1,3 +1,4 @@
+# ruff: noqa: E501 (the worked tables are wider than a line)
 """A worked example with a pending window (SPEC 2, Pending points), under both funding models,
 from the till's side like the appendix: settlement counts pending points as issued on the day
 the nightly job confirms them, and a refund inside the window cancels them with no money moved.
@@ -20,32 +21,32 @@ with none. Times are UTC; business days are Berlin's (CEST), each settled at its
 | 4 | A refunds another 20.00 of M1's purchase, after the window: 20 clawed | L1 is empty: 20 from L2 (op lot, credited to A); M1 40 |
 | 4 | M2 redeems 40 at B | L4 30 (op→B), L5 10 (A→B); M2 0 |
 
-`prefunded` (net = owed − receivable):
+`prefunded` (net = owed - receivable):
 
 | day | A owed | A receivable | A net | B owed | B receivable | B net | operator cash |
 | --- | --- | --- | --- | --- | --- | --- | --- |
-| 1 | 0 (110 issued, none confirmed) | 0 | 0 | 1.00 (80 × 0.0125) | 0 | 1.00 | 1.00 |
-| 2 | 0 | 1.50 (150 × 0.01) | −1.50 | | | | −1.50 |
+| 1 | 0 (110 issued, none confirmed) | 0 | 0 | 1.00 (80 x 0.0125) | 0 | 1.00 | 1.00 |
+| 2 | 0 | 1.50 (150 x 0.01) | -1.50 | | | | -1.50 |
 | 3 | (the cancellation moves nothing) | | | | | | 0 |
-| 4 | 0.875 (70 confirmed × 0.0125) | 0.25 (20 clawed × 0.0125) | 0.625 | 0 | 1.40 (140 × 0.01) | −1.40 | −0.775 |
-| month | | | −0.875 | | | −0.40 | −1.275 |
+| 4 | 0.875 (70 confirmed x 0.0125) | 0.25 (20 clawed x 0.0125) | 0.625 | 0 | 1.40 (140 x 0.01) | -1.40 | -0.775 |
+| month | | | -0.875 | | | -0.40 | -1.275 |
 
-From the ledger: issue revenue (80 + 70) × 0.0125 = 1.875, less reimbursements 290 × 0.01 =
-2.90, less clawback credits 0.25: −1.275. The 40 points cancelled inside the window are never
+From the ledger: issue revenue (80 + 70) x 0.0125 = 1.875, less reimbursements 290 x 0.01 =
+2.90, less clawback credits 0.25: -1.275. The 40 points cancelled inside the window are never
 charged nor credited.
 
-`on_redemption` (0.0115 = 0.01 × 1.15 per point an issuer owes):
+`on_redemption` (0.0115 = 0.01 x 1.15 per point an issuer owes):
 
 | day | A owed | A receivable | A net | B owed | B receivable | B net | operator cash |
 | --- | --- | --- | --- | --- | --- | --- | --- |
 | 1 | 0 | 0 | 0 | 0 | 0 | 0 | 0 |
-| 2 | 0 | 1.50 (80 B's + 70 op's, × 0.01) | −1.50 | 0.92 (80 × 0.0115) | 0 | 0.92 | −0.58 |
+| 2 | 0 | 1.50 (80 B's + 70 op's, x 0.01) | -1.50 | 0.92 (80 x 0.0115) | 0 | 0.92 | -0.58 |
 | 3 | | | | | | | 0 |
-| 4 | 0.805 ((60 + 10) × 0.0115) | 0.23 (20 paid-for clawed × 0.0115) | 0.575 | 0 | 1.40 | −1.40 | −0.825 |
-| month | | | −0.925 | | | −0.48 | −1.405 |
+| 4 | 0.805 ((60 + 10) x 0.0115) | 0.23 (20 paid-for clawed x 0.0115) | 0.575 | 0 | 1.40 | -1.40 | -0.825 |
+| month | | | -0.925 | | | -0.48 | -1.405 |
 
-From the ledger: fees (80 + 60 + 10) × 0.0015 = 0.225, less operator-funded points redeemed
-140 × 0.01 = 1.40, less clawback credits 0.23: −1.405.
+From the ledger: fees (80 + 60 + 10) x 0.0015 = 0.225, less operator-funded points redeemed
+140 x 0.01 = 1.40, less clawback credits 0.23: -1.405.
 """
 
 from __future__ import annotations

@@ -47,6 +47,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     from merchants.api import onboarding
     from merchants.api import points as points_api
     from merchants.api import rules as rules_api
+    from merchants.api import settings as merchant_settings_api
     from merchants.portal import bp as merchant_portal
     from settlement import api as settlement_api
     from settlement import cli as settlement_cli
@@ -99,6 +100,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
             members_api.bp,
             points_api.bp,
             rules_api.bp,
+            merchant_settings_api.bp,
             economics_api.bp,
             payments_api.bp,
             settlement_api.bp,

@@ -31,7 +31,18 @@ from coalition.ledger.models import Transaction
 log = logging.getLogger(__name__)
 
 FUNDING_MODELS: Final = ("prefunded", "on_redemption")
-MERCHANT_SETTINGS: Final = ("issue_price", "operator_fee_rate", "expiry_months", "earn_rate_bounds")
+MERCHANT_SETTINGS: Final = (
+    "issue_price",
+    "operator_fee_rate",
+    "expiry_months",
+    "earn_rate_bounds",
+    "pending_days_bounds",
+)
+# Settings added after the first versions: a version of the coalition's terms that leaves one
+# out carries the value in force on its day (so clients written before it keep working).
+CARRIED_SETTINGS: Final = ("pending_days_bounds",)
+# SPEC 2, Pending points: a merchant's window is 0 to 60 days, within the operator's bounds.
+MAX_PENDING_DAYS: Final = 60
 # ISO 4217 currencies the coalition may settle in, with their minor units.
 MINOR_UNIT_DIGITS: Final = {"EUR": 2, "USD": 2, "GBP": 2, "CHF": 2, "PLN": 2, "SEK": 2, "JPY": 0}
 # The day before any business day: the first version of the terms takes effect from it.
@@ -87,6 +98,8 @@ class Terms:
     earn_rate_bounds: tuple[Decimal, Decimal]
     welcome_bonus: int
     tiers: tuple[Tier, ...]
+    # SPEC 2, Pending points: the shortest and longest pending window a merchant may set, days.
+    pending_days_bounds: tuple[int, int] = (0, MAX_PENDING_DAYS)
 
     @property
     def minor_units(self) -> int:
@@ -96,6 +109,7 @@ class Terms:
         """The terms as JSON: decimals as strings, never floats."""
         data = asdict(self)
         data["earn_rate_bounds"] = [str(b) for b in self.earn_rate_bounds]
+        data["pending_days_bounds"] = list(self.pending_days_bounds)
         data["tiers"] = [
             {
                 "name": t.name,
@@ -121,6 +135,9 @@ def _parse(settings: Mapping[str, Any]) -> dict[str, Any]:
         elif key == "earn_rate_bounds":
             low, high = value
             parsed[key] = (Decimal(low), Decimal(high))
+        elif key == "pending_days_bounds":
+            shortest, longest = value
+            parsed[key] = (int(shortest), int(longest))
         elif key == "tiers":
             parsed[key] = tuple(
                 Tier(t["name"], Decimal(t["qualifying_spend"]), Decimal(t["multiplier"]))
@@ -381,6 +398,9 @@ def change(
             f" on a business day that has not begun (today is {today.isoformat()} in {zone})",
             errors={"effective_from": [f"must be after {today.isoformat()}"]},
         )
+    if merchant_id is None:
+        carried = coalition_terms(session, effective_from).to_json()
+        settings = {**{k: carried[k] for k in CARRIED_SETTINGS}, **settings}
     _check_scope(settings, merchant_id)
     traded = _traded(session)
     if "currency" in settings:
@@ -489,6 +509,13 @@ def _for_every_day(session: Session, name: str, value: str, actor_id: str | None
                 },
             )
     forget()
+
+
+def pending_days(chosen: int, terms: Terms) -> int:
+    """A merchant's pending window as it applies under `terms`: its own choice, kept within
+    the operator's bounds in force (a change of the bounds never rewrites the merchant's)."""
+    shortest, longest = terms.pending_days_bounds
+    return min(max(chosen, shortest), longest)
 
 
 def base_points(amount_minor: int, base_rate: Decimal, terms: Terms) -> int:

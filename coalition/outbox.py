@@ -26,6 +26,7 @@ EVENT_TYPES = frozenset(
         "member.tier_changed",
         "points.expiring",
         "points.expired",
+        "points.confirmed",
         "statement.issued",
         "payout.paid",
         "payout.failed",

@@ -1,6 +1,6 @@
-"""The core's jobs: expiry of lots (with the 30-day notices) and the purge of idempotency keys.
-Each works in bounded batches, one transaction each, so a kill at any point loses nothing and a
-rerun finishes the job."""
+"""The core's jobs: confirmation of pending points, expiry of lots (with the 30-day notices) and
+the purge of idempotency keys. Each works in bounded batches, one transaction each, so a kill at
+any point loses nothing and a rerun finishes the job."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from coalition import clock, idempotency
 from coalition.extensions import db
 from coalition.jobs import register_daily, task
 from coalition.ledger.expiry import expire_due_lots, notify_expiring
+from coalition.ledger.pending import confirm_due_lots
 from coalition.ledger.rows import Actor
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,22 @@ BATCH_MEMBERS = 1000
 # SPEC 2: members get a `points.expiring` notice 30 days before.
 EXPIRING_NOTICE = timedelta(days=30)
 EXPIRY_ACTOR = Actor("job", "expire-points")
+
+
+def confirm_points(day: date, now: datetime) -> None:
+    """SPEC 2, Pending points: confirm every lot whose pending window ended by the end of
+    business day `day`. Its points become spendable and settlement counts them as issued on the
+    day of the confirmation (when it is written). Runs before expiry, so a lot is confirmed
+    before it could expire."""
+    cutoff = min(clock.end_of_business_date(day, current_app.config["COALITION_TIMEZONE"]), now)
+    members = 0
+    while touched := confirm_due_lots(
+        db.session(), cutoff=cutoff, now=clock.utcnow(), limit=BATCH_MEMBERS
+    ):
+        db.session.commit()
+        members += touched
+    db.session.commit()
+    log.info("pending points for %s: %d members' points confirmed", day.isoformat(), members)
 
 
 def expire_points(day: date, now: datetime) -> None:
@@ -56,4 +73,5 @@ def purge_idempotency_keys() -> int:
 
 
 def init_app(app: Flask) -> None:
+    register_daily(app, "confirm-points", confirm_points)
     register_daily(app, "expire-points", expire_points)

@@ -11,6 +11,7 @@ from wtforms import (
     DateField,
     EmailField,
     Field,
+    IntegerField,
     PasswordField,
     SelectField,
     SelectMultipleField,
@@ -20,7 +21,14 @@ from wtforms import (
     widgets,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    Optional,
+    Regexp,
+    ValidationError,
+)
 
 from coalition.oauth import scopes
 from coalition.oauth.clients import MAX_REDIRECT_URIS
@@ -242,3 +250,12 @@ class ClientForm(FlaskForm):
         return [
             line.strip() for line in (self.redirect_uris.data or "").splitlines() if line.strip()
         ]
+
+
+class PendingWindowForm(FlaskForm):
+    """SPEC 2, Pending points: the merchant's return period, in days (0: none)."""
+
+    pending_days = IntegerField(
+        _l("Pending window (days a purchase's points wait before they can be spent)"),
+        validators=[InputRequired(_l("Give a number of days, 0 for none."))],
+    )

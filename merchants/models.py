@@ -28,6 +28,8 @@ from coalition.extensions import Base
 MERCHANT_STATUSES = ("pending", "active", "suspended", "refused")
 MAX_REFUSAL_REASON = 1000
 DEFAULT_BASE_RATE = Decimal("1")
+# SPEC 2, Pending points: a merchant's window is 0 to 60 days (within the operator's bounds).
+MAX_PENDING_DAYS = 60
 
 
 class Merchant(Base):
@@ -36,6 +38,9 @@ class Merchant(Base):
         CheckConstraint("status IN ('pending', 'active', 'suspended', 'refused')", name="status"),
         CheckConstraint("base_rate > 0", name="base_rate_positive"),
         CheckConstraint("monthly_issuance_cap >= 0", name="monthly_issuance_cap"),
+        CheckConstraint(
+            f"pending_days >= 0 AND pending_days <= {MAX_PENDING_DAYS}", name="pending_days"
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -58,6 +63,8 @@ class Merchant(Base):
     # SPEC 2, Budgets: the merchant-funded points it may issue per calendar month (the
     # coalition's time zone), set by the operator; NULL: no cap.
     monthly_issuance_cap: Mapped[int | None] = mapped_column(BigId)
+    # SPEC 2, Pending points: days a purchase's points stay pending (its return period); 0, none.
+    pending_days: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Stripe (SPEC 3.7): the connected account it is paid into, the customer it is invoiced as.
     stripe_account_id: Mapped[str | None] = mapped_column(String(255), unique=True)
     stripe_customer_id: Mapped[str | None] = mapped_column(String(255), unique=True)

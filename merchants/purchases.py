@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
 
@@ -182,10 +182,16 @@ def _replay(first: Any, member: FoundMember, balance: int) -> PurchaseResult:
 
 
 def earning_columns(merchant_id: Any, at: Any) -> tuple[Any, ...]:
-    """The merchant's earn rules in force at `at`, its issuance cap and the accounts its awards
-    are issued from, as columns (`merchants.rules.rules_columns`, `merchant_account`,
-    `operator_account`) that a purchase reads with its member."""
-    return (*earn_rules.rules_columns(merchant_id, at), *issuer_columns(merchant_id))
+    """The merchant's earn rules in force at `at`, its issuance cap, its pending window and the
+    accounts its awards are issued from, as columns (`merchants.rules.rules_columns`,
+    `pending_days`, `merchant_account`, `operator_account`) that a purchase reads with its
+    member."""
+    days = select(merchants.c.pending_days).where(merchants.c.id == merchant_id).scalar_subquery()
+    return (
+        *earn_rules.rules_columns(merchant_id, at),
+        days.label("pending_days"),
+        *issuer_columns(merchant_id),
+    )
 
 
 def earning_at(session: Session, merchant_id: int, at: datetime) -> Any:
@@ -349,7 +355,11 @@ def _award(
     rules: Rules,
     terms: economics.Terms,
     now: datetime,
+    pending_days: int = 0,
 ) -> Award:
+    # SPEC 2, Pending points: the whole purchase (welcome and tier points too) is pending for
+    # the merchant's window, kept within the operator's bounds of the day.
+    days = economics.pending_days(pending_days, terms)
     return Award(
         account_id=account_id,
         parts=as_parts(earned),
@@ -363,6 +373,7 @@ def _award(
         rules_version=rules.version,
         store=purchase.get("store"),
         items=purchase.get("items"),
+        pending_until=now + timedelta(days=days) if days else None,
     )
 
 
@@ -418,7 +429,9 @@ def record_purchase(
     stamps.save(
         session, merchant_id, {(account.id, card): n for card, n in earned.stamps.items()}, now
     )
-    award = _award(purchase, member.account_id, earned, rules, terms, now)
+    award = _award(
+        purchase, member.account_id, earned, rules, terms, now, int(earning.pending_days or 0)
+    )
     try:
         [result] = award_many(
             session,
@@ -466,8 +479,9 @@ def refund_purchase(
         if first.original_id != purchase.id or first.amount_minor != amount_minor:
             raise external_id_conflict(external_id, first.public_id, "refund")
         balance = balances_after(session, [first.id])[first.id]
-        # Holds are counted as they are now: what the ledger cannot say of a past moment.
-        held = reads.held_points(session, account.id, now)
+        # Holds and pending points are counted as they are now: what the ledger cannot say of
+        # a past moment.
+        held = reads.held_points(session, account.id, now) + account.pending
         refund = Refund(
             first.public_id,
             purchase_id,
@@ -690,7 +704,9 @@ def _earn_lines(
             continue
         progress[account_id].update(earned.stamps)
         changed.update({(account_id, card): n for card, n in earned.stamps.items()})
-        accepted[index] = _award(purchase, account_id, earned, rules, terms, now)
+        accepted[index] = _award(
+            purchase, account_id, earned, rules, terms, now, int(earning.pending_days or 0)
+        )
     if budget is not None:
         budget.save()
     stamps.save(session, merchant_id, changed, now)

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from flask import current_app
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from coalition import clock
+from coalition import clock, economics
 from coalition.errors import InvalidRequest
 from coalition.ledger.holds import HOLD_MAX_TTL
 from coalition.ledger.models import TRANSACTION_TYPES
@@ -426,3 +426,22 @@ class ClientOut(Schema):
     client_id = fields.String()
     client_secret = fields.String()
     scopes = fields.List(fields.String())
+
+
+class PendingWindowIn(Strict):
+    """SPEC 2, Pending points: the days a purchase's points stay pending (the merchant's return
+    period), 0 for none, within the operator's bounds."""
+
+    pending_days = WholeNumber(
+        required=True, validate=validate.Range(min=0, max=economics.MAX_PENDING_DAYS)
+    )
+
+
+class PendingWindowOut(Schema):
+    pending_days = fields.Integer(metadata={"description": "the window the merchant chose"})
+    bounds = fields.List(
+        fields.Integer(), metadata={"description": "the operator's bounds today, in days"}
+    )
+    in_force = fields.Integer(
+        metadata={"description": "the window a purchase recorded now gets, within the bounds"}
+    )

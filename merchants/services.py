@@ -322,3 +322,50 @@ def base_rates_outside_bounds(
             if not low <= Decimal(row.base_rate) <= high:
                 outside.setdefault(row.public_id, (low, high))
     return outside
+
+
+@dataclass(frozen=True)
+class PendingWindow:
+    """A merchant's pending window (SPEC 2, Pending points): the days it chose, the operator's
+    bounds in force for it today, and the days its purchases are pending under them."""
+
+    pending_days: int
+    bounds: tuple[int, int]
+    in_force: int
+
+
+def pending_window(session: Session, merchant_id: int, now: datetime) -> PendingWindow:
+    """The merchant's pending window as its purchases now get it."""
+    chosen = session.execute(
+        select(merchants.c.pending_days).where(merchants.c.id == merchant_id)
+    ).scalar_one_or_none()
+    if chosen is None:
+        raise NotFound("no such merchant")
+    terms, _ = economics.in_force(session, _today(now), merchant_id)
+    return PendingWindow(chosen, terms.pending_days_bounds, economics.pending_days(chosen, terms))
+
+
+def set_pending_days(
+    session: Session,
+    merchant_id: int,
+    pending_days: int,
+    *,
+    now: datetime,
+) -> PendingWindow:
+    """The merchant sets its pending window (SPEC 2): points of its purchases from now on stay
+    pending that many days, normally its return period. Refused (422, `pending_days`) outside
+    0 to 60 days or the operator's bounds in force for the merchant today. Purchases already
+    recorded keep their own window. The caller commits."""
+    before = pending_window(session, merchant_id, now)
+    shortest, longest = before.bounds
+    if not (isinstance(pending_days, int) and shortest <= pending_days <= longest):
+        why = f"must be between {shortest} and {longest} days"
+        raise InvalidRequest(
+            f"a pending window of {pending_days} days is outside the operator's bounds,"
+            f" {shortest} to {longest} days",
+            errors={"pending_days": [why]},
+        )
+    session.execute(
+        update(merchants).where(merchants.c.id == merchant_id).values(pending_days=pending_days)
+    )
+    return pending_window(session, merchant_id, now)

@@ -51,19 +51,18 @@ class Component:
 
 @dataclass
 class Position:
-    """One merchant's day."""
+    """One merchant's day. `issued`: points it awarded that day, pending or not; `confirmed`:
+    points counted as issued that day (SPEC 2, Pending points): its awards without a window
+    and its pending points confirmed that day, less none cancelled (a refund inside the window
+    cancels points before they are ever counted). Issue charges are on `confirmed`."""
 
     issued: int = 0
+    confirmed: int = 0
     redeemed: int = 0
     expired: int = 0
     clawed_back: int = 0
     reversed: int = 0
     components: dict[str, Component] = field(default_factory=lambda: defaultdict(Component))
-
-    @property
-    def confirmed(self) -> int:
-        # Without a pending window (the rules issue brings one) points are confirmed at issue.
-        return self.issued
 
     @property
     def owed(self) -> Decimal:
@@ -78,7 +77,14 @@ class Position:
         return self.owed - self.receivable
 
     def is_empty(self) -> bool:
-        counts = (self.issued, self.redeemed, self.expired, self.clawed_back, self.reversed)
+        counts = (
+            self.issued,
+            self.confirmed,
+            self.redeemed,
+            self.expired,
+            self.clawed_back,
+            self.reversed,
+        )
         return not any(counts) and not any(c.points or c.amount for c in self.components.values())
 
 
@@ -103,12 +109,16 @@ class Totals:
     """The ledger's totals for a window, by merchant: what a run prices. Merchants are named by
     id; None is the operator (or, as an issuer, a clawback no lot covered)."""
 
-    # merchant id -> points it issued (award transfers it funded)
+    # merchant id -> points it issued (award transfers it funded), pending or not
     issued: Mapping[int, int]
+    # merchant id -> points counted as issued: awards without a pending window, and pending
+    # points confirmed (SPEC 2, Pending points)
+    confirmed: Mapping[int, int]
     # merchant id -> points of its refunds' clawbacks that it had already paid for
     paid_back: Mapping[int, int]
-    # operator-funded points awarded (welcome and tier bonuses)
+    # operator-funded points awarded (welcome and tier bonuses), and of them counted as issued
     operator_issued: int
+    operator_confirmed: int
     # lot consumptions of kind redeem, restore, repay, expire and clawback (debt counted as
     # clawback), summed by merchant on each side: a few rows per merchant, whatever the day
     consumed: Sequence[Sum]
@@ -164,6 +174,14 @@ def stage(session: Session, start: datetime, end: datetime) -> None:
             " FROM transfers WHERE created_at >= :start AND created_at < :end AND kind = 'award'"
             " GROUP BY kind, debit_account_id"
             " UNION ALL"
+            # SPEC 2, Pending points: of the day's awards, those pending (counted as issued
+            # when their `confirm` consumption is dated), through a small partial index.
+            " SELECT 'pending', issuer_account_id, CAST(NULL AS BIGINT),"
+            "  CAST(sum(points) AS BIGINT)"
+            " FROM lots WHERE created_at >= :start AND created_at < :end"
+            "  AND pending_until IS NOT NULL"
+            " GROUP BY issuer_account_id"
+            " UNION ALL"
             " SELECT kind, issuer_account_id, redeemer_account_id, CAST(sum(points) AS BIGINT)"
             " FROM lot_consumptions WHERE created_at >= :start AND created_at < :end"
             " GROUP BY kind, issuer_account_id, redeemer_account_id"
@@ -192,17 +210,26 @@ def read_totals(session: Session, start: datetime, end: datetime) -> Totals:
         .group_by(day_rows.c.kind, day_rows.c.redeemer, own)
     )
     issued: dict[int, int] = defaultdict(int)
-    operator_issued = 0
+    confirmed: dict[int, int] = defaultdict(int)
+    operator_issued = operator_confirmed = 0
     consumed: list[Sum] = []
+    # Counted as issued: every award, less the pending ones, plus the pending confirmed.
+    counted = {"award": 1, "pending": -1, "confirm": 1}
     for side, kind, account_id, is_own, goes_to_merchant, total in session.execute(
         sa.union_all(by_issuer, by_redeemer)
     ):
         merchant_id = merchant_of.get(account_id)
-        if kind == "award":
+        if kind in counted:
+            signed = counted[kind] * int(total)
             if merchant_id is None:
-                operator_issued += int(total)
+                operator_issued += int(total) if kind == "award" else 0
+                operator_confirmed += signed
             else:
-                issued[merchant_id] += int(total)
+                issued[merchant_id] += int(total) if kind == "award" else 0
+                confirmed[merchant_id] += signed
+            continue
+        if kind == "cancel":
+            # Points a refund cancelled inside their window: never issued, no money moves.
             continue
         # A debt record (no lot) is a clawback the member could not cover: count it as clawed.
         kind = "clawback" if kind == "debt" else kind
@@ -225,8 +252,10 @@ def read_totals(session: Session, start: datetime, end: datetime) -> Totals:
     )
     return Totals(
         issued=dict(issued),
+        confirmed=dict(confirmed),
         paid_back={m: int(p) for m, p in paid_back.items()},
         operator_issued=operator_issued,
+        operator_confirmed=operator_confirmed,
         consumed=consumed,
     )
 
@@ -305,6 +334,10 @@ def price(totals: Totals, base: Terms, terms_of: Mapping[int, Terms]) -> Day:
 
     for merchant_id, points in totals.issued.items():
         positions[merchant_id].issued += points
+    for merchant_id, points in totals.confirmed.items():
+        if not points:
+            continue
+        positions[merchant_id].confirmed += points
         book.issued(merchant_id, points)
         if prefunded:
             charge = issuer_terms(merchant_id).issue_price * points

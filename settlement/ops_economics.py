@@ -40,6 +40,7 @@ FIELDS = {
     "expiry_months": "expiry_months",
     "earn_rate_bounds": "earn_rate_low",
     "welcome_bonus": "welcome_bonus",
+    "pending_days_bounds": "pending_days_low",
 }
 
 
@@ -65,6 +66,12 @@ class ScheduleForm(FlaskForm):
     welcome_bonus = IntegerField(
         _l("Welcome bonus (points, paid by the operator)"), validators=[InputRequired()]
     )
+    pending_days_low = IntegerField(
+        _l("Shortest pending window a merchant may set (days)"), validators=[InputRequired()]
+    )
+    pending_days_high = IntegerField(
+        _l("Longest pending window a merchant may set (days)"), validators=[InputRequired()]
+    )
 
 
 def _fill(form: ScheduleForm, terms: dict[str, Any], day: date) -> None:
@@ -74,6 +81,7 @@ def _fill(form: ScheduleForm, terms: dict[str, Any], day: date) -> None:
     form.expiry_months.data = terms["expiry_months"]
     form.earn_rate_low.data, form.earn_rate_high.data = terms["earn_rate_bounds"]
     form.welcome_bonus.data = terms["welcome_bonus"]
+    form.pending_days_low.data, form.pending_days_high.data = terms["pending_days_bounds"]
 
 
 def _show(form: ScheduleForm, found: dict[str, Any], today: date, status: int = 200) -> Any:
@@ -149,6 +157,7 @@ def schedule() -> Any:
                 (form.earn_rate_high.data or "").strip(),
             ],
             "welcome_bonus": form.welcome_bonus.data,
+            "pending_days_bounds": [form.pending_days_low.data, form.pending_days_high.data],
         },
     }
     try:

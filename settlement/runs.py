@@ -188,7 +188,7 @@ def _price_and_record(session: Session, run_id: int) -> None:
     fault("positions")
     summed = {
         key: sum(getattr(p, key) for p in day.positions.values())
-        for key in ("issued", "redeemed", "expired", "clawed_back", "reversed")
+        for key in ("issued", "confirmed", "redeemed", "expired", "clawed_back", "reversed")
     }
     session.execute(
         update(runs)
@@ -198,7 +198,11 @@ def _price_and_record(session: Session, run_id: int) -> None:
             currency=base.currency,
             funding_model=base.funding_model,
             totals={
-                "points": {**summed, "operator_issued": totals.operator_issued},
+                "points": {
+                    **summed,
+                    "operator_issued": totals.operator_issued,
+                    "operator_confirmed": totals.operator_confirmed,
+                },
                 "nets": money(day.nets),
                 "operator": {k: money(v) for k, v in day.operator.items()},
                 "terms": base.to_json(),

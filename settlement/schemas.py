@@ -75,6 +75,16 @@ def _bounds(value: list[str]) -> None:
         raise ValidationError("the low bound must not be above the high bound")
 
 
+def _day_bounds(value: list[int]) -> None:
+    if len(value) != 2:
+        return  # Length says so
+    shortest, longest = value
+    if not 0 <= shortest <= longest <= economics.MAX_PENDING_DAYS:
+        raise ValidationError(
+            f"0 <= shortest <= longest <= {economics.MAX_PENDING_DAYS} days, in that order"
+        )
+
+
 def _ladder(tiers: list[dict[str, Any]]) -> None:
     """SPEC 2's tiers: the first qualifies from 0, each next one on strictly more spend."""
     if not tiers:
@@ -117,6 +127,11 @@ class TermsIn(Strict):
         fields.Nested(TierIn),
         validate=[validate.Length(min=1, max=MAX_TIERS), _ladder],
     )
+    # SPEC 2, Pending points: the window a merchant may set, in days (shortest, longest). A
+    # version of the coalition's terms that leaves it out keeps the one in force on its day.
+    pending_days_bounds = fields.List(
+        WholeNumber(), validate=validate.And(validate.Length(equal=2), _day_bounds), allow_none=True
+    )
 
 
 class EconomicsIn(Strict):
@@ -135,7 +150,7 @@ class EconomicsIn(Strict):
             errors = {name: [why] for name in sorted(given - set(economics.MERCHANT_SETTINGS))}
         else:
             why = "a version of the coalition's terms sets every setting"
-            missing = set(economics.COALITION_SETTINGS) - given
+            missing = set(economics.COALITION_SETTINGS) - given - set(economics.CARRIED_SETTINGS)
             errors = {name: [why] for name in sorted(missing)}
             nulls = sorted(name for name, value in data["terms"].items() if value is None)
             errors |= {
@@ -172,6 +187,7 @@ class TermsOut(Schema):
     earn_rate_bounds = fields.List(fields.String(), allow_none=True)
     welcome_bonus = fields.Integer()
     tiers = fields.List(fields.Nested(TierOut))
+    pending_days_bounds = fields.List(fields.Integer(), allow_none=True)
 
 
 class VersionOut(Schema):

@@ -44,8 +44,10 @@ def purchase(
     amount_minor: int | None = None,
     now: datetime = T0,
     expires_at: datetime | None = None,
+    pending_until: datetime | None = None,
 ) -> dict[str, Any]:
-    """An award for a purchase of `amount_minor` (default: one euro a point)."""
+    """An award for a purchase of `amount_minor` (default: one euro a point); pending until
+    `pending_until`, given one."""
     return awards.award(
         session,
         member_id=member_id,
@@ -57,6 +59,7 @@ def purchase(
         external_id=f"receipt-{next(_external_ids)}",
         actor=TILL,
         now=now,
+        pending_until=pending_until,
     )
 
 

@@ -29,6 +29,13 @@ class MemberAccount:
     balance: int
     debt: int
     welcomed: bool = False
+    # Of `balance`, the points still pending (SPEC 2): not spendable until confirmed.
+    pending: int = 0
+
+    @property
+    def spendable(self) -> int:
+        """Balance less pending points (holds are the caller's to subtract)."""
+        return self.balance - self.pending
 
 
 _LOCKED_COLUMNS = (
@@ -37,6 +44,7 @@ _LOCKED_COLUMNS = (
     accounts.c.balance,
     accounts.c.debt,
     accounts.c.welcomed,
+    accounts.c.pending,
 )
 
 
@@ -133,21 +141,23 @@ def store_balances(session: Session, changed: Iterable[MemberAccount]) -> None:
         [one] = rows
         driver_cursor(
             connection,
-            "UPDATE accounts SET balance = %s, debt = %s, welcomed = %s WHERE id = %s",
-            (one.balance, one.debt, one.welcomed, one.id),
+            "UPDATE accounts SET balance = %s, debt = %s, welcomed = %s, pending = %s"
+            " WHERE id = %s",
+            (one.balance, one.debt, one.welcomed, one.pending, one.id),
         )
         return
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql(
             "UPDATE accounts SET balance = given.balance, debt = given.debt,"
-            " welcomed = given.welcomed"
-            " FROM unnest(%b::bigint[], %b::bigint[], %b::bigint[], %b::boolean[])"
-            " AS given(id, balance, debt, welcomed) WHERE accounts.id = given.id",
+            " welcomed = given.welcomed, pending = given.pending"
+            " FROM unnest(%b::bigint[], %b::bigint[], %b::bigint[], %b::boolean[], %b::bigint[])"
+            " AS given(id, balance, debt, welcomed, pending) WHERE accounts.id = given.id",
             (
                 [a.id for a in rows],
                 [a.balance for a in rows],
                 [a.debt for a in rows],
                 [a.welcomed for a in rows],
+                [a.pending for a in rows],
             ),
         )
         return
@@ -158,9 +168,16 @@ def store_balances(session: Session, changed: Iterable[MemberAccount]) -> None:
             balance=bindparam("new_balance"),
             debt=bindparam("new_debt"),
             welcomed=bindparam("new_welcomed"),
+            pending=bindparam("new_pending"),
         ),
         [
-            {"aid": a.id, "new_balance": a.balance, "new_debt": a.debt, "new_welcomed": a.welcomed}
+            {
+                "aid": a.id,
+                "new_balance": a.balance,
+                "new_debt": a.debt,
+                "new_welcomed": a.welcomed,
+                "new_pending": a.pending,
+            }
             for a in rows
         ],
     )
@@ -176,9 +193,10 @@ def lock_or_reuse(session: Session, member_id: int, locked: MemberAccount | None
 
 
 def member_view(member: MemberAccount, held: int) -> dict[str, int]:
-    """What an answer says of the member after an operation, `held` by its active holds."""
+    """What an answer says of the member after an operation, `held` by its active holds:
+    available is the balance less holds and pending points (SPEC 2)."""
     return {
         "balance": member.balance,
-        "available": max(member.balance - held, 0),
+        "available": max(member.spendable - held, 0),
         "debt": member.debt,
     }

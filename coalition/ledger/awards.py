@@ -9,7 +9,12 @@ Each non-zero part of an award (`merchant`: base, campaign and stamp points, fun
 merchant; the operator-funded `tier` (the tier's and a premium membership's extra points) and
 `welcome`) becomes its own transfer and lot, the
 merchant's first. A member's first purchase anywhere adds the welcome bonus, decided under the
-lock, so only once. New points of a member in debt repay it first."""
+lock, so only once. New points of a member in debt repay it first.
+
+An award with `pending_until` (its merchant's pending window, SPEC 2) makes all its lots
+pending, the operator-funded ones too: the whole purchase waits for its return period. Its
+points count in the balance and in `pending`, are not spendable and repay no debt until the
+nightly job confirms them (`coalition.ledger.pending`)."""
 
 from __future__ import annotations
 
@@ -67,6 +72,8 @@ class Award:
     rules_version: int | None = None
     store: str | None = None
     items: Sequence[Mapping[str, Any]] | None = None
+    # The end of the merchant's pending window; None: the points are spendable at once.
+    pending_until: datetime | None = None
 
 
 @dataclass
@@ -92,6 +99,8 @@ def _check(award: Award, now: datetime) -> None:
     check_amount(award.amount_minor, "amount", 0)
     if award.expires_at <= now:
         raise InvalidRequest("points must expire after they are awarded")
+    if award.pending_until is not None and award.pending_until <= now:
+        raise InvalidRequest("a pending window ends after the points are awarded")
 
 
 def award(
@@ -111,6 +120,7 @@ def award(
     reason: str = "purchase",
     welcome_bonus: int = 0,
     locked: MemberAccount | None = None,
+    pending_until: datetime | None = None,
 ) -> dict[str, Any]:
     """One award to the member `member_id`, through `award_many`. `locked`: the member's
     account, when the caller already holds its lock (it checked something under it first, such
@@ -129,6 +139,7 @@ def award(
                 external_id=external_id,
                 breakdown=breakdown,
                 occurred_at=occurred_at,
+                pending_until=pending_until,
             )
         ],
         actor=actor,
@@ -228,6 +239,7 @@ def award_many(
                 "points": points,
                 "remaining": points,
                 "expires_at": entry.award.expires_at,
+                "pending_until": entry.award.pending_until,
                 "created_at": now,
             }
             for (entry, source, points, issuer), transfer_id in zip(
@@ -267,6 +279,8 @@ def _entry(award: Award, member: MemberAccount, welcome_bonus: int) -> _Entry:
     member.welcomed = True
     total = sum(parts.values())
     member.balance += total
+    if award.pending_until is not None:
+        member.pending += total
     repaid = lotplan.debt_repaid(member)
     member.debt -= repaid
     public_id = new_id("txn")
@@ -277,6 +291,8 @@ def _entry(award: Award, member: MemberAccount, welcome_bonus: int) -> _Entry:
         "breakdown": breakdown or parts,
         "debt_repaid": repaid,
     }
+    if award.pending_until is not None:
+        transaction["pending_until"] = award.pending_until.isoformat()
     return _Entry(
         award=award,
         member=member,

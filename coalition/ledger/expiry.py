@@ -35,8 +35,9 @@ def expire_due_lots(
     """Expire the open lots of up to `limit` members whose lots expire at or before `cutoff`:
     their points go to the operator (breakage). Returns how many members were touched; call
     again, in a new transaction, until it returns 0."""
+    # A lot still pending waits for its confirmation (the nightly job confirms first).
     members, by_account = _due_lots_by_member(
-        session, [lots.c.remaining > 0, lots.c.expires_at <= cutoff], limit
+        session, [lots.c.remaining > 0, lots.c.expires_at <= cutoff, lotplan.spendable()], limit
     )
     if not by_account:
         return 0

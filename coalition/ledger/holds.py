@@ -50,8 +50,9 @@ def place_hold(
         raise InvalidRequest("a hold lasts more than 0 seconds and at most 7 days")
     member = lock_or_reuse(session, member_id, locked)
     held = held_points(session, member.id, now)
-    if points > member.balance - held:
-        available = max(member.balance - held, 0)
+    # SPEC 2: pending points cannot be reserved any more than spent.
+    if points > member.spendable - held:
+        available = max(member.spendable - held, 0)
         raise InsufficientPoints(
             f"the member has {available} points available, {points} were asked for",
             available=available,

@@ -1,7 +1,9 @@
 """Which lots a debit takes (SPEC 2): soonest-expiring first, ties by the lot created first; a
 clawback takes each funder's own lot of its purchase first, then the purchase's other lots,
-before any other; points newly credited to a member in debt repay it first. Planning is pure;
-`record` writes the consumption records and the lots' new `remaining` in two bulk statements."""
+before any other; points newly credited to a member in debt repay it first. A pending lot
+(SPEC 2, Pending points) is never taken, except by a refund of its own purchase (`first`).
+Planning is pure; `record` writes the consumption records and the lots' new `remaining` in two
+bulk statements."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, case, func, insert, select, update
+from sqlalchemy import ColumnElement, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from coalition.database import table
@@ -18,6 +20,16 @@ from coalition.ledger.models import Lot, LotConsumption
 
 lots = table(Lot)
 consumptions = table(LotConsumption)
+
+
+def spendable() -> ColumnElement[bool]:
+    """A lot that is not pending: awarded without a window, or confirmed since."""
+    return or_(lots.c.pending_until.is_(None), lots.c.confirmed_at.is_not(None))
+
+
+def pending() -> ColumnElement[bool]:
+    """A lot still in its pending window: awarded with one and not confirmed yet."""
+    return lots.c.pending_until.is_not(None) & lots.c.confirmed_at.is_(None)
 
 
 @dataclass(frozen=True)
@@ -39,9 +51,11 @@ class Take:
 def open_lots(
     session: Session, account_id: int, points: int, first: Sequence[int] = ()
 ) -> list[OpenLot]:
-    """The member's open lots in spending order, only as many as `points` needs. Lots named in
-    `first` come before all others (a refund's own purchase lots)."""
+    """The member's open spendable lots in spending order, only as many as `points` needs.
+    Lots named in `first` come before all others, pending or not (a refund's own purchase
+    lots); no other pending lot is ever taken."""
     preference = case((lots.c.id.in_(first), 0), else_=1) if first else None
+    allowed = or_(spendable(), lots.c.id.in_(first)) if first else spendable()
     order = [c for c in (preference, lots.c.expires_at, lots.c.id) if c is not None]
     ranked = (
         select(
@@ -50,7 +64,7 @@ def open_lots(
             lots.c.remaining,
             (func.sum(lots.c.remaining).over(order_by=order) - lots.c.remaining).label("before"),
         )
-        .where(lots.c.account_id == account_id, lots.c.remaining > 0)
+        .where(lots.c.account_id == account_id, lots.c.remaining > 0, allowed)
         .subquery()
     )
     rows = session.execute(
@@ -112,8 +126,9 @@ def plan_by_funder(
 
 def debt_repaid(member: MemberAccount) -> int:
     """SPEC 2: how much of a member's debt the points just credited to it repay (its balance
-    already counts them): all they can, since a member in debt has no other open lot."""
-    return min(member.debt, max(member.balance + member.debt, 0))
+    already counts them): all they can, since a member in debt has no other spendable open
+    lot. Pending points repay nothing until they are confirmed (its `pending` counts them)."""
+    return min(member.debt, max(member.spendable + member.debt, 0))
 
 
 def repayments(
@@ -172,10 +187,11 @@ def record(session: Session, consumed: Sequence[Consumed], now: datetime) -> Non
             for c in consumed
         ],
     )
+    # A confirmation takes nothing from its lot.
     moves = [
         {"lid": c.take.lot_id, "delta": c.take.points if c.kind == "restore" else -c.take.points}
         for c in consumed
-        if c.take.lot_id is not None
+        if c.take.lot_id is not None and c.kind != "confirm"
     ]
     if moves:
         connection.execute(

@@ -31,8 +31,22 @@ ACCOUNT_KINDS = ("member", "merchant", "operator")
 TRANSACTION_TYPES = ("earn", "redeem", "refund", "reversal", "expiry")
 TRANSFER_KINDS = ("award", "redeem", "clawback", "reverse", "expire")
 LOT_SOURCES = ("merchant", "tier", "welcome")
-CONSUMPTION_KINDS = ("redeem", "clawback", "expire", "restore", "debt", "repay")
+# `cancel`: a refund's clawback taking points from a lot still pending (no money moves for them);
+# `confirm`: a pending lot confirmed, its points from then on issued and spendable (it takes
+# nothing from the lot: settlement counts its points as issued on the day it is dated).
+CONSUMPTION_KINDS = (
+    "redeem",
+    "clawback",
+    "expire",
+    "restore",
+    "debt",
+    "repay",
+    "cancel",
+    "confirm",
+)
 HOLD_STATUSES = ("active", "captured", "voided")
+# A lot still in its pending window (SQL, for partial indexes).
+PENDING_SQL = "pending_until IS NOT NULL AND confirmed_at IS NULL"
 
 
 def _one_of(column: str, values: tuple[str, ...]) -> str:
@@ -55,6 +69,11 @@ class Account(Base):
         CheckConstraint(
             "kind = 'member' OR (balance = 0 AND debt = 0)", name="balance_member_only"
         ),
+        # Pending points are part of the balance (its open lots), never more than them.
+        CheckConstraint(
+            "pending >= 0 AND pending <= balance + debt AND (kind = 'member' OR pending = 0)",
+            name="pending_within_balance",
+        ),
         Index(
             "uq_accounts_one_operator",
             "kind",
@@ -73,6 +92,9 @@ class Account(Base):
     debt: Mapped[int] = mapped_column(BigId, default=0, server_default="0")
     # SPEC 2: the welcome bonus comes with a member's first purchase anywhere, once.
     welcomed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # SPEC 2, Pending points: the points of the member's lots still in their pending window,
+    # counted in `balance` but not spendable until the nightly job confirms them.
+    pending: Mapped[int] = mapped_column(BigId, default=0, server_default="0")
 
 
 class Transaction(Base):
@@ -177,6 +199,23 @@ class Lot(Base):
             sqlite_where=text("remaining > 0"),
             postgresql_where=text("remaining > 0"),
         ),
+        # The nightly confirmation's work: lots still pending, by the end of their window.
+        Index(
+            "ix_lots_pending",
+            "pending_until",
+            sqlite_where=text(PENDING_SQL),
+            postgresql_where=text(PENDING_SQL),
+        ),
+        # Settlement: the points awarded pending on a day (counted when confirmed instead).
+        Index(
+            "ix_lots_pending_created",
+            "created_at",
+            sqlite_where=text("pending_until IS NOT NULL"),
+            postgresql_where=text("pending_until IS NOT NULL"),
+        ),
+        CheckConstraint(
+            "confirmed_at IS NULL OR pending_until IS NOT NULL", name="confirmed_if_pending"
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -188,6 +227,12 @@ class Lot(Base):
     remaining: Mapped[int] = mapped_column(BigId)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expiring_notice_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # SPEC 2, Pending points: an award at a merchant with a pending window makes lots that are
+    # pending until confirmed (`pending_until` is when the window ends, never changed;
+    # `confirmed_at` is set once, by the nightly job). A pending lot is not spendable: only a
+    # refund of its own purchase may take its points (a `cancel`).
+    pending_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -197,7 +242,9 @@ class LotConsumption(Base):
     redeem / clawback / expire: points taken from a lot by that transfer;
     debt: points a clawback could not find (no lot), owed by the member;
     repay: points of a new or restored lot that paid off debt, credited to the operator;
-    restore: points a reversal gave back to the lot an earlier consumption took them from."""
+    restore: points a reversal gave back to the lot an earlier consumption took them from;
+    cancel: points a refund took from its own purchase's lot while that lot was still pending;
+    confirm: a pending lot's points confirmed (nothing taken; the lot's award transfer)."""
 
     __tablename__ = "lot_consumptions"
     __table_args__ = (

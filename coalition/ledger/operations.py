@@ -61,8 +61,9 @@ def spend(
     hold_id: int | None,
 ) -> tuple[int, str]:
     """A redemption of `points` at `merchant_id` by a locked member (a redemption, or a hold's
-    capture): its transaction, transfer and lot consumptions, and the new balance."""
-    available = member.balance - held_elsewhere
+    capture): its transaction, transfer and lot consumptions, and the new balance. Pending
+    points are not available (SPEC 2)."""
+    available = member.spendable - held_elsewhere
     if points > available:
         raise InsufficientPoints(
             f"the member has {max(available, 0)} points available, {points} were asked for",
@@ -112,7 +113,8 @@ def redeem(
     locked: MemberAccount | None = None,
 ) -> dict[str, Any]:
     """Spend points at a merchant, soonest-expiring lots first. Refused with
-    `insufficient_points` when the available balance (balance less active holds) is short.
+    `insufficient_points` when the available balance (balance less active holds and pending
+    points) is short.
     `locked`: the member's account, when the caller already holds its lock (it checked
     something under it first, such as an external id)."""
     check_points(points)
@@ -214,7 +216,14 @@ def refund(
             clawed_before[source] += points
 
     own_lots = session.execute(
-        select(lots.c.id, lots.c.source, lots.c.points, lots.c.remaining, lots.c.issuer_account_id)
+        select(
+            lots.c.id,
+            lots.c.source,
+            lots.c.points,
+            lots.c.remaining,
+            lots.c.issuer_account_id,
+            lotplan.pending().label("pending"),
+        )
         .join(transfers, transfers.c.id == lots.c.transfer_id)
         .where(transfers.c.transaction_id == purchase.id)
         .order_by(lots.c.id)
@@ -268,16 +277,28 @@ def refund(
         )
         lot_of = {lot.source: lot.id for lot in own_lots}
         pieces = lotplan.plan_by_funder(candidates, [(lot_of[s], p) for s, p in portions])
+        # SPEC 2, Pending points: what a refund takes from its purchase's still-pending lots is
+        # cancelled (`cancel`): those points were never issued, so no money moves for them.
+        still_pending = {lot.id for lot in own_lots if lot.pending}
         lotplan.record(
             session,
             [
-                lotplan.Consumed(member.id, tid, take, "clawback", issuer_of[source])
+                lotplan.Consumed(
+                    member.id,
+                    tid,
+                    take,
+                    "cancel" if take.lot_id in still_pending else "clawback",
+                    issuer_of[source],
+                )
                 for (source, _), tid, piece in zip(portions, transfer_ids, pieces, strict=True)
                 for take in piece
             ],
             now,
         )
         shortfall = sum(t.points for piece in pieces for t in piece if t.lot_id is None)
+        member.pending -= sum(
+            t.points for piece in pieces for t in piece if t.lot_id in still_pending
+        )
         member.balance -= total
         member.debt += shortfall
         store_balances(session, [member])

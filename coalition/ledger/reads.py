@@ -25,10 +25,11 @@ members = core_table("members", column("id"), column("public_id"))
 
 
 def balance(session: Session, member_id: int, now: datetime) -> dict[str, int]:
-    """`balance` (negative only by clawback debt), `held` by active holds, and `available`:
-    balance less holds, never below zero."""
+    """`balance` (negative only by clawback debt), `held` by active holds, `pending` (SPEC 2:
+    counted in the balance, not spendable until confirmed), and `available`: balance less
+    holds and pending points, never below zero."""
     row = session.execute(
-        select(accounts.c.id, accounts.c.balance, accounts.c.debt).where(
+        select(accounts.c.id, accounts.c.balance, accounts.c.debt, accounts.c.pending).where(
             accounts.c.member_id == member_id
         )
     ).one_or_none()
@@ -37,8 +38,9 @@ def balance(session: Session, member_id: int, now: datetime) -> dict[str, int]:
     held = held_points(session, row.id, now)
     return {
         "balance": row.balance,
-        "available": max(row.balance - held, 0),
+        "available": max(row.balance - row.pending - held, 0),
         "held": held,
+        "pending": row.pending,
         "debt": row.debt,
     }
 

@@ -25,7 +25,7 @@ consumptions = table(LotConsumption)
 holds = table(Hold)
 
 SHOWN_PER_CHECK = 20
-TAKING_KINDS = ("redeem", "clawback", "expire", "debt")
+TAKING_KINDS = ("redeem", "clawback", "expire", "debt", "cancel")
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,9 @@ def _member_balances() -> Select[Any]:
 
 def _lot_remaining() -> Select[Any]:
     signed = case(
-        (consumptions.c.kind == "restore", consumptions.c.points), else_=-consumptions.c.points
+        (consumptions.c.kind == "restore", consumptions.c.points),
+        (consumptions.c.kind == "confirm", literal(0)),
+        else_=-consumptions.c.points,
     )
     moved = _sum_by(consumptions.c.lot_id, signed, consumptions.c.lot_id.is_not(None))
     expected = lots.c.points + func.coalesce(moved.c.total, 0)
@@ -110,8 +112,13 @@ def _lot_origin() -> Select[Any]:
     )
 
 
+def _lot_is_pending() -> Any:
+    return and_(lots.c.pending_until.is_not(None), lots.c.confirmed_at.is_(None))
+
+
 def _open_lots_match_balance() -> Select[Any]:
     open_points = _sum_by(lots.c.account_id, lots.c.remaining)
+    spendable = _sum_by(lots.c.account_id, lots.c.remaining, ~_lot_is_pending())
     total = func.coalesce(open_points.c.total, 0)
     return (
         select(
@@ -120,12 +127,122 @@ def _open_lots_match_balance() -> Select[Any]:
             accounts.c.debt,
             total.label("open_lots"),
         )
-        .select_from(accounts.outerjoin(open_points, open_points.c.key == accounts.c.id))
+        .select_from(
+            accounts.outerjoin(open_points, open_points.c.key == accounts.c.id).outerjoin(
+                spendable, spendable.c.key == accounts.c.id
+            )
+        )
         .where(
             accounts.c.kind == "member",
             or_(
-                total != accounts.c.balance + accounts.c.debt, and_(accounts.c.debt > 0, total != 0)
+                total != accounts.c.balance + accounts.c.debt,
+                and_(accounts.c.debt > 0, func.coalesce(spendable.c.total, 0) != 0),
             ),
+        )
+    )
+
+
+def _pending_matches_lots() -> Select[Any]:
+    """SPEC 2, Pending points: a member's `pending` is what its pending lots still hold, never
+    less than zero nor more than its open lots; only members have pending points."""
+    held = _sum_by(lots.c.account_id, lots.c.remaining, _lot_is_pending())
+    total = func.coalesce(held.c.total, 0)
+    return (
+        select(accounts.c.id.label("account"), accounts.c.pending, total.label("pending_lots"))
+        .select_from(accounts.outerjoin(held, held.c.key == accounts.c.id))
+        .where(
+            or_(
+                accounts.c.pending != total,
+                accounts.c.pending < 0,
+                accounts.c.pending > accounts.c.balance + accounts.c.debt,
+                and_(accounts.c.kind != "member", accounts.c.pending != 0),
+            )
+        )
+    )
+
+
+def _pending_lots_untouched() -> Select[Any]:
+    """A pending lot gives points only to a refund of its own purchase (`cancel`, never after
+    its confirmation); every other consumption of a lot that was pending comes at or after its
+    confirmation; a lot awarded without a window is never cancelled nor confirmed."""
+    taker = aliased(transactions)
+    awarded = aliased(transfers)
+    return (
+        select(consumptions.c.id.label("consumption"), consumptions.c.kind, lots.c.id.label("lot"))
+        .select_from(
+            consumptions.join(lots, lots.c.id == consumptions.c.lot_id)
+            .join(transfers, transfers.c.id == consumptions.c.transfer_id)
+            .join(taker, taker.c.id == transfers.c.transaction_id)
+            .join(awarded, awarded.c.id == lots.c.transfer_id)
+        )
+        .where(
+            or_(
+                and_(
+                    consumptions.c.kind.in_(("cancel", "confirm")),
+                    lots.c.pending_until.is_(None),
+                ),
+                and_(
+                    consumptions.c.kind == "cancel",
+                    or_(
+                        transfers.c.kind != "clawback",
+                        taker.c.original_id != awarded.c.transaction_id,
+                        consumptions.c.created_at > lots.c.confirmed_at,
+                    ),
+                ),
+                and_(
+                    consumptions.c.kind.not_in(("cancel", "confirm")),
+                    lots.c.pending_until.is_not(None),
+                    or_(
+                        lots.c.confirmed_at.is_(None),
+                        consumptions.c.created_at < lots.c.confirmed_at,
+                    ),
+                ),
+            )
+        )
+    )
+
+
+def _confirmations() -> Select[Any]:
+    """Each confirmed lot's one `confirm` record (none if a refund cancelled all of it) is
+    dated at its confirmation, names its award transfer, and confirms exactly the points no
+    refund cancelled: what settlement counts as issued that day."""
+    confirm = aliased(consumptions)
+    cancelled = _sum_by(
+        consumptions.c.lot_id, consumptions.c.points, consumptions.c.kind == "cancel"
+    )
+    confirmed = _sum_by(confirm.c.lot_id, confirm.c.points, confirm.c.kind == "confirm")
+    records = _sum_by(confirm.c.lot_id, literal(1), confirm.c.kind == "confirm")
+    left = lots.c.points - func.coalesce(cancelled.c.total, 0)
+    stray = aliased(consumptions)
+    return (
+        select(
+            lots.c.id.label("lot"), left.label("uncancelled"), confirmed.c.total.label("confirmed")
+        )
+        .select_from(
+            lots.outerjoin(cancelled, cancelled.c.key == lots.c.id)
+            .outerjoin(confirmed, confirmed.c.key == lots.c.id)
+            .outerjoin(records, records.c.key == lots.c.id)
+        )
+        .where(
+            or_(
+                and_(lots.c.confirmed_at.is_(None), confirmed.c.total.is_not(None)),
+                and_(
+                    lots.c.confirmed_at.is_not(None),
+                    func.coalesce(confirmed.c.total, 0) != left,
+                ),
+                func.coalesce(records.c.total, 0) > 1,
+                select(stray.c.id)
+                .where(
+                    stray.c.lot_id == lots.c.id,
+                    stray.c.kind == "confirm",
+                    or_(
+                        stray.c.transfer_id != lots.c.transfer_id,
+                        stray.c.created_at != lots.c.confirmed_at,
+                        stray.c.redeemer_account_id != lots.c.issuer_account_id,
+                    ),
+                )
+                .exists(),
+            )
         )
     )
 
@@ -288,8 +405,26 @@ CHECKS = (
     ),
     Check(
         "open_lots",
-        "each member's open lots equal its balance plus its debt; a member in debt has no open lot",
+        "each member's open lots equal its balance plus its debt; a member in debt has no"
+        " spendable open lot",
         _open_lots_match_balance,
+    ),
+    Check(
+        "pending",
+        "each member's pending points equal what its pending lots hold, within its open lots",
+        _pending_matches_lots,
+    ),
+    Check(
+        "pending_lots",
+        "a pending lot gives points only to a refund of its own purchase, never after its"
+        " confirmation; nothing else takes from a lot before it is confirmed",
+        _pending_lots_untouched,
+    ),
+    Check(
+        "confirmations",
+        "each confirmed lot has one confirmation, at its confirmation, of the points no refund"
+        " cancelled",
+        _confirmations,
     ),
     Check(
         "debt",

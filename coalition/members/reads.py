@@ -6,7 +6,7 @@ security would also allow: the application is the first wall (tenancy.py)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from itertools import groupby
 from typing import Any
 
@@ -18,6 +18,7 @@ from coalition import clock, economics
 from coalition.database import Hot, UTCDateTime
 from coalition.database import table as table_of
 from coalition.errors import NotFound
+from coalition.ledger.lots import pending as lot_pending
 from coalition.ledger.models import Account, Lot, Transaction
 from coalition.ledger.reads import held_points_of
 from coalition.members import cards, codes
@@ -61,7 +62,8 @@ def card_view(session: Session, card_or_id: str, now: datetime) -> dict[str, Any
         "card": cards.masked(row.card_number),
         "tier": row.tier,
         "balance": row.balance,
-        "available": max(row.balance - int(row.held), 0),
+        # SPEC 2: pending points are shown in the balance but cannot be spent at the till.
+        "available": max(row.balance - row.pending - int(row.held), 0),
     }
 
 
@@ -76,6 +78,7 @@ def _card_view(dialect: str, column: str) -> Hot:
             members.c.card_number,
             members.c.tier,
             accounts.c.balance,
+            accounts.c.pending,
             held.label("held"),
         )
         .join(accounts, accounts.c.member_id == members.c.id)
@@ -152,6 +155,27 @@ def expiring(session: Session, account_id: int, zone: str) -> list[dict[str, Any
     return dates[:MAX_EXPIRING_DATES]
 
 
+def pending_dates(session: Session, account_id: int, zone: str) -> list[dict[str, Any]]:
+    """SPEC 2, Pending points: the member's pending points grouped by the business date from
+    which they are spendable (the day after their window ends: the nightly job confirms them
+    then), soonest first, at most MAX_EXPIRING_DATES dates: `{points, spendable_from}`."""
+    rows = session.execute(
+        select(lots.c.pending_until, func.sum(lots.c.remaining).label("points"))
+        .where(lots.c.account_id == account_id, lots.c.remaining > 0, lot_pending())
+        .group_by(lots.c.pending_until)
+        .order_by(lots.c.pending_until)
+        .limit(EXPIRY_SCAN + 1)
+    ).all()
+    dates: dict[date, int] = {}
+    for row in rows[:EXPIRY_SCAN]:
+        day = clock.business_date(row.pending_until, zone) + timedelta(days=1)
+        dates[day] = dates.get(day, 0) + int(row.points)
+    shown = sorted(dates.items())
+    if len(rows) > EXPIRY_SCAN:
+        shown.pop()
+    return [{"points": p, "spendable_from": d} for d, p in shown[:MAX_EXPIRING_DATES]]
+
+
 def by_merchant(session: Session, account_id: int) -> list[dict[str, Any]]:
     """Per merchant where the member earned or spent: points `earned` there (purchases, less
     what refunds clawed back) and `redeemed` there (redemptions and captured holds, less what
@@ -192,11 +216,12 @@ def by_merchant(session: Session, account_id: int) -> list[dict[str, Any]]:
 
 def points(session: Session, member_id: int, now: datetime, zone: str) -> dict[str, Any]:
     """The member's own points (SPEC 3.4 `/me/balance`): `points` (the balance, negative only by
-    clawback debt), `available` (less active holds, never below zero), `held`, `debt`, what
-    expires when, and what it earned and redeemed at each merchant."""
+    clawback debt), `available` (less active holds and pending points, never below zero),
+    `held`, `pending` (SPEC 2: not spendable until confirmed) with when each part becomes
+    spendable, `debt`, what expires when, and what it earned and redeemed at each merchant."""
     held = held_points_of(accounts.c.id, now, _dialect(session)).label("held")
     row = session.execute(
-        select(accounts.c.id, accounts.c.balance, accounts.c.debt, held)
+        select(accounts.c.id, accounts.c.balance, accounts.c.debt, accounts.c.pending, held)
         .join(members, members.c.id == accounts.c.member_id)
         .where(accounts.c.member_id == member_id, members.c.status == "active")
     ).one_or_none()
@@ -205,8 +230,10 @@ def points(session: Session, member_id: int, now: datetime, zone: str) -> dict[s
     held_points = int(row.held)
     return {
         "points": row.balance,
-        "available": max(row.balance - held_points, 0),
+        "available": max(row.balance - row.pending - held_points, 0),
         "held": held_points,
+        "pending": row.pending,
+        "pending_dates": pending_dates(session, row.id, zone) if row.pending else [],
         "debt": row.debt,
         "expiring": expiring(session, row.id, zone),
         "by_merchant": by_merchant(session, row.id),

@@ -87,7 +87,9 @@ class MemberLookupOut(Schema):
     card = fields.String(metadata={"description": "masked: prefix and last four digits"})
     tier = fields.String()
     balance = fields.Integer()
-    available = fields.Integer()
+    available = fields.Integer(
+        metadata={"description": "what can be spent now: balance less holds and pending points"}
+    )
 
 
 class MeTierProgressOut(Schema):
@@ -115,6 +117,13 @@ class MeExpiringOut(Schema):
     expires_at = fields.DateTime()
 
 
+class MePendingOut(Schema):
+    points = fields.Integer()
+    spendable_from = fields.Date(
+        metadata={"description": "the business day from which these points can be spent"}
+    )
+
+
 class MeMerchantPointsOut(Schema):
     merchant = fields.Nested(MeMerchantOut)
     earned = fields.Integer()
@@ -125,6 +134,13 @@ class MeBalanceOut(Schema):
     points = fields.Integer()
     available = fields.Integer()
     held = fields.Integer()
+    pending = fields.Integer(
+        metadata={
+            "description": "points in a merchant's pending window (SPEC 2): in `points`, not"
+            " spendable until confirmed"
+        }
+    )
+    pending_dates = fields.List(fields.Nested(MePendingOut))
     debt = fields.Integer()
     expiring = fields.List(fields.Nested(MeExpiringOut))
     by_merchant = fields.List(fields.Nested(MeMerchantPointsOut))

@@ -141,7 +141,10 @@ class MemberLock:
             column: Hot(
                 _found()
                 .add_columns(
-                    account_table.c.balance, account_table.c.debt, account_table.c.welcomed
+                    account_table.c.balance,
+                    account_table.c.debt,
+                    account_table.c.welcomed,
+                    account_table.c.pending,
                 )
                 .add_columns(*also)
                 .where(members.c[column] == bindparam("ref"))
@@ -162,7 +165,9 @@ class MemberLock:
         member = FoundMember(
             row.id, row.public_id, row.card_number, row.status, row.tier, row.account_id
         )
-        locked = accounts.MemberAccount(row.account_id, row.id, row.balance, row.debt, row.welcomed)
+        locked = accounts.MemberAccount(
+            row.account_id, row.id, row.balance, row.debt, row.welcomed, row.pending
+        )
         return member, locked, row
 
 

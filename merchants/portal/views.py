@@ -32,7 +32,13 @@ from coalition.members import services as member_services
 from coalition.oauth import clients as oauth_clients
 from coalition.web import pages
 from merchants import charts, portal_reads, services
-from merchants.forms import ClientForm, EnrolForm, LookupForm, TransactionFilterForm
+from merchants.forms import (
+    ClientForm,
+    EnrolForm,
+    LookupForm,
+    PendingWindowForm,
+    TransactionFilterForm,
+)
 from merchants.portal import formatting
 from merchants.portal.face import bp, dashboard_panels, merchant_required, signed_in_merchant
 
@@ -308,3 +314,45 @@ def revoke_client(client_id: str) -> Response:
     session.commit()
     flash(_("Client revoked: its secret and tokens no longer work."), "success")
     return redirect(url_for("portal.credentials"), code=303)
+
+
+def _settings_page(form: PendingWindowForm, status: int = 200) -> tuple[str, int]:
+    merchant = signed_in_merchant()
+    window = services.pending_window(db.session(), merchant.id, clock.utcnow())
+    if form.pending_days.data is None and not form.pending_days.errors:
+        form.pending_days.data = window.pending_days
+    return render_template("portal/settings.html", form=form, window=window), status
+
+
+@bp.get("/settings")
+@merchant_required
+def settings() -> tuple[str, int]:
+    """The programme's settings the merchant sets itself: its pending window (SPEC 2)."""
+    return _settings_page(PendingWindowForm())
+
+
+@bp.post("/settings")
+@merchant_required
+def save_settings() -> Any:
+    merchant = signed_in_merchant()
+    form = PendingWindowForm()
+    if not form.validate_on_submit() or form.pending_days.data is None:
+        return _settings_page(form, 422)
+    session = db.session()
+    try:
+        services.set_pending_days(session, merchant.id, form.pending_days.data, now=clock.utcnow())
+    except CoalitionError as refusal:
+        session.rollback()
+        form.pending_days.errors = [*form.pending_days.errors, refusal.detail]
+        return _settings_page(form, 422)
+    session.commit()
+    flash(
+        _(
+            "Saved: points of purchases from now on are pending %(n)s days.",
+            n=form.pending_days.data,
+        )
+        if form.pending_days.data
+        else _("Saved: points of purchases from now on can be spent at once."),
+        "success",
+    )
+    return redirect(url_for("portal.settings"), code=303)

@@ -128,5 +128,6 @@ def test_awards_at_once_to_a_member_in_debt_repay_it_in_order_as_one_by_one(sess
         "balance": 35,
         "available": 35,
         "held": 0,
+        "pending": 0,
         "debt": 0,
     }

@@ -318,5 +318,6 @@ def test_a_merchant_cannot_touch_another_merchants_purchases_redemptions_or_hold
         "balance": 90,
         "available": 80,
         "held": 10,
+        "pending": 0,
         "debt": 0,
     }

@@ -204,15 +204,15 @@ def qualifying_spends(
     return {row.id: int(row.spend) for row in rows}
 
 
-def _event(
-    purchaser: FoundMember, to: str, spend: int, currency: str, reason: str
-) -> dict[str, Any]:
+def _event(purchaser: FoundMember, to: str, reason: str) -> dict[str, Any]:
+    """A purchase's upgrade, told to the merchant where it happened: the tier, never the
+    coalition-wide spend behind it (other shops' business; the nightly run's own events,
+    which are the coalition's, carry it)."""
     return {
         "member": {"id": purchaser.public_id},
         "from": purchaser.tier,
         "to": to,
         "reason": reason,
-        "qualifying_spend": {"amount": spend, "currency": currency},
     }
 
 
@@ -256,7 +256,7 @@ def after_purchases(
         events.append(
             outbox.event_row(
                 TIER_CHANGED,
-                _event(purchaser, reached, spend, ladder.currency, BY_PURCHASE),
+                _event(purchaser, reached, BY_PURCHASE),
                 now,
                 merchant_id=merchant_id,
                 member_id=purchaser.id,

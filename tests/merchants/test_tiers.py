@@ -59,6 +59,16 @@ def changes(session) -> list[tuple]:
         ]
 
 
+def event_data(session) -> list[dict]:
+    table = OutboxEvent.__table__
+    with tenancy.acting_as(tenancy.SYSTEM, session):
+        return list(
+            session.execute(
+                select(table.c.data).where(table.c.type == "member.tier_changed")
+            ).scalars()
+        )
+
+
 def purchase(card: str, amount: int, external_id: str) -> dict:
     return {"member": card, "amount": amount, "currency": "EUR", "external_id": external_id}
 
@@ -91,6 +101,14 @@ def test_the_purchase_that_crosses_a_threshold_upgrades_the_member_at_once(
     assert body["transaction"]["breakdown"]["tier"] == 0
     assert tier_of(session, alice) == "Silver"
     assert changes(session) == [(alice, shop, "Member", "Silver", "purchase")]
+    # The merchant is told of the tier, not of what she spent at other shops.
+    [data] = event_data(session)
+    assert data == {
+        "member": {"id": body["member"]["id"]},
+        "from": "Member",
+        "to": "Silver",
+        "reason": "purchase",
+    }
 
 
 def test_a_replay_or_a_later_purchase_writes_no_second_event(session, client, shop, till):

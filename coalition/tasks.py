@@ -1,6 +1,7 @@
-"""The core's jobs: confirmation of pending points, expiry of lots (with the 30-day notices) and
-the purge of idempotency keys. Each works in bounded batches, one transaction each, so a kill at
-any point loses nothing and a rerun finishes the job."""
+"""The core's jobs: confirmation of pending points, expiry of lots (with the 30-day notices), the
+nightly recalculation of tiers and the purge of idempotency keys. Each works in bounded batches,
+one transaction each, or in one set-based transaction (tiers), so a kill at any point loses
+nothing and a rerun finishes the job."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from coalition.jobs import register_daily, task
 from coalition.ledger.expiry import expire_due_lots, notify_expiring
 from coalition.ledger.pending import confirm_due_lots
 from coalition.ledger.rows import Actor
+from coalition.members import tiers
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +67,19 @@ def expire_points(day: date, now: datetime) -> None:
     )
 
 
+def recalculate_tiers(day: date, now: datetime) -> None:
+    """Every member's tier as its qualifying spend says after business day `day`: downgrades
+    (only here) and upgrades a purchase did not make, with their events, in one transaction."""
+    done = tiers.recalculate(db.session(), day, now)
+    db.session.commit()
+    log.info(
+        "tiers after %s (spend since %s): %d members changed tier",
+        day.isoformat(),
+        done.since.isoformat(),
+        done.changed,
+    )
+
+
 @task
 def purge_idempotency_keys() -> int:
     purged = idempotency.purge(db.session(), clock.utcnow())
@@ -75,3 +90,4 @@ def purge_idempotency_keys() -> int:
 def init_app(app: Flask) -> None:
     register_daily(app, "confirm-points", confirm_points)
     register_daily(app, "expire-points", expire_points)
+    register_daily(app, "recalculate-tiers", recalculate_tiers)

@@ -42,6 +42,7 @@ from coalition.ledger.models import Account, Transaction
 from coalition.ledger.reads import balances_after
 from coalition.ledger.rows import Actor
 from coalition.members.models import Member
+from coalition.members import tiers
 from coalition.members.services import (
     FoundMember,
     MemberLock,
@@ -448,6 +449,8 @@ def record_purchase(
         if not external_id_clash(error):
             raise
         raise external_id_conflict(external_id, "another request") from error
+    upgraded = tiers.after_purchases(session, [member], now, merchant_id)
+    member = tiers.as_upgraded(member, upgraded)
     return purchase_result(result["transaction"], member, result["member"]["balance"])
 
 
@@ -637,6 +640,11 @@ def _record_batch(
         locked=locked,
         issued_from=awards.issued_from,
     )
+    # A batch is recorded at one moment: each line shows its member's tier after the batch.
+    upgraded = tiers.after_purchases(
+        session, {member_of[i].account_id: member_of[i] for i in new}.values(), now, merchant_id
+    )
+    member_of = {i: tiers.as_upgraded(member, upgraded) for i, member in member_of.items()}
     for index, result in zip(new, results, strict=True):
         outcomes[index] = purchase_result(
             result["transaction"], member_of[index], result["member"]["balance"]

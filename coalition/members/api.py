@@ -94,9 +94,13 @@ def look_up(card_or_id: str) -> Any:
 @require("balance:read", kinds=MEMBER)
 @bp.response(200, schemas.MeProfileOut)
 def me() -> Any:
-    """The member's profile. `tier_progress` names the current tier; `next` and
-    `spend_to_next` stay null until tiers arrive (a later issue)."""
-    return reads.profile(db.session(), _member_id())
+    """The member's profile and its progress to the next tier: `qualifying_spend` (purchases
+    at every partner over the trailing 12 months, less their refunds, counted from `since`, a
+    business date), the `next` tier, its `next_threshold` and the `spend_to_next` it takes;
+    money in minor units. At the top tier `next`, `next_threshold` and `spend_to_next` are
+    null. Upgrades come with the purchase that crosses a threshold; a downgrade only with the
+    nightly recalculation, so the spend may be below the current tier's threshold for a day."""
+    return reads.profile(db.session(), _member_id(), clock.utcnow())
 
 
 @bp.route("/me/balance", methods=["GET"])

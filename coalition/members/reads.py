@@ -21,7 +21,7 @@ from coalition.errors import NotFound
 from coalition.ledger.lots import pending as lot_pending
 from coalition.ledger.models import Account, Lot, Transaction
 from coalition.ledger.reads import held_points_of
-from coalition.members import cards, codes
+from coalition.members import cards, codes, tiers
 from coalition.members.models import Member
 from coalition.members.services import FoundMember, address, find_member
 
@@ -97,9 +97,9 @@ def _active(session: Session, member_id: int, *columns: Any) -> Any:
     return row
 
 
-def profile(session: Session, member_id: int) -> dict[str, Any]:
-    """The member's own profile (SPEC 3.4). Tiers arrive with their own issue: until then the
-    progress names the current tier only."""
+def profile(session: Session, member_id: int, now: datetime) -> dict[str, Any]:
+    """The member's own profile (SPEC 3.4), with its progress to the next tier
+    (`tiers.progress`: qualifying spend so far, what the next tier takes, since when)."""
     row = _active(
         session,
         member_id,
@@ -109,13 +109,16 @@ def profile(session: Session, member_id: int) -> dict[str, Any]:
         members.c.name,
         members.c.tier,
     )
+    account_id = session.execute(
+        select(accounts.c.id).where(accounts.c.member_id == member_id)
+    ).scalar_one()
     return {
         "id": row.public_id,
         "card_number": row.card_number,
         "email": row.email,
         "name": row.name,
         "tier": row.tier,
-        "tier_progress": {"current": row.tier, "next": None, "spend_to_next": None},
+        "tier_progress": tiers.progress(session, account_id, row.tier, now),
     }
 
 
@@ -343,7 +346,7 @@ def overview(session: Session, member: FoundMember, now: datetime, zone: str) ->
     welcome bonus still to come, the tier's earn multiplier)."""
     terms = economics.terms_on(clock.business_date(now, zone), session=session)
     balance = points(session, member.id, now, zone)
-    own = profile(session, member.id)
+    own = profile(session, member.id, now)
     multiplier = next((t.multiplier for t in terms.tiers if t.name == own["tier"]), None)
     welcomed = session.execute(
         select(accounts.c.welcomed).where(accounts.c.id == member.account_id)

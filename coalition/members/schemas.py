@@ -9,6 +9,7 @@ from __future__ import annotations
 from marshmallow import Schema, ValidationError, fields, validate
 
 from coalition.web.api import EMAIL, PLAIN_TEXT, Strict, pattern, plain_text
+from coalition.web.fields import MoneySchema
 
 # What the `members` columns hold.
 MAX_EMAIL, MAX_PHONE, MAX_NAME = 320, 32, 200
@@ -95,7 +96,13 @@ class MemberLookupOut(Schema):
 class MeTierProgressOut(Schema):
     current = fields.String()
     next = fields.String(allow_none=True)
-    spend_to_next = fields.Integer(allow_none=True)
+    qualifying_spend = fields.Nested(
+        MoneySchema,
+        metadata={"description": "purchases at every partner since `since`, less refunds"},
+    )
+    next_threshold = fields.Nested(MoneySchema, allow_none=True)
+    spend_to_next = fields.Nested(MoneySchema, allow_none=True)
+    since = fields.Date(metadata={"description": "first business day counted (12 months)"})
 
 
 class MeProfileOut(Schema):

@@ -13,6 +13,7 @@ import functools
 import math
 from collections.abc import Callable
 from datetime import date, datetime
+from decimal import Decimal
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -25,7 +26,7 @@ from flask_babel import gettext as _
 from limits import parse
 from werkzeug.wrappers import Response
 
-from coalition import clock, tenancy
+from coalition import clock, economics, tenancy
 from coalition.extensions import db
 from coalition.members import codes, credentials, reads
 from coalition.members.forms import JoinForm, SignInForm
@@ -111,6 +112,19 @@ def _moment(moment: datetime) -> str:
     return f"{_day(local.date())} {time_of_day}"
 
 
+def _money(value: dict[str, Any]) -> str:
+    """An amount in minor units (`{"amount", "currency"}`) in the visitor's notation."""
+    digits = economics.MINOR_UNIT_DIGITS.get(value["currency"], 2)
+    return babel_numbers.format_currency(
+        Decimal(value["amount"]).scaleb(-digits), value["currency"], locale=get_locale()
+    )
+
+
+def _percent(part: int, whole: int) -> int:
+    """How much of `whole` `part` is, in whole percent from 0 to 100 (integers, no float)."""
+    return 100 if whole <= 0 else max(0, min(100, part * 100 // whole))
+
+
 def _grouped(card_number: str) -> str:
     """A card number in groups of four digits, as it is printed and read out."""
     return " ".join(card_number[i : i + 4] for i in range(0, len(card_number), 4))
@@ -137,6 +151,7 @@ def _helpers() -> dict[str, Any]:
         "points": _points,
         "day": _day,
         "card_number": _grouped,
+        "money": _money,
     }
 
 
@@ -154,7 +169,15 @@ def home() -> str:
         {"day": clock.business_date(line["expires_at"], _zone()), "points": line["points"]}
         for line in overview["expiring"]
     ]
-    return render_template("me/home.html", overview=overview, expiring=expiring)
+    progress = overview["tier_progress"]
+    reached = (
+        _percent(progress["qualifying_spend"]["amount"], progress["next_threshold"]["amount"])
+        if progress["next_threshold"]
+        else 100
+    )
+    return render_template(
+        "me/home.html", overview=overview, expiring=expiring, progress=progress, reached=reached
+    )
 
 
 def _signup_allowed() -> None:

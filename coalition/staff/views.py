@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import segno
+from babel import numbers as babel_numbers
 from flask import (
     abort,
     current_app,
@@ -25,12 +26,14 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 from wtforms.fields.choices import SelectChoice
 
 from coalition import audit, clock, tenancy
 from coalition.extensions import db
+from coalition.members import tiers
 from coalition.staff import services
 from coalition.staff.forms import AuditFilterForm, CodeForm, SignInForm
 from coalition.staff.services import StaffMember
@@ -244,7 +247,18 @@ def second_factor() -> Any:
 @bp.get("/")
 @staff_required()
 def home() -> str:
-    return render_template("ops/home.html")
+    """The console's home: what each role may open, and how many members hold each tier."""
+    counts = tiers.tier_counts(db.session())
+    total = sum(n for _, n in counts)
+
+    def number(n: int) -> str:
+        return babel_numbers.format_decimal(n, locale=get_locale())
+
+    rows = [
+        {"tier": name, "members": number(n), "share": n * 100 // total if total else None}
+        for name, n in counts
+    ]
+    return render_template("ops/home.html", tier_rows=rows, members=number(total))
 
 
 @bp.get("/audit")

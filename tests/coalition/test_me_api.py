@@ -81,7 +81,14 @@ def test_the_member_sees_its_profile(client: FlaskClient, session: Session) -> N
         "email": "dora@example.org",
         "name": "Dora",
         "tier": "Member",
-        "tier_progress": {"current": "Member", "next": None, "spend_to_next": None},
+        "tier_progress": {
+            "current": "Member",
+            "next": "Silver",
+            "qualifying_spend": {"amount": 0, "currency": "EUR"},
+            "next_threshold": {"amount": 50000, "currency": "EUR"},
+            "spend_to_next": {"amount": 50000, "currency": "EUR"},
+            "since": response.json["tier_progress"]["since"],
+        },
     }
 
 

@@ -984,7 +984,9 @@ def test_a_wrong_code_under_a_key_is_counted_once(session, client, shop, till, n
 
 
 def test_every_point_moving_route_writes_its_event(session, client, shop, till, now):
-    alice = _funded(session, shop)
+    alice = f.member(session)
+    # Points from a small purchase: one that took her spend to a tier would write its own event.
+    f.purchase(session, alice, shop, 500, amount_minor=100)
     before = count(session, OutboxEvent)
 
     client.post(PURCHASES, json=purchase(card_of(session, alice), 1000, "r"), headers=till)

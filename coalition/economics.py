@@ -4,9 +4,10 @@ terms in force on that day, so a version may only take effect on a day that has 
 day starts its terms are fixed, which is also what lets a process cache them for the day.
 
 Coalition-wide only: `currency`, `point_value` (what a point is worth anywhere), `funding_model`,
-`welcome_bonus` and `tiers` (both operator-funded). A merchant may have its own `issue_price`,
-`operator_fee_rate`, `expiry_months` and `earn_rate_bounds`; its versions merge setting by
-setting, and null removes one (decision 92)."""
+`welcome_bonus` and `tiers` (both operator-funded), and `premium` (the paid membership's price and
+earn multiplier, operator-funded; a version that leaves it out keeps the one in force). A merchant
+may have its own `issue_price`, `operator_fee_rate`, `expiry_months` and `earn_rate_bounds`; its
+versions merge setting by setting, and null removes one (decision 92)."""
 
 from __future__ import annotations
 
@@ -77,6 +78,29 @@ class Tier:
 
 
 @dataclass(frozen=True)
+class Premium:
+    """The paid membership's terms (SPEC 2): a year of it costs `price_minor` (minor units of
+    the coalition's currency) and multiplies what its member earns by `multiplier` (the extra
+    points are the operator's); a reminder goes out `reminder_days` before it ends."""
+
+    price_minor: int
+    multiplier: Decimal
+    reminder_days: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "price_minor": self.price_minor,
+            "multiplier": str(self.multiplier),
+            "reminder_days": self.reminder_days,
+        }
+
+
+DEFAULT_PREMIUM: Final = Premium(price_minor=2900, multiplier=Decimal("1.5"), reminder_days=30)
+# Settings a version of the coalition's terms may leave out: it then keeps the one in force.
+CARRIED_SETTINGS: Final = ("premium",)
+
+
+@dataclass(frozen=True)
 class Terms:
     currency: str
     point_value: Decimal
@@ -87,6 +111,7 @@ class Terms:
     earn_rate_bounds: tuple[Decimal, Decimal]
     welcome_bonus: int
     tiers: tuple[Tier, ...]
+    premium: Premium = DEFAULT_PREMIUM
 
     @property
     def minor_units(self) -> int:
@@ -106,6 +131,7 @@ class Terms:
         ]
         for key in ("point_value", "issue_price", "operator_fee_rate"):
             data[key] = str(data[key])
+        data["premium"] = self.premium.to_json()
         return data
 
     def with_settings(self, settings: Mapping[str, Any]) -> Terms:
@@ -125,6 +151,12 @@ def _parse(settings: Mapping[str, Any]) -> dict[str, Any]:
             parsed[key] = tuple(
                 Tier(t["name"], Decimal(t["qualifying_spend"]), Decimal(t["multiplier"]))
                 for t in value
+            )
+        elif key == "premium":
+            parsed[key] = Premium(
+                int(value["price_minor"]),
+                Decimal(value["multiplier"]),
+                int(value["reminder_days"]),
             )
         elif key in ("expiry_months", "welcome_bonus"):
             parsed[key] = int(value)
@@ -381,6 +413,8 @@ def change(
             f" on a business day that has not begun (today is {today.isoformat()} in {zone})",
             errors={"effective_from": [f"must be after {today.isoformat()}"]},
         )
+    if merchant_id is None:
+        settings = _carried(session, settings, effective_from)
     _check_scope(settings, merchant_id)
     traded = _traded(session)
     if "currency" in settings:
@@ -414,6 +448,16 @@ def change(
             "replaced_terms": replaced,
         },
     )
+
+
+def _carried(session: Session, settings: Mapping[str, Any], day: date) -> dict[str, Any]:
+    """The coalition's settings with those it may leave out (CARRIED_SETTINGS) taken from the
+    terms in force on `day`."""
+    missing = [name for name in CARRIED_SETTINGS if name not in settings]
+    if not missing:
+        return dict(settings)
+    in_force_then = coalition_terms(session, day).to_json()
+    return {**settings, **{name: in_force_then[name] for name in missing}}
 
 
 def _check_scope(settings: Mapping[str, Any], merchant_id: int | None) -> None:

@@ -1,4 +1,5 @@
-"""The core's jobs: expiry of lots (with the 30-day notices) and the purge of idempotency keys.
+"""The core's jobs: expiry of lots (with the 30-day notices), the premium memberships' renewal
+reminders and lapses, and the purge of idempotency keys.
 Each works in bounded batches, one transaction each, so a kill at any point loses nothing and a
 rerun finishes the job."""
 
@@ -9,11 +10,12 @@ from datetime import date, datetime, timedelta
 
 from flask import Flask, current_app
 
-from coalition import clock, idempotency
+from coalition import clock, economics, idempotency
 from coalition.extensions import db
 from coalition.jobs import register_daily, task
 from coalition.ledger.expiry import expire_due_lots, notify_expiring
 from coalition.ledger.rows import Actor
+from coalition.members import premium
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,20 @@ def expire_points(day: date, now: datetime) -> None:
     )
 
 
+def premium_memberships(day: date, now: datetime) -> None:
+    """Lapse the premium memberships whose year ended by the end of business day `day`, then
+    send `membership.renewal_due` to those ending within the reminder window (once each)."""
+    cutoff = min(clock.end_of_business_date(day, current_app.config["COALITION_TIMEZONE"]), now)
+    reminder_days = economics.coalition_terms(db.session(), day).premium.reminder_days
+    done = premium.run_daily(db.session(), cutoff, reminder_days)
+    log.info(
+        "premium memberships for %s: %d lapsed, %d reminded",
+        day.isoformat(),
+        done["lapsed"],
+        done["reminded"],
+    )
+
+
 @task
 def purge_idempotency_keys() -> int:
     purged = idempotency.purge(db.session(), clock.utcnow())
@@ -57,3 +73,4 @@ def purge_idempotency_keys() -> int:
 
 def init_app(app: Flask) -> None:
     register_daily(app, "expire-points", expire_points)
+    register_daily(app, "premium-memberships", premium_memberships)

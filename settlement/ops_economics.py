@@ -40,6 +40,9 @@ FIELDS = {
     "expiry_months": "expiry_months",
     "earn_rate_bounds": "earn_rate_low",
     "welcome_bonus": "welcome_bonus",
+    "price_minor": "premium_price_minor",
+    "multiplier": "premium_multiplier",
+    "reminder_days": "premium_reminder_days",
 }
 
 
@@ -65,6 +68,15 @@ class ScheduleForm(FlaskForm):
     welcome_bonus = IntegerField(
         _l("Welcome bonus (points, paid by the operator)"), validators=[InputRequired()]
     )
+    premium_price_minor = IntegerField(
+        _l("Premium membership: price of a year (in cents, e.g. 2900)"),
+        validators=[InputRequired()],
+    )
+    premium_multiplier = _decimal(_l("Premium membership: earn multiplier (e.g. 1.5)"))
+    premium_reminder_days = IntegerField(
+        _l("Premium membership: renewal reminder (days before the end)"),
+        validators=[InputRequired()],
+    )
 
 
 def _fill(form: ScheduleForm, terms: dict[str, Any], day: date) -> None:
@@ -74,6 +86,9 @@ def _fill(form: ScheduleForm, terms: dict[str, Any], day: date) -> None:
     form.expiry_months.data = terms["expiry_months"]
     form.earn_rate_low.data, form.earn_rate_high.data = terms["earn_rate_bounds"]
     form.welcome_bonus.data = terms["welcome_bonus"]
+    form.premium_price_minor.data = terms["premium"]["price_minor"]
+    form.premium_multiplier.data = terms["premium"]["multiplier"]
+    form.premium_reminder_days.data = terms["premium"]["reminder_days"]
 
 
 def _show(form: ScheduleForm, found: dict[str, Any], today: date, status: int = 200) -> Any:
@@ -111,6 +126,10 @@ def _attach(form: ScheduleForm, errors: Any) -> None:
     flat = {**{k: v for k, v in errors.items() if k != "terms"}}
     if isinstance(terms, dict):
         flat |= terms
+        premium = terms.get("premium")
+        if isinstance(premium, dict):
+            flat.pop("premium")
+            flat |= premium
     for name, messages in flat.items():
         field = getattr(form, FIELDS.get(name, name), None)
         if field is None:
@@ -149,6 +168,11 @@ def schedule() -> Any:
                 (form.earn_rate_high.data or "").strip(),
             ],
             "welcome_bonus": form.welcome_bonus.data,
+            "premium": {
+                "price_minor": form.premium_price_minor.data,
+                "multiplier": (form.premium_multiplier.data or "").strip(),
+                "reminder_days": form.premium_reminder_days.data,
+            },
         },
     }
     try:

@@ -10,7 +10,7 @@ from flask import current_app
 
 from coalition import clock
 from coalition.extensions import db
-from coalition.members import credentials, reads, schemas, services
+from coalition.members import credentials, premium, reads, schemas, services
 from coalition.web.access import principal, public, require
 from coalition.web.api import PageArgs, blueprint, page_schema, paginate
 
@@ -95,8 +95,14 @@ def look_up(card_or_id: str) -> Any:
 @bp.response(200, schemas.MeProfileOut)
 def me() -> Any:
     """The member's profile. `tier_progress` names the current tier; `next` and
-    `spend_to_next` stay null until tiers arrive (a later issue)."""
-    return reads.profile(db.session(), _member_id())
+    `spend_to_next` stay null until tiers arrive (a later issue). `premium` is the paid
+    membership in force now, or null."""
+    session = db.session()
+    member_id = _member_id()
+    return {
+        **reads.profile(session, member_id),
+        "premium": premium.in_force(session, member_id, clock.utcnow()),
+    }
 
 
 @bp.route("/me/balance", methods=["GET"])

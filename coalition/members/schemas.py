@@ -96,6 +96,16 @@ class MeTierProgressOut(Schema):
     spend_to_next = fields.Integer(allow_none=True)
 
 
+class MePremiumOut(Schema):
+    """The premium membership in force: since when, until when (its end, exclusive), and the
+    earn multiplier it gives."""
+
+    id = fields.String()
+    since = fields.DateTime()
+    until = fields.DateTime()
+    multiplier = fields.String(metadata={"description": 'a decimal, e.g. "1.5"'})
+
+
 class MeProfileOut(Schema):
     id = fields.String()
     card_number = fields.String()
@@ -103,6 +113,11 @@ class MeProfileOut(Schema):
     name = fields.String(allow_none=True)
     tier = fields.String()
     tier_progress = fields.Nested(MeTierProgressOut)
+    premium = fields.Nested(
+        MePremiumOut,
+        allow_none=True,
+        metadata={"description": "The premium membership in force now, or null."},
+    )
 
 
 class MeMerchantOut(Schema):

@@ -27,7 +27,7 @@ from werkzeug.wrappers import Response
 
 from coalition import clock, tenancy
 from coalition.extensions import db
-from coalition.members import codes, credentials, reads
+from coalition.members import codes, credentials, premium, reads
 from coalition.members.forms import JoinForm, SignInForm
 from coalition.members.services import EmailTaken, FoundMember
 from coalition.web import pages
@@ -154,7 +154,19 @@ def home() -> str:
         {"day": clock.business_date(line["expires_at"], _zone()), "points": line["points"]}
         for line in overview["expiring"]
     ]
-    return render_template("me/home.html", overview=overview, expiring=expiring)
+    membership = premium.current(db.session(), member.id, now)
+    premium_until = (
+        None
+        if membership is None
+        else _day(membership["ends_at"].astimezone(ZoneInfo(_zone())).date())
+    )
+    return render_template(
+        "me/home.html",
+        overview=overview,
+        expiring=expiring,
+        membership=membership,
+        premium_until=premium_until,
+    )
 
 
 def _signup_allowed() -> None:

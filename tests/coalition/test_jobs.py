@@ -437,5 +437,6 @@ def test_what_rq_cron_enqueues_hourly_a_worker_turns_into_the_days_daily_jobs(
     [day] = enqueued.return_value()["expire-points"]
     # Every daily job did the day just closed, in the order they were declared.
     assert recorded == [
-        (job, date.fromisoformat(day)) for job in ("expire-points", "settle", "statements")
+        (job, date.fromisoformat(day))
+        for job in ("expire-points", "premium-memberships", "settle", "statements")
     ]

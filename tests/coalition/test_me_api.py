@@ -82,6 +82,7 @@ def test_the_member_sees_its_profile(client: FlaskClient, session: Session) -> N
         "name": "Dora",
         "tier": "Member",
         "tier_progress": {"current": "Member", "next": None, "spend_to_next": None},
+        "premium": None,
     }
 
 

@@ -20,6 +20,7 @@ starts where the current one ends."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -95,6 +96,27 @@ def premium_multiplier_at(session: Session, member_id: int, at: datetime) -> Dec
         .limit(1)
     ).scalar()
     return None if found is None else Decimal(found)
+
+
+def premium_multipliers_at(
+    session: Session, member_ids: Collection[int], at: datetime
+) -> dict[int, Decimal]:
+    """`premium_multiplier_at` for many members at once (a batch of purchases at one moment):
+    the members with a membership in force at `at`, and its multiplier; the others are
+    absent. One query."""
+    if not member_ids:
+        return {}
+    rows = session.execute(
+        select(memberships.c.member_id, memberships.c.multiplier)
+        .where(
+            memberships.c.member_id.in_(sorted(set(member_ids))),
+            memberships.c.status.in_(PAID),
+            memberships.c.starts_at <= at,
+            memberships.c.ends_at > at,
+        )
+        .order_by(memberships.c.starts_at)
+    ).all()
+    return {row.member_id: Decimal(row.multiplier) for row in rows}  # the latest start wins
 
 
 def _view(row: Row[Any] | None) -> dict[str, Any] | None:
@@ -518,6 +540,29 @@ def _zero(currency: str) -> dict[str, Any]:
         "refunded_count": 0,
         "refunded_minor": 0,
     }
+
+
+def paid_year(
+    session: Session,
+    member_id: int,
+    now: datetime,
+    terms: Premium,
+    currency: str,
+    payment_reference: str,
+) -> str:
+    """A year bought and paid at `now` without Stripe (the demo data, and tests): `begin` then
+    `confirm` as the webhook would. Returns the membership's public id. The caller commits."""
+    attempt = begin(session, member_id, now, terms, currency)
+    confirm(
+        session,
+        attempt.public_id,
+        amount_minor=attempt.price_minor,
+        currency=attempt.currency,
+        checkout_session_id=None,
+        payment_intent_id=payment_reference,
+        now=now,
+    )
+    return attempt.public_id
 
 
 def run_daily(session: Session, cutoff: datetime, reminder_days: int) -> dict[str, int]:

@@ -76,6 +76,11 @@ def test_the_multiplier_holds_from_confirmation_for_one_year_and_not_outside_it(
     assert at(session, member_id, ONE_YEAR_LATER - timedelta(seconds=1)) == Decimal("1.5")
     assert at(session, member_id, ONE_YEAR_LATER) is None
     assert at(session, other, PAID_AT + timedelta(days=1)) is None  # only its own member
+    during = PAID_AT + timedelta(days=1)
+    assert premium.premium_multipliers_at(session, [member_id, other], during) == {
+        member_id: Decimal("1.5")
+    }
+    assert premium.premium_multipliers_at(session, [member_id, other], ONE_YEAR_LATER) == {}
     [started] = _events(session, member_id, "membership.started")
     assert started["membership"]["ends_at"] == ONE_YEAR_LATER.isoformat()
 

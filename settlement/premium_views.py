@@ -40,7 +40,7 @@ def _money(amount_minor: int, currency: str) -> str:
 
 def _day(moment: datetime) -> str:
     local = moment.astimezone(ZoneInfo(business_days.zone()))
-    return str(babel_dates.format_date(local.date(), "long", locale=get_locale()))
+    return str(babel_dates.format_date(local.date(), "medium", locale=get_locale()))
 
 
 def _render(member: FoundMember, form: BuyForm, status: int = 200) -> Any:

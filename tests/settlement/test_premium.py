@@ -155,7 +155,7 @@ def test_a_member_buys_a_year_and_only_the_signed_webhook_starts_it_once(
     assert premium.premium_multiplier_at(session, member_id, NOW) == Decimal("1.5")
 
     page = _text(client.get("/me/premium").get_data(as_text=True))
-    assert "You are a premium member until November 2, 2027" in page
+    assert "You are a premium member until Nov 2, 2027" in page
     assert "Buy for" not in page
     home = _text(client.get("/me").get_data(as_text=True))
     assert "Premium member until Nov 2, 2027" in home

@@ -53,6 +53,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     from settlement import cli as settlement_cli
     from settlement import ops_economics as economics_pages
     from settlement import portal as settlement_portal  # noqa: F401 (its pages join the portal)
+    from settlement import premium_views  # noqa: F401 (its page joins the member site)
     from settlement import tasks as settlement_tasks
     from settlement import views as settlement_views
     from settlement.api import economics as economics_api

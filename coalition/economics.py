@@ -4,9 +4,10 @@ terms in force on that day, so a version may only take effect on a day that has 
 day starts its terms are fixed, which is also what lets a process cache them for the day.
 
 Coalition-wide only: `currency`, `point_value` (what a point is worth anywhere), `funding_model`,
-`welcome_bonus` and `tiers` (both operator-funded). A merchant may have its own `issue_price`,
-`operator_fee_rate`, `expiry_months` and `earn_rate_bounds`; its versions merge setting by
-setting, and null removes one (decision 92)."""
+`welcome_bonus` and `tiers` (both operator-funded), and `premium` (the paid membership's price and
+earn multiplier, operator-funded; a version that leaves it out keeps the one in force). A merchant
+may have its own `issue_price`, `operator_fee_rate`, `expiry_months` and `earn_rate_bounds`; its
+versions merge setting by setting, and null removes one (decision 92)."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ MERCHANT_SETTINGS: Final = (
 )
 # Settings added after the first versions: a version of the coalition's terms that leaves one
 # out carries the value in force on its day (so clients written before it keep working).
-CARRIED_SETTINGS: Final = ("pending_days_bounds",)
+CARRIED_SETTINGS: Final = ("pending_days_bounds", "premium")
 # SPEC 2, Pending points: a merchant's window is 0 to 60 days, within the operator's bounds.
 MAX_PENDING_DAYS: Final = 60
 # ISO 4217 currencies the coalition may settle in, with their minor units.
@@ -88,6 +89,27 @@ class Tier:
 
 
 @dataclass(frozen=True)
+class Premium:
+    """The paid membership's terms (SPEC 2): a year of it costs `price_minor` (minor units of
+    the coalition's currency) and multiplies what its member earns by `multiplier` (the extra
+    points are the operator's); a reminder goes out `reminder_days` before it ends."""
+
+    price_minor: int
+    multiplier: Decimal
+    reminder_days: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "price_minor": self.price_minor,
+            "multiplier": str(self.multiplier),
+            "reminder_days": self.reminder_days,
+        }
+
+
+DEFAULT_PREMIUM: Final = Premium(price_minor=2900, multiplier=Decimal("1.5"), reminder_days=30)
+
+
+@dataclass(frozen=True)
 class Terms:
     currency: str
     point_value: Decimal
@@ -100,6 +122,7 @@ class Terms:
     tiers: tuple[Tier, ...]
     # SPEC 2, Pending points: the shortest and longest pending window a merchant may set, days.
     pending_days_bounds: tuple[int, int] = (0, MAX_PENDING_DAYS)
+    premium: Premium = DEFAULT_PREMIUM
 
     @property
     def minor_units(self) -> int:
@@ -120,6 +143,7 @@ class Terms:
         ]
         for key in ("point_value", "issue_price", "operator_fee_rate"):
             data[key] = str(data[key])
+        data["premium"] = self.premium.to_json()
         return data
 
     def with_settings(self, settings: Mapping[str, Any]) -> Terms:
@@ -142,6 +166,12 @@ def _parse(settings: Mapping[str, Any]) -> dict[str, Any]:
             parsed[key] = tuple(
                 Tier(t["name"], Decimal(t["qualifying_spend"]), Decimal(t["multiplier"]))
                 for t in value
+            )
+        elif key == "premium":
+            parsed[key] = Premium(
+                int(value["price_minor"]),
+                Decimal(value["multiplier"]),
+                int(value["reminder_days"]),
             )
         elif key in ("expiry_months", "welcome_bonus"):
             parsed[key] = int(value)
@@ -399,8 +429,7 @@ def change(
             errors={"effective_from": [f"must be after {today.isoformat()}"]},
         )
     if merchant_id is None:
-        carried = coalition_terms(session, effective_from).to_json()
-        settings = {**{k: carried[k] for k in CARRIED_SETTINGS}, **settings}
+        settings = _carried(session, settings, effective_from)
     _check_scope(settings, merchant_id)
     traded = _traded(session)
     if "currency" in settings:
@@ -434,6 +463,16 @@ def change(
             "replaced_terms": replaced,
         },
     )
+
+
+def _carried(session: Session, settings: Mapping[str, Any], day: date) -> dict[str, Any]:
+    """The coalition's settings with those it may leave out (CARRIED_SETTINGS) taken from the
+    terms in force on `day`."""
+    missing = [name for name in CARRIED_SETTINGS if name not in settings]
+    if not missing:
+        return dict(settings)
+    in_force_then = coalition_terms(session, day).to_json()
+    return {**settings, **{name: in_force_then[name] for name in missing}}
 
 
 def _check_scope(settings: Mapping[str, Any], merchant_id: int | None) -> None:

@@ -30,6 +30,11 @@ EVENT_TYPES = frozenset(
         "statement.issued",
         "payout.paid",
         "payout.failed",
+        # The paid membership (coalition.members.premium): the coalition's, no merchant's.
+        "membership.started",
+        "membership.renewal_due",
+        "membership.lapsed",
+        "membership.refunded",
         # Development only: the portal's password reset link, as there is no mail server.
         "merchant.password_reset_requested",
     }

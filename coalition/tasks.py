@@ -1,7 +1,8 @@
 """The core's jobs: confirmation of pending points, expiry of lots (with the 30-day notices), the
-nightly recalculation of tiers and the purge of idempotency keys. Each works in bounded batches,
-one transaction each, or in one set-based transaction (tiers), so a kill at any point loses
-nothing and a rerun finishes the job."""
+nightly recalculation of tiers, the premium memberships' renewal reminders and lapses, and the
+purge of idempotency keys. Each works in bounded batches, one transaction each, or in one
+set-based transaction (tiers), so a kill at any point loses nothing and a rerun finishes the
+job."""
 
 from __future__ import annotations
 
@@ -10,13 +11,13 @@ from datetime import date, datetime, timedelta
 
 from flask import Flask, current_app
 
-from coalition import clock, idempotency
+from coalition import clock, economics, idempotency
 from coalition.extensions import db
 from coalition.jobs import register_daily, task
 from coalition.ledger.expiry import expire_due_lots, notify_expiring
 from coalition.ledger.pending import confirm_due_lots
 from coalition.ledger.rows import Actor
-from coalition.members import tiers
+from coalition.members import premium, tiers
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,17 @@ def recalculate_tiers(day: date, now: datetime) -> None:
         day.isoformat(),
         done.since.isoformat(),
         done.changed,
+def premium_memberships(day: date, now: datetime) -> None:
+    """Lapse the premium memberships whose year ended by the end of business day `day`, then
+    send `membership.renewal_due` to those ending within the reminder window (once each)."""
+    cutoff = min(clock.end_of_business_date(day, current_app.config["COALITION_TIMEZONE"]), now)
+    reminder_days = economics.coalition_terms(db.session(), day).premium.reminder_days
+    done = premium.run_daily(db.session(), cutoff, reminder_days)
+    log.info(
+        "premium memberships for %s: %d lapsed, %d reminded",
+        day.isoformat(),
+        done["lapsed"],
+        done["reminded"],
     )
 
 
@@ -91,3 +103,4 @@ def init_app(app: Flask) -> None:
     register_daily(app, "confirm-points", confirm_points)
     register_daily(app, "expire-points", expire_points)
     register_daily(app, "recalculate-tiers", recalculate_tiers)
+    register_daily(app, "premium-memberships", premium_memberships)

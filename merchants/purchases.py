@@ -41,8 +41,8 @@ from coalition.ledger.awards import Award, award_many
 from coalition.ledger.models import Account, Transaction
 from coalition.ledger.reads import balances_after
 from coalition.ledger.rows import Actor
+from coalition.members import premium, tiers
 from coalition.members.models import Member
-from coalition.members import tiers
 from coalition.members.services import (
     FoundMember,
     MemberLock,
@@ -212,14 +212,15 @@ def tier_multiplier(terms: economics.Terms, tier: str) -> Decimal:
     return next((t.multiplier for t in terms.tiers if t.name == tier), Decimal(1))
 
 
-def tiers_of(session: Session, account_ids: Iterable[int]) -> dict[int, str]:
-    """The members' tiers by account id, read once their accounts are locked (a batch)."""
+def tiers_of(session: Session, account_ids: Iterable[int]) -> dict[int, tuple[str, int]]:
+    """The members' tiers and member ids by account id, read once their accounts are locked (a
+    batch)."""
     rows = session.execute(
-        select(accounts_table.c.id, members_table.c.tier)
+        select(accounts_table.c.id, members_table.c.tier, members_table.c.id.label("member_id"))
         .join(members_table, members_table.c.id == accounts_table.c.member_id)
         .where(accounts_table.c.id.in_(sorted(set(account_ids))))
     )
-    return {row.id: row.tier for row in rows}
+    return {row.id: (row.tier, row.member_id) for row in rows}
 
 
 _EARLIER = select(
@@ -335,16 +336,18 @@ def earned_for(
     tier: str,
     progress: Mapping[str, int],
     now: datetime,
+    premium_multiplier: Decimal | None = None,
 ) -> Earned:
     """What the purchase earns under `rules` (SPEC 2), for a member of `tier` with `progress` on
-    the stamp cards: the purchase path's and the portal preview's one computation. The premium
-    multiplier is not looked up here yet (None): the paid membership provides it."""
+    the stamp cards, and the multiplier of a paid membership in force then
+    (`premium_multiplier`, None without one): the purchase path's and the portal preview's one
+    computation."""
     return earn(
         rules,
         Basket.of(purchase, purchase.get("occurred_at") or now),
         minor_units=terms.minor_units,
         tier_multiplier=tier_multiplier(terms, tier),
-        premium_multiplier=None,
+        premium_multiplier=premium_multiplier,
         stamps=progress,
     )
 
@@ -420,7 +423,10 @@ def record_purchase(
         if _needs_stamps(rules, [purchase])
         else {}
     )
-    earned = earned_for(purchase, rules, terms, member.tier, progress, now)
+    moment = purchase.get("occurred_at") or now
+    # A paid membership in force when the purchase was made multiplies it too (SPEC 2).
+    multiplier = premium.premium_multiplier_at(session, member.id, moment)
+    earned = earned_for(purchase, rules, terms, member.tier, progress, now, multiplier)
     if earning.issuance_cap is not None:
         budget = Budget(session, merchant_id, earning.issuance_cap, now)
         refusal = budget.refusal(earned.merchant_funded)
@@ -691,6 +697,9 @@ def _earn_lines(
     rules_of = [schedule.at(moment) for moment in moments]
     account_ids = {account_id for _, _, account_id in lines}
     tiers = tiers_of(session, account_ids)
+    periods = premium.premium_periods(
+        session, {member_id for _, member_id in tiers.values()}, min(moments), max(moments)
+    )
     progress = (
         stamps.progress(session, merchant_id, account_ids)
         if any(_needs_stamps(rules, [p]) for (_, p, _), rules in zip(lines, rules_of, strict=True))
@@ -704,8 +713,10 @@ def _earn_lines(
     accepted: dict[int, Award] = {}
     refused: dict[int, CoalitionError] = {}
     changed: dict[tuple[int, str], int] = {}
-    for (index, purchase, account_id), rules in zip(lines, rules_of, strict=True):
-        earned = earned_for(purchase, rules, terms, tiers[account_id], progress[account_id], now)
+    for (index, purchase, account_id), rules, moment in zip(lines, rules_of, moments, strict=True):
+        tier, member_id = tiers[account_id]
+        multiplier = premium.multiplier_in(periods.get(member_id, ()), moment)
+        earned = earned_for(purchase, rules, terms, tier, progress[account_id], now, multiplier)
         refusal = budget.refusal(earned.merchant_funded) if budget is not None else None
         if refusal is not None:
             refused[index] = refusal

@@ -1,6 +1,7 @@
 """The payment provider behind one small interface (SPEC 3.7): Stripe Connect accounts and their
-onboarding links, customers, Transfers (the operator pays a merchant) and Invoices (a merchant
-pays the operator), and the signature check of Stripe's webhooks. This is the only module that
+onboarding links, customers, Transfers (the operator pays a merchant), Invoices (a merchant
+pays the operator) and Checkout Sessions (a member pays for a premium membership), and the
+signature check of Stripe's webhooks. This is the only module that
 imports `stripe`; `payments.py` and the webhook endpoint speak in the plain values below.
 
 Every call that creates something carries an idempotency key chosen by the caller, so a retry,
@@ -98,6 +99,17 @@ class Invoice:
     customer: str
 
 
+@dataclass(frozen=True)
+class CheckoutSession:
+    id: str
+    url: str | None
+    status: str  # open, complete, expired
+    payment_status: str  # unpaid, paid, no_payment_required
+    amount_total: int
+    currency: str
+    payment_intent: str | None
+
+
 class PaymentGateway(Protocol):
     """What settlement needs of a payment provider. Each creating call takes the idempotency
     key its caller derives from the merchant or the payment instruction."""
@@ -152,6 +164,25 @@ class PaymentGateway(Protocol):
 
     def find_invoice(self, instruction_id: str, customer_id: str) -> Invoice | None:
         """The invoice made for the instruction, if any."""
+        ...
+
+    def create_checkout_session(
+        self,
+        idempotency_key: str,
+        amount_minor: int,
+        currency: str,
+        description: str,
+        success_url: str,
+        cancel_url: str,
+        metadata: dict[str, str],
+        customer_email: str | None,
+    ) -> CheckoutSession:
+        """A hosted Checkout Session for one payment of the amount (a member's premium year);
+        the metadata goes on the session and on its PaymentIntent."""
+        ...
+
+    def retrieve_checkout_session(self, session_id: str) -> CheckoutSession:
+        """The Checkout Session as Stripe has it now."""
         ...
 
 
@@ -369,6 +400,47 @@ class StripeGateway:
             log.error("instruction %s has %d invoices at Stripe", instruction_id, len(found))
         return _invoice(found[-1]) if found else None
 
+    def create_checkout_session(
+        self,
+        idempotency_key: str,
+        amount_minor: int,
+        currency: str,
+        description: str,
+        success_url: str,
+        cancel_url: str,
+        metadata: dict[str, str],
+        customer_email: str | None,
+    ) -> CheckoutSession:
+        params: dict[str, Any] = {
+            "mode": "payment",
+            "line_items": [
+                {
+                    "quantity": 1,
+                    "price_data": {
+                        "currency": currency.lower(),
+                        "unit_amount": amount_minor,
+                        "product_data": {"name": description},
+                    },
+                }
+            ],
+            "success_url": success_url,
+            "cancel_url": cancel_url,
+            "metadata": metadata,
+            "payment_intent_data": {"metadata": metadata, "description": description},
+        }
+        if customer_email:
+            params["customer_email"] = customer_email
+        created = _call(
+            lambda: self.client.v1.checkout.sessions.create(
+                params,  # type: ignore[arg-type]
+                {"idempotency_key": idempotency_key},
+            )
+        )
+        return _checkout(created)
+
+    def retrieve_checkout_session(self, session_id: str) -> CheckoutSession:
+        return _checkout(_call(lambda: self.client.v1.checkout.sessions.retrieve(session_id)))
+
 
 def _call(request: Callable[[], T]) -> T:
     """Run one SDK call, turning Stripe's errors into `Refused` (never going to work) or
@@ -411,6 +483,19 @@ def _invoice(obj: Any) -> Invoice:
         total_minor=int(obj.total or 0),
         currency=str(obj.currency).upper(),
         customer=customer if isinstance(customer, str) else str(customer.id),
+    )
+
+
+def _checkout(obj: Any) -> CheckoutSession:
+    intent = obj.payment_intent
+    return CheckoutSession(
+        id=str(obj.id),
+        url=obj.url,
+        status=str(obj.status),
+        payment_status=str(obj.payment_status),
+        amount_total=int(obj.amount_total or 0),
+        currency=str(obj.currency).upper(),
+        payment_intent=intent if intent is None or isinstance(intent, str) else str(intent.id),
     )
 
 

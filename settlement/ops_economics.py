@@ -41,6 +41,9 @@ FIELDS = {
     "earn_rate_bounds": "earn_rate_low",
     "welcome_bonus": "welcome_bonus",
     "pending_days_bounds": "pending_days_low",
+    "price_minor": "premium_price_minor",
+    "multiplier": "premium_multiplier",
+    "reminder_days": "premium_reminder_days",
 }
 
 
@@ -72,6 +75,15 @@ class ScheduleForm(FlaskForm):
     pending_days_high = IntegerField(
         _l("Longest pending window a merchant may set (days)"), validators=[InputRequired()]
     )
+    premium_price_minor = IntegerField(
+        _l("Premium membership: price of a year (in cents, e.g. 2900)"),
+        validators=[InputRequired()],
+    )
+    premium_multiplier = _decimal(_l("Premium membership: earn multiplier (e.g. 1.5)"))
+    premium_reminder_days = IntegerField(
+        _l("Premium membership: renewal reminder (days before the end)"),
+        validators=[InputRequired()],
+    )
 
 
 def _fill(form: ScheduleForm, terms: dict[str, Any], day: date) -> None:
@@ -82,6 +94,9 @@ def _fill(form: ScheduleForm, terms: dict[str, Any], day: date) -> None:
     form.earn_rate_low.data, form.earn_rate_high.data = terms["earn_rate_bounds"]
     form.welcome_bonus.data = terms["welcome_bonus"]
     form.pending_days_low.data, form.pending_days_high.data = terms["pending_days_bounds"]
+    form.premium_price_minor.data = terms["premium"]["price_minor"]
+    form.premium_multiplier.data = terms["premium"]["multiplier"]
+    form.premium_reminder_days.data = terms["premium"]["reminder_days"]
 
 
 def _show(form: ScheduleForm, found: dict[str, Any], today: date, status: int = 200) -> Any:
@@ -119,6 +134,10 @@ def _attach(form: ScheduleForm, errors: Any) -> None:
     flat = {**{k: v for k, v in errors.items() if k != "terms"}}
     if isinstance(terms, dict):
         flat |= terms
+        premium = terms.get("premium")
+        if isinstance(premium, dict):
+            flat.pop("premium")
+            flat |= premium
     for name, messages in flat.items():
         field = getattr(form, FIELDS.get(name, name), None)
         if field is None:
@@ -158,6 +177,11 @@ def schedule() -> Any:
             ],
             "welcome_bonus": form.welcome_bonus.data,
             "pending_days_bounds": [form.pending_days_low.data, form.pending_days_high.data],
+            "premium": {
+                "price_minor": form.premium_price_minor.data,
+                "multiplier": (form.premium_multiplier.data or "").strip(),
+                "reminder_days": form.premium_reminder_days.data,
+            },
         },
     }
     try:

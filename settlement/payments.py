@@ -43,6 +43,7 @@ from coalition.database import insert_unless_present, table
 from coalition.errors import NotFound
 from coalition.ids import new_id
 from merchants.models import Merchant
+from settlement import premium
 from settlement.gateway import (
     NOT_CONFIGURED,
     GatewayError,
@@ -434,6 +435,7 @@ class Received:
     new: bool
     instruction: str | None = None
     status: str | None = None
+    membership: str | None = None
 
 
 def receive_event(session: Session, event: dict[str, Any], now: datetime) -> Received:
@@ -478,6 +480,9 @@ def _handle(session: Session, event: dict[str, Any], now: datetime) -> Received:
             log.warning("transfer %s partly reversed: %s", obj.get("id"), reversed_minor)
             return Received(new=True)
         return _on_object(session, obj, "transfer", "succeeded", None, now)
+    if kind in premium.EVENTS:
+        state = premium.on_event(session, kind, obj, now)
+        return Received(new=True, membership=state)
     if kind in INVOICE_OUTCOMES:
         outcome = INVOICE_OUTCOMES[kind]
         error = None if outcome == "succeeded" else kind.removeprefix("invoice.")

@@ -91,6 +91,16 @@ def report_csv(report: Report) -> str:
             ["nets", _amount(report["nets"])],
         ]
     )
+    if "premium" in report:
+        premium = report["premium"]
+        writer.writerows(
+            [
+                ["premium_memberships_paid", str(int(premium["count"]))],
+                ["premium_revenue", _amount(premium["amount"])],
+                ["premium_refunded", _amount(premium["refunded"])],
+                ["premium_net", _amount(premium["net"])],
+            ]
+        )
     writer.writerow([])
     writer.writerow(POSITION_COLUMNS)
     for p in report["positions"]:

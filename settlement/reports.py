@@ -1,23 +1,26 @@
-"""The operator's reports (SPEC 3.5): a month's issuer x redeemer flow matrix, and the coalition's
-liability (points outstanding and their value) and breakage (points expired) to date."""
+"""The operator's reports (SPEC 3.5): a month's issuer x redeemer flow matrix, the coalition's
+liability (points outstanding and their value) and breakage (points expired) to date, and the
+month's revenue from premium memberships (paid to the operator, outside settlement)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from coalition import economics
+from coalition import clock, economics
 from coalition.database import table
 from coalition.economics import Terms
 from coalition.ledger.models import Account, Lot, LotConsumption
+from coalition.members import premium
 from merchants.models import Merchant
-from settlement import engine
+from settlement import business_days, engine
 from settlement.models import SettlementFlow, SettlementPosition, SettlementRun
-from settlement.money import OPERATOR, money
+from settlement.money import OPERATOR, major, money
 from settlement.runs import settled_between
 from settlement.statements import check_month
 
@@ -158,11 +161,34 @@ def liability(session: Session, terms: Terms) -> dict[str, Any]:
     }
 
 
+def premium_revenue(session: Session, month: str, currency: str) -> dict[str, Any]:
+    """The month's premium memberships (SPEC 2), the operator's own revenue: how many were paid
+    in the month's business days and for how much, and how many of them (or of earlier
+    months') were refunded in it, in the coalition's currency."""
+    first, last = check_month(session, month)
+    zone = business_days.zone()
+    start = clock.end_of_business_date(first - timedelta(days=1), zone)
+    end = clock.end_of_business_date(last, zone)
+    found = next(
+        (line for line in premium.revenue(session, start, end) if line["currency"] == currency),
+        None,
+    )
+    line = found or {"count": 0, "amount_minor": 0, "refunded_count": 0, "refunded_minor": 0}
+    net = line["amount_minor"] - line["refunded_minor"]
+    return {
+        "count": line["count"],
+        "amount": major(money(line["amount_minor"], currency)),
+        "refunded_count": line["refunded_count"],
+        "refunded": major(money(line["refunded_minor"], currency)),
+        "net": major(money(net, currency)),
+    }
+
+
 def month_report(session: Session, month: str) -> dict[str, Any]:
     """The operator's monthly report (SPEC 3.9): each merchant's month from its days' final
     positions (points issued and redeemed, owed, receivable and net, exact), the coalition's
     total, how many of the month's days are settled, and the month's flows (`flows`). Nets are
-    exact sums; a statement rounds each once."""
+    exact sums; a statement rounds each once. `premium`: the month's premium revenue."""
     first, last = check_month(session, month)
     report = flows(session, month)
     rows = session.execute(
@@ -218,4 +244,5 @@ def month_report(session: Session, month: str) -> dict[str, Any]:
             )
         ],
         "nets": text(sum((cell[4] for cell in summed.values()), Decimal(0))),
+        "premium": premium_revenue(session, month, report["currency"]),
     }

@@ -24,6 +24,11 @@ MAX_TIERS = 10
 MAX_TIER_NAME = 40
 MAX_EXPIRY_MONTHS = 120
 MAX_WELCOME_BONUS = 1_000_000
+# The paid membership: a year's price in minor units (Stripe charges at least about 0.50),
+# its multiplier, and how many days before the end its reminder goes out.
+MIN_PREMIUM_PRICE, MAX_PREMIUM_PRICE = 50, 100_000_00
+MAX_PREMIUM_MULTIPLIER = Decimal(10)
+MAX_REMINDER_DAYS = 90
 # A rate or price with up to 12 digits either side of the point, no sign, no exponent.
 DECIMAL = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,12})?$")
 MERCHANT_ID = re.compile(r"^mer_[A-Za-z0-9]{1,60}$")
@@ -105,6 +110,24 @@ class TierIn(Strict):
     multiplier = DecimalString(required=True, validate=_at_least_one)
 
 
+def _premium_multiplier(value: str) -> None:
+    if not Decimal(1) <= Decimal(value) <= MAX_PREMIUM_MULTIPLIER:
+        raise ValidationError(f"must be at least 1 and at most {MAX_PREMIUM_MULTIPLIER}")
+
+
+class PremiumIn(Strict):
+    """The paid membership's terms: a year's price in minor units of the currency, the earn
+    multiplier it gives, and the days before its end that the renewal reminder goes out."""
+
+    price_minor = WholeNumber(
+        required=True, validate=validate.Range(min=MIN_PREMIUM_PRICE, max=MAX_PREMIUM_PRICE)
+    )
+    multiplier = DecimalString(required=True, validate=_premium_multiplier)
+    reminder_days = WholeNumber(
+        required=True, validate=validate.Range(min=1, max=MAX_REMINDER_DAYS)
+    )
+
+
 class TermsIn(Strict):
     """The settings of SPEC 2's Economics table. A version of the coalition's terms sets every
     one; a merchant's override sets some of `issue_price`, `operator_fee_rate`,
@@ -131,6 +154,10 @@ class TermsIn(Strict):
     # version of the coalition's terms that leaves it out keeps the one in force on its day.
     pending_days_bounds = fields.List(
         WholeNumber(), validate=validate.And(validate.Length(equal=2), _day_bounds), allow_none=True
+    )
+    premium = fields.Nested(
+        PremiumIn,
+        metadata={"description": "Optional: left out, the premium terms in force are kept."},
     )
 
 
@@ -174,6 +201,12 @@ class TierOut(Schema):
     multiplier = fields.String()
 
 
+class PremiumOut(Schema):
+    price_minor = fields.Integer()
+    multiplier = fields.String()
+    reminder_days = fields.Integer()
+
+
 class TermsOut(Schema):
     """Terms, or the settings a version sets; in a merchant's version `null` removes an
     override."""
@@ -188,6 +221,7 @@ class TermsOut(Schema):
     welcome_bonus = fields.Integer()
     tiers = fields.List(fields.Nested(TierOut))
     pending_days_bounds = fields.List(fields.Integer(), allow_none=True)
+    premium = fields.Nested(PremiumOut)
 
 
 class VersionOut(Schema):

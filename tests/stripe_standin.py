@@ -3,14 +3,15 @@ real HTTP on 127.0.0.1 (a random port, a background thread), so the official SDK
 exactly as against Stripe, without the internet.
 
 It keeps accounts, account links, customers, transfers (create, retrieve, list by
-`transfer_group`), invoice items and invoices (create, retrieve, list by customer, finalize,
-send), and checks idempotency keys as Stripe does: the same key with the same request replays the
-first response; with a different request it is a 400 `idempotency_error`; a key still executing
-is a 409. It counts the effects done under each key, and fails on demand: a 500 before a request
-runs (nothing done, nothing saved under the key, as at Stripe), a 4xx refusal, and a time-out
-after commit (the effect is done and saved, then the answer is held until the client has given
-up). It also makes, signs (`t=<ts>,v1=<hex HMAC-SHA256 of "t.payload">`) and delivers webhook
-events, several copies at once if asked.
+`transfer_group`), invoice items and invoices (create, retrieve, list by customer, finalize, send)
+and Checkout Sessions in payment mode (create, retrieve; completed, expired or refunded on a test's
+word), and checks idempotency keys as Stripe does: the same key with the same request replays the
+first response; with a different request it is a 400 `idempotency_error`; a key still executing is
+a 409. It counts the effects done under each key, and fails on demand: a 500 before a request runs
+(nothing done, nothing saved under the key, as at Stripe), a 4xx refusal, and a time-out after
+commit (the effect is done and saved, then the answer is held until the client has given up). It
+also makes, signs (`t=<ts>,v1=<hex HMAC-SHA256 of "t.payload">`) and delivers webhook events,
+several copies at once if asked.
 
 (`localstripe` was tried first: it installs and runs, but has no connected accounts, account
 links or transfers, no invoice finalize/send, and ignores idempotency keys.)"""
@@ -209,6 +210,41 @@ class StripeStandIn:
         transfer.update(amount_reversed=transfer["amount"], reversed=True)
         return self.event("transfer.reversed", transfer)
 
+    def complete_checkout(self, session_id: str) -> dict[str, Any]:
+        """The member paid: the session completes with a PaymentIntent."""
+        checkout = self.get("checkout.session", session_id)
+        intent = self._store(
+            "payment_intent",
+            "pi",
+            {
+                "amount": checkout["amount_total"],
+                "currency": checkout["currency"],
+                "status": "succeeded",
+                "metadata": checkout["payment_intent_data"].get("metadata", {}),
+            },
+        )
+        checkout.update(status="complete", payment_status="paid", payment_intent=intent["id"])
+        return self.event("checkout.session.completed", checkout)
+
+    def expire_checkout(self, session_id: str) -> dict[str, Any]:
+        checkout = self.get("checkout.session", session_id)
+        checkout.update(status="expired", url=None)
+        return self.event("checkout.session.expired", checkout)
+
+    def refund_payment(self, payment_intent_id: str) -> dict[str, Any]:
+        """The whole payment goes back: a `charge.refunded` event."""
+        intent = self.get("payment_intent", payment_intent_id)
+        charge = {
+            "id": "ch_" + secrets.token_hex(12),
+            "object": "charge",
+            "amount": intent["amount"],
+            "amount_refunded": intent["amount"],
+            "currency": intent["currency"],
+            "payment_intent": payment_intent_id,
+            "refunded": True,
+        }
+        return self.event("charge.refunded", charge)
+
     def payout(self, account: str, status: str) -> dict[str, Any]:
         obj = {
             "id": "po_" + secrets.token_hex(8),
@@ -361,6 +397,12 @@ class StripeStandIn:
             ("POST", r"/v1/invoices/([^/]+)/finalize", self._finalize_invoice),
             ("POST", r"/v1/invoices/([^/]+)/send", self._send_invoice),
             ("POST", r"/v1/invoiceitems", self._create_invoice_item),
+            ("POST", r"/v1/checkout/sessions", self._create_checkout_session),
+            (
+                "GET",
+                r"/v1/checkout/sessions/([^/]+)",
+                lambda p, i: self._find("checkout.session", i),
+            ),
         ]
 
     # -- resources -----------------------------------------------------------------------------
@@ -499,6 +541,35 @@ class StripeStandIn:
                 "lines": {"object": "list", "data": [], "has_more": False},
             },
         )
+
+    def _create_checkout_session(self, params: dict[str, Any]) -> dict[str, Any]:
+        if params.get("mode") != "payment":
+            raise StripeFailure(400, "invalid_request_error", "mode must be payment")
+        item = params.get("line_items", {}).get("0", {})
+        price = item.get("price_data", {})
+        amount = self._amount({"amount": price.get("unit_amount", "")})
+        for url in ("success_url", "cancel_url"):
+            if not params.get(url, "").startswith(("http://", "https://")):
+                raise StripeFailure(400, "invalid_request_error", f"{url} must be a URL")
+        made = self._store(
+            "checkout.session",
+            "cs_test",
+            {
+                "mode": "payment",
+                "status": "open",
+                "payment_status": "unpaid",
+                "amount_total": amount * int(item.get("quantity", "1")),
+                "currency": price.get("currency", ""),
+                "customer_email": params.get("customer_email"),
+                "success_url": params["success_url"],
+                "cancel_url": params["cancel_url"],
+                "metadata": params.get("metadata", {}),
+                "payment_intent_data": params.get("payment_intent_data", {}),
+                "payment_intent": None,
+            },
+        )
+        made["url"] = f"{self.url}/checkout/{made['id']}"
+        return made
 
     def _list_invoices(self, params: dict[str, Any]) -> dict[str, Any]:
         customer = params.get("customer")

@@ -10,7 +10,7 @@ from flask import current_app
 
 from coalition import clock
 from coalition.extensions import db
-from coalition.members import credentials, reads, schemas, services
+from coalition.members import credentials, premium, reads, schemas, services
 from coalition.web.access import principal, public, require
 from coalition.web.api import PageArgs, blueprint, page_schema, paginate
 
@@ -99,8 +99,12 @@ def me() -> Any:
     business date), the `next` tier, its `next_threshold` and the `spend_to_next` it takes;
     money in minor units. At the top tier `next`, `next_threshold` and `spend_to_next` are
     null. Upgrades come with the purchase that crosses a threshold; a downgrade only with the
-    nightly recalculation, so the spend may be below the current tier's threshold for a day."""
-    return reads.profile(db.session(), _member_id(), clock.utcnow())
+    nightly recalculation, so the spend may be below the current tier's threshold for a day.
+    `premium` is the paid membership in force now, or null."""
+    session = db.session()
+    member_id = _member_id()
+    now = clock.utcnow()
+    return {**reads.profile(session, member_id, now), "premium": premium.in_force(session, member_id, now)}
 
 
 @bp.route("/me/balance", methods=["GET"])

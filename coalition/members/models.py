@@ -5,13 +5,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Integer, String
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from coalition.database import BigId, UTCDateTime
 from coalition.extensions import Base
 
 MEMBER_STATUSES = ("active", "blocked")
+# A paid membership's life (coalition.members.premium): bought (pending until Stripe confirms
+# the payment), active for a year from then, lapsed after its end; `cancelled` when the payment
+# never came (the checkout expired); `refunded` when Stripe refunded its payment.
+MEMBERSHIP_STATUSES = ("pending", "active", "lapsed", "refunded", "cancelled")
 
 
 class Member(Base):
@@ -41,3 +45,52 @@ class Member(Base):
     code_failures_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     code_locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Membership(Base):
+    """One year of a member's paid premium membership (SPEC 2), or the attempt to buy it.
+    `period` counts the member's years: the first bought is 1, its renewal 2. At most one
+    attempt per member and period is not cancelled, so a period is never bought twice. The
+    price, currency and multiplier are those it was sold at. Coalition-wide like `members`
+    (no row-level security): the purchase path, acting as a merchant, reads a member's
+    multiplier; every read names its member."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('pending', 'active', 'lapsed', 'refunded', 'cancelled')", name="status"
+        ),
+        Index(
+            "uq_memberships_member_period",
+            "member_id",
+            "period",
+            unique=True,
+            sqlite_where=text("status <> 'cancelled'"),
+            postgresql_where=text("status <> 'cancelled'"),
+        ),
+        Index("ix_memberships_member_ends", "member_id", "ends_at"),
+        Index("ix_memberships_status_ends", "status", "ends_at"),
+        Index("ix_memberships_paid", "paid_at"),
+        Index("ix_memberships_refunded", "refunded_at"),
+        Index("ix_memberships_payment_intent", "payment_intent_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True)
+    member_id: Mapped[int] = mapped_column(BigId, ForeignKey("members.id", ondelete="RESTRICT"))
+    period: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    price_minor: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    # A decimal as text ("1.5"): exact on both databases.
+    multiplier: Mapped[str] = mapped_column(String(24))
+    checkout_session_id: Mapped[str | None] = mapped_column(String(255), unique=True)
+    payment_intent_id: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    starts_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    lapsed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    refunded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

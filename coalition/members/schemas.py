@@ -105,6 +105,16 @@ class MeTierProgressOut(Schema):
     since = fields.Date(metadata={"description": "first business day counted (12 months)"})
 
 
+class MePremiumOut(Schema):
+    """The premium membership in force: since when, until when (its end, exclusive), and the
+    earn multiplier it gives."""
+
+    id = fields.String()
+    since = fields.DateTime()
+    until = fields.DateTime()
+    multiplier = fields.String(metadata={"description": 'a decimal, e.g. "1.5"'})
+
+
 class MeProfileOut(Schema):
     id = fields.String()
     card_number = fields.String()
@@ -112,6 +122,11 @@ class MeProfileOut(Schema):
     name = fields.String(allow_none=True)
     tier = fields.String()
     tier_progress = fields.Nested(MeTierProgressOut)
+    premium = fields.Nested(
+        MePremiumOut,
+        allow_none=True,
+        metadata={"description": "The premium membership in force now, or null."},
+    )
 
 
 class MeMerchantOut(Schema):

@@ -28,7 +28,7 @@ from werkzeug.wrappers import Response
 
 from coalition import clock, economics, tenancy
 from coalition.extensions import db
-from coalition.members import codes, credentials, reads
+from coalition.members import codes, credentials, premium, reads
 from coalition.members.forms import JoinForm, SignInForm
 from coalition.members.services import EmailTaken, FoundMember
 from coalition.web import pages
@@ -175,8 +175,20 @@ def home() -> str:
         if progress["next_threshold"]
         else 100
     )
+    membership = premium.current(db.session(), member.id, now)
+    premium_until = (
+        None
+        if membership is None
+        else _day(membership["ends_at"].astimezone(ZoneInfo(_zone())).date())
+    )
     return render_template(
-        "me/home.html", overview=overview, expiring=expiring, progress=progress, reached=reached
+        "me/home.html",
+        overview=overview,
+        expiring=expiring,
+        progress=progress,
+        reached=reached,
+        membership=membership,
+        premium_until=premium_until,
     )
 
 

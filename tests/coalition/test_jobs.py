@@ -438,5 +438,12 @@ def test_what_rq_cron_enqueues_hourly_a_worker_turns_into_the_days_daily_jobs(
     # Every daily job did the day just closed, in the order they were declared.
     assert recorded == [
         (job, date.fromisoformat(day))
-        for job in ("confirm-points", "expire-points", "recalculate-tiers", "settle", "statements")
+        for job in (
+            "confirm-points",
+            "expire-points",
+            "recalculate-tiers",
+            "premium-memberships",
+            "settle",
+            "statements",
+        )
     ]

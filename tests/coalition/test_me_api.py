@@ -89,6 +89,7 @@ def test_the_member_sees_its_profile(client: FlaskClient, session: Session) -> N
             "spend_to_next": {"amount": 50000, "currency": "EUR"},
             "since": response.json["tier_progress"]["since"],
         },
+        "premium": None,
     }
 
 

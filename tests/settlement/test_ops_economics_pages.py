@@ -75,3 +75,23 @@ def test_support_cannot_open_economics(client: FlaskClient, session: Session) ->
     assert client.get("/ops/economics").status_code == 403
     token = csrf_token(client, "/ops/")
     assert client.post("/ops/economics", data={"csrf_token": token}).status_code == 403
+
+
+def test_the_form_sets_the_premium_membership_and_refuses_a_multiplier_below_one(
+    client: FlaskClient, session: Session
+) -> None:
+    sign_in_as(client, session, "admin")
+    day = business_days.today(clock.utcnow()) + timedelta(days=4)
+    form = _form(client)
+    assert (form["premium_price_minor"], form["premium_multiplier"]) == ("2900", "1.5")
+
+    form.update(effective_from=day.isoformat(), premium_multiplier="0.9")
+    refused = client.post("/ops/economics", data=form)
+    form.update(premium_price_minor="3500", premium_multiplier="2", premium_reminder_days="14")
+    done = client.post("/ops/economics", data=form)
+
+    assert refused.status_code == 422
+    assert "must be at least 1 and at most 10" in refused.get_data(as_text=True)
+    assert done.status_code == 303, done.get_data(as_text=True)
+    found = economics.read(session, day, None, clock.utcnow())["current"]
+    assert found["premium"] == {"price_minor": 3500, "multiplier": "2", "reminder_days": 14}

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, column, exists, select, true
+from sqlalchemy import ColumnElement, Select, column, exists, func, select, true
 from sqlalchemy import table as core_table
 from sqlalchemy.orm import Session
 
@@ -203,6 +203,26 @@ def audience_view(channel: str) -> Any:
         }
 
     return render
+
+
+def audience_count(session: Session, merchant_id: int, channel: str) -> int:
+    query = audience_query(merchant_id, channel).subquery()
+    return int(session.execute(select(func.count()).select_from(query)).scalar_one())
+
+
+def audience_page(
+    session: Session, merchant_id: int, channel: str, number: int, size: int
+) -> tuple[list[dict[str, Any]], bool]:
+    """Page `number` (from 1) of `size` audience members, newest first, and whether more
+    follow (the portal's numbered pages)."""
+    render = audience_view(channel)
+    rows = session.execute(
+        audience_query(merchant_id, channel)
+        .order_by(members.c.id.desc())
+        .offset((number - 1) * size)
+        .limit(size + 1)
+    ).all()
+    return [render(row) for row in rows[:size]], len(rows) > size
 
 
 def audience_all(session: Session, merchant_id: int, channel: str) -> Iterator[dict[str, Any]]:

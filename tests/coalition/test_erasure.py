@@ -82,7 +82,7 @@ def _settled(session: Session) -> dict[str, list[Any]]:
     """Every row of the settlement's tables, as they are."""
     with tenancy.acting_as(tenancy.SYSTEM, session):
         return {
-            name: [tuple(row) for row in session.execute(text(f"SELECT * FROM {name} ORDER BY 1, 2"))]
+            name: [tuple(r) for r in session.execute(text(f"SELECT * FROM {name} ORDER BY 1, 2"))]
             for name in SETTLEMENT_TABLES
         }
 

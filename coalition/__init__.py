@@ -14,6 +14,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 MIGRATIONS = str(Path(__file__).with_name("migrations"))
 MODEL_MODULES = (
     "coalition.members.models",
+    "coalition.privacy.models",
     "coalition.ledger.models",
     "coalition.idempotency",
     "coalition.outbox",
@@ -38,6 +39,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     from coalition.oauth import api as clients_api
     from coalition.oauth import cli as oauth_cli
     from coalition.oauth import views as oauth_views
+    from coalition.privacy import api as audience_api
     from coalition.schedule import SCHEDULE
     from coalition.staff import cli as staff_cli
     from coalition.staff import views as staff_views
@@ -99,6 +101,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
             onboarding.bp,
             clients_api.bp,
             members_api.bp,
+            audience_api.bp,
             points_api.bp,
             rules_api.bp,
             merchant_settings_api.bp,

@@ -24,6 +24,8 @@ EVENT_TYPES = frozenset(
         "hold.captured",
         "hold.voided",
         "member.tier_changed",
+        # A member erased itself: a merchant where it shopped forgets what it kept of it.
+        "member.erased",
         "points.expiring",
         "points.expired",
         "points.confirmed",

@@ -176,6 +176,23 @@ class TransactionFilterForm(FlaskForm):
     member = StringField(_l("Member (card number)"), validators=[Optional(), Length(max=40)])
 
 
+class AudienceForm(FlaskForm):
+    """The audience's channel, read from the query string (a GET form: no CSRF)."""
+
+    class Meta:
+        csrf = False
+
+    channel = SelectField(
+        _l("Channel"),
+        choices=lambda: [
+            SelectChoice("email", _l("Email")),
+            SelectChoice("sms", _l("Text message (SMS)")),
+            SelectChoice("post", _l("Post")),
+        ],
+        default="email",
+    )
+
+
 class LookupForm(FlaskForm):
     class Meta:
         csrf = False

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from coalition import idempotency, tenancy
 from coalition.extensions import db
 from coalition.ledger import holds
+from coalition.privacy import services as privacy
 from settlement import payments, runs
 from tests import factories
 
@@ -30,6 +31,7 @@ TENANT_TABLES = (
     "statements",
     "payment_instructions",
     "settlement_positions",
+    "member_consents",
 )
 
 
@@ -46,6 +48,7 @@ def two_shops(session: Session) -> tuple[int, int]:
         factories.merchant_headers(session, shop)
         member = factories.member(session)
         factories.purchase(session, member, shop, 50)
+        privacy.set_consents(session, member, {"email": True}, source=privacy.ME, now=factories.T0)
         holds.place_hold(session, member_id=member, merchant_id=shop, points=10, now=factories.T0)
         idempotency.execute(
             session,
@@ -151,6 +154,52 @@ def test_a_member_token_sees_the_members_own_transactions_at_every_merchant(
     with tenancy.acting_as(tenancy.Tenant.merchant(alpha, account), session):
         seen = session.execute(text("SELECT points FROM transactions ORDER BY points")).scalars()
         assert list(seen) == [10, 20]
+
+
+def test_consents_are_seen_by_their_member_and_by_merchants_where_it_earned_only(
+    session: Session,
+) -> None:
+    alpha, beta = factories.merchant(session, "Alpha"), factories.merchant(session, "Beta")
+    shopper, spender, stranger = (factories.member(session) for _ in range(3))
+    factories.purchase(session, shopper, alpha, 10)
+    factories.purchase(session, spender, beta, 10)
+    factories.redeem(session, spender, alpha, 5)  # spending at Alpha is not shopping there
+    for member in (shopper, spender, stranger):
+        privacy.set_consents(session, member, {"sms": True}, source=privacy.ME, now=factories.T0)
+    account = session.execute(
+        text("SELECT id FROM accounts WHERE member_id = :m"), {"m": shopper}
+    ).scalar_one()
+
+    def seen(tenant: tenancy.Tenant) -> set[int]:
+        with tenancy.acting_as(tenant, session):
+            return set(session.execute(text("SELECT member_id FROM member_consents")).scalars())
+
+    assert seen(tenancy.Tenant.merchant(alpha)) == {shopper}
+    assert seen(tenancy.Tenant.merchant(beta)) == {spender}
+    assert seen(tenancy.Tenant.member(account)) == {shopper}
+    with tenancy.acting_as(tenancy.Tenant.member(account), session):
+        savepoint = session.begin_nested()
+        with pytest.raises(Exception, match="row-level security"):
+            session.execute(
+                text(
+                    "INSERT INTO member_consents (member_id, purpose, granted, text_version,"
+                    " source, created_at) VALUES (:m, 'email', true, 'v', 'me', now())"
+                ),
+                {"m": stranger},
+            )
+        savepoint.rollback()
+    # A merchant reads its audience's consents but never writes one.
+    with tenancy.acting_as(tenancy.Tenant.merchant(alpha), session):
+        savepoint = session.begin_nested()
+        with pytest.raises(Exception, match="row-level security"):
+            session.execute(
+                text(
+                    "INSERT INTO member_consents (member_id, purpose, granted, text_version,"
+                    " source, created_at) VALUES (:m, 'email', true, 'v', 'me', now())"
+                ),
+                {"m": shopper},
+            )
+        savepoint.rollback()
 
 
 def test_a_statement_timeout_bounds_every_query(make_app: Any) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from coalition import tenancy
 from coalition.extensions import db
 from coalition.ledger import holds
+from coalition.privacy import services as privacy
 from coalition.web.access import policy_of
 from tests import factories
 
@@ -157,3 +158,40 @@ def test_a_member_token_lists_only_its_own_members_transactions(
     listed = client.get("/api/v1/me/transactions", headers=attacker["member"]).json
     assert [t["type"] for t in listed["data"]] == ["earn"]
     assert not {t["id"] for t in listed["data"]} & {victim["purchase"], victim["redemption"]}
+
+
+def test_a_merchants_audience_holds_none_of_another_merchants_shoppers(
+    client: FlaskClient,
+    session: Session,
+    victim: dict[str, str],
+    attacker: dict[str, dict[str, str]],
+) -> None:
+    """The victim's member consented to everything, but shopped only at the victim's shop."""
+    privacy.set_consents(
+        session,
+        int(victim["member"]),
+        dict.fromkeys(("email", "sms", "post", "sharing"), True),
+        source=privacy.ME,
+        now=factories.T0,
+    )
+    for channel in ("email", "sms", "post"):
+        listed = client.get(f"/api/v1/audience?channel={channel}", headers=attacker["merchant"])
+        assert listed.status_code == 200
+        assert listed.json == {"data": [], "next_cursor": None}
+
+
+def test_a_member_token_reads_and_exports_only_its_own_member(
+    client: FlaskClient,
+    session: Session,
+    victim: dict[str, str],
+    attacker: dict[str, dict[str, str]],
+) -> None:
+    privacy.set_consents(
+        session, int(victim["member"]), {"email": True}, source=privacy.ME, now=factories.T0
+    )
+    consents = client.get("/api/v1/me/consents", headers=attacker["member"]).json
+    exported = client.get("/api/v1/me/export", headers=attacker["member"]).json
+    assert consents["history"] == []
+    assert {t["id"] for t in exported["transactions"]}.isdisjoint(
+        {victim["purchase"], victim["redemption"]}
+    )

@@ -41,6 +41,35 @@ def expire_due_lots(
     )
     if not by_account:
         return 0
+    return len(_expire(session, members, by_account, now=now, actor=actor, reason="points expired"))
+
+
+def write_off(
+    session: Session, *, account_id: int, now: datetime, actor: Actor, reason: str
+) -> int:
+    """Every open lot of one member account goes to the operator (breakage) at once, as expiry
+    does, in one `expiry` transaction saying `reason`: a member who erases itself leaves no
+    points behind (decisions: privacy). Locks the account. Returns the points written off."""
+    members, by_account = _due_lots_by_member(
+        session, [lots.c.remaining > 0, lots.c.account_id == account_id], 1
+    )
+    if not by_account:
+        return 0
+    return sum(_expire(session, members, by_account, now=now, actor=actor, reason=reason))
+
+
+def _expire(
+    session: Session,
+    members: dict[int, MemberAccount],
+    by_account: dict[int, list[Any]],
+    *,
+    now: datetime,
+    actor: Actor,
+    reason: str,
+) -> list[int]:
+    """The expiry of `by_account`'s lots (read under their members' locks): one `expiry`
+    transaction per member, its transfer to the operator, the lots consumed, the balances
+    stored and a `points.expired` event each. Returns the points expired, per member."""
     operator = operator_account_id(session)
     expiring = [members[a] for a in sorted(by_account)]
     totals = [sum(lot.remaining for lot in by_account[m.id]) for m in expiring]
@@ -57,7 +86,7 @@ def expire_due_lots(
                 "points": total,
                 "actor_type": actor.type,
                 "actor_id": actor.id,
-                "reason": "points expired",
+                "reason": reason,
                 "created_at": now,
             }
             for m, total, pid in zip(expiring, totals, public_ids, strict=True)
@@ -97,7 +126,7 @@ def expire_due_lots(
     lotplan.record(session, consumed, now)
     store_balances(session, expiring)
     outbox.record(session, events)
-    return len(expiring)
+    return totals
 
 
 def notify_expiring(

@@ -11,6 +11,9 @@ from flask import current_app
 from coalition import clock
 from coalition.extensions import db
 from coalition.members import credentials, premium, reads, schemas, services
+from coalition.privacy import reads as privacy_reads
+from coalition.privacy import schemas as privacy_schemas
+from coalition.privacy import services as privacy
 from coalition.web.access import principal, public, require
 from coalition.web.api import PageArgs, blueprint, page_schema, paginate
 
@@ -143,6 +146,74 @@ def my_code() -> Any:
     """The member's current rotating redemption code (6 digits, RFC 6238) and when it stops
     working. Shown at a till, it proves the member is there; it works once."""
     return reads.current_code(db.session(), _member_id(), clock.utcnow()), NO_STORE
+
+
+@bp.route("/me/consents", methods=["GET"])
+@require("balance:read", kinds=MEMBER)
+@bp.response(200, privacy_schemas.ConsentsOut)
+def my_consents() -> Any:
+    """The member's consents: for each purpose (`email`, `sms`, `post` marketing, and
+    `sharing` its contact with partners where it shopped) whether it is granted, the text it
+    agrees to and that text's version; and every change, oldest first (`source`: `me`, the
+    member site, or `api` with the partner app's `client_id`). Never recorded: not granted."""
+    return privacy_reads.consents_view(db.session(), _member_id())
+
+
+@bp.route("/me/consents", methods=["PUT"])
+@require("consents:write", kinds=MEMBER)
+@bp.arguments(privacy_schemas.ConsentsIn)
+@bp.response(200, privacy_schemas.ConsentsOut)
+def set_my_consents(wanted: dict[str, bool]) -> Any:
+    """Grant (`true`) or withdraw (`false`) some purposes; those left out keep their state.
+    Each change is appended to the history under today's text version, made through this
+    app's client; asking for the state a purpose is in already records nothing (a PUT can be
+    repeated). Needs the `consents:write` scope, which the member grants on its own."""
+    session = db.session()
+    member_id = _member_id()
+    reads.ensure_active(session, member_id)
+    privacy.set_consents(
+        session,
+        member_id,
+        wanted,
+        source=privacy.Source("api", principal().client_id),
+        now=clock.utcnow(),
+    )
+    session.commit()
+    return privacy_reads.consents_view(session, member_id)
+
+
+@bp.route("/me/export", methods=["GET"])
+@require("balance:read", kinds=MEMBER)
+@bp.response(200, privacy_schemas.ExportOut)
+def my_export() -> Any:
+    """Everything the coalition keeps of the member, as one document: profile, card, balance,
+    consents with their history, and every transaction at every merchant, oldest first (up to
+    100,000, the newest; `transactions_complete` is false if there were more)."""
+    return privacy_reads.export(db.session(), _member_id(), clock.utcnow()), NO_STORE
+
+
+@bp.route("/me", methods=["DELETE"])
+@require("account:delete", kinds=MEMBER)
+@bp.response(200, privacy_schemas.ErasureOut)
+def erase_me() -> Any:
+    """Erase the member (SPEC 2): its name, email, phone and password are removed, its card is
+    blocked, its remaining points go to breakage (an `expiry` transaction, reason `erasure`),
+    its holds are voided, every token it granted any app is revoked (this one too), and each
+    merchant where it shopped gets `member.erased`. The ledger stays whole. Needs the
+    `account:delete` scope, which the member grants on its own."""
+    session = db.session()
+    now = clock.utcnow()
+    done = privacy.erase(
+        session, _member_id(), source=privacy.Source("api", principal().client_id), now=now
+    )
+    session.commit()
+    return {
+        "id": done.public_id,
+        "erased_at": now,
+        "points_written_off": done.points_written_off,
+        "debt_left": done.debt_left,
+        "holds_voided": done.holds_voided,
+    }
 
 
 def _member_id() -> int:

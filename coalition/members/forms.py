@@ -1,13 +1,13 @@
-"""The member site's forms: join and sign in. They check what the member API's sign-up schema
-checks (`schemas.MemberSignupIn`), with the same bounds, so a member who joins here can sign in
-through a partner's app and the other way round."""
+"""The member site's forms: join, sign in, consents and erasure. Joining and signing in check
+what the member API's sign-up schema checks (`schemas.MemberSignupIn`), with the same bounds, so
+a member who joins here can sign in through a partner's app and the other way round."""
 
 from __future__ import annotations
 
 import marshmallow
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, Field, PasswordField, StringField
+from wtforms import BooleanField, EmailField, Field, PasswordField, StringField
 from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 
 from coalition.members.schemas import MAX_EMAIL, MAX_NAME, MAX_PASSWORD, MIN_PASSWORD
@@ -76,4 +76,28 @@ class SignInForm(FlaskForm):
         _l("Password"),
         validators=[DataRequired(_l("Enter your password.")), Length(max=MAX_PASSWORD)],
         render_kw={"autocomplete": "current-password"},
+    )
+
+
+class ConsentForm(FlaskForm):
+    """The four consents (SPEC 2): each box ticked is granted, each left empty withdrawn. The
+    labels are the versioned texts themselves (`privacy.texts`), set by the view."""
+
+    email = BooleanField()
+    sms = BooleanField()
+    post = BooleanField()
+    sharing = BooleanField()
+
+
+class EraseForm(FlaskForm):
+    """Erasure cannot be undone: the member types its email and ticks a box to confirm."""
+
+    email = EmailField(
+        _l("Your email address"),
+        validators=[DataRequired(_l("Type your email address to confirm.")), Length(max=MAX_EMAIL)],
+        render_kw={"autocomplete": "off"},
+    )
+    confirm = BooleanField(
+        _l("I understand that my card, my points and my details are gone for good."),
+        validators=[DataRequired(_l("Tick the box to confirm."))],
     )

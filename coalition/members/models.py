@@ -45,6 +45,8 @@ class Member(Base):
     code_failures_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     code_locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # When the member erased itself (SPEC 2): its contact and sign-in are gone, its card blocked.
+    erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Membership(Base):

@@ -1,6 +1,7 @@
 """The member site, `/me` (SPEC 3.9): join, sign in and out, one balance across every shop with
-what each shop's points make of it and what expires when, the history, and the rotating code as
-a QR code with its digits.
+what each shop's points make of it and what expires when, the history, the rotating code as
+a QR code with its digits, and privacy (SPEC 2): the consents with their history, the download
+of all the member's data, and erasure.
 
 A member signs in with the email and password of the OAuth consent page (`credentials`), and the
 session keeps the member's public id under the same key, so one sign-in serves both. Every page
@@ -10,6 +11,7 @@ and every read is scoped by the member's account as well: a member sees only its
 from __future__ import annotations
 
 import functools
+import json
 import math
 from collections.abc import Callable
 from datetime import date, datetime
@@ -29,8 +31,11 @@ from werkzeug.wrappers import Response
 from coalition import clock, economics, tenancy
 from coalition.extensions import db
 from coalition.members import codes, credentials, premium, reads
-from coalition.members.forms import JoinForm, SignInForm
+from coalition.members.forms import ConsentForm, EraseForm, JoinForm, SignInForm
 from coalition.members.services import EmailTaken, FoundMember
+from coalition.privacy import reads as privacy_reads
+from coalition.privacy import services as privacy
+from coalition.privacy.texts import TEXTS
 from coalition.web import pages
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -320,3 +325,118 @@ def code() -> str:
         seconds_left=seconds_left,
         step_seconds=codes.STEP_SECONDS,
     )
+
+
+# Privacy: consents, the download of one's data, erasure ---------------------------------------
+
+
+def _purpose_words() -> dict[str, str]:
+    return {
+        "email": _("Offers by email"),
+        "sms": _("Offers by text message"),
+        "post": _("Offers by post"),
+        "sharing": _("Sharing my contact details with partners"),
+    }
+
+
+def _source_words(source: str, client_id: str | None) -> str:
+    if source == "me":
+        return _("This site")
+    return _("A partner's app (%(client)s)", client=client_id)
+
+
+@bp.route("/privacy", methods=["GET", "POST"])
+@member_required
+def privacy_page() -> Any:
+    """The four consents as boxes labelled with their texts, saved together; below them every
+    change, newest first, and the ways to take one's data away or erase it."""
+    member = current_member()
+    assert member is not None
+    session_ = db.session()
+    form = ConsentForm()
+    if form.validate_on_submit():
+        changed = privacy.set_consents(
+            session_,
+            member.id,
+            {purpose: bool(form[purpose].data) for purpose in TEXTS},
+            source=privacy.ME,
+            now=clock.utcnow(),
+        )
+        session_.commit()
+        flash(
+            _("Your choices are saved.") if changed else _("Nothing changed."),
+            "success" if changed else "info",
+        )
+        return redirect(url_for("me.privacy_page"), code=303)
+    view = privacy_reads.consents_view(session_, member.id)
+    if request.method == "GET":
+        for line in view["consents"]:
+            form[line["purpose"]].data = line["granted"]
+    for purpose, text in TEXTS.items():
+        form[purpose].label.text = str(text.text)
+    purposes = _purpose_words()
+    history = [
+        {
+            "when": _moment(line["at"]),
+            "purpose": purposes[line["purpose"]],
+            "granted": line["granted"],
+            "version": line["text_version"],
+            "source": _source_words(line["source"], line["client_id"]),
+        }
+        for line in reversed(view["history"])
+    ]
+    return render_template(
+        "me/privacy.html",
+        form=form,
+        purposes=purposes,
+        consents=view["consents"],
+        history=history,
+    )
+
+
+@bp.get("/export.json")
+@member_required
+def export() -> Response:
+    """All the member's data as one JSON document, downloaded: the same as the API's."""
+    member = current_member()
+    assert member is not None
+    now = clock.utcnow()
+    document = privacy_reads.export(db.session(), member.id, now)
+    body = json.dumps(document, default=_json_value, ensure_ascii=False, indent=2)
+    response = Response(body, mimetype="application/json")
+    day = clock.business_date(now, _zone()).isoformat()
+    response.headers["Content-Disposition"] = f'attachment; filename="my-data-{day}.json"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+@bp.route("/erase", methods=["GET", "POST"])
+@member_required
+def erase() -> Any:
+    """Erasure, after the member types its email and ticks the box: everything goes at once,
+    and the member is signed out."""
+    member = current_member()
+    assert member is not None
+    session_ = db.session()
+    profile = reads.profile(session_, member.id)
+    balance = reads.points(session_, member.id, clock.utcnow(), _zone())
+    form = EraseForm()
+    if form.validate_on_submit():
+        typed = (form.email.data or "").strip().lower()
+        if not profile["email"] or typed != profile["email"]:
+            form.email.errors = [_("This is not the email address of your membership.")]
+        else:
+            done = privacy.erase(session_, member.id, source=privacy.ME, now=clock.utcnow())
+            session_.commit()
+            if done.email:
+                pages.signin_succeeded(FACE, done.email)  # forget its sign-in failures too
+            pages.end_session()
+            flash(_("Your membership is erased. Goodbye, and thank you."), "info")
+            return redirect(url_for("me.sign_in"), code=303)
+    return render_template("me/erase.html", form=form, balance=balance)

@@ -293,6 +293,24 @@ def revoke_token(session: Session, token_pk: int, now: datetime) -> None:
     )
 
 
+def revoke_member_grants(session: Session, member_id: int, now: datetime) -> int:
+    """Everything a member granted partners' apps stops working at once: every access and
+    refresh token of the member (one row each grant), and every authorization code not yet
+    exchanged (marked used). Across every merchant: the caller acts as the system. Returns the
+    tokens revoked."""
+    result = session.execute(
+        update(tokens)
+        .where(tokens.c.member_id == member_id, tokens.c.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    session.execute(
+        update(codes)
+        .where(codes.c.member_id == member_id, codes.c.used_at.is_(None))
+        .values(used_at=now)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def find_member(session: Session, member: int | str) -> Member | None:
     """An active member, by id or public id (a blocked one can neither consent nor keep
     refreshing)."""

@@ -11,6 +11,7 @@ from typing import Any
 from coalition.oauth import scopes
 
 FORM = "application/x-www-form-urlencoded"
+MEMBER_SCOPE_WORDS = "any of " + ", ".join(sorted(scopes.MEMBER_SCOPES))
 # A client authenticates with HTTP Basic (client_secret_basic) or with `client_id` and
 # `client_secret` in the form (client_secret_post).
 CLIENT_AUTHENTICATION: list[dict[str, list[str]]] = [{"clientSecretBasic": []}, {}]
@@ -204,7 +205,7 @@ PATHS: dict[str, dict[str, Any]] = {
                     ("response_type", {"type": "string", "enum": ["code"]}),
                     ("client_id", {"type": "string"}),
                     ("redirect_uri", {"type": "string"}),
-                    ("scope", {"type": "string", "description": "balance:read and/or redeem"}),
+                    ("scope", {"type": "string", "description": MEMBER_SCOPE_WORDS}),
                     ("state", {"type": "string"}),
                     ("code_challenge", {"type": "string"}),
                     ("code_challenge_method", {"type": "string", "enum": ["S256"]}),

@@ -30,9 +30,11 @@ from coalition.extensions import db
 from coalition.members import reads as member_reads
 from coalition.members import services as member_services
 from coalition.oauth import clients as oauth_clients
+from coalition.privacy import reads as privacy_reads
 from coalition.web import pages
 from merchants import charts, portal_reads, services
 from merchants.forms import (
+    AudienceForm,
     ClientForm,
     EnrolForm,
     LookupForm,
@@ -249,6 +251,82 @@ def enrol() -> Any:
     session.commit()
     flash(_("Member enrolled. Card number %(card)s.", card=new.card_number), "success")
     return redirect(url_for("portal.members", card=new.card_number), code=303)
+
+
+# Audience ----------------------------------------------------------------------------------
+
+
+def _channel() -> tuple[AudienceForm, str]:
+    form = AudienceForm(request.args)
+    return form, (form.channel.data if form.validate() else "email")
+
+
+@bp.get("/audience")
+@merchant_required
+def audience() -> str:
+    """SPEC 2: the members who shopped here and agreed to be contacted by a channel and to have
+    their contact shared, how many there are by each channel, a page of them and the CSV."""
+    merchant = signed_in_merchant()
+    form, channel = _channel()
+    form.channel.data = channel
+    session = db.session()
+    counts = {c: privacy_reads.audience_count(session, merchant.id, c) for c in AUDIENCE_CHANNELS}
+    number = pages.page_number()
+    rows, has_next = privacy_reads.audience_page(
+        session, merchant.id, channel, number, pages.PAGE_SIZE
+    )
+    return render_template(
+        "portal/audience.html",
+        form=form,
+        channel=channel,
+        counts=counts,
+        rows=rows,
+        number=number,
+        has_next=has_next,
+        has_previous=number > 1,
+        csv_url=url_for("portal.audience_csv", channel=channel),
+    )
+
+
+AUDIENCE_CHANNELS = ("email", "sms", "post")
+AUDIENCE_HEADER = ["member", "name", "email", "phone"]
+
+
+@bp.get("/audience.csv")
+@merchant_required
+def audience_csv() -> Response:
+    """The whole audience of a channel (at most privacy_reads.MAX_AUDIENCE_CSV), streamed."""
+    merchant = signed_in_merchant()
+    _, channel = _channel()
+    session = db.session()
+
+    def lines() -> Iterator[str]:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(AUDIENCE_HEADER)
+        for count, line in enumerate(privacy_reads.audience_all(session, merchant.id, channel), 1):
+            writer.writerow(
+                [line["member"], _cell(line["name"]), _cell(line["email"]), line["phone"] or ""]
+            )
+            if count % 500:
+                continue
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+        yield buffer.getvalue()
+
+    response = Response(stream_with_context(lines()), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="audience-{channel}.csv"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _cell(value: str | None) -> str:
+    """Typed text as a CSV cell that a spreadsheet shows as text: one starting =, +, - or @
+    would be run as a formula (CSV injection), so it gets a leading apostrophe. (Phone numbers
+    are checked digits on the way in, and a leading + is theirs: they go as they are.)"""
+    text = value or ""
+    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
 
 
 # API credentials ---------------------------------------------------------------------------

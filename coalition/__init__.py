@@ -22,6 +22,7 @@ MODEL_MODULES = (
     "coalition.economics",
     "coalition.staff.models",
     "coalition.audit",
+    "coalition.fraud",
     "merchants.models",
     "settlement.models",
 )

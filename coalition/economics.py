@@ -14,7 +14,7 @@ import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Final
 
@@ -31,7 +31,17 @@ from coalition.ledger.models import Transaction
 log = logging.getLogger(__name__)
 
 FUNDING_MODELS: Final = ("prefunded", "on_redemption")
-MERCHANT_SETTINGS: Final = ("issue_price", "operator_fee_rate", "expiry_months", "earn_rate_bounds")
+MERCHANT_SETTINGS: Final = (
+    "issue_price",
+    "operator_fee_rate",
+    "expiry_months",
+    "earn_rate_bounds",
+    "merchant_hourly_points_limit",
+)
+# Settings a version of the coalition's terms may leave out: each is then what it was the day
+# before (settings added after the first versions, which older clients do not know of).
+VELOCITY_SETTINGS: Final = ("member_daily_points_limit", "merchant_hourly_points_limit")
+CARRIED_SETTINGS: Final = VELOCITY_SETTINGS
 # ISO 4217 currencies the coalition may settle in, with their minor units.
 MINOR_UNIT_DIGITS: Final = {"EUR": 2, "USD": 2, "GBP": 2, "CHF": 2, "PLN": 2, "SEK": 2, "JPY": 0}
 # The day before any business day: the first version of the terms takes effect from it.
@@ -87,6 +97,10 @@ class Terms:
     earn_rate_bounds: tuple[Decimal, Decimal]
     welcome_bonus: int
     tiers: tuple[Tier, ...]
+    # Velocity limits (decision X3): the most points one member may spend in any 24 hours, and
+    # the most points spent at one merchant in any hour; None: no limit.
+    member_daily_points_limit: int | None = None
+    merchant_hourly_points_limit: int | None = None
 
     @property
     def minor_units(self) -> int:
@@ -128,6 +142,8 @@ def _parse(settings: Mapping[str, Any]) -> dict[str, Any]:
             )
         elif key in ("expiry_months", "welcome_bonus"):
             parsed[key] = int(value)
+        elif key in VELOCITY_SETTINGS:
+            parsed[key] = None if value is None else int(value)
         else:
             parsed[key] = value
     return parsed
@@ -382,6 +398,9 @@ def change(
             errors={"effective_from": [f"must be after {today.isoformat()}"]},
         )
     _check_scope(settings, merchant_id)
+    if merchant_id is None:
+        before = coalition_terms(session, effective_from - timedelta(days=1)).to_json()
+        settings = {**{name: before[name] for name in CARRIED_SETTINGS}, **settings}
     traded = _traded(session)
     if "currency" in settings:
         _check_currency(session, settings["currency"], today, traded)
@@ -418,7 +437,7 @@ def change(
 
 def _check_scope(settings: Mapping[str, Any], merchant_id: int | None) -> None:
     if merchant_id is None:
-        wrong = sorted(set(settings) ^ set(COALITION_SETTINGS))
+        wrong = sorted((set(settings) ^ set(COALITION_SETTINGS)) - set(CARRIED_SETTINGS))
         why = "a version of the coalition's terms sets every setting, and only those"
     else:
         wrong = sorted(set(settings) - set(MERCHANT_SETTINGS))

@@ -23,6 +23,7 @@ EVENT_TYPES = frozenset(
         "redemption.reversed",
         "hold.captured",
         "hold.voided",
+        "member.created",
         "member.tier_changed",
         "points.expiring",
         "points.expired",

@@ -24,6 +24,8 @@ MAX_TIERS = 10
 MAX_TIER_NAME = 40
 MAX_EXPIRY_MONTHS = 120
 MAX_WELCOME_BONUS = 1_000_000
+# A velocity limit is a whole number of points, at least one (null: no limit).
+MAX_POINTS_LIMIT = 1_000_000_000
 # A rate or price with up to 12 digits either side of the point, no sign, no exponent.
 DECIMAL = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,12})?$")
 MERCHANT_ID = re.compile(r"^mer_[A-Za-z0-9]{1,60}$")
@@ -117,6 +119,22 @@ class TermsIn(Strict):
         fields.Nested(TierIn),
         validate=[validate.Length(min=1, max=MAX_TIERS), _ladder],
     )
+    member_daily_points_limit = WholeNumber(
+        validate=validate.Range(min=1, max=MAX_POINTS_LIMIT),
+        allow_none=True,
+        metadata={
+            "description": "The most points one member may spend in any 24 hours, at all"
+            " merchants together; null: no limit. Left out: as the day before."
+        },
+    )
+    merchant_hourly_points_limit = WholeNumber(
+        validate=validate.Range(min=1, max=MAX_POINTS_LIMIT),
+        allow_none=True,
+        metadata={
+            "description": "The most points members may spend at one merchant in any hour;"
+            " null: no limit. Left out: as the day before."
+        },
+    )
 
 
 class EconomicsIn(Strict):
@@ -135,9 +153,13 @@ class EconomicsIn(Strict):
             errors = {name: [why] for name in sorted(given - set(economics.MERCHANT_SETTINGS))}
         else:
             why = "a version of the coalition's terms sets every setting"
-            missing = set(economics.COALITION_SETTINGS) - given
+            missing = set(economics.COALITION_SETTINGS) - given - set(economics.CARRIED_SETTINGS)
             errors = {name: [why] for name in sorted(missing)}
-            nulls = sorted(name for name, value in data["terms"].items() if value is None)
+            nulls = sorted(
+                name
+                for name, value in data["terms"].items()
+                if value is None and name not in economics.VELOCITY_SETTINGS
+            )
             errors |= {
                 name: ["must be set: only a merchant's override may be null"] for name in nulls
             }
@@ -172,6 +194,8 @@ class TermsOut(Schema):
     earn_rate_bounds = fields.List(fields.String(), allow_none=True)
     welcome_bonus = fields.Integer()
     tiers = fields.List(fields.Nested(TierOut))
+    member_daily_points_limit = fields.Integer(allow_none=True)
+    merchant_hourly_points_limit = fields.Integer(allow_none=True)
 
 
 class VersionOut(Schema):

@@ -27,6 +27,7 @@ from werkzeug.wrappers import Response
 
 from coalition import clock, tenancy
 from coalition.extensions import db
+from coalition.ledger import expiry
 from coalition.members import codes, credentials, reads
 from coalition.members.forms import JoinForm, SignInForm
 from coalition.members.services import EmailTaken, FoundMember
@@ -154,7 +155,15 @@ def home() -> str:
         {"day": clock.business_date(line["expires_at"], _zone()), "points": line["points"]}
         for line in overview["expiring"]
     ]
-    return render_template("me/home.html", overview=overview, expiring=expiring)
+    # The soonest expiry, told up front once it is as near as the `points.expiring` notice.
+    first = overview["expiring"][0] if overview["expiring"] else None
+    soon = None
+    if first is not None and first["expires_at"] <= now + expiry.NOTICE_AHEAD:
+        soon = {
+            "points": first["points"],
+            "day": babel_dates.format_skeleton("MMMMd", expiring[0]["day"], locale=get_locale()),
+        }
+    return render_template("me/home.html", overview=overview, expiring=expiring, soon=soon)
 
 
 def _signup_allowed() -> None:

@@ -18,7 +18,8 @@ from typing import Any, ClassVar
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from coalition import economics, fraud
+from coalition import economics
+from coalition.fraud import velocity as fraud
 from coalition.ledger import holds, operations, reads
 from coalition.ledger.accounts import lock_member
 from coalition.ledger.reads import balances_after

@@ -19,7 +19,7 @@ from marshmallow import ValidationError
 from werkzeug.wrappers import Response
 from wtforms import DateField, IntegerField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, InputRequired, Length
+from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from coalition import clock
 from coalition.economics import FUNDING_MODELS
@@ -40,6 +40,8 @@ FIELDS = {
     "expiry_months": "expiry_months",
     "earn_rate_bounds": "earn_rate_low",
     "welcome_bonus": "welcome_bonus",
+    "member_daily_points_limit": "member_daily_points_limit",
+    "merchant_hourly_points_limit": "merchant_hourly_points_limit",
 }
 
 
@@ -65,6 +67,15 @@ class ScheduleForm(FlaskForm):
     welcome_bonus = IntegerField(
         _l("Welcome bonus (points, paid by the operator)"), validators=[InputRequired()]
     )
+    # Velocity limits (coalition.fraud.velocity): empty for none.
+    member_daily_points_limit = IntegerField(
+        _l("Most points one member may spend in any 24 hours (empty: no limit)"),
+        validators=[Optional()],
+    )
+    merchant_hourly_points_limit = IntegerField(
+        _l("Most points spent at one merchant in any hour (empty: no limit)"),
+        validators=[Optional()],
+    )
 
 
 def _fill(form: ScheduleForm, terms: dict[str, Any], day: date) -> None:
@@ -74,6 +85,8 @@ def _fill(form: ScheduleForm, terms: dict[str, Any], day: date) -> None:
     form.expiry_months.data = terms["expiry_months"]
     form.earn_rate_low.data, form.earn_rate_high.data = terms["earn_rate_bounds"]
     form.welcome_bonus.data = terms["welcome_bonus"]
+    form.member_daily_points_limit.data = terms.get("member_daily_points_limit")
+    form.merchant_hourly_points_limit.data = terms.get("merchant_hourly_points_limit")
 
 
 def _show(form: ScheduleForm, found: dict[str, Any], today: date, status: int = 200) -> Any:
@@ -149,6 +162,8 @@ def schedule() -> Any:
                 (form.earn_rate_high.data or "").strip(),
             ],
             "welcome_bonus": form.welcome_bonus.data,
+            "member_daily_points_limit": form.member_daily_points_limit.data,
+            "merchant_hourly_points_limit": form.merchant_hourly_points_limit.data,
         },
     }
     try:

@@ -1,4 +1,4 @@
-"""Velocity limits and fraud events (SPEC 3.10, issue 13 point 9).
+"""Velocity limits (SPEC 3.10, issue 13 point 9).
 
 The operator sets two limits in the economics terms (decision X3), both off by default: the
 most points one member may spend in any 24 hours (at every merchant together), and the most
@@ -27,44 +27,22 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 from zlib import crc32
 
-from sqlalchemy import CheckConstraint, ForeignKey, Index, String, func, insert, select, text
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import insert, select, text
+from sqlalchemy.orm import Session
 
 from coalition import tenancy
-from coalition.database import BigId, Json, UTCDateTime, table
+from coalition.database import table
 from coalition.economics import Terms
 from coalition.errors import CoalitionError
-from coalition.extensions import Base
+from coalition.fraud.models import fraud_events
 from coalition.ledger.models import Transaction
 
-FRAUD_KINDS: Final = ("member_velocity", "merchant_velocity")
 MEMBER_WINDOW: Final = timedelta(hours=24)
 MERCHANT_WINDOW: Final = timedelta(hours=1)
 # The advisory lock space of the merchant limit (`jobs.exclusive` uses 0x636F61).
 _MERCHANT_LOCK_SPACE: Final = 0x76656C
 
 transactions = table(Transaction)
-
-
-class FraudEvent(Base):
-    """Something the fraud report must see: what happened, to which member at which merchant,
-    with its figures (`details`)."""
-
-    __tablename__ = "fraud_events"
-    __table_args__ = (
-        CheckConstraint("kind IN ('member_velocity', 'merchant_velocity')", name="kind"),
-        Index("ix_fraud_events_merchant", "merchant_id", "id"),
-    )
-
-    id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    kind: Mapped[str] = mapped_column(String(40))
-    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), index=True)
-    merchant_id: Mapped[int | None] = mapped_column(ForeignKey("merchants.id"))
-    details: Mapped[dict[str, Any]] = mapped_column(Json)
-    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
-
-
-fraud_events = table(FraudEvent)
 
 
 class VelocityLimitExceeded(CoalitionError):
@@ -205,7 +183,3 @@ def record(session: Session, refused: Refused, now: datetime) -> None:
                 at=now,
             )
         )
-
-
-def count(session: Session) -> int:
-    return int(session.execute(select(func.count()).select_from(fraud_events)).scalar_one())

@@ -7,7 +7,6 @@ from typing import Any
 from marshmallow import Schema, fields
 
 from coalition.fraud import reads
-from coalition.fraud.models import FRAUD_KINDS
 from coalition.web.access import require
 from coalition.web.api import PageArgs, blueprint, page_schema, paginate
 
@@ -16,7 +15,7 @@ bp = blueprint("fraud", __name__, "Fraud: the events the fraud report reads")
 
 class FraudEventOut(Schema):
     kind = fields.String(
-        metadata={"description": f"One of {', '.join(FRAUD_KINDS)}: a spending refused by a limit."}
+        metadata={"description": f"One of {', '.join(reads.KINDS)}: a spending refused by a limit."}
     )
     member = fields.String(allow_none=True, metadata={"description": "The member's `mbr_` id."})
     merchant = fields.String(allow_none=True, metadata={"description": "Where: `mer_` id."})

@@ -10,11 +10,13 @@ from sqlalchemy import Select, column, select
 from sqlalchemy import table as core_table
 from sqlalchemy.orm import Session
 
-from coalition.fraud.models import fraud_events
+from coalition.fraud.models import FRAUD_KINDS, fraud_events
 
 # Named rather than imported: the core does not import `merchants`, and members build on it.
 members = core_table("members", column("id"), column("public_id"))
 merchants = core_table("merchants", column("id"), column("public_id"), column("name"))
+
+KINDS = FRAUD_KINDS
 
 
 @dataclass(frozen=True)

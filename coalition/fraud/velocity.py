@@ -111,11 +111,14 @@ def _spent(
     session: Session, whose: Any, now: datetime, window: timedelta
 ) -> list[tuple[datetime, int]]:
     """The spendings (redemptions and captures) in the window that ends now, oldest first."""
-    rows = session.execute(
-        select(transactions.c.created_at, transactions.c.points)
-        .where(whose, transactions.c.type == "redeem", transactions.c.created_at > now - window)
-        .order_by(transactions.c.created_at)
-    ).all()
+    # As the system: a member's spending at other merchants counts too, and a merchant's
+    # tenant sees only its own transactions. Only the sums leave this function.
+    with tenancy.acting_as(tenancy.SYSTEM, session):
+        rows = session.execute(
+            select(transactions.c.created_at, transactions.c.points)
+            .where(whose, transactions.c.type == "redeem", transactions.c.created_at > now - window)
+            .order_by(transactions.c.created_at)
+        ).all()
     return [(row.created_at, int(row.points)) for row in rows]
 
 

@@ -397,9 +397,7 @@ def test_refreshing_rotates_the_refresh_token_and_the_old_one_stops_working(coal
     assert coalition.introspect(coalition.shop_app, third["access_token"])["active"] is True
 
 
-def test_a_refresh_token_used_twice_revokes_its_whole_family_and_nothing_else(
-    coalition, caplog
-):
+def test_a_refresh_token_used_twice_revokes_its_whole_family_and_nothing_else(coalition, caplog):
     """RFC 9700 4.14.2: the server cannot tell the client from a thief holding a copy, so the
     replay of a rotated refresh token ends every token of that authorization."""
     with coalition.member_app() as software:
@@ -422,9 +420,7 @@ def test_a_refresh_token_used_twice_revokes_its_whole_family_and_nothing_else(
     assert coalition.introspect(coalition.shop_app, second["access_token"]) == {"active": False}
     assert coalition.introspect(coalition.shop_app, second["refresh_token"]) == {"active": False}
     # Another authorization of the same member and app, and another client, are untouched.
-    assert coalition.introspect(coalition.shop_app, other_authorization["access_token"])[
-        "active"
-    ]
+    assert coalition.introspect(coalition.shop_app, other_authorization["access_token"])["active"]
     assert coalition.introspect(coalition.till, till["access_token"])["active"] is True
     assert "refresh token reused: its family is revoked" in caplog.text
 

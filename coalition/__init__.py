@@ -23,6 +23,7 @@ MODEL_MODULES = (
     "coalition.economics",
     "coalition.staff.models",
     "coalition.audit",
+    "coalition.fraud.models",
     "merchants.models",
     "settlement.models",
 )
@@ -34,6 +35,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     from coalition import cli, health, jobs, logs, request_ids, request_limits, tasks, tenancy
     from coalition.database import engine_options, prepare_engine
     from coalition.extensions import db, migrate
+    from coalition.fraud import api as fraud_api
     from coalition.members import api as members_api
     from coalition.members import views as member_site
     from coalition.oauth import api as clients_api
@@ -100,6 +102,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
         [
             onboarding.bp,
             clients_api.bp,
+            fraud_api.bp,
             members_api.bp,
             audience_api.bp,
             points_api.bp,

@@ -15,7 +15,7 @@ import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields, replace
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any, Final
 
@@ -38,10 +38,12 @@ MERCHANT_SETTINGS: Final = (
     "expiry_months",
     "earn_rate_bounds",
     "pending_days_bounds",
+    "merchant_hourly_points_limit",
 )
 # Settings added after the first versions: a version of the coalition's terms that leaves one
 # out carries the value in force on its day (so clients written before it keep working).
-CARRIED_SETTINGS: Final = ("pending_days_bounds", "premium")
+VELOCITY_SETTINGS: Final = ("member_daily_points_limit", "merchant_hourly_points_limit")
+CARRIED_SETTINGS: Final = ("pending_days_bounds", "premium", *VELOCITY_SETTINGS)
 # SPEC 2, Pending points: a merchant's window is 0 to 60 days, within the operator's bounds.
 MAX_PENDING_DAYS: Final = 60
 # ISO 4217 currencies the coalition may settle in, with their minor units.
@@ -123,6 +125,10 @@ class Terms:
     # SPEC 2, Pending points: the shortest and longest pending window a merchant may set, days.
     pending_days_bounds: tuple[int, int] = (0, MAX_PENDING_DAYS)
     premium: Premium = DEFAULT_PREMIUM
+    # Velocity limits (decision X3): the most points one member may spend in any 24 hours, and
+    # the most points spent at one merchant in any hour; None: no limit.
+    member_daily_points_limit: int | None = None
+    merchant_hourly_points_limit: int | None = None
 
     @property
     def minor_units(self) -> int:
@@ -175,6 +181,8 @@ def _parse(settings: Mapping[str, Any]) -> dict[str, Any]:
             )
         elif key in ("expiry_months", "welcome_bonus"):
             parsed[key] = int(value)
+        elif key in VELOCITY_SETTINGS:
+            parsed[key] = None if value is None else int(value)
         else:
             parsed[key] = value
     return parsed
@@ -431,6 +439,9 @@ def change(
     if merchant_id is None:
         settings = _carried(session, settings, effective_from)
     _check_scope(settings, merchant_id)
+    if merchant_id is None:
+        before = coalition_terms(session, effective_from - timedelta(days=1)).to_json()
+        settings = {**{name: before[name] for name in CARRIED_SETTINGS}, **settings}
     traded = _traded(session)
     if "currency" in settings:
         _check_currency(session, settings["currency"], today, traded)
@@ -477,7 +488,7 @@ def _carried(session: Session, settings: Mapping[str, Any], day: date) -> dict[s
 
 def _check_scope(settings: Mapping[str, Any], merchant_id: int | None) -> None:
     if merchant_id is None:
-        wrong = sorted(set(settings) ^ set(COALITION_SETTINGS))
+        wrong = sorted((set(settings) ^ set(COALITION_SETTINGS)) - set(CARRIED_SETTINGS))
         why = "a version of the coalition's terms sets every setting, and only those"
     else:
         wrong = sorted(set(settings) - set(MERCHANT_SETTINGS))

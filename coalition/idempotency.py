@@ -99,6 +99,10 @@ def execute(
     except CoalitionError as refusal:
         savepoint.rollback()
         status, body = refusal.status, refusal.problem()
+        if status == 429:
+            # "Not now" is no answer to the request: its retry, under the same key, runs anew.
+            session.execute(delete(keys).where(keys.c.scope == scope, keys.c.key == key))
+            return Outcome(status, body, replayed=False)
     session.execute(
         update(keys)
         .where(keys.c.scope == scope, keys.c.key == key)

@@ -23,6 +23,7 @@ EVENT_TYPES = frozenset(
         "redemption.reversed",
         "hold.captured",
         "hold.voided",
+        "member.created",
         "member.tier_changed",
         # A member erased itself: a merchant where it shopped forgets what it kept of it.
         "member.erased",

@@ -14,7 +14,7 @@ from flask import Flask, current_app
 from coalition import clock, economics, idempotency
 from coalition.extensions import db
 from coalition.jobs import register_daily, task
-from coalition.ledger.expiry import expire_due_lots, notify_expiring
+from coalition.ledger.expiry import NOTICE_AHEAD, expire_due_lots, notify_expiring
 from coalition.ledger.pending import confirm_due_lots
 from coalition.ledger.rows import Actor
 from coalition.members import premium, tiers
@@ -22,8 +22,6 @@ from coalition.members import premium, tiers
 log = logging.getLogger(__name__)
 
 BATCH_MEMBERS = 1000
-# SPEC 2: members get a `points.expiring` notice 30 days before.
-EXPIRING_NOTICE = timedelta(days=30)
 EXPIRY_ACTOR = Actor("job", "expire-points")
 
 
@@ -45,8 +43,14 @@ def confirm_points(day: date, now: datetime) -> None:
 
 def expire_points(day: date, now: datetime) -> None:
     """Expire every lot due by the end of business day `day`, then tell members of what expires
-    in the following 30 days."""
-    cutoff = min(clock.end_of_business_date(day, current_app.config["COALITION_TIMEZONE"]), now)
+    in the 30 days after the day this run comes on. Each step is a loop of batches, one
+    transaction each, that finds only what is left to do: a crash anywhere loses nothing and a
+    rerun (the same day again) repeats nothing."""
+    zone = current_app.config["COALITION_TIMEZONE"]
+    cutoff = min(clock.end_of_business_date(day, zone), now)
+    # The run after day `day` comes on the next day: lots expiring up to 30 days after it ends
+    # are told of then, so a notice comes at least 30 days ahead (decision X2).
+    horizon = clock.end_of_business_date(day + timedelta(days=1), zone) + NOTICE_AHEAD
     members = 0
     while touched := expire_due_lots(
         db.session(), cutoff=cutoff, now=clock.utcnow(), actor=EXPIRY_ACTOR, limit=BATCH_MEMBERS
@@ -55,7 +59,7 @@ def expire_points(day: date, now: datetime) -> None:
         members += touched
     noticed = 0
     while touched := notify_expiring(
-        db.session(), horizon=cutoff + EXPIRING_NOTICE, now=clock.utcnow(), limit=BATCH_MEMBERS
+        db.session(), horizon=horizon, now=clock.utcnow(), limit=BATCH_MEMBERS
     ):
         db.session.commit()
         noticed += touched
@@ -78,6 +82,9 @@ def recalculate_tiers(day: date, now: datetime) -> None:
         day.isoformat(),
         done.since.isoformat(),
         done.changed,
+    )
+
+
 def premium_memberships(day: date, now: datetime) -> None:
     """Lapse the premium memberships whose year ended by the end of business day `day`, then
     send `membership.renewal_due` to those ending within the reminder window (once each)."""

@@ -53,8 +53,10 @@ from merchants import rules as earn_rules
 from merchants import stamps
 from merchants.budgets import Budget
 from merchants.earning import Basket, Earned, Rules, as_parts, earn
+from merchants.models import Merchant
 
 transactions = table(Transaction)
+merchants = table(Merchant)
 accounts_table = table(Account)
 members_table = table(Member)
 

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from coalition import economics
+from coalition.fraud import velocity as fraud
 from coalition.ledger import holds, operations, reads
 from coalition.ledger.accounts import lock_member
 from coalition.ledger.reads import balances_after
@@ -80,12 +81,15 @@ class HoldResult:
 
 
 class CodeCheck:
-    """Checks a member's code inside the refused-or-not operation and, when it was wrong,
-    counts the failure afterwards in the same commit (`idempotent`'s `on_refusal`)."""
+    """The checks of a spending whose refusal must leave a trace although the refused
+    operation leaves nothing: a member's wrong code is counted, a spending over a velocity
+    limit is a fraud event (`coalition.fraud`). Both are written afterwards in the same commit
+    (`idempotent`'s `on_refusal`)."""
 
     def __init__(self, session: Session, now: datetime) -> None:
         self.session, self.now = session, now
         self.wrong_for: int | None = None
+        self.refused: fraud.Refused | None = None
 
     def consume(self, member_id: int, code: str) -> None:
         try:
@@ -94,9 +98,29 @@ class CodeCheck:
             self.wrong_for = member_id
             raise
 
+    def velocity(
+        self, member: FoundMember, merchant_id: int, points: int, account_id: int | None = None
+    ) -> None:
+        """Refuse a spending over a velocity limit (the caller holds the member's lock)."""
+        try:
+            fraud.check_spend(
+                self.session,
+                economics.terms_at(self.now, merchant_id, session=self.session),
+                member_id=member.id,
+                member_account_id=account_id or member.account_id,
+                merchant_id=merchant_id,
+                points=points,
+                now=self.now,
+            )
+        except fraud.VelocityLimitExceeded as refusal:
+            self.refused = refusal.refused  # type: ignore[attr-defined]
+            raise
+
     def on_refusal(self, problem: dict[str, Any]) -> None:
         if self.wrong_for is not None and problem.get("code") == codes.InvalidCode.code:
             codes.record_failure(self.session, self.wrong_for, self.now)
+        if self.refused is not None and problem.get("code") == fraud.VelocityLimitExceeded.code:
+            fraud.record(self.session, self.refused, self.now)
 
 
 def _money(session: Session, points: int, at: datetime) -> Money:
@@ -125,7 +149,7 @@ def record_redemption(
     token's member, the token is the proof: that member redeems, as itself, with no code.
     Otherwise `redemption` names the member and gives its code, and `actor` (the till) redeems.
     Refusals raise: `not_found`, `idempotency_conflict`, `invalid_code`, `redemption_locked`,
-    `insufficient_points`."""
+    `velocity_limit_exceeded`, `insufficient_points`."""
     if member_id is not None:
         member = member_by_id(session, member_id)
         actor = Actor("member", member.public_id)
@@ -146,6 +170,7 @@ def record_redemption(
         return RedemptionResult(replay, member_state(member, balance), replayed=True)
     if member_id is None:
         check.consume(member.id, redemption["code"])
+    check.velocity(member, merchant_id, points)
     try:
         result = operations.redeem(
             session,
@@ -201,11 +226,12 @@ def place_hold(
 ) -> HoldResult:
     """Reserve points (`hold` validated by `HoldRequestSchema`; the member's code is the proof)
     for `ttl_seconds`, 15 minutes by default. Refusals raise: `not_found`,
-    `invalid_code`, `redemption_locked`, `insufficient_points`."""
+    `invalid_code`, `redemption_locked`, `velocity_limit_exceeded`, `insufficient_points`."""
     ttl = timedelta(seconds=hold.get("ttl_seconds", holds.HOLD_DEFAULT_TTL.total_seconds()))
     member = find_member(session, hold["member"])
     account = lock_member(session, member.id)
     check.consume(member.id, hold["code"])
+    check.velocity(member, merchant_id, hold["points"])
     result = holds.place_hold(
         session,
         member_id=member.id,
@@ -227,10 +253,17 @@ def capture_hold(
     points: int | None,
     actor: Actor,
     now: datetime,
+    check: CodeCheck | None = None,
 ) -> RedemptionResult:
     """Spend all of the merchant's hold `hold_id`, or `points` of it (the rest is released): a
-    redemption. Refusals raise: `not_found`, `hold_not_active`."""
+    redemption. Refusals raise: `not_found`, `hold_not_active`, `velocity_limit_exceeded`."""
     member = _owner_of_hold(session, hold_id, merchant_id)
+    lock_member(session, member.id)
+    held = holds.active_hold_points(session, hold_id, merchant_id, now)
+    if held is not None:
+        (check or CodeCheck(session, now)).velocity(
+            member, merchant_id, held if points is None else min(points, held)
+        )
     result = holds.capture_hold(
         session, hold_id=hold_id, merchant_id=merchant_id, actor=actor, now=now, points=points
     )

@@ -19,7 +19,7 @@ from marshmallow import ValidationError
 from werkzeug.wrappers import Response
 from wtforms import DateField, IntegerField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, InputRequired, Length
+from wtforms.validators import DataRequired, InputRequired, Length, Optional
 
 from coalition import clock
 from coalition.economics import FUNDING_MODELS
@@ -44,6 +44,8 @@ FIELDS = {
     "price_minor": "premium_price_minor",
     "multiplier": "premium_multiplier",
     "reminder_days": "premium_reminder_days",
+    "member_daily_points_limit": "member_daily_points_limit",
+    "merchant_hourly_points_limit": "merchant_hourly_points_limit",
 }
 
 
@@ -84,6 +86,15 @@ class ScheduleForm(FlaskForm):
         _l("Premium membership: renewal reminder (days before the end)"),
         validators=[InputRequired()],
     )
+    # Velocity limits (coalition.fraud.velocity): empty for none.
+    member_daily_points_limit = IntegerField(
+        _l("Most points one member may spend in any 24 hours (empty: no limit)"),
+        validators=[Optional()],
+    )
+    merchant_hourly_points_limit = IntegerField(
+        _l("Most points spent at one merchant in any hour (empty: no limit)"),
+        validators=[Optional()],
+    )
 
 
 def _fill(form: ScheduleForm, terms: dict[str, Any], day: date) -> None:
@@ -97,6 +108,8 @@ def _fill(form: ScheduleForm, terms: dict[str, Any], day: date) -> None:
     form.premium_price_minor.data = terms["premium"]["price_minor"]
     form.premium_multiplier.data = terms["premium"]["multiplier"]
     form.premium_reminder_days.data = terms["premium"]["reminder_days"]
+    form.member_daily_points_limit.data = terms.get("member_daily_points_limit")
+    form.merchant_hourly_points_limit.data = terms.get("merchant_hourly_points_limit")
 
 
 def _show(form: ScheduleForm, found: dict[str, Any], today: date, status: int = 200) -> Any:
@@ -182,6 +195,8 @@ def schedule() -> Any:
                 "multiplier": (form.premium_multiplier.data or "").strip(),
                 "reminder_days": form.premium_reminder_days.data,
             },
+            "member_daily_points_limit": form.member_daily_points_limit.data,
+            "merchant_hourly_points_limit": form.merchant_hourly_points_limit.data,
         },
     }
     try:

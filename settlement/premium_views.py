@@ -102,7 +102,7 @@ def buy_premium() -> Any:
     if not gw.configured:
         flash(_("Payments are not available right now. Please try again later."), "error")
         return _render(member, form, 503)
-    email = reads.profile(session, member.id)["email"]
+    email = reads.profile(session, member.id, clock.utcnow())["email"]
     try:
         checkout = premium_payments.buy(
             session,

@@ -29,6 +29,8 @@ MAX_WELCOME_BONUS = 1_000_000
 MIN_PREMIUM_PRICE, MAX_PREMIUM_PRICE = 50, 100_000_00
 MAX_PREMIUM_MULTIPLIER = Decimal(10)
 MAX_REMINDER_DAYS = 90
+# A velocity limit is a whole number of points, at least one (null: no limit).
+MAX_POINTS_LIMIT = 1_000_000_000
 # A rate or price with up to 12 digits either side of the point, no sign, no exponent.
 DECIMAL = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,12})?$")
 MERCHANT_ID = re.compile(r"^mer_[A-Za-z0-9]{1,60}$")
@@ -159,6 +161,22 @@ class TermsIn(Strict):
         PremiumIn,
         metadata={"description": "Optional: left out, the premium terms in force are kept."},
     )
+    member_daily_points_limit = WholeNumber(
+        validate=validate.Range(min=1, max=MAX_POINTS_LIMIT),
+        allow_none=True,
+        metadata={
+            "description": "The most points one member may spend in any 24 hours, at all"
+            " merchants together; null: no limit. Left out: as the day before."
+        },
+    )
+    merchant_hourly_points_limit = WholeNumber(
+        validate=validate.Range(min=1, max=MAX_POINTS_LIMIT),
+        allow_none=True,
+        metadata={
+            "description": "The most points members may spend at one merchant in any hour;"
+            " null: no limit. Left out: as the day before."
+        },
+    )
 
 
 class EconomicsIn(Strict):
@@ -179,7 +197,11 @@ class EconomicsIn(Strict):
             why = "a version of the coalition's terms sets every setting"
             missing = set(economics.COALITION_SETTINGS) - given - set(economics.CARRIED_SETTINGS)
             errors = {name: [why] for name in sorted(missing)}
-            nulls = sorted(name for name, value in data["terms"].items() if value is None)
+            nulls = sorted(
+                name
+                for name, value in data["terms"].items()
+                if value is None and name not in economics.VELOCITY_SETTINGS
+            )
             errors |= {
                 name: ["must be set: only a merchant's override may be null"] for name in nulls
             }
@@ -222,6 +244,8 @@ class TermsOut(Schema):
     tiers = fields.List(fields.Nested(TierOut))
     pending_days_bounds = fields.List(fields.Integer(), allow_none=True)
     premium = fields.Nested(PremiumOut)
+    member_daily_points_limit = fields.Integer(allow_none=True)
+    merchant_hourly_points_limit = fields.Integer(allow_none=True)
 
 
 class VersionOut(Schema):

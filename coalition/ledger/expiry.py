@@ -5,7 +5,7 @@ bounded number of members per call, one transaction each (`coalition.tasks.expir
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, select, update
@@ -21,12 +21,17 @@ from coalition.ledger.accounts import (
     operator_account_id,
     store_balances,
 )
-from coalition.ledger.models import Lot, Transaction, Transfer
+from coalition.ledger.models import Account, Lot, Transaction, Transfer
+from coalition.ledger.reads import members
 from coalition.ledger.rows import Actor, insert_returning_ids, transfer_row
+
+# SPEC 2: members get a `points.expiring` notice this long before a lot expires.
+NOTICE_AHEAD = timedelta(days=30)
 
 transactions = table(Transaction)
 transfers = table(Transfer)
 lots = table(Lot)
+accounts = table(Account)
 
 
 def expire_due_lots(
@@ -132,8 +137,12 @@ def _expire(
 def notify_expiring(
     session: Session, *, horizon: datetime, now: datetime, limit: int = 1000
 ) -> int:
-    """SPEC 2: members hear of points expiring by `horizon` (30 days ahead), once per lot.
-    Returns how many members were notified; call again until it returns 0."""
+    """SPEC 2: members hear of points expiring by `horizon` (30 days ahead), once per lot: each
+    lot told of is marked (`expiring_notice_at`) in the same transaction as its event, so it is
+    in no later notice, and a lot spent meanwhile is in none. One event per member and issuer
+    (decision X1): the issuing merchant's `points.expiring` names it, the operator-funded lots'
+    (welcome, tier) name no merchant. Returns how many members were told; call again, in a new
+    transaction, until it returns 0."""
     members, by_account = _due_lots_by_member(
         session,
         [lots.c.remaining > 0, lots.c.expires_at <= horizon, lots.c.expiring_notice_at.is_(None)],
@@ -148,24 +157,54 @@ def notify_expiring(
         )
         .values(expiring_notice_at=now)
     )
-    outbox.record(
+    issuers = _merchants_of(
         session,
-        [
-            outbox.event_row(
-                "points.expiring",
-                {
-                    "expiring": [
-                        {"points": lot.remaining, "expires_at": lot.expires_at.isoformat()}
-                        for lot in member_lots
-                    ]
-                },
-                now,
-                member_id=members[account_id].member_id,
-            )
-            for account_id, member_lots in sorted(by_account.items())
-        ],
+        {lot.issuer_account_id for member_lots in by_account.values() for lot in member_lots},
     )
+    public_ids = _member_public_ids(session, [m.member_id for m in members.values()])
+    events = []
+    for account_id, member_lots in sorted(by_account.items()):
+        member = members[account_id]
+        by_issuer: dict[int | None, list[Any]] = defaultdict(list)
+        for lot in member_lots:
+            by_issuer[issuers.get(lot.issuer_account_id)].append(lot)
+        for merchant_id, issued in sorted(by_issuer.items(), key=lambda pair: pair[0] or 0):
+            events.append(
+                outbox.event_row(
+                    "points.expiring",
+                    {
+                        "member": {"id": public_ids[member.member_id]},
+                        "points": sum(lot.remaining for lot in issued),
+                        "expires_at": issued[0].expires_at.isoformat(),
+                        "expiring": [
+                            {"points": lot.remaining, "expires_at": lot.expires_at.isoformat()}
+                            for lot in issued
+                        ],
+                    },
+                    now,
+                    merchant_id=merchant_id,
+                    member_id=member.member_id,
+                )
+            )
+    outbox.record(session, events)
     return len(by_account)
+
+
+def _merchants_of(session: Session, account_ids: set[int]) -> dict[int, int]:
+    """The merchant of each of these accounts that is a merchant's (the operator's is not)."""
+    rows = session.execute(
+        select(accounts.c.id, accounts.c.merchant_id).where(
+            accounts.c.id.in_(sorted(account_ids)), accounts.c.merchant_id.is_not(None)
+        )
+    ).all()
+    return {row.id: row.merchant_id for row in rows}
+
+
+def _member_public_ids(session: Session, member_ids: list[int]) -> dict[int, str]:
+    rows = session.execute(
+        select(members.c.id, members.c.public_id).where(members.c.id.in_(sorted(member_ids)))
+    ).all()
+    return {row.id: row.public_id for row in rows}
 
 
 def _due_lots_by_member(

@@ -95,6 +95,20 @@ def hold_account(session: Session, hold_public_id: str, merchant_id: int) -> int
     return account_id
 
 
+def active_hold_points(
+    session: Session, hold_public_id: str, merchant_id: int, now: datetime
+) -> int | None:
+    """The points of the merchant's own hold while it is active, else None."""
+    row = session.execute(
+        select(holds.c.points, holds.c.status, holds.c.expires_at).where(
+            holds.c.public_id == hold_public_id, holds.c.merchant_id == merchant_id
+        )
+    ).one_or_none()
+    if row is None or row.status != "active" or row.expires_at <= now:
+        return None
+    return int(row.points)
+
+
 def _locked_hold(
     session: Session, hold_public_id: str, merchant_id: int, now: datetime
 ) -> tuple[Any, MemberAccount]:

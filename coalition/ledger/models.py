@@ -216,6 +216,13 @@ class Lot(Base):
         CheckConstraint(
             "confirmed_at IS NULL OR pending_until IS NOT NULL", name="confirmed_if_pending"
         ),
+        # The nightly `points.expiring` notice looks only at open lots not yet told of.
+        Index(
+            "ix_lots_unnoticed",
+            "expires_at",
+            sqlite_where=text("remaining > 0 AND expiring_notice_at IS NULL"),
+            postgresql_where=text("remaining > 0 AND expiring_notice_at IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -107,7 +107,10 @@ def me() -> Any:
     session = db.session()
     member_id = _member_id()
     now = clock.utcnow()
-    return {**reads.profile(session, member_id, now), "premium": premium.in_force(session, member_id, now)}
+    return {
+        **reads.profile(session, member_id, now),
+        "premium": premium.in_force(session, member_id, now),
+    }
 
 
 @bp.route("/me/balance", methods=["GET"])

@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, Select, bindparam, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from coalition import clock
+from coalition import clock, outbox, tenancy
 from coalition.database import Hot, table
 from coalition.errors import CoalitionError, InvalidRequest, NotFound
 from coalition.ids import new_id
@@ -256,6 +256,22 @@ def _violated(error: IntegrityError) -> str | None:
     return None
 
 
+def _created(
+    session: Session, member_id: int, public_id: str, merchant_id: int | None, now: datetime
+) -> None:
+    """`member.created` (SPEC 3.6): the enrolling merchant hears of its own new member; an
+    online sign-up is the coalition's event alone, written as the system (a visitor who joins
+    is nobody yet, and may write no coalition row). Ids only, no contact details."""
+    data = {"member": {"id": public_id, "tier": "Member", "created_at": now.isoformat()}}
+    if merchant_id is not None:
+        outbox.emit(
+            session, "member.created", data, now, merchant_id=merchant_id, member_id=member_id
+        )
+        return
+    with tenancy.acting_as(tenancy.SYSTEM, session):
+        outbox.emit(session, "member.created", data, now, member_id=member_id)
+
+
 def register_member(
     session: Session,
     *,
@@ -293,6 +309,7 @@ def register_member(
                 password_hash=password_hash,
                 enrolled_by_merchant_id=enrolled_by_merchant_id,
             )
+            _created(session, member_id, public_id, enrolled_by_merchant_id, now)
             savepoint.commit()
         except IntegrityError as error:
             savepoint.rollback()

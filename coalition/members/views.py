@@ -30,6 +30,7 @@ from werkzeug.wrappers import Response
 
 from coalition import clock, economics, tenancy
 from coalition.extensions import db
+from coalition.ledger import expiry
 from coalition.members import codes, credentials, premium, reads
 from coalition.members.forms import ConsentForm, EraseForm, JoinForm, SignInForm
 from coalition.members.services import EmailTaken, FoundMember
@@ -186,8 +187,17 @@ def home() -> str:
         if membership is None
         else _day(membership["ends_at"].astimezone(ZoneInfo(_zone())).date())
     )
+    # The soonest expiry, told up front once it is as near as the `points.expiring` notice.
+    first = overview["expiring"][0] if overview["expiring"] else None
+    soon = None
+    if first is not None and first["expires_at"] <= now + expiry.NOTICE_AHEAD:
+        soon = {
+            "points": first["points"],
+            "day": babel_dates.format_skeleton("MMMMd", expiring[0]["day"], locale=get_locale()),
+        }
     return render_template(
         "me/home.html",
+        soon=soon,
         overview=overview,
         expiring=expiring,
         progress=progress,
@@ -424,7 +434,7 @@ def erase() -> Any:
     member = current_member()
     assert member is not None
     session_ = db.session()
-    profile = reads.profile(session_, member.id)
+    profile = reads.profile(session_, member.id, clock.utcnow())
     balance = reads.points(session_, member.id, clock.utcnow(), _zone())
     form = EraseForm()
     if form.validate_on_submit():

@@ -311,6 +311,16 @@ def revoke_member_grants(session: Session, member_id: int, now: datetime) -> int
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def revoke_family(session: Session, token_pk: int, family: str | None, now: datetime) -> int:
+    """Revoke every live token of a refresh family (or the token alone, without one): each
+    access and refresh token descended from the same authorization. Returns how many."""
+    which = tokens.c.family == family if family is not None else tokens.c.id == token_pk
+    result = session.execute(
+        update(tokens).where(which, tokens.c.revoked_at.is_(None)).values(revoked_at=now)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def find_member(session: Session, member: int | str) -> Member | None:
     """An active member, by id or public id (a blocked one can neither consent nor keep
     refreshing)."""

@@ -82,6 +82,11 @@ class OAuthToken(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     refresh_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Every token descended from one authorization by refreshing shares its family (RFC 9700
+    # 4.14.2): a refresh token used twice revokes them all. NULL: a token with no refresh.
+    family: Mapped[str | None] = mapped_column(String(40), index=True)
+    # When this token's refresh token was exchanged for a new one (its revocation's cause).
+    rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class AuthorizationCode(Base):

@@ -6,7 +6,8 @@ AuthorizationCode interfaces over our own rows, which keep every secret as a SHA
   merchant scopes (or `operator`), never a member scope.
 - `authorization_code` with PKCE, S256 only and always required: a merchant's app acting for a
   member, who signs in and consents at /oauth/authorize (views.py). It gets member scopes only.
-- `refresh_token`: rotates; the old refresh token (and its access token) stop working.
+- `refresh_token`: rotates; the old refresh token (and its access token) stop working, and
+  one presented again revokes its whole family (RFC 9700 4.14.2, decision X8).
 
 Every look-up here runs as the system tenant: nobody is known until the client authenticates.
 The blueprint enters it at the start of each /oauth request (views.py). The adapters and
@@ -17,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import logging
 import re
 from datetime import timedelta
 from typing import Any
@@ -37,7 +39,7 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint as BaseIntrospectionEndpoint
 from flask import Request
 from flask import request as flask_request
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 
 from coalition import clock
 from coalition.extensions import db
@@ -54,12 +56,15 @@ from coalition.oauth.lookups import (
     find_member,
     find_token,
     merchant_public_id,
+    revoke_family,
     revoke_token,
     token_query,
     token_view,
     tokens,
 )
 from coalition.oauth.tokens import ACCESS_TOKEN_LIFETIME, digest, new_secret, store_token
+
+log = logging.getLogger(__name__)
 
 CODE_LIFETIME = timedelta(minutes=10)  # RFC 6749 4.1.2: a code lives 10 minutes at most
 
@@ -181,23 +186,53 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
 
     def authenticate_refresh_token(self, refresh_token: str) -> Token | None:
         now = clock.utcnow()
-        row = db.session.execute(
+        session = db.session()
+        row = session.execute(
             token_query()
+            .add_columns(tokens.c.family, tokens.c.rotated_at)
             .where(tokens.c.refresh_token_hash == digest(refresh_token))
             .with_for_update(of=tokens)  # two refreshes at once: the second waits, then fails
         ).one_or_none()
         if row is None:
             return None
+        if row.rotated_at is not None:
+            # RFC 9700 4.14.2: a refresh token already exchanged, presented again. Either the
+            # client or a thief holds a copy, and the server cannot tell which: every token of
+            # the family goes, the newest access token with them; the member signs in again.
+            revoked = revoke_family(session, row.id, row.family, now)
+            log.warning(
+                "refresh token reused: its family is revoked",
+                extra={
+                    "client_id": row.client_id,
+                    "member_id": row.member_public_id,
+                    "token_family": row.family,
+                    "tokens_revoked": revoked,
+                },
+            )
+            return None
         token = token_view(row, "refresh_token", now)
-        return None if token.is_revoked() or token.is_expired() else token
+        if token.is_revoked() or token.is_expired():
+            return None
+        self.family = row.family
+        return token
 
     def authenticate_user(self, refresh_token: Token) -> Member | None:
         if refresh_token.member_id is None:
             return None
         return find_member(db.session(), refresh_token.member_id)
 
+    def save_token(self, token: dict[str, Any]) -> None:
+        # The new token joins the family of the one it is refreshed from.
+        self.request.token_family = getattr(self, "family", None)
+        super().save_token(token)
+
     def revoke_old_credential(self, refresh_token: Token) -> None:
-        revoke_token(db.session(), refresh_token.pk, clock.utcnow())
+        now = clock.utcnow()
+        db.session.execute(
+            update(tokens)
+            .where(tokens.c.id == refresh_token.pk)
+            .values(revoked_at=func.coalesce(tokens.c.revoked_at, now), rotated_at=now)
+        )
 
 
 class RevocationEndpoint(BaseRevocationEndpoint):
@@ -362,6 +397,7 @@ class AuthorizationServer(FlaskAuthorizationServer):
             refresh_token=token.get("refresh_token"),
             expires_in=timedelta(seconds=token["expires_in"]),
             now=clock.utcnow(),
+            family=getattr(request, "token_family", None),
         )
 
 

@@ -84,10 +84,16 @@ def store_token(
     expires_in: timedelta = ACCESS_TOKEN_LIFETIME,
     refresh_token: str | None = None,
     member_id: int | None = None,
+    family: str | None = None,
 ) -> int:
+    """Store an issued token, hashed. A token with a refresh token belongs to a `family`: the
+    one of the token it was refreshed from, else a new one (decision X8)."""
+    if refresh_token and family is None:
+        family = new_secret("fam_")[:40]
     return session.execute(
         insert(tokens)
         .values(
+            family=family,
             client_id=client_pk,
             merchant_id=merchant_id,
             member_id=member_id,

@@ -307,7 +307,10 @@ def _body() -> Any:
 
 def _json(status: int, body: dict[str, Any]) -> Response:
     if status >= 400:
-        return problems.response(body, status)
+        response = problems.response(body, status)
+        if status == 429 and isinstance(body.get("retry_after"), int):
+            response.headers["Retry-After"] = str(body["retry_after"])
+        return response
     return Response(json.dumps(body), status=status, mimetype="application/json")
 
 

@@ -214,6 +214,11 @@ def refund_purchase(refund: dict[str, Any], purchase_id: str) -> Any:
     success=True,
     description="A replay: this external_id was redeemed before; the first result.",
 )
+@bp.alt_response(
+    429,
+    description="Over an operator's velocity limit (`velocity_limit_exceeded`): nothing is "
+    "spent; `Retry-After` says when it would fit, when waiting can help.",
+)
 def create_redemption(redemption: dict[str, Any]) -> Any:
     """Spend a member's points here. A merchant token (`redemptions:write`) names the member and
     gives its current code; a member-delegated token (`redeem`) is the proof itself and names
@@ -277,6 +282,11 @@ def reverse_redemption(_body: dict[str, Any], redemption_id: str) -> Any:
 )
 @bp.alt_response(404, description="No such member (`not_found`).")
 @bp.alt_response(409, description="The Idempotency-Key was used for another request.")
+@bp.alt_response(
+    429,
+    description="Over an operator's velocity limit (`velocity_limit_exceeded`): nothing is "
+    "spent; `Retry-After` says when it would fit, when waiting can help.",
+)
 def create_hold(hold: dict[str, Any]) -> Any:
     """Reserve a member's points (its current code is the proof) for 15 minutes, or
     `ttl_seconds` up to 7 days; capture or void it later."""
@@ -300,10 +310,16 @@ def create_hold(hold: dict[str, Any]) -> Any:
 @bp.alt_response(
     409, description="Captured, voided or expired (`hold_not_active`), or the key was reused."
 )
+@bp.alt_response(
+    429,
+    description="Over an operator's velocity limit (`velocity_limit_exceeded`): nothing is "
+    "spent; `Retry-After` says when it would fit, when waiting can help.",
+)
 def capture_hold(capture: dict[str, Any], hold_id: str) -> Any:
     """Spend all of a hold's points, or `points` of them (the rest is released): a redemption."""
     session, now, merchant_id, actor = db.session(), clock.utcnow(), _merchant_id(), _till()
     _checked_id(hold_id, "hold", "hold")
+    check = redemptions.CodeCheck(session, now)
     return idempotent(
         lambda: _answer(
             CAPTURE_RESULT,
@@ -314,8 +330,10 @@ def capture_hold(capture: dict[str, Any], hold_id: str) -> Any:
                 points=capture.get("points"),
                 actor=actor,
                 now=now,
+                check=check,
             ),
-        )
+        ),
+        on_refusal=check.on_refusal,
     )
 
 

@@ -385,17 +385,44 @@ def test_refreshing_rotates_the_refresh_token_and_the_old_one_stops_working(coal
         second = software.refresh_token(
             coalition.endpoint("/oauth/token"), refresh_token=first["refresh_token"]
         )
-        with pytest.raises(OAuthError) as refused:
+        third = software.refresh_token(
+            coalition.endpoint("/oauth/token"), refresh_token=second["refresh_token"]
+        )
+
+    assert len({first["refresh_token"], second["refresh_token"], third["refresh_token"]}) == 3
+    assert second["access_token"] != first["access_token"]
+    assert third["scope"] == "balance:read redeem"
+    assert coalition.introspect(coalition.shop_app, first["access_token"]) == {"active": False}
+    assert coalition.introspect(coalition.shop_app, second["access_token"]) == {"active": False}
+    assert coalition.introspect(coalition.shop_app, third["access_token"])["active"] is True
+
+
+def test_a_refresh_token_used_twice_revokes_its_whole_family_and_nothing_else(coalition, caplog):
+    """RFC 9700 4.14.2: the server cannot tell the client from a thief holding a copy, so the
+    replay of a rotated refresh token ends every token of that authorization."""
+    with coalition.member_app() as software:
+        first = member_token(coalition, software)
+        other_authorization = member_token(coalition, software)
+        second = software.refresh_token(
+            coalition.endpoint("/oauth/token"), refresh_token=first["refresh_token"]
+        )
+        with pytest.raises(OAuthError) as replayed:
             software.refresh_token(
                 coalition.endpoint("/oauth/token"), refresh_token=first["refresh_token"]
             )
+        with pytest.raises(OAuthError) as newest:
+            software.refresh_token(
+                coalition.endpoint("/oauth/token"), refresh_token=second["refresh_token"]
+            )
+    till = coalition.client_token(coalition.till)
 
-    assert second["refresh_token"] != first["refresh_token"]
-    assert second["access_token"] != first["access_token"]
-    assert second["scope"] == "balance:read redeem"
-    assert refused.value.error == "invalid_grant"
-    assert coalition.introspect(coalition.shop_app, first["access_token"]) == {"active": False}
-    assert coalition.introspect(coalition.shop_app, second["access_token"])["active"] is True
+    assert replayed.value.error == newest.value.error == "invalid_grant"
+    assert coalition.introspect(coalition.shop_app, second["access_token"]) == {"active": False}
+    assert coalition.introspect(coalition.shop_app, second["refresh_token"]) == {"active": False}
+    # Another authorization of the same member and app, and another client, are untouched.
+    assert coalition.introspect(coalition.shop_app, other_authorization["access_token"])["active"]
+    assert coalition.introspect(coalition.till, till["access_token"])["active"] is True
+    assert "refresh token reused: its family is revoked" in caplog.text
 
 
 def test_a_revoked_token_is_inactive_and_the_api_refuses_it(coalition):

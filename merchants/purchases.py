@@ -38,10 +38,9 @@ from coalition.errors import CoalitionError, IdempotencyConflict, NotFound
 from coalition.ledger import operations, reads
 from coalition.ledger.accounts import Issuers, issuer_columns, issuers_from, lock_member_accounts
 from coalition.ledger.awards import Award, award_many
-from coalition.ledger.models import Account, Transaction
+from coalition.ledger.models import Transaction
 from coalition.ledger.reads import balances_after
 from coalition.ledger.rows import Actor
-from coalition.members.models import Member
 from coalition.members.services import (
     FoundMember,
     MemberLock,
@@ -54,8 +53,6 @@ from merchants.budgets import Budget
 from merchants.earning import Basket, Earned, Rules, as_parts, earn
 
 transactions = table(Transaction)
-accounts_table = table(Account)
-members_table = table(Member)
 
 # A batch that loses a race for an external_id to another request is retried (TIGER_STYLE: a
 # bound on every retry); the retry sees the other request's purchase and replays it.
@@ -203,16 +200,6 @@ def tier_multiplier(terms: economics.Terms, tier: str) -> Decimal:
     """The earn multiplier of the member's tier (`members.tier`) in the terms; 1 for a tier the
     terms no longer name."""
     return next((t.multiplier for t in terms.tiers if t.name == tier), Decimal(1))
-
-
-def tiers_of(session: Session, account_ids: Iterable[int]) -> dict[int, str]:
-    """The members' tiers by account id, read once their accounts are locked (a batch)."""
-    rows = session.execute(
-        select(accounts_table.c.id, members_table.c.tier)
-        .join(members_table, members_table.c.id == accounts_table.c.member_id)
-        .where(accounts_table.c.id.in_(sorted(set(account_ids))))
-    )
-    return {row.id: row.tier for row in rows}
 
 
 _EARLIER = select(
@@ -607,7 +594,7 @@ def _record_batch(
     awards = _earn_lines(
         session,
         merchant_id=merchant_id,
-        lines=[(i, purchases[i], member_of[i].account_id) for i in new],
+        lines=[(i, purchases[i], member_of[i]) for i in new],
         terms=terms,
         now=now,
     )
@@ -652,23 +639,22 @@ def _earn_lines(
     session: Session,
     *,
     merchant_id: int,
-    lines: Sequence[tuple[int, Mapping[str, Any], int]],
+    lines: Sequence[tuple[int, Mapping[str, Any], FoundMember]],
     terms: economics.Terms,
     now: datetime,
 ) -> _Earnings:
-    """The awards of a batch's new lines (index, purchase, member account), in order, each
-    under the rules in force at its `occurred_at`, the member's tier and stamps (the members are
-    locked), and the merchant's budget: a line past the cap is refused, and its stamps are not
-    counted. One query for the rules, one for the tiers; the stamps and the budget only for a
-    merchant that has stamp cards or a cap."""
+    """The awards of a batch's new lines (index, purchase, member), in order, each under the
+    rules in force at its `occurred_at`, the member's tier (as the batch found its members) and
+    stamps (read with the members locked), and the merchant's budget: a line past the cap is
+    refused, and its stamps are not counted. One query for the rules; the stamps and the budget
+    only for a merchant that has stamp cards or a cap."""
     if not lines:
         return _Earnings({}, {}, None)
     moments = [p.get("occurred_at") or now for _, p, _ in lines]
+    account_ids = {member.account_id for _, _, member in lines}
     earning = earning_at(session, merchant_id, now)
     schedule = earn_rules.versions_between(session, merchant_id, min(moments), max(moments))
     rules_of = [schedule.at(moment) for moment in moments]
-    account_ids = {account_id for _, _, account_id in lines}
-    tiers = tiers_of(session, account_ids)
     progress = (
         stamps.progress(session, merchant_id, account_ids)
         if any(_needs_stamps(rules, [p]) for (_, p, _), rules in zip(lines, rules_of, strict=True))
@@ -682,8 +668,9 @@ def _earn_lines(
     accepted: dict[int, Award] = {}
     refused: dict[int, CoalitionError] = {}
     changed: dict[tuple[int, str], int] = {}
-    for (index, purchase, account_id), rules in zip(lines, rules_of, strict=True):
-        earned = earned_for(purchase, rules, terms, tiers[account_id], progress[account_id], now)
+    for (index, purchase, member), rules in zip(lines, rules_of, strict=True):
+        account_id = member.account_id
+        earned = earned_for(purchase, rules, terms, member.tier, progress[account_id], now)
         refusal = budget.refusal(earned.merchant_funded) if budget is not None else None
         if refusal is not None:
             refused[index] = refusal

@@ -33,7 +33,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from decimal import ROUND_FLOOR, Decimal, localcontext
+from decimal import Decimal, localcontext
 from typing import Any
 
 # Enough digits that no product of an amount (up to 10^11 minor units) and the rules' rates and
@@ -79,6 +79,16 @@ class Rules:
     campaigns: tuple[Campaign, ...] = ()
     max_points_per_purchase: int | None = None
     stamp_cards: tuple[StampCard, ...] = ()
+
+    @property
+    def plain(self) -> bool:
+        """Whether these rules are the base rate alone."""
+        return not (
+            self.category_multipliers
+            or self.campaigns
+            or self.stamp_cards
+            or self.max_points_per_purchase is not None
+        )
 
     @classmethod
     def from_document(cls, document: Mapping[str, Any], version: int) -> Rules:
@@ -189,6 +199,9 @@ def earn(
     """What `basket` earns under `rules` (see the module's note). `minor_units`: minor units per
     currency unit (100 for EUR); `stamps`: the member's progress per stamp card (by name) before
     this purchase."""
+    if rules.plain and tier_multiplier == ONE and not premium_multiplier:
+        # The base rate alone (most purchases): `economics.base_points`, the same floor.
+        return Earned(int(Decimal(basket.amount) * rules.base_rate // minor_units), 0, 0, 0, 0)
     with localcontext(prec=PRECISION):
         lines = basket.items or (Item(amount=basket.amount),)
         base = campaign = Decimal(0)
@@ -234,20 +247,18 @@ def earn(
         return Earned(**_split(exact), stamps=touched)
 
 
-def _floor(value: Decimal) -> int:
-    return int(value.to_integral_value(rounding=ROUND_FLOOR))
-
-
 def _split(exact: Mapping[str, Decimal]) -> dict[str, int]:
     """The floor of the parts' exact sum, split between them by the largest remainder."""
     if any(value < 0 for value in exact.values()):
         raise ValueError("an earn part cannot be negative")
-    total = _floor(sum(exact.values(), Decimal(0)))
-    parts = {name: _floor(value) for name, value in exact.items()}
+    # `//` truncates, which is the floor of a value that is not negative.
+    total = int(sum(exact.values(), Decimal(0)) // 1)
+    parts = {name: int(value // 1) for name, value in exact.items()}
     left = total - sum(parts.values())
-    by_fraction = sorted(exact, key=lambda name: (-(exact[name] - parts[name]), PARTS.index(name)))
-    for name in by_fraction[:left]:
-        parts[name] += 1
+    if left:
+        fraction = {name: exact[name] - parts[name] for name in exact}
+        for name in sorted(exact, key=lambda n: (-fraction[n], PARTS.index(n)))[:left]:
+            parts[name] += 1
     return parts
 
 

@@ -38,11 +38,10 @@ from coalition.errors import CoalitionError, IdempotencyConflict, NotFound
 from coalition.ledger import operations, reads
 from coalition.ledger.accounts import Issuers, issuer_columns, issuers_from, lock_member_accounts
 from coalition.ledger.awards import Award, award_many
-from coalition.ledger.models import Account, Transaction
+from coalition.ledger.models import Transaction
 from coalition.ledger.reads import balances_after
 from coalition.ledger.rows import Actor
 from coalition.members import premium, tiers
-from coalition.members.models import Member
 from coalition.members.services import (
     FoundMember,
     MemberLock,
@@ -57,8 +56,6 @@ from merchants.models import Merchant
 
 transactions = table(Transaction)
 merchants = table(Merchant)
-accounts_table = table(Account)
-members_table = table(Member)
 
 # A batch that loses a race for an external_id to another request is retried (TIGER_STYLE: a
 # bound on every retry); the retry sees the other request's purchase and replays it.
@@ -212,17 +209,6 @@ def tier_multiplier(terms: economics.Terms, tier: str) -> Decimal:
     """The earn multiplier of the member's tier (`members.tier`) in the terms; 1 for a tier the
     terms no longer name."""
     return next((t.multiplier for t in terms.tiers if t.name == tier), Decimal(1))
-
-
-def tiers_of(session: Session, account_ids: Iterable[int]) -> dict[int, tuple[str, int]]:
-    """The members' tiers and member ids by account id, read once their accounts are locked (a
-    batch)."""
-    rows = session.execute(
-        select(accounts_table.c.id, members_table.c.tier, members_table.c.id.label("member_id"))
-        .join(members_table, members_table.c.id == accounts_table.c.member_id)
-        .where(accounts_table.c.id.in_(sorted(set(account_ids))))
-    )
-    return {row.id: (row.tier, row.member_id) for row in rows}
 
 
 _EARLIER = select(
@@ -632,7 +618,7 @@ def _record_batch(
     awards = _earn_lines(
         session,
         merchant_id=merchant_id,
-        lines=[(i, purchases[i], member_of[i].account_id) for i in new],
+        lines=[(i, purchases[i], member_of[i]) for i in new],
         terms=terms,
         now=now,
     )
@@ -682,25 +668,24 @@ def _earn_lines(
     session: Session,
     *,
     merchant_id: int,
-    lines: Sequence[tuple[int, Mapping[str, Any], int]],
+    lines: Sequence[tuple[int, Mapping[str, Any], FoundMember]],
     terms: economics.Terms,
     now: datetime,
 ) -> _Earnings:
-    """The awards of a batch's new lines (index, purchase, member account), in order, each
-    under the rules in force at its `occurred_at`, the member's tier and stamps (the members are
-    locked), and the merchant's budget: a line past the cap is refused, and its stamps are not
-    counted. One query for the rules, one for the tiers; the stamps and the budget only for a
-    merchant that has stamp cards or a cap."""
+    """The awards of a batch's new lines (index, purchase, member), in order, each under the
+    rules in force at its `occurred_at`, the member's tier (as the batch found its members) and
+    stamps (read with the members locked), and the merchant's budget: a line past the cap is
+    refused, and its stamps are not counted. One query for the rules; the stamps and the budget
+    only for a merchant that has stamp cards or a cap."""
     if not lines:
         return _Earnings({}, {}, None)
     moments = [p.get("occurred_at") or now for _, p, _ in lines]
+    account_ids = {member.account_id for _, _, member in lines}
     earning = earning_at(session, merchant_id, now)
     schedule = earn_rules.versions_between(session, merchant_id, min(moments), max(moments))
     rules_of = [schedule.at(moment) for moment in moments]
-    account_ids = {account_id for _, _, account_id in lines}
-    tiers = tiers_of(session, account_ids)
     periods = premium.premium_periods(
-        session, {member_id for _, member_id in tiers.values()}, min(moments), max(moments)
+        session, {member.id for _, _, member in lines}, min(moments), max(moments)
     )
     progress = (
         stamps.progress(session, merchant_id, account_ids)
@@ -715,10 +700,12 @@ def _earn_lines(
     accepted: dict[int, Award] = {}
     refused: dict[int, CoalitionError] = {}
     changed: dict[tuple[int, str], int] = {}
-    for (index, purchase, account_id), rules, moment in zip(lines, rules_of, moments, strict=True):
-        tier, member_id = tiers[account_id]
-        multiplier = premium.multiplier_in(periods.get(member_id, ()), moment)
-        earned = earned_for(purchase, rules, terms, tier, progress[account_id], now, multiplier)
+    for (index, purchase, member), rules, moment in zip(lines, rules_of, moments, strict=True):
+        account_id = member.account_id
+        multiplier = premium.multiplier_in(periods.get(member.id, ()), moment)
+        earned = earned_for(
+            purchase, rules, terms, member.tier, progress[account_id], now, multiplier
+        )
         refusal = budget.refusal(earned.merchant_funded) if budget is not None else None
         if refusal is not None:
             refused[index] = refusal

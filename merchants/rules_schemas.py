@@ -6,6 +6,7 @@ the same `EarnRulesIn`."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -25,7 +26,7 @@ MAX_STAMPS = 1000  # items a stamp card asks for
 MAX_STAMP_REWARD = 1_000_000
 # Four decimal places at most: `merchants.base_rate` keeps four, and the earn arithmetic stays
 # exact (merchants.earning.PRECISION).
-RATE = re.compile(r"^[0-9]{1,6}(\.[0-9]{1,4})?$")
+RATE = re.compile(r"^[0-9]{1,6}(\.[0-9]{1,4})?$")  # `$`: JSON Schema's end; Python: fullmatch
 
 
 class Rate(fields.String):
@@ -41,7 +42,7 @@ class Rate(fields.String):
         super().__init__(metadata=metadata, **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        if not isinstance(value, str) or not RATE.match(value):
+        if not isinstance(value, str) or not RATE.fullmatch(value):
             raise self.make_error("decimal")
         return value
 
@@ -56,8 +57,22 @@ def _between(low: Decimal, high: Decimal, *, low_open: bool = False) -> Any:
     return check
 
 
+# A campaign's dates: any time a merchant could mean (and no date at the calendar's edge, whose
+# offset would overflow on the way to UTC).
+EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
+
+
+def _in_range(value: datetime) -> None:
+    try:
+        inside = EARLIEST <= value <= LATEST
+    except OverflowError:
+        inside = False
+    if not inside:
+        raise ValidationError("must be between 2000 and 2100")
+
+
 def _when(**kwargs: Any) -> fields.AwareDateTime:
-    return fields.AwareDateTime(format="iso", **kwargs)
+    return fields.AwareDateTime(format="iso", validate=_in_range, **kwargs)
 
 
 def _names(maximum: int) -> fields.List:

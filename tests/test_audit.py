@@ -140,6 +140,15 @@ RECIPES: dict[str, Callable[[Session], Call]] = {
             f"merchant:{m}",
         )
     )(_public_id(s, f.merchant(s))),
+    "PUT /api/v1/ops/merchants/<merchant_id>/budget": lambda s: (
+        lambda m: Call(
+            "PUT",
+            f"/api/v1/ops/merchants/{m}/budget",
+            {"monthly_issuance_cap": 5000},
+            "merchant.budget",
+            f"merchant:{m}",
+        )
+    )(_public_id(s, f.merchant(s))),
     "PUT /api/v1/ops/economics": lambda s: Call(
         "PUT",
         "/api/v1/ops/economics",

@@ -291,3 +291,16 @@ def test_the_tier_multiplies_base_and_campaign_within_a_point(rate, amounts_of, 
     exact_tier = Decimal(sum(amounts_of)) / EUR * rate * (tier - 1)
     assert abs(tiered.tier - exact_tier) < 1
     assert tiered.base in (plain.base, plain.base + 1)
+
+
+@given(rates, amounts, st.lists(st.integers(0, 10**9), max_size=4))
+def test_the_base_rate_alone_earns_what_the_general_arithmetic_gives(rate, amount, lines):
+    """Rules of the base rate alone take a short way; a multiplier of 1 on a category nobody
+    buys sends the same purchase the long way, which must agree."""
+    items = tuple(Item(a, "coffee") for a in lines)
+    basket = Basket(sum(lines) if lines else amount, T, items=items)
+    plain = Rules(base_rate=rate)
+    the_long_way = Rules(base_rate=rate, category_multipliers={"nothing": Decimal(1)})
+
+    assert not the_long_way.plain
+    assert earn(plain, basket, minor_units=EUR) == earn(the_long_way, basket, minor_units=EUR)

@@ -147,6 +147,7 @@ def test_the_same_rules_again_write_no_new_version(client, till, now):
         ({"category_multipliers": {}}, "base_rate"),  # missing
         ({"base_rate": 1.5}, "base_rate"),  # a JSON number: a float
         ({"base_rate": "1.23456"}, "base_rate"),  # more than 4 places
+        ({"base_rate": "1\n"}, "base_rate"),
         ({"base_rate": "0"}, "base_rate"),
         (rules_doc(category_multipliers={"coffee": "11"}), "category_multipliers"),
         (rules_doc(category_multipliers={"coffee": "-1"}), "category_multipliers"),
@@ -190,6 +191,18 @@ def test_a_campaign_must_end_after_it_starts_and_multiply(client, till, now):
     assert "multiplier" in str(
         problem(client.put(RULES, json=shrinking, headers=till), 422, "validation_error")["errors"]
     )
+    far = rules_doc(
+        campaigns=[
+            {
+                "name": "C",
+                "multiplier": "2",
+                "starts_at": "0001-01-01T00:00:00+23:59",
+                "ends_at": "9999-12-31T23:59:59-23:59",
+            }
+        ]
+    )
+    errors = problem(client.put(RULES, json=far, headers=till), 422, "validation_error")["errors"]
+    assert "must be between 2000 and 2100" in str(errors)
 
 
 def test_a_base_rate_outside_the_operators_bounds_is_refused(client, till, now):

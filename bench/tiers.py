@@ -133,6 +133,16 @@ def measure(members: int, purchases: int, keep: bool) -> dict[str, object]:
     url = ADMIN.rsplit("/", 1)[0] + "/" + NAME
     with psycopg.connect(ADMIN, autocommit=True) as admin:
         exists = admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (NAME,)).fetchone()
+        if exists and keep:
+            # Kept from a run whose build finished (a failed one left no member).
+            with psycopg.connect(url) as kept:
+                found = kept.execute(
+                    "SELECT to_regclass('members') IS NOT NULL"
+                    " AND EXISTS (SELECT 1 FROM transactions)"
+                ).fetchone()
+            exists = found if found and found[0] else None
+            if not exists:
+                admin.execute(f'DROP DATABASE "{NAME}" WITH (FORCE)')
         if exists and not keep:
             admin.execute(f'DROP DATABASE "{NAME}" WITH (FORCE)')
         if not exists or not keep:

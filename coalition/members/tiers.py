@@ -42,6 +42,7 @@ from sqlalchemy import (
     literal,
     literal_column,
     select,
+    text,
     union_all,
     update,
 )
@@ -58,6 +59,8 @@ accounts = table(Account)
 transactions = table(Transaction)
 
 WINDOW_MONTHS = 12
+# PostgreSQL's memory for the nightly aggregate's hash tables, for its transaction only.
+RECALCULATION_WORK_MEM = "256MB"
 TIER_CHANGED = "member.tier_changed"
 # `reason` of a change: the purchase that crossed a threshold, or the nightly recalculation.
 BY_PURCHASE = "purchase"
@@ -352,6 +355,10 @@ def recalculate(session: Session, day: date, now: datetime) -> Recalculated:
     )
     columns = ["public_id", "type", "merchant_id", "member_id", "data", "created_at"]
     if dialect == "postgresql":
+        # One large aggregate a night: room to hash a million members in memory, and no JIT
+        # (compiling the statement took seconds and saved nothing: docs/benchmarks.md).
+        session.execute(text(f"SET LOCAL work_mem = '{RECALCULATION_WORK_MEM}'"))
+        session.execute(text("SET LOCAL jit = off"))
         wanted_rows = changes.cte("wanted")
         changed = (
             update(members)

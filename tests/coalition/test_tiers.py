@@ -6,8 +6,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
+from coalition import economics
 from coalition.jobs import run_daily_jobs
 from coalition.ledger import operations
 from coalition.ledger.models import Account
@@ -181,3 +182,42 @@ def test_the_daily_jobs_run_the_recalculation_once_per_day(session):
     assert tier_of(session, alice) == "Silver"
     assert run_daily_jobs(now=(morning + timedelta(hours=1)).isoformat())["recalculate-tiers"] == []
     assert len(changes(session)) == 1
+
+
+def test_new_thresholds_in_the_terms_take_effect_at_the_nightly_run_both_ways(session):
+    shop = f.merchant(session)
+    alice, bob = f.member(session), f.member(session)
+    f.purchase(session, alice, shop, 1, amount_minor=600 * EUR)
+    f.purchase(session, bob, shop, 1, amount_minor=300 * EUR)
+    nightly(session, date(2026, 3, 2))
+    assert [tier_of(session, m) for m in (alice, bob)] == ["Silver", "Member"]
+    # From 10 March: a new Bronze at 100.00, Silver at 250.00, Gold at 550.00, no Platinum.
+    ladder = [
+        {"name": "Member", "qualifying_spend": "0", "multiplier": "1"},
+        {"name": "Bronze", "qualifying_spend": "100", "multiplier": "1.1"},
+        {"name": "Silver", "qualifying_spend": "250", "multiplier": "1.25"},
+        {"name": "Gold", "qualifying_spend": "550", "multiplier": "1.5"},
+    ]
+    economics.set_version(
+        session,
+        effective_from=date(2026, 3, 10),
+        settings=economics.DEFAULT_TERMS.to_json() | {"tiers": ladder},
+        merchant_id=None,
+        actor_id="test",
+        now=T0,
+    )
+
+    assert nightly(session, date(2026, 3, 8)).changed == 0  # the old terms still
+    assert nightly(session, date(2026, 3, 9)).changed == 2
+    assert [tier_of(session, m) for m in (alice, bob)] == ["Gold", "Silver"]
+
+
+def test_a_tier_the_terms_no_longer_name_is_set_right_at_night(session):
+    shop, alice = f.merchant(session), f.member(session)
+    f.purchase(session, alice, shop, 1, amount_minor=600 * EUR)
+    session.execute(update(Member).where(Member.id == alice).values(tier="Diamond"))
+
+    nightly(session, date(2026, 3, 2))
+
+    assert tier_of(session, alice) == "Silver"
+    assert changes(session)[-1]["from"] == "Diamond"

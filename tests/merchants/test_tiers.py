@@ -4,14 +4,16 @@ outbox; a purchase never downgrades. The multiplier applies from the next purcha
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import select, update
 
 from coalition import clock, tenancy
+from coalition.members import tiers
 from coalition.members.models import Member
 from coalition.outbox import OutboxEvent
+from merchants import purchases, schemas
 from tests import factories as f
 from tests.factories import T0
 
@@ -197,3 +199,24 @@ def test_a_batch_upgrades_each_member_whose_lines_cross_once(session, client, sh
     again = client.post(BATCH, json=lines, headers=till)
     assert [r["status"] for r in again.get_json()["results"]] == [200] * 5
     assert len(changes(session)) == 2
+
+
+def test_spend_that_aged_out_downgrades_at_night_never_at_a_purchase(session, shop):
+    alice = member_who_spent(session, shop, 600 * EUR)  # 2 March 2026
+    tiers.recalculate(session, date(2026, 3, 2), T0 + timedelta(days=1))
+    assert tier_of(session, alice) == "Silver"
+    a_year_on = T0 + timedelta(days=400)  # the purchase left the window weeks ago
+    valid = schemas.PurchaseSchema().load(purchase(card_of(session, alice), 10 * EUR, "late"))
+
+    result = purchases.record_purchase(
+        session, merchant_id=shop, purchase=valid, actor=f.TILL, now=a_year_on
+    )
+
+    assert result.member.tier == "Silver"
+    assert tier_of(session, alice) == "Silver"
+    tiers.recalculate(session, date(2027, 4, 6), a_year_on + timedelta(days=1))
+    assert tier_of(session, alice) == "Member"
+    assert [change[2:] for change in changes(session)] == [
+        ("Member", "Silver", "recalculation"),
+        ("Silver", "Member", "recalculation"),
+    ]

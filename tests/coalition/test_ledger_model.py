@@ -1,5 +1,7 @@
-"""QUALITY L3: random sequences of award, purchase (the merchant API's path, with replays of
-its external ids), redeem, hold, capture, void, refund, reversal, expiry and replay, run against
+"""QUALITY L3: random sequences of award (some pending, SPEC 2's pending points), purchase (the
+merchant API's path, with replays of its external ids; one merchant has a pending window),
+redeem, hold, capture, void, refund (inside a window or after it), reversal, confirmation of
+pending points, expiry and replay, run against
 PostgreSQL and SQLite and, after every step, compared with a plain in-memory model of SPEC 2 and
 checked by `verify-ledger`."""
 
@@ -33,13 +35,16 @@ from coalition.errors import (
 )
 from coalition.extensions import db
 from coalition.ledger import awards, expiry, holds, operations, reads
+from coalition.ledger import lots as lotplan
 from coalition.ledger.accounts import merchant_account_id, operator_account_id
 from coalition.ledger.models import Account, Lot, Transaction
+from coalition.ledger.pending import confirm_due_lots
 from coalition.ledger.rows import Actor
 from coalition.ledger.verify import verify
 from coalition.members.models import Member
 from merchants import purchases as till
 from merchants.models import Merchant
+from merchants.services import set_pending_days
 from tests import factories as f
 from tests.factories import T0, TILL
 
@@ -49,6 +54,8 @@ MEMBERS, MERCHANTS = 3, 3
 EXAMPLES = int(os.environ.get("LEDGER_MODEL_EXAMPLES", "100"))
 EXAMPLES_BY_BACKEND = {"postgresql": EXAMPLES, "sqlite": max(1, EXAMPLES // 4)}
 SOURCES = ("merchant", "tier", "welcome")
+# The last merchant's purchases are pending this many days (SPEC 2, Pending points).
+WINDOW_DAYS = 3
 
 
 @dataclass
@@ -63,6 +70,14 @@ class ModelLot:
     # Points that left by redemption or debt repayment, net of reversals: what the issuer
     # has paid for under `on_redemption` (SPEC 2's clawback credits).
     spent: int = 0
+    # SPEC 2, Pending points: the end of its window (None: spendable at once), and whether the
+    # nightly job has confirmed it.
+    pending_until: datetime | None = None
+    confirmed: bool = False
+
+    @property
+    def pending(self) -> bool:
+        return self.pending_until is not None and not self.confirmed
 
 
 @dataclass
@@ -88,12 +103,26 @@ class ModelMember:
     def balance(self) -> int:
         return sum(lot.remaining for lot in self.lots) - self.debt
 
+    @property
+    def pending(self) -> int:
+        return sum(lot.remaining for lot in self.lots if lot.pending)
+
+    def available(self, now: datetime, excluding: str | None = None) -> int:
+        """What can be spent: balance less pending points and active holds."""
+        return self.balance - self.pending - self.held(now, excluding)
+
     def held(self, now: datetime, excluding: str | None = None) -> int:
         return sum(h.points for key, h in self.holds.items() if h.active(now) and key != excluding)
 
     def open_lots(self, first: tuple[int, ...] = ()) -> list[ModelLot]:
+        """Open lots in spending order; a pending lot only if named in `first` (a refund of
+        its own purchase)."""
         return sorted(
-            (lot for lot in self.lots if lot.remaining > 0),
+            (
+                lot
+                for lot in self.lots
+                if lot.remaining > 0 and (not lot.pending or lot.seq in first)
+            ),
             key=lambda lot: (lot.seq not in first, lot.expires_at, lot.seq),
         )
 
@@ -120,8 +149,9 @@ class ModelMember:
         return takes
 
     def repay(self) -> None:
-        """SPEC 2: newly credited points pay off debt before they can be spent."""
-        repaid = min(self.debt, sum(lot.remaining for lot in self.lots))
+        """SPEC 2: newly credited points pay off debt before they can be spent (pending ones
+        only once confirmed)."""
+        repaid = min(self.debt, sum(lot.remaining for lot in self.lots if not lot.pending))
         self.spend(repaid)
         self.debt -= repaid
 
@@ -142,6 +172,13 @@ class ModelMember:
             _, short = self.take(left.get(source, 0), first=own)
             self.debt += short
         return left.get("merchant", 0)
+
+    def confirm(self, cutoff: datetime) -> None:
+        """The nightly job: lots whose window ended by `cutoff` become spendable and repay debt."""
+        for lot in self.lots:
+            if lot.pending and lot.pending_until is not None and lot.pending_until <= cutoff:
+                lot.confirmed = True
+        self.repay()
 
 
 class LedgerMachine(RuleBasedStateMachine):
@@ -164,6 +201,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.issuer_accounts = {m: merchant_account_id(self.session, m) for m in self.merchants}
         self.issuer_accounts[None] = operator_account_id(self.session)
         self.member_ids = [f.member(self.session) for _ in range(MEMBERS)]
+        set_pending_days(self.session, self.merchants[-1], WINDOW_DAYS, now=self.now)
         self.model = {m: ModelMember() for m in self.member_ids}
         self.purchases: dict[str, dict] = {}
         # What the till sent under each external id, and the purchase it recorded.
@@ -215,14 +253,18 @@ class LedgerMachine(RuleBasedStateMachine):
         welcome=st.sampled_from([0, 0, 100]),
         amount=st.integers(1, 30_000),
         life_days=st.integers(1, 60),
+        window_days=st.sampled_from([None, None, 1, 5]),
     )
-    def award(self, member, merchant, merchant_points, tier, welcome, amount, life_days):
+    def award(
+        self, member, merchant, merchant_points, tier, welcome, amount, life_days, window_days
+    ):
         member_id, merchant_id = self.member_ids[member], self.merchants[merchant]
         parts = {"merchant": merchant_points, "tier": tier, "welcome": welcome}
         expires = self.now + timedelta(days=life_days)
+        until = self.now + timedelta(days=window_days) if window_days else None
         outcome = self._keyed(
             f"merchant:{merchant_id}",
-            ("award", member_id, parts, amount, expires),
+            ("award", member_id, parts, amount, expires, until),
             lambda: (
                 201,
                 awards.award(
@@ -235,13 +277,14 @@ class LedgerMachine(RuleBasedStateMachine):
                     currency="EUR",
                     actor=TILL,
                     now=self.now,
+                    pending_until=until,
                 ),
             ),
         )
         txn = outcome.body["transaction"]["id"]
-        self._awarded(txn, member_id, merchant_id, amount, parts, expires)
+        self._awarded(txn, member_id, merchant_id, amount, parts, expires, until)
 
-    def _awarded(self, txn, member_id, merchant_id, amount, parts, expires) -> None:
+    def _awarded(self, txn, member_id, merchant_id, amount, parts, expires, until=None) -> None:
         """The model's side of an award: a lot per non-zero part (the merchant's first), the
         debt repaid from them, the member welcomed, and the purchase kept for refunds."""
         model = self.model[member_id]
@@ -250,7 +293,14 @@ class LedgerMachine(RuleBasedStateMachine):
             if parts[source]:
                 issuer = merchant_id if source == "merchant" else None
                 lot = ModelLot(
-                    next(self.seq), source, issuer, expires, parts[source], parts[source], txn
+                    next(self.seq),
+                    source,
+                    issuer,
+                    expires,
+                    parts[source],
+                    parts[source],
+                    txn,
+                    pending_until=until,
                 )
                 model.lots.append(lot)
                 seqs.append(lot.seq)
@@ -310,7 +360,9 @@ class LedgerMachine(RuleBasedStateMachine):
         assert not result.replayed
         assert result.transaction.points == parts["merchant"] + parts["welcome"]
         expires = clock.add_months(self.now, terms.expiry_months)
-        self._awarded(result.transaction.id, member_id, merchant_id, amount, parts, expires)
+        window = WINDOW_DAYS if merchant_id == self.merchants[-1] else 0
+        until = self.now + timedelta(days=window) if window else None
+        self._awarded(result.transaction.id, member_id, merchant_id, amount, parts, expires, until)
         assert result.member.balance == model.balance
         self.receipts.append((merchant_id, sent, result.transaction.id))
 
@@ -322,7 +374,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def redeem(self, member, merchant, points):
         member_id, merchant_id = self.member_ids[member], self.merchants[merchant]
         model = self.model[member_id]
-        affordable = points <= model.balance - model.held(self.now)
+        affordable = points <= model.available(self.now)
         outcome = self._keyed(
             f"merchant:{merchant_id}",
             ("redeem", member_id, points),
@@ -359,7 +411,7 @@ class LedgerMachine(RuleBasedStateMachine):
     def hold(self, member, merchant, points, ttl):
         member_id, merchant_id = self.member_ids[member], self.merchants[merchant]
         model = self.model[member_id]
-        ok = points <= model.balance - model.held(self.now)
+        ok = points <= model.available(self.now)
         result = self._attempt(
             None if ok else InsufficientPoints,
             lambda: holds.place_hold(
@@ -388,7 +440,7 @@ class LedgerMachine(RuleBasedStateMachine):
         spend = hold.points if wanted is None else wanted
         if not hold.active(self.now):
             expected = HoldNotActive
-        elif spend > model.balance - model.held(self.now, excluding=hold_id):
+        elif spend > model.available(self.now, excluding=hold_id):
             expected = InsufficientPoints
         else:
             expected = None
@@ -497,15 +549,21 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule(minutes=st.sampled_from([1, 14, 16, 60 * 24, 60 * 24 * 20]))
     def time_passes_and_points_expire(self, minutes):
+        """The nightly jobs in their order: pending points whose window ended are confirmed
+        (twice: the second run finds nothing), then expired lots expire (not pending ones)."""
         self.now += timedelta(minutes=minutes)
+        for _ in range(2):
+            while confirm_due_lots(self.session, cutoff=self.now, now=self.now, limit=2):
+                pass
         job = Actor("job", "expire-points")
         while expiry.expire_due_lots(
             self.session, cutoff=self.now, now=self.now, actor=job, limit=2
         ):
             pass
         for model in self.model.values():
+            model.confirm(self.now)
             for lot in model.lots:
-                if lot.expires_at <= self.now:
+                if lot.expires_at <= self.now and not lot.pending:
                     lot.remaining = 0
 
     @precondition(lambda self: self.replays)
@@ -536,17 +594,24 @@ class LedgerMachine(RuleBasedStateMachine):
             seen = reads.balance(self.session, member_id, self.now)
             assert seen["balance"] == model.balance
             assert seen["debt"] == model.debt
-            assert seen["available"] == max(model.balance - model.held(self.now), 0)
+            assert seen["available"] == max(model.available(self.now), 0)
+            assert seen["pending"] == model.pending
             assert seen["balance"] >= 0 or seen["debt"] == -seen["balance"]
             # Per lot, who funded it and what it still holds.
             remaining = self.session.execute(
-                select(lots.c.source, lots.c.issuer_account_id, lots.c.remaining)
+                select(
+                    lots.c.source,
+                    lots.c.issuer_account_id,
+                    lots.c.remaining,
+                    lotplan.pending().label("pending"),
+                )
                 .join(accounts, accounts.c.id == lots.c.account_id)
                 .where(accounts.c.member_id == member_id)
                 .order_by(lots.c.id)
             ).all()
             assert [tuple(row) for row in remaining] == [
-                (lot.source, self.issuer_accounts[lot.issuer], lot.remaining) for lot in model.lots
+                (lot.source, self.issuer_accounts[lot.issuer], lot.remaining, lot.pending)
+                for lot in model.lots
             ]
 
     @invariant()

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from coalition import tenancy
 from coalition.extensions import db
 from coalition.members.models import Member
+from coalition.oauth import scopes
 from coalition.web.access import policy_of
 from coalition.web.api import PageArgs
 from tests import factories
@@ -420,7 +421,10 @@ def callers(session: Session, world: dict[str, Any]) -> dict[str, dict[str, str]
     return {
         "none": {},
         "merchant": world["merchant"],
-        "member": factories.member_headers(session, shop, factories.member(session)),
+        # Every member scope, so that each member route reads its body before anything else.
+        "member": factories.member_headers(
+            session, shop, factories.member(session), " ".join(sorted(scopes.MEMBER_SCOPES))
+        ),
         "operator": factories.operator_headers(session),
     }
 

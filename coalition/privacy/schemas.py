@@ -68,7 +68,11 @@ class ConsentsOut(Schema):
 
 
 class AudienceArgs(PageArgs):
-    channel = fields.String(required=True, validate=validate.OneOf(CHANNELS))
+    channel = fields.String(
+        load_default="email",
+        validate=validate.OneOf(CHANNELS),
+        metadata={"description": "`email` (the default), `sms` or `post`"},
+    )
 
 
 class AudienceMemberOut(Schema):

@@ -252,15 +252,19 @@ def test_a_redemption_alone_does_not_put_a_member_in_the_audience(
     assert seen["data"] == []
 
 
-def test_the_audience_needs_its_scope_and_a_channel(client: FlaskClient, session: Session) -> None:
+def test_the_audience_needs_its_scope_and_a_known_channel(
+    client: FlaskClient, session: Session
+) -> None:
     shop = f.merchant(session)
     without = f.merchant_headers(session, shop, "members:read")
     response = client.get("/api/v1/audience?channel=email", headers=without)
     assert (response.status_code, response.json["code"]) == (403, "insufficient_scope")
     headers = f.merchant_headers(session, shop, "audience:read")
-    for query in ("", "?channel=fax", "?channel=email&limit=0"):
+    for query in ("?channel=fax", "?channel=", "?channel=email&limit=0"):
         response = client.get("/api/v1/audience" + query, headers=headers)
         assert (response.status_code, response.json["code"]) == (422, "validation_error"), query
+    # No channel: email, the SPEC's direct mail.
+    assert client.get("/api/v1/audience", headers=headers).json == {"data": [], "next_cursor": None}
     member = _member(session)
     response = client.get(
         "/api/v1/audience?channel=email", headers=f.member_headers(session, shop, member)

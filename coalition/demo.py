@@ -23,7 +23,7 @@ from typing import Any
 import click
 from flask import current_app
 from flask.cli import with_appcontext
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
@@ -55,8 +55,8 @@ DEMO_MEMBER = ("anna@demo.example", "coalition-demo")
 # operator's admin too.
 DEMO_PASSWORD = "coalition-demo"
 DEMO_STAFF = "admin@coalition.example"
-# The printed member's own story (issue 12): she shops at three partners and spends at a fourth,
-# so "one balance across shops" shows at first sight. Day of trading: (what, shop, euro cents).
+# The printed member's own story (issues 12, 13): she shops at four partners and spends at a
+# fifth, so "one balance across shops" shows at first sight. Day: (what, shop, euro cents).
 SIGN_INS = (
     ("member_sign_in", "member"),
     ("merchant_sign_in", "merchant portal"),
@@ -65,9 +65,122 @@ SIGN_INS = (
 DEMO_MEMBER_STORY = {
     1: ("purchase", 0, 4250),
     4: ("purchase", 2, 3180),
-    6: ("purchase", 4, 2600),
+    6: ("purchase", 6, 2600),
     8: ("redemption", 5, 150),
+    # A film a month ago: Kino Lumière's points last two months, so hers expire soon.
+    26: ("purchase", 4, 2600),
+    # A new coat a few days ago: its points wait for Urban Threads' return period (pending).
+    57: ("purchase", 5, 8900),
 }
+
+# Issue 13: the programme's rules. Each demo shop's till names what it sold (its categories);
+# shops with rules earn by them, so campaigns and stamp cards show in the breakdowns.
+CATEGORIES = {
+    "grocery": ("produce", "bakery", "household"),
+    "cinema": ("ticket", "snacks"),
+    "restaurant": ("coffee", "food"),
+    "books": ("fiction", "children"),
+    "fashion": ("clothes", "shoes"),
+}
+# Points of these shops stay pending for their return period (days).
+PENDING_DAYS = {"fashion": 14}
+# A cinema's points last two months (a merchant's own term), so some are always expiring.
+SHORT_LIVED = {"cinema": 2}
+# Members who spend like the coalition's best customers (index: extra euro cents a week), so
+# every tier has someone in it, and members who bought the premium year.
+BIG_SPENDERS = {1: 90_000, 2: 40_000, 3: 20_000, 4: 8_000}
+PREMIUM_MEMBERS = (1, 5, 6)
+
+
+def _rules(category: str, rate: str, now: datetime) -> dict[str, Any] | None:
+    """A shop's earn rules (SPEC 2), as its owner would set them in the portal."""
+
+    def at(days: int) -> str:
+        return (now + timedelta(days=days)).isoformat()
+
+    if category == "grocery":
+        return {
+            "base_rate": rate,
+            "category_multipliers": {"produce": "1.5"},
+            "campaigns": [
+                {
+                    "name": "Fresh fortnight",
+                    "multiplier": "2",
+                    "starts_at": at(-10),
+                    "ends_at": at(14),
+                    "categories": ["produce"],
+                },
+            ],
+            "max_points_per_purchase": 1000,
+        }
+    if category == "restaurant":
+        return {
+            "base_rate": rate,
+            "stamp_cards": [{"name": "Coffee card", "category": "coffee", "buy": 8, "reward": 100}],
+        }
+    if category == "cinema":
+        return {
+            "base_rate": rate,
+            "stamp_cards": [{"name": "Fifth film", "category": "ticket", "buy": 5, "reward": 250}],
+        }
+    if category == "books":
+        return {
+            "base_rate": rate,
+            "campaigns": [
+                {"name": "Book week", "multiplier": "3", "starts_at": at(-20), "ends_at": at(-13)},
+            ],
+        }
+    return None
+
+
+def _programme(
+    session: Session, merchants: list[tuple[int, str, int]], start: datetime, now: datetime
+) -> None:
+    """The shops' rules, return periods and terms of their own, from before the first day."""
+    from merchants import rules
+    from merchants.rules_schemas import EarnRulesIn
+    from merchants.services import set_pending_days
+
+    versions = table(economics.EconomicsVersion)
+    for (merchant_id, _, _), (_, category, rate, _) in zip(merchants, MERCHANTS, strict=True):
+        document = _rules(category, rate, now)
+        if document is not None:
+            rules.put(
+                session,
+                merchant_id=merchant_id,
+                document=EarnRulesIn().load(document),
+                actor_id="demo",
+                now=start,
+            )
+        if category in PENDING_DAYS:
+            set_pending_days(session, merchant_id, PENDING_DAYS[category], now=start)
+        if category in SHORT_LIVED:
+            # Written as it stands, from the beginning: `economics.change` schedules only days
+            # that have not begun, and the demo's history has.
+            session.execute(
+                insert(versions).values(
+                    merchant_id=merchant_id,
+                    effective_from=economics.BEGINNING,
+                    terms={"expiry_months": SHORT_LIVED[category]},
+                    actor_id="demo",
+                    created_at=start,
+                )
+            )
+
+
+def _basket(category: str, amount: int, rng: random.Random) -> list[dict[str, Any]] | None:
+    """What the till sold, by category, adding up to `amount`; None where the shop sends none."""
+    kinds = CATEGORIES.get(category)
+    if kinds is None:
+        return None
+    first = rng.randint(1, amount - 1) if amount > 1 and rng.random() < 0.6 else amount
+    lines = [(first, rng.choice(kinds))]
+    if first < amount:
+        lines.append((amount - first, rng.choice(kinds)))
+    return [
+        {"sku": f"{kind}-{n}", "category": kind, "amount": part, "quantity": rng.randint(1, 3)}
+        for n, (part, kind) in enumerate(lines)
+    ]
 
 
 def _merchants(session: Session, now: datetime) -> list[tuple[int, str, int]]:
@@ -128,19 +241,27 @@ def _day_of_shopping(
     counts = {"purchases": 0, "redemptions": 0, "refunds": 0}
     baskets: dict[int, list[Line]] = {}
     weights = [share for _, _, share in merchants]
+    category_of = {m[0]: spec[1] for m, spec in zip(merchants, MERCHANTS, strict=True)}
     currency = economics.terms_at(day, session=session).currency
     for n, card in enumerate(cards):
+        shopping = []
         if rng.random() < 0.12:
-            merchant_id = rng.choices(merchants, weights)[0][0]
-            amount = rng.randint(300, 15000)
+            shopping.append((rng.choices(merchants, weights)[0][0], rng.randint(300, 15000), ""))
+        if n in BIG_SPENDERS and day.weekday() == 5:
+            # The week's big shop: furniture, a tank of fuel for the fleet, the family's clothes.
+            shopping.append((merchants[7][0], BIG_SPENDERS[n], "-big"))
+        for merchant_id, amount, kind in shopping:
             at = day + timedelta(hours=rng.randint(8, 20), minutes=rng.randint(0, 59))
             purchase = {
                 "member": card,
                 "amount": amount,
                 "currency": currency,
-                "external_id": f"demo-{day:%Y%m%d}-{n}",
+                "external_id": f"demo-{day:%Y%m%d}-{n}{kind}",
                 "occurred_at": at,
             }
+            items = _basket(category_of[merchant_id], amount, rng)
+            if items:
+                purchase["items"] = items
             basket = baskets.setdefault(merchant_id, [])
             basket.append(Line(len(basket) + 1, purchase))
     closing = day + timedelta(hours=21)
@@ -167,7 +288,21 @@ def _day_of_shopping(
                 )
                 counts["refunds"] += 1
     counts["redemptions"] += _redemptions(session, merchants, rng, closing, till)
+    _night(session, day + timedelta(days=1))
     return counts
+
+
+def _night(session: Session, midnight: datetime) -> None:
+    """What the nightly jobs do to points at `midnight`: confirm those whose return period has
+    passed, expire those whose life has ended (SPEC 2), as each night of the history did."""
+    from coalition.ledger.expiry import expire_due_lots
+    from coalition.ledger.pending import confirm_due_lots
+
+    while confirm_due_lots(session, cutoff=midnight, now=midnight):
+        pass
+    job = Actor("job", "expire-points")
+    while expire_due_lots(session, cutoff=midnight, now=midnight, actor=job):
+        pass
 
 
 def _demo_member_story(
@@ -223,13 +358,18 @@ def _redemptions(
     now: datetime,
     till: Any,
 ) -> int:
-    """Members with points to spare spend some at a shop of their choice."""
+    """Members with points to spare spend some at a shop of their choice; not Anna, whose own
+    story spends hers (so her points expiring soon are still there to see)."""
     from coalition.ledger.models import Account
+    from coalition.members.models import Member
 
-    accounts = table(Account)
+    accounts, members = table(Account), table(Member)
+    anna = select(members.c.id).where(members.c.email == DEMO_MEMBER[0]).scalar_subquery()
     rich = session.execute(
         select(accounts.c.member_id, accounts.c.balance).where(
-            accounts.c.kind == "member", accounts.c.balance >= 400
+            accounts.c.kind == "member",
+            accounts.c.balance >= 400,
+            accounts.c.member_id != func.coalesce(anna, 0),
         )
     ).all()
     done = 0
@@ -312,6 +452,9 @@ def fill(
     merchants = _merchants(session, start - timedelta(days=30))
     cards = _members(session, members, rng, start)
     credentials = _credentials(session, merchants, now)
+    _programme(session, merchants, start - timedelta(days=1), now)
+    economics.forget()  # the shops' own terms, written for days already cached
+    premium_from = start + timedelta(days=2, hours=10)
     totals = {"merchants": len(merchants), "members": len(cards)}
     for offset in range(days):
         day = start + timedelta(days=offset)
@@ -319,13 +462,45 @@ def fill(
         story = _demo_member_story(session, offset, day, merchants, cards[0]) if days > 8 else {}
         for name, value in [*day_counts.items(), *story.items()]:
             totals[name] = totals.get(name, 0) + value
+        if day <= premium_from < day + timedelta(days=1):
+            totals["premium_members"] = _premium(session, cards, premium_from)
         progress(1)
+    totals |= _tonight(session, now)
     zone = current_app.config["COALITION_TIMEZONE"]
     return {
         "totals": totals,
         "credentials": credentials,
         "since": clock.business_date(start, zone),
     }
+
+
+def _premium(session: Session, cards: list[str], now: datetime) -> int:
+    """A few members bought the premium year (paid as the Stripe webhook would confirm it)."""
+    from coalition.members import premium
+
+    terms = economics.terms_at(now, session=session)
+    bought = 0
+    for n in PREMIUM_MEMBERS:
+        if n < len(cards):
+            member = find_member(session, cards[n])
+            premium.paid_year(session, member.id, now, terms.premium, terms.currency, f"demo-{n}")
+            bought += 1
+    return bought
+
+
+def _tonight(session: Session, now: datetime) -> dict[str, int]:
+    """Tonight's jobs, run now: the notices of points expiring within 30 days, and every
+    member's tier recalculated over the trailing year."""
+    from coalition.ledger.expiry import NOTICE_AHEAD, notify_expiring
+    from coalition.members import tiers
+
+    told = 0
+    while touched := notify_expiring(session, horizon=now + NOTICE_AHEAD, now=now):
+        told += touched
+    zone = current_app.config["COALITION_TIMEZONE"]
+    yesterday = clock.business_date(now, zone) - timedelta(days=1)
+    changed = tiers.recalculate(session, yesterday, now).changed
+    return {"expiry_notices": told, "tier_changes": changed}
 
 
 def history_days(since: date, now: datetime) -> int:
@@ -445,6 +620,10 @@ def _summary(totals: dict[str, int], credentials: dict[str, Any], days: int, kep
         f"  {totals['purchases']} purchases, {totals['redemptions']} redemptions,"
         f" {totals['refunds']} refunds",
         f"  {totals['days_settled']} days settled, {totals['statements']} monthly statements",
+        f"  {totals.get('premium_members', 0)} premium members,"
+        f" {totals.get('expiry_notices', 0)} members told of points expiring soon;"
+        " campaigns and stamp cards at FreshCart, Bistro Basilico, Kino Lumière and"
+        " Seitenweise; Urban Threads' points wait 14 days for its return period",
         "",
         "Sign in to each face (pages under the server's address):",
     ]

@@ -4,7 +4,7 @@ with credentials to try the API, and running it again changes nothing."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,7 +18,9 @@ from coalition import clock
 from coalition.database import table
 from coalition.demo import fill, settle_history
 from coalition.ledger.models import Account, Transaction
+from coalition.members import reads
 from coalition.members.models import Member
+from coalition.members.services import find_member
 from coalition.oauth.tokens import authenticate, issue_token
 from merchants.models import Merchant
 from settlement.models import PaymentInstruction
@@ -187,3 +189,27 @@ def test_the_demo_prints_where_to_sign_in_to_each_face(
         assert sign_in["url"] == url
         line = next(line for line in result.stdout.splitlines() if sign_in["email"] in line)
         assert url in line and sign_in["password"] in line
+
+
+def test_the_demo_shows_the_programme_at_work(session: Session) -> None:
+    """Issue 13: members in every tier, a few premium members, points pending and expiring soon,
+    and purchases that earned campaign and stamp points; Anna's own story shows the last two."""
+    made = fill(session, members=40, days=60, seed=4, now=clock.utcnow())
+
+    members = table(Member)
+    tiers = set(session.execute(select(members.c.tier)).scalars())
+    assert tiers == {"Member", "Silver", "Gold", "Platinum"}
+    assert made["totals"]["premium_members"] == 3
+    breakdowns = session.execute(
+        select(table(Transaction).c.breakdown).where(table(Transaction).c.type == "earn")
+    ).scalars()
+    earned = [b for b in breakdowns if b]
+    assert any(b["campaign"] > 0 for b in earned) and any(b["stamp"] > 0 for b in earned)
+    assert any(b["tier"] > 0 for b in earned) and any(b["premium"] > 0 for b in earned)
+    anna = session.execute(
+        select(members.c.public_id).where(members.c.email == "anna@demo.example")
+    ).scalar_one()
+    overview = reads.overview(session, find_member(session, anna), clock.utcnow(), "UTC")
+    assert overview["pending"] > 0
+    soon = clock.utcnow() + timedelta(days=30)
+    assert any(line["expires_at"] <= soon for line in overview["expiring"]), overview["expiring"]

@@ -62,7 +62,8 @@ def confirm_due_lots(
         .order_by(lots.c.account_id, lots.c.expires_at, lots.c.id)
     ).all()
     if not rows:
-        return 0
+        # Another run confirmed them meanwhile: those members are done; look again.
+        return len(account_ids)
     by_account: dict[int, list[Any]] = defaultdict(list)
     for lot in rows:
         by_account[lot.account_id].append(lot)

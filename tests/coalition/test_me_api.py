@@ -162,6 +162,8 @@ def test_a_new_member_has_nothing_yet(client: FlaskClient, session: Session) -> 
         "points": 0,
         "available": 0,
         "held": 0,
+        "pending": 0,
+        "pending_dates": [],
         "debt": 0,
         "expiring": [],
         "by_merchant": [],

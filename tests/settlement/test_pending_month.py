@@ -51,6 +51,7 @@ From the ledger: fees (80 + 60 + 10) x 0.0015 = 0.225, less operator-funded poin
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -67,6 +68,7 @@ from merchants import purchases
 from merchants.services import create_merchant, set_pending_days
 from settlement import runs
 from settlement.models import SettlementPosition
+from tests.ops_helpers import sign_in_as
 from tests.settlement.test_appendix import (
     TILL,
     _card,
@@ -225,3 +227,22 @@ def test_pending_points_are_settled_on_the_day_they_are_confirmed(
     for n, want_issued in ISSUED.items():
         got = issued_and_confirmed(session, DAYS[n], merchants)
         assert {k: got[k] for k in want_issued} == want_issued, f"day {n}"
+
+
+def test_the_ops_run_page_shows_points_issued_and_confirmed(client, session: Session) -> None:
+    use_model(session, "prefunded")
+    the_days(session)
+    sign_in_as(client, session, "finance")
+    day_one = session.execute(
+        select(runs.runs.c.public_id).where(
+            runs.runs.c.business_date == DAYS[1], runs.runs.c.kind == "final"
+        )
+    ).scalar_one()
+
+    page = client.get(f"/ops/settlement/runs/{day_one}")
+
+    assert page.status_code == 200
+    text = " ".join(re.sub(r"<[^>]+>", " ", page.get_data(as_text=True)).split())
+    # A awarded 110 points, all pending: none counted as issued, nothing owed.
+    assert re.search(r"\bA mer_\w+ 110 0 0 0 0 0 0.00 0.00 0.00 EUR", text), text
+    assert re.search(r"\bB mer_\w+ 80 80 0 0 0 0 1.00 0.00 1.00 EUR", text), text

@@ -16,13 +16,17 @@ TOKENS: dict[str, str] = json.loads(os.environ.get("COALITION_CONTRACT_TOKENS", 
 # The merchant whose tokens the run uses: suspending it would turn every later merchant call
 # into a 401 and leave the merchant routes untested. Schemathesis learns its id from answers.
 PROTECTED_MERCHANT = os.environ.get("COALITION_CONTRACT_MERCHANT", "")
+# The run's own clients (the till, the member's app): revoking or rotating one would turn every
+# later call with its token into a 401. Schemathesis learns their ids from answers (a consent's
+# history names the app that changed it).
+PROTECTED_CLIENTS = set(filter(None, os.environ.get("COALITION_CONTRACT_CLIENTS", "").split(",")))
 # A member that exists. Generated card numbers name nobody and generated times are rarely in
 # the last year, so nearly every purchase would be refused: every other valid request that
 # names a member names this one, in the coalition's currency, at no stated time, and gets
 # through to the ledger (and its answers to the response schemas).
 MEMBER_CARD = os.environ.get("COALITION_CONTRACT_CARD", "")
 _members = itertools.count()
-MEMBER_SCOPES = {"balance:read", "redeem"}
+MEMBER_SCOPES = {"balance:read", "redeem", "consents:write", "account:delete"}
 # An operation with two ways in (the redemption: a merchant's till or a member's app) is
 # called with each in turn, so both are exercised.
 _turns = itertools.count()
@@ -80,6 +84,8 @@ def before_call(context: schemathesis.HookContext, case: schemathesis.Case, kwar
     parameters = case.path_parameters or {}
     if case.path.endswith("/suspend") and parameters.get("merchant_id") == PROTECTED_MERCHANT:
         case.path_parameters = {**parameters, "merchant_id": "mer_not_the_runs_own_merchant"}
+    if parameters.get("client_id") in PROTECTED_CLIENTS:
+        case.path_parameters = {**parameters, "client_id": "cli_not_the_runs_own_client"}
     meta = case.meta
     positive = meta is not None and meta.generation.mode.is_positive
     names_member = positive and isinstance(case.body, dict) and "member" in case.body
@@ -115,6 +121,8 @@ def filter_failure(
     """Keep every failure but a schema-valid request refused for a reason the schema cannot
     carry: a rule of the domain (a problem with its own code, such as `insufficient_points`),
     or one of RULES_IN_WORDS."""
+    if response.status_code == 414:
+        return False  # a URL over 4,096 bytes is refused before any parameter is read
     if type(failure).__name__ != "RejectedPositiveData":
         return True
     if case.path == "/oauth/authorize" and response.status_code == 400:

@@ -52,6 +52,9 @@ class Coalition:
     merchant: str  # the public id of the merchant whose tokens the run uses
     card: str  # the card number of the member who delegated its token
     tokens: dict[str, str]
+    # The run's own OAuth clients: the till and the member's app (whose id a consent's history
+    # shows, so the run learns it and could revoke it as the operator).
+    clients: tuple[str, ...] = ()
 
 
 def _client_token(url: str, credentials: dict[str, str], scope: str) -> str:
@@ -63,11 +66,12 @@ def _client_token(url: str, credentials: dict[str, str], scope: str) -> str:
 
 
 def _member_token(url: str, app_client: dict[str, str]) -> str:
-    """The member signs in and consents in a browser; the app swaps the code (PKCE S256)."""
+    """The member signs in and consents in a browser; the app swaps the code (PKCE S256). Not
+    `account:delete`: the run keeps its member (`DELETE /api/v1/me` answers 403)."""
     with OAuth2Session(
         app_client["client_id"],
         app_client["client_secret"],
-        scope="balance:read redeem",
+        scope="balance:read redeem consents:write",
         redirect_uri=REDIRECT_URI,
         code_challenge_method="S256",
         token_endpoint_auth_method="client_secret_post",
@@ -120,7 +124,7 @@ def coalition(committed: Flask, make_app) -> Iterator[Coalition]:
             "client": "Basic "
             + base64.b64encode(f"{till['client_id']}:{till['client_secret']}".encode()).decode(),
         }
-        yield Coalition(url, bakery, card, tokens)
+        yield Coalition(url, bakery, card, tokens, (till["client_id"], app_client["client_id"]))
 
 
 def schemathesis_command(url: str, report: Path) -> list[str]:
@@ -155,6 +159,7 @@ def test_every_answer_is_one_the_openapi_document_promises(
         "COALITION_CONTRACT_TOKENS": json.dumps(coalition.tokens),
         "COALITION_CONTRACT_MERCHANT": coalition.merchant,
         "COALITION_CONTRACT_CARD": coalition.card,
+        "COALITION_CONTRACT_CLIENTS": ",".join(coalition.clients),
         "PYTHONPATH": str(ROOT),
     }
     # Run from tmp_path: Schemathesis keeps a cache of answers in its working directory, and a

@@ -175,6 +175,16 @@ def authorize() -> BaseResponse:
             "Go back to the app and try again, or tell the shop.",
             error.get_error_description(),
         )
+    except ValueError:
+        # Authlib refuses to word an error whose description would quote characters that
+        # RFC 6749 forbids there (a redirect URI of control or non-ASCII characters, say): the
+        # request is as bad as any other, and answered alike, without quoting it.
+        return _problem_page(
+            400,
+            "This sign-in link does not work",
+            "The app that sent you here asked for something this service cannot give. "
+            "Go back to the app and try again, or tell the shop.",
+        )
     if request.method == "POST":
         try:
             validate_csrf(request.form.get("csrf_token"))

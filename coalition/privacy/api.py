@@ -16,6 +16,7 @@ bp = blueprint("audience", __name__, "Audience: consenting members who shopped h
 @require("audience:read")
 @bp.arguments(schemas.AudienceArgs, location="query")
 @bp.response(200, page_schema(schemas.AudienceMemberOut, "AudiencePage"))
+@bp.alt_response(414, description="The URL is longer than 4,096 bytes (`uri_too_long`).")
 def audience(args: dict[str, Any]) -> Any:
     """Members who earned points at this merchant and whose latest consent for `channel`
     (`email`, `sms` or `post`) and for sharing their contact with partners are both granted,

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, fields, validate
 
 from coalition.privacy.models import CHANNELS, PURPOSES, SOURCES
 from coalition.web.api import PageArgs, Strict
@@ -27,17 +27,12 @@ def _choice(description: str) -> fields.Boolean:
 
 class ConsentsIn(Strict):
     """The purposes to set, each `true` (granted) or `false` (withdrawn); a purpose left out
-    keeps its state. At least one."""
+    keeps its state (`{}` changes nothing)."""
 
     email = _choice("marketing by email")
     sms = _choice("marketing by text message")
     post = _choice("marketing by post")
     sharing = _choice("share the name and contact with partners where the member shopped")
-
-    @validates_schema
-    def _something(self, data: dict[str, Any], **_: Any) -> None:
-        if not data:
-            raise ValidationError("name at least one of email, sms, post, sharing", "_schema")
 
 
 class ConsentStateOut(Schema):

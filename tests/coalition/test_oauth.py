@@ -195,6 +195,25 @@ def test_a_till_gets_and_checks_a_token_on_the_embedded_default_too(session, cli
     assert after == {"active": False}
 
 
+def test_a_redirect_uri_of_control_characters_is_a_bad_link_not_a_server_error(session, client):
+    app = f.client(session, f.merchant(session), "balance:read", redirect_uris=[REDIRECT_URI])
+    session.commit()
+
+    answer = client.get(
+        "/oauth/authorize",
+        query_string={
+            "client_id": app["client_id"],
+            "response_type": "code",
+            "code_challenge": "x" * 43,
+            "code_challenge_method": "S256",
+            "redirect_uri": "\U000310aa\x99+",
+        },
+    )
+
+    assert answer.status_code == 400
+    assert "This sign-in link does not work" in answer.get_data(as_text=True)
+
+
 def test_a_till_may_narrow_its_scope_but_not_widen_it(coalition):
     narrow = coalition.client_token(coalition.till, scope="members:read")
     with pytest.raises(OAuthError) as refused:

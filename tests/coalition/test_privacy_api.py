@@ -104,6 +104,19 @@ def test_a_put_appends_each_change_with_its_text_version_and_the_apps_client(
     ]
 
 
+def test_an_empty_put_changes_nothing(client: FlaskClient, session: Session) -> None:
+    shop = f.merchant(session)
+    member = _member(session)
+    _grant(session, member, sms=True)
+    app = f.client(session, shop, CONSENTING, redirect_uris=["https://app.example/cb"])
+    headers = f.bearer(session, app["client_id"], CONSENTING, member_id=member)
+
+    response = client.put("/api/v1/me/consents", json={}, headers=headers)
+
+    assert response.status_code == 200
+    assert [(h["purpose"], h["granted"]) for h in response.json["history"]] == [("sms", True)]
+
+
 def test_changing_consents_needs_its_own_scope(client: FlaskClient, session: Session) -> None:
     shop = f.merchant(session)
     member = _member(session)
@@ -118,7 +131,7 @@ def test_changing_consents_needs_its_own_scope(client: FlaskClient, session: Ses
 
 @pytest.mark.parametrize(
     "body",
-    [{}, {"email": "yes"}, {"email": 1}, {"fax": True}, {"email": None}, [True]],
+    [{"email": "yes"}, {"email": 1}, {"fax": True}, {"email": None}, [True]],
 )
 def test_a_bad_consent_body_is_refused_and_records_nothing(
     client: FlaskClient, session: Session, body: Any

@@ -111,6 +111,9 @@ RULES_IN_WORDS = {
     "code": "a redemption gives the member's code with a merchant's token, not with a member's",
     "terms": "prices above 0, a fee below 1, ordered bounds, a tier ladder, a merchant's subset",
     "items": "the lines' amounts add up to the purchase's amount (decision 79)",
+    "base_rate": "above 0 and within the operator's earn_rate_bounds",
+    "campaigns": "each ends after it starts",
+    "pending_days": "within the operator's pending_days_bounds",
 }
 
 

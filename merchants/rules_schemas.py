@@ -116,7 +116,8 @@ def _unique_names(field: str) -> Any:
 
 class EarnRulesIn(Strict):
     """A merchant's earn rules (SPEC 2). `base_rate` is points per currency unit, within the
-    operator's earn-rate bounds; a category multiplier of 0 earns nothing on that category."""
+    operator's earn-rate bounds; a category multiplier of 0 earns nothing on that category.
+    Campaign names are unique, as are stamp card names; a campaign ends after it starts."""
 
     base_rate = Rate(required=True, validate=_between(Decimal(0), Decimal(10**6), low_open=True))
     category_multipliers = fields.Dict(

@@ -112,7 +112,9 @@ RULES_IN_WORDS = {
     "terms": "prices above 0, a fee below 1, ordered bounds, a tier ladder, a merchant's subset",
     "items": "the lines' amounts add up to the purchase's amount (decision 79)",
     "base_rate": "above 0 and within the operator's earn_rate_bounds",
-    "campaigns": "each ends after it starts",
+    "campaigns": "each ends after it starts; names unique",
+    "stamp_cards": "names unique",
+    "category_multipliers": "each at most the largest multiplier",
     "pending_days": "within the operator's pending_days_bounds",
 }
 

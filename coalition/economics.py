@@ -125,7 +125,7 @@ class Terms:
     # SPEC 2, Pending points: the shortest and longest pending window a merchant may set, days.
     pending_days_bounds: tuple[int, int] = (0, MAX_PENDING_DAYS)
     premium: Premium = DEFAULT_PREMIUM
-    # Velocity limits (decision X3): the most points one member may spend in any 24 hours, and
+    # Velocity limits (decision 209): the most points one member may spend in any 24 hours, and
     # the most points spent at one merchant in any hour; None: no limit.
     member_daily_points_limit: int | None = None
     merchant_hourly_points_limit: int | None = None

@@ -49,7 +49,7 @@ def expire_points(day: date, now: datetime) -> None:
     zone = current_app.config["COALITION_TIMEZONE"]
     cutoff = min(clock.end_of_business_date(day, zone), now)
     # The run after day `day` comes on the next day: lots expiring up to 30 days after it ends
-    # are told of then, so a notice comes at least 30 days ahead (decision X2).
+    # are told of then, so a notice comes at least 30 days ahead (decision 208).
     horizon = clock.end_of_business_date(day + timedelta(days=1), zone) + NOTICE_AHEAD
     members = 0
     while touched := expire_due_lots(

@@ -1,6 +1,6 @@
 """Velocity limits (SPEC 3.10, issue 13 point 9).
 
-The operator sets two limits in the economics terms (decision X3), both off by default: the
+The operator sets two limits in the economics terms (decision 209), both off by default: the
 most points one member may spend in any 24 hours (at every merchant together), and the most
 points spent at one merchant in any hour (a merchant may have its own). Spending is a
 redemption or a captured hold (a `redeem` transaction), counted gross: a reversal gives the

@@ -140,7 +140,7 @@ def notify_expiring(
     """SPEC 2: members hear of points expiring by `horizon` (30 days ahead), once per lot: each
     lot told of is marked (`expiring_notice_at`) in the same transaction as its event, so it is
     in no later notice, and a lot spent meanwhile is in none. One event per member and issuer
-    (decision X1): the issuing merchant's `points.expiring` names it, the operator-funded lots'
+    (decision 207): the issuing merchant's `points.expiring` names it, the operator-funded lots'
     (welcome, tier) name no merchant. Returns how many members were told; call again, in a new
     transaction, until it returns 0."""
     members, by_account = _due_lots_by_member(

@@ -1,15 +1,15 @@
 """Tiers (SPEC 2, Tiers): a member's tier follows its qualifying spend, the coalition-wide purchase
 amount of the trailing 12 months less refunds, against the thresholds of the economics' `tiers`.
 
-- The window (decision X1): 12 months of business days in the coalition's time zone ending with
+- The window (decision 177): 12 months of business days in the coalition's time zone ending with
   the current one, by when the coalition recorded the purchase (`created_at`). On 28 November
   2026 it starts at 00:00 on 29 November 2025: a purchase of 28 November 2025 counted through
   27 November 2026, and the nightly run after that day sees it go.
-- Refunds count against their purchase (decision X2): a refund lowers the spend while its purchase
+- Refunds count against their purchase (decision 178): a refund lowers the spend while its purchase
   is in the window and leaves with it, so a purchase refunded in full never counts.
 - An upgrade happens on the purchase that crosses a threshold (`after_purchases`, in the
   purchase's transaction); its points were earned under the tier before it: the multiplier
-  applies from the next purchase (decision X3). A downgrade happens only at the nightly
+  applies from the next purchase (decision 179). A downgrade happens only at the nightly
   recalculation (`recalculate`), which also catches up an upgrade a purchase did not make.
 - Each change writes `member.tier_changed` to the outbox in the same transaction.
 

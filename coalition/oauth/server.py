@@ -7,7 +7,7 @@ AuthorizationCode interfaces over our own rows, which keep every secret as a SHA
 - `authorization_code` with PKCE, S256 only and always required: a merchant's app acting for a
   member, who signs in and consents at /oauth/authorize (views.py). It gets member scopes only.
 - `refresh_token`: rotates; the old refresh token (and its access token) stop working, and
-  one presented again revokes its whole family (RFC 9700 4.14.2, decision X8).
+  one presented again revokes its whole family (RFC 9700 4.14.2, decision 214).
 
 Every look-up here runs as the system tenant: nobody is known until the client authenticates.
 The blueprint enters it at the start of each /oauth request (views.py). The adapters and

@@ -87,7 +87,7 @@ def store_token(
     family: str | None = None,
 ) -> int:
     """Store an issued token, hashed. A token with a refresh token belongs to a `family`: the
-    one of the token it was refreshed from, else a new one (decision X8)."""
+    one of the token it was refreshed from, else a new one (decision 214)."""
     if refresh_token and family is None:
         family = new_secret("fam_")[:40]
     return session.execute(

@@ -36,6 +36,7 @@ from coalition.ledger.rows import Actor
 from coalition.ledger.verify import verify
 from coalition.members.services import find_member, register_member
 from coalition.oauth import clients, scopes
+from coalition.privacy import services as privacy
 
 # Name, category, points per euro, share of the coalition's shoppers.
 MERCHANTS = (
@@ -222,6 +223,13 @@ def _members(session: Session, count: int, rng: random.Random, now: datetime) ->
             name="Anna Berger" if n == 0 else f"{first} {last}",
             password_hash=generate_password_hash(password) if password else None,
         )
+        if n % 3 == 1:
+            # A third of the members let the shops where they buy send them offers by email
+            # (every other one of those by text message too), so each shop has an audience.
+            wanted = {"email": True, "sharing": True, "sms": n % 2 == 1}
+            privacy.set_consents(
+                session, member.id, wanted, source=privacy.ME, now=member.created_at
+            )
         cards.append(member.card_number)
     return cards
 

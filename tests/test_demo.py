@@ -21,6 +21,7 @@ from coalition.ledger.models import Account, Transaction
 from coalition.members import reads
 from coalition.members.models import Member
 from coalition.members.services import find_member
+from coalition.privacy.models import Consent
 from coalition.oauth.tokens import authenticate, issue_token
 from merchants.models import Merchant
 from settlement.models import PaymentInstruction
@@ -200,6 +201,8 @@ def test_the_demo_shows_the_programme_at_work(session: Session) -> None:
     tiers = set(session.execute(select(members.c.tier)).scalars())
     assert tiers == {"Member", "Silver", "Gold", "Platinum"}
     assert made["totals"]["premium_members"] == 3
+    consented = session.execute(select(func.count()).select_from(table(Consent))).scalar()
+    assert consented > 0  # each shop has an audience to write to
     breakdowns = session.execute(
         select(table(Transaction).c.breakdown).where(table(Transaction).c.type == "earn")
     ).scalars()

@@ -21,8 +21,8 @@ from coalition.ledger.models import Account, Transaction
 from coalition.members import reads
 from coalition.members.models import Member
 from coalition.members.services import find_member
-from coalition.privacy.models import Consent
 from coalition.oauth.tokens import authenticate, issue_token
+from coalition.privacy.models import Consent
 from merchants.models import Merchant
 from settlement.models import PaymentInstruction
 

@@ -109,17 +109,21 @@ def _expire(
     for member, total, transfer_id, public_id in zip(
         expiring, totals, transfer_ids, public_ids, strict=True
     ):
+        # Only a write-off (an erasure) reaches a lot still pending: its points were never
+        # issued, so they are cancelled, as a refund inside the window would (no money moves).
+        pending = [lot for lot in by_account[member.id] if _still_pending(lot)]
         consumed += [
             lotplan.Consumed(
                 member.id,
                 transfer_id,
                 lotplan.Take(lot.id, lot.issuer_account_id, lot.remaining),
-                "expire",
+                "cancel" if _still_pending(lot) else "expire",
                 operator,
             )
             for lot in by_account[member.id]
         ]
         member.balance -= total
+        member.pending -= sum(lot.remaining for lot in pending)
         events.append(
             outbox.event_row(
                 "points.expired",
@@ -207,6 +211,10 @@ def _member_public_ids(session: Session, member_ids: list[int]) -> dict[int, str
     return {row.id: row.public_id for row in rows}
 
 
+def _still_pending(lot: Any) -> bool:
+    return lot.pending_until is not None and lot.confirmed_at is None
+
+
 def _due_lots_by_member(
     session: Session, due: list[ColumnElement[bool]], limit: int
 ) -> tuple[dict[int, MemberAccount], dict[int, list[Any]]]:
@@ -234,6 +242,8 @@ def _due_lots_by_member(
             lots.c.issuer_account_id,
             lots.c.remaining,
             lots.c.expires_at,
+            lots.c.pending_until,
+            lots.c.confirmed_at,
         )
         .where(lots.c.account_id.in_(account_ids), *due)
         .order_by(lots.c.account_id, lots.c.expires_at, lots.c.id)

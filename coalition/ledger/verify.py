@@ -162,8 +162,8 @@ def _pending_matches_lots() -> Select[Any]:
 
 
 def _pending_lots_untouched() -> Select[Any]:
-    """A pending lot gives points only to a refund of its own purchase (`cancel`, never after
-    its confirmation); every other consumption of a lot that was pending comes at or after its
+    """A pending lot gives points only to a refund of its own purchase or to its member's
+    erasure (`cancel`, never after its confirmation); every other consumption of a lot that was pending comes at or after its
     confirmation; a lot awarded without a window is never cancelled nor confirmed."""
     taker = aliased(transactions)
     awarded = aliased(transfers)
@@ -184,8 +184,15 @@ def _pending_lots_untouched() -> Select[Any]:
                 and_(
                     consumptions.c.kind == "cancel",
                     or_(
-                        transfers.c.kind != "clawback",
-                        taker.c.original_id != awarded.c.transaction_id,
+                        # A refund of the lot's own purchase, or the write-off of an erasure.
+                        and_(
+                            transfers.c.kind != "clawback",
+                            or_(transfers.c.kind != "expire", taker.c.reason != "erasure"),
+                        ),
+                        and_(
+                            transfers.c.kind == "clawback",
+                            taker.c.original_id != awarded.c.transaction_id,
+                        ),
                         consumptions.c.created_at > lots.c.confirmed_at,
                     ),
                 ),
@@ -416,8 +423,8 @@ CHECKS = (
     ),
     Check(
         "pending_lots",
-        "a pending lot gives points only to a refund of its own purchase, never after its"
-        " confirmation; nothing else takes from a lot before it is confirmed",
+        "a pending lot gives points only to a refund of its own purchase or to an erasure, never"
+        " after its confirmation; nothing else takes from a lot before it is confirmed",
         _pending_lots_untouched,
     ),
     Check(

@@ -202,3 +202,34 @@ def test_verify_ledger_finds_pending_points_out_of_step_with_the_pending_lots(se
     assert {v.check for v in verify.verify(session)} == {"pending", "confirmations"}
     session.execute(update(Lot).values(confirmed_at=None))
     assert verify.verify(session) == []
+
+
+def test_points_written_off_inside_their_window_leave_nothing_pending_and_are_never_confirmed(
+    session,
+):
+    """A member who erases itself while points are pending: they go to breakage with the rest,
+    the account has nothing pending any more, and the nightly job later confirms none of them
+    (no issuance is ever counted for them)."""
+    from coalition.ledger.expiry import write_off
+    from coalition.ledger.rows import Actor
+
+    shop, alice = f.merchant(session), f.member(session)
+    f.purchase(session, alice, shop, 50)
+    f.purchase(session, alice, shop, 40, pending_until=T0 + WINDOW)
+    account = session.execute(select(Account.id).where(Account.member_id == alice)).scalar_one()
+
+    written = write_off(
+        session,
+        account_id=account,
+        now=T0 + timedelta(days=1),
+        actor=Actor("job", "t"),
+        reason="erasure",
+    )
+
+    assert written == 90
+    assert reads.balance(session, alice, T0 + timedelta(days=1))["pending"] == 0
+    night = T0 + WINDOW + timedelta(hours=14)
+    confirm_due_lots(session, cutoff=T0 + WINDOW, now=night)
+    pending_lot = lots_of(session, alice)[1]
+    assert ("confirm", 40) not in kinds_of(session, pending_lot.id)
+    assert verify.verify(session) == []

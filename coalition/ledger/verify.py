@@ -163,8 +163,9 @@ def _pending_matches_lots() -> Select[Any]:
 
 def _pending_lots_untouched() -> Select[Any]:
     """A pending lot gives points only to a refund of its own purchase or to its member's
-    erasure (`cancel`, never after its confirmation); every other consumption of a lot that was pending comes at or after its
-    confirmation; a lot awarded without a window is never cancelled nor confirmed."""
+    erasure (`cancel`, never after its confirmation); every other consumption of a lot that
+    was pending comes at or after its confirmation; a lot awarded without a window is never
+    cancelled nor confirmed."""
     taker = aliased(transactions)
     awarded = aliased(transfers)
     return (

@@ -281,3 +281,31 @@ def test_one_redemption_id_claimed_by_different_members_at_once_goes_to_one(comm
     assert outcomes == {"spent": 1, "idempotency_conflict": 5}
     assert sum(balance(committed, m) for m in world["members"]) == 6 * 100 - 30
     assert transactions_of_type(committed, "redeem") == 1
+
+
+def test_first_purchases_at_many_shops_at_once_give_one_welcome_bonus(committed, make_app):
+    """SPEC 2: the welcome bonus comes with a member's first purchase anywhere. Six shops'
+    tills send that member's first purchase at the same moment: one of them carries the bonus."""
+    with committed.app_context():
+        session = db.session()
+        shops = [f.merchant(session, f"Shop {n}") for n in range(6)]
+        member = f.member(session)
+        card = session.execute(select(Member.card_number).where(Member.id == member)).scalar_one()
+        tills = [f.merchant_headers(session, shop) for shop in shops]
+        session.commit()
+    live = make_app()
+
+    answers = race(
+        live,
+        6,
+        lambda client, n: client.post(
+            "/api/v1/purchases",
+            json={"member": card, "amount": 1000, "currency": "EUR", "external_id": f"first-{n}"},
+            headers=tills[n],
+        ),
+    )
+
+    assert [status for status, _, _ in answers] == [201] * 6
+    welcomes = [body["transaction"]["breakdown"]["welcome"] for _, body, _ in answers]
+    assert sorted(welcomes) == [0, 0, 0, 0, 0, 100]
+    assert balance(committed, member) == 6 * 10 + 100

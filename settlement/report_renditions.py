@@ -138,7 +138,7 @@ def _month_name(month: str) -> str:
 
 def report_pdf(report: Report, *, font_paths: Sequence[Path] = DEJAVU_SANS_PATHS) -> bytes:
     """The report as an A4 PDF: heading, the net positions' chart and table, the flows' heat map
-    and table. The same bytes for the same report (its creation date is the month's first day)."""
+    and table, and the month's premium memberships. The same bytes for the same report (its creation date is the month's first day)."""
     month = report["month"]
     pdf = StatementDocument(footer_text=f"Monthly settlement report {month}")
     pdf.typeface = _load_typeface(pdf, font_paths)
@@ -183,7 +183,30 @@ def report_pdf(report: Report, *, font_paths: Sequence[Path] = DEJAVU_SANS_PATHS
     )
     _svg(pdf, flow_svg)
     _flows_table(pdf, report)
+    if "premium" in report:
+        _premium_table(pdf, report)
     return bytes(pdf.output())
+
+
+def _premium_table(pdf: StatementDocument, report: Report) -> None:
+    """The month's premium memberships: the operator's own revenue, outside settlement."""
+    premium = report["premium"]
+    pdf.set_font(pdf.typeface.family, "B", 12)
+    pdf.cell(0, 8, "Premium memberships", new_x="LMARGIN", new_y="NEXT")
+    _table(
+        pdf,
+        ["Memberships paid", f"Revenue ({report['currency']})", "Refunded", "Net"],
+        [
+            [
+                str(int(premium["count"])),
+                _amount(premium["amount"]),
+                _amount(premium["refunded"]),
+                _amount(premium["net"]),
+            ]
+        ],
+        "No premium membership was paid this month.",
+        texts=0,
+    )
 
 
 def _svg(pdf: StatementDocument, svg: str) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from pypdf import PdfReader
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -380,3 +381,6 @@ def test_the_monthly_report_shows_the_premium_revenue(
     assert "Refunded (EUR) 29.00" in page and "Net (EUR) 58.00" in page
     assert ["premium_memberships_paid", "3"] in rows and ["premium_revenue", "87.00"] in rows
     assert ["premium_net", "58.00"] in rows
+    pdf = client.get("/ops/settlement/report.pdf?month=2026-03").get_data()
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+    assert "Premium memberships" in text and "87.00" in text and "58.00" in text

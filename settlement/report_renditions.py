@@ -138,7 +138,8 @@ def _month_name(month: str) -> str:
 
 def report_pdf(report: Report, *, font_paths: Sequence[Path] = DEJAVU_SANS_PATHS) -> bytes:
     """The report as an A4 PDF: heading, the net positions' chart and table, the flows' heat map
-    and table, and the month's premium memberships. The same bytes for the same report (its creation date is the month's first day)."""
+    and table, and the month's premium memberships. The same bytes for the same report (its
+    creation date is the month's first day)."""
     month = report["month"]
     pdf = StatementDocument(footer_text=f"Monthly settlement report {month}")
     pdf.typeface = _load_typeface(pdf, font_paths)

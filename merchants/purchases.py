@@ -42,6 +42,7 @@ from coalition.ledger.models import Transaction
 from coalition.ledger.reads import balances_after
 from coalition.ledger.rows import Actor
 from coalition.members import premium, tiers
+from coalition.members.models import Member
 from coalition.members.services import (
     FoundMember,
     MemberLock,
@@ -199,9 +200,12 @@ def earning_at(session: Session, merchant_id: int, at: datetime) -> Any:
     return session.execute(select(*earning_columns(merchant_id, at))).one()
 
 
-# A purchase's member, locked, read with its merchant's rules (`earning_columns`): built once.
+# A purchase's member, locked, read with its merchant's rules (`earning_columns`) and its paid
+# membership at the purchase's moment: built once.
+_AT = bindparam("at", type_=UTCDateTime())
 _LOCK_WITH_EARNING = MemberLock(
-    *earning_columns(bindparam("merchant_id"), bindparam("at", type_=UTCDateTime()))
+    *earning_columns(bindparam("merchant_id"), _AT),
+    premium.multiplier_column(table(Member).c.id, _AT),
 )
 
 
@@ -411,9 +415,9 @@ def record_purchase(
         if _needs_stamps(rules, [purchase])
         else {}
     )
-    moment = purchase.get("occurred_at") or now
     # A paid membership in force when the purchase was made multiplies it too (SPEC 2).
-    multiplier = premium.premium_multiplier_at(session, member.id, moment)
+    found = earning.premium_multiplier
+    multiplier = None if found is None else Decimal(found)
     earned = earned_for(purchase, rules, terms, member.tier, progress, now, multiplier)
     if earning.issuance_cap is not None:
         budget = Budget(session, merchant_id, earning.issuance_cap, now)

@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, func, select, text, update
+from sqlalchemy import Row, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from coalition import outbox
@@ -96,6 +96,26 @@ def premium_multiplier_at(session: Session, member_id: int, at: datetime) -> Dec
         .limit(1)
     ).scalar()
     return None if found is None else Decimal(found)
+
+
+def multiplier_column(member_id: Any, at: Any) -> Any:
+    """`premium_multiplier_at` as a scalar column (`premium_multiplier`, the text of the
+    multiplier or NULL) correlated with `member_id`, so that the statement that locks a
+    purchase's member reads it in the same round trip."""
+    return (
+        select(memberships.c.multiplier)
+        .where(
+            memberships.c.member_id == member_id,
+            # Spelt out: a statement compiled once takes no expanding IN.
+            or_(*(memberships.c.status == status for status in PAID)),
+            memberships.c.starts_at <= at,
+            memberships.c.ends_at > at,
+        )
+        .order_by(memberships.c.starts_at.desc())
+        .limit(1)
+        .scalar_subquery()
+        .label("premium_multiplier")
+    )
 
 
 def premium_multipliers_at(

@@ -1070,3 +1070,36 @@ def test_a_purchase_is_answered_exactly_as_its_documented_schema_dumps_it(
     assert replay.replayed
     assert purchase_body(replay) == schemas.PurchaseResultSchema().dump(replay)
     assert purchase_body(replay) == first.get_json()
+
+
+@pytest.mark.both_backends
+def test_a_premium_year_multiplies_purchases_made_within_it_single_and_in_a_batch(
+    session, client, shop, till, now
+):
+    """SPEC 2, paid membership: the year's multiplier (x1.5 by default) adds operator-funded
+    points to what a purchase made within the year earns; one made before it earns none."""
+    from coalition import economics
+    from coalition.members import premium
+
+    alice = f.member(session)
+    card = card_of(session, alice)
+    paid_at = now[0] - timedelta(days=1)
+    before = paid_at - timedelta(hours=1)
+    premium.paid_year(session, alice, paid_at, economics.DEFAULT_PREMIUM, "EUR", "pi_test")
+
+    single = client.post(PURCHASES, json=purchase(card, 2000, "p-1"), headers=till)
+    batch = client.post(
+        f"{PURCHASES}/batch",
+        json=[
+            purchase(card, 2000, "p-2", occurred_at=before.isoformat()),
+            purchase(card, 2000, "p-3", occurred_at=(paid_at + timedelta(hours=1)).isoformat()),
+        ],
+        headers=till,
+    )
+
+    assert single.status_code == 201, single.get_json()
+    # 20 base points; the premium year adds 20 x 0.5 = 10, paid by the operator.
+    assert single.get_json()["transaction"]["breakdown"]["premium"] == 10
+    lines = batch.get_json()["results"]
+    premiums = [line["body"]["transaction"]["breakdown"]["premium"] for line in lines]
+    assert premiums == [0, 10]

@@ -23,7 +23,7 @@ awards with one INSERT per table."""
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -640,7 +640,11 @@ def _record_batch(
     )
     # A batch is recorded at one moment: each line shows its member's tier after the batch.
     upgraded = tiers.after_purchases(
-        session, {member_of[i].account_id: member_of[i] for i in new}.values(), now, merchant_id
+        session,
+        {member_of[i].account_id: member_of[i] for i in new}.values(),
+        now,
+        merchant_id,
+        spends=awards.spends,
     )
     member_of = {i: tiers.as_upgraded(member, upgraded) for i, member in member_of.items()}
     for index, result in zip(new, results, strict=True):
@@ -666,6 +670,8 @@ class _Earnings:
     accepted: dict[int, Award]
     refused: dict[int, CoalitionError]
     issued_from: Issuers | None
+    # The qualifying spends after the batch of the members who may climb a tier.
+    spends: dict[int, int] = field(default_factory=dict)
 
 
 def _earn_lines(
@@ -680,7 +686,9 @@ def _earn_lines(
     rules in force at its `occurred_at`, the member's tier (as the batch found its members) and
     stamps (read with the members locked), and the merchant's budget: a line past the cap is
     refused, and its stamps are not counted. One query for the rules; the stamps and the budget
-    only for a merchant that has stamp cards or a cap."""
+    only for a merchant that has stamp cards or a cap. A line that takes its member over a
+    tier's threshold upgrades it for the member's later lines, as the same purchases sent one
+    by one would (decision 179): one query for the spends of the members below the top tier."""
     if not lines:
         return _Earnings({}, {}, None)
     moments = [p.get("occurred_at") or now for _, p, _ in lines]
@@ -701,6 +709,14 @@ def _earn_lines(
         if earning.issuance_cap is not None
         else None
     )
+    ladder = tiers.Ladder.of(terms)
+    tier_of = {member.account_id: member.tier for _, _, member in lines}
+    spends = tiers.qualifying_spends(
+        session,
+        {a for a, tier in tier_of.items() if tiers.may_climb(ladder, tier)},
+        tiers.window_at(now),
+        ladder.currency,
+    )
     accepted: dict[int, Award] = {}
     refused: dict[int, CoalitionError] = {}
     changed: dict[tuple[int, str], int] = {}
@@ -708,12 +724,15 @@ def _earn_lines(
         account_id = member.account_id
         multiplier = premium.multiplier_in(periods.get(member.id, ()), moment)
         earned = earned_for(
-            purchase, rules, terms, member.tier, progress[account_id], now, multiplier
+            purchase, rules, terms, tier_of[account_id], progress[account_id], now, multiplier
         )
         refusal = budget.refusal(earned.merchant_funded) if budget is not None else None
         if refusal is not None:
             refused[index] = refusal
             continue
+        if account_id in spends:
+            spends[account_id] += purchase["amount"]
+            tier_of[account_id] = tiers.climbed(ladder, tier_of[account_id], spends[account_id])
         progress[account_id].update(earned.stamps)
         changed.update({(account_id, card): n for card, n in earned.stamps.items()})
         accepted[index] = _award(
@@ -722,4 +741,4 @@ def _earn_lines(
     if budget is not None:
         budget.save()
     stamps.save(session, merchant_id, changed, now)
-    return _Earnings(accepted, refused, issuers_from(earning, merchant_id))
+    return _Earnings(accepted, refused, issuers_from(earning, merchant_id), spends)

@@ -219,25 +219,39 @@ def _event(purchaser: FoundMember, to: str, reason: str) -> dict[str, Any]:
     }
 
 
+def may_climb(ladder: Ladder, tier: str) -> bool:
+    """Whether a member of `tier` could still be upgraded by a purchase: below the top, and in
+    a tier the terms still name (others are left to the nightly recalculation)."""
+    rank = ladder.rank(tier)
+    return rank is not None and rank < len(ladder.names) - 1
+
+
+def climbed(ladder: Ladder, tier: str, spend: int) -> str:
+    """The tier a member of `tier` is in once its qualifying spend is `spend`: higher if the
+    spend reached a higher threshold, never lower (a purchase only climbs)."""
+    reached = ladder.tier_for(spend)
+    return reached if ladder.names.index(reached) > (ladder.rank(tier) or 0) else tier
+
+
 def after_purchases(
-    session: Session, purchasers: Iterable[FoundMember], now: datetime, merchant_id: int
+    session: Session,
+    purchasers: Iterable[FoundMember],
+    now: datetime,
+    merchant_id: int,
+    spends: Mapping[int, int] | None = None,
 ) -> dict[int, str]:
     """Upgrade the members whose purchases (recorded at `now`, in this transaction, under their
     accounts' locks) took their spend over a threshold: the new tier by member id. Never a
-    downgrade. One statement reads the spends of the members not already at the top tier;
+    downgrade. One statement reads the spends of the members not already at the top tier
+    (unless the caller gives them, after its purchases: a batch counts them as it goes);
     upgrades, which are rare, are one update and one event each."""
     # The merchant's terms, which the purchase has just read (cached): tiers are coalition-wide.
     ladder = Ladder.of(economics.terms_at(now, merchant_id, session))
-    top = len(ladder.names) - 1
-    # A tier the terms no longer name is left to the nightly recalculation.
-    climbing = {
-        p.account_id: p
-        for p in purchasers
-        if (rank := ladder.rank(p.tier)) is not None and rank < top
-    }
+    climbing = {p.account_id: p for p in purchasers if may_climb(ladder, p.tier)}
     if not climbing:
         return {}
-    spends = qualifying_spends(session, climbing, window_at(now), ladder.currency)
+    if spends is None:
+        spends = qualifying_spends(session, climbing, window_at(now), ladder.currency)
     upgraded: dict[int, str] = {}
     events = []
     for account_id, purchaser in sorted(climbing.items()):

@@ -43,7 +43,7 @@ from coalition.ledger.rows import Actor
 from coalition.ledger.verify import verify
 from coalition.members.models import Member
 from merchants import purchases as till
-from merchants.models import Merchant
+from merchants import rules as earn_rules
 from merchants.services import set_pending_days
 from tests import factories as f
 from tests.factories import T0, TILL
@@ -336,12 +336,9 @@ class LedgerMachine(RuleBasedStateMachine):
             return
         member_id, merchant_id = self.member_ids[member], self.merchants[merchant]
         terms = economics.terms_at(self.now, merchant_id, self.session)
-        rate = self.session.execute(
-            select(Merchant.base_rate).where(Merchant.id == merchant_id)
-        ).scalar_one()
-        card = self.session.execute(
-            select(Member.card_number).where(Member.id == member_id)
-        ).scalar_one()
+        card, tier = self.session.execute(
+            select(Member.card_number, Member.tier).where(Member.id == member_id)
+        ).one()
         sent = {
             "member": card,
             "amount": amount,
@@ -352,13 +349,18 @@ class LedgerMachine(RuleBasedStateMachine):
             self.session, merchant_id=merchant_id, purchase=sent, actor=TILL, now=self.now
         )
         model = self.model[member_id]
+        # The purchase earns what the earn arithmetic says (property-tested on its own) for the
+        # member's tier as it was: a member whose purchases crossed a threshold earns the
+        # tier's operator-funded extra from its next purchase on.
+        rules = earn_rules.in_force_at(self.session, merchant_id, self.now).rules
+        earned = till.earned_for(sent, rules, terms, tier, {}, self.now)
         parts = {
-            "merchant": economics.base_points(amount, rate, terms),
-            "tier": 0,
+            "merchant": earned.merchant_funded,
+            "tier": earned.operator_funded,
             "welcome": 0 if model.welcomed else terms.welcome_bonus,
         }
         assert not result.replayed
-        assert result.transaction.points == parts["merchant"] + parts["welcome"]
+        assert result.transaction.points == sum(parts.values())
         expires = clock.add_months(self.now, terms.expiry_months)
         window = WINDOW_DAYS if merchant_id == self.merchants[-1] else 0
         until = self.now + timedelta(days=window) if window else None

@@ -181,10 +181,13 @@ def test_a_batch_of_more_than_a_thousand_is_refused_whole(session, client, till)
 def test_a_thousand_purchases_fit_in_one_batch(session, client, till):
     members = [f.member(session) for _ in range(10)]
     cards = [card_of(session, m) for m in members]
+    # Each member spends about 250.00 in its hundred purchases: below the first tier's 500.00,
+    # so every line earns at the base rate.
+    amounts = [100 + n % 300 for n in range(1000)]
 
     response = client.post(
         BATCH,
-        json=[purchase(cards[n % 10], 100 + n, f"r-{n}") for n in range(1000)],
+        json=[purchase(cards[n % 10], amounts[n], f"r-{n}") for n in range(1000)],
         headers=till,
     )
 
@@ -194,7 +197,7 @@ def test_a_thousand_purchases_fit_in_one_batch(session, client, till):
     assert count(session, Transaction) == 1000
     assert (
         sum(balance_of(session, m) for m in members)
-        == sum((100 + n) // 100 for n in range(1000)) + 10 * 100
+        == sum(amount // 100 for amount in amounts) + 10 * 100
     )
 
 
@@ -565,3 +568,25 @@ def test_the_usual_line_a_till_sends_takes_the_quick_check():
     assert not batch._plainly_valid({**line, "amount": True})
     assert not batch._plainly_valid({**line, "external_id": "  "})
     assert not batch._plainly_valid({**line, "store": "Main St"})
+
+
+@pytest.mark.both_backends
+def test_a_line_that_crosses_a_threshold_upgrades_its_member_for_its_later_lines(
+    session, client, till
+):
+    """Decision 179 inside a batch: the line that takes a member over Silver's 500.00 earns at
+    its old tier, the member's later lines at Silver's x1.25, as the same purchases sent one by
+    one would; the member ends the batch in Silver."""
+    member = f.member(session)
+    card = card_of(session, member)
+
+    response = client.post(
+        BATCH,
+        json=[purchase(card, 60000, "big"), purchase(card, 2000, "after")],
+        headers=till,
+    )
+
+    big, after = (r["body"]["transaction"]["breakdown"] for r in response.get_json()["results"])
+    assert (big["base"], big["tier"]) == (600, 0)
+    assert (after["base"], after["tier"]) == (20, 5)
+    assert response.get_json()["results"][1]["body"]["member"]["tier"] == "Silver"

@@ -20,13 +20,13 @@ starts where the current one ends."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Row, func, or_, select, text, update
+from sqlalchemy import Row, Select, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from coalition import outbox
@@ -79,22 +79,28 @@ def one_year_after(moment: datetime) -> datetime:
 # -- reads -------------------------------------------------------------------------------------
 
 
-def premium_multiplier_at(session: Session, member_id: int, at: datetime) -> Decimal | None:
-    """The earn multiplier of the member's premium membership in force at `at` (paid for, and
-    `at` within its year: from its start, before its end), or None when it has none then. The
-    purchase path calls this with the purchase's moment; the multiplier is the one the
-    membership was sold with."""
-    found = session.execute(
-        select(memberships.c.multiplier)
+def _in_force(columns: Sequence[Any], member_id: Any, at: Any) -> Select[Any]:
+    """`columns` of the member's paid membership whose year covers `at` (from its start,
+    before its end); the latest start first."""
+    return (
+        select(*columns)
         .where(
             memberships.c.member_id == member_id,
-            memberships.c.status.in_(PAID),
+            # Spelt out: a statement compiled once (the purchase's) takes no expanding IN.
+            or_(*(memberships.c.status == status for status in PAID)),
             memberships.c.starts_at <= at,
             memberships.c.ends_at > at,
         )
         .order_by(memberships.c.starts_at.desc())
         .limit(1)
-    ).scalar()
+    )
+
+
+def premium_multiplier_at(session: Session, member_id: int, at: datetime) -> Decimal | None:
+    """The earn multiplier of the member's premium membership in force at `at` (paid for, and
+    `at` within its year: from its start, before its end), or None when it has none then. The
+    multiplier is the one the membership was sold with."""
+    found = session.execute(_in_force([memberships.c.multiplier], member_id, at)).scalar()
     return None if found is None else Decimal(found)
 
 
@@ -103,16 +109,7 @@ def multiplier_column(member_id: Any, at: Any) -> Any:
     multiplier or NULL) correlated with `member_id`, so that the statement that locks a
     purchase's member reads it in the same round trip."""
     return (
-        select(memberships.c.multiplier)
-        .where(
-            memberships.c.member_id == member_id,
-            # Spelt out: a statement compiled once takes no expanding IN.
-            or_(*(memberships.c.status == status for status in PAID)),
-            memberships.c.starts_at <= at,
-            memberships.c.ends_at > at,
-        )
-        .order_by(memberships.c.starts_at.desc())
-        .limit(1)
+        _in_force([memberships.c.multiplier], member_id, at)
         .scalar_subquery()
         .label("premium_multiplier")
     )
@@ -198,17 +195,7 @@ def _view(row: Row[Any] | None) -> dict[str, Any] | None:
 def current(session: Session, member_id: int, at: datetime) -> dict[str, Any] | None:
     """The member's membership in force at `at` (as `premium_multiplier_at` finds it), with
     when it started and ends; None without one."""
-    row = session.execute(
-        select(memberships)
-        .where(
-            memberships.c.member_id == member_id,
-            memberships.c.status.in_(PAID),
-            memberships.c.starts_at <= at,
-            memberships.c.ends_at > at,
-        )
-        .order_by(memberships.c.starts_at.desc())
-        .limit(1)
-    ).first()
+    row = session.execute(_in_force([memberships], member_id, at)).first()
     return _view(row)
 
 

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import String, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -38,7 +38,7 @@ from coalition.errors import CoalitionError, IdempotencyConflict, NotFound
 from coalition.ledger import operations, reads
 from coalition.ledger.accounts import Issuers, issuer_columns, issuers_from, lock_member_accounts
 from coalition.ledger.awards import Award, award_many
-from coalition.ledger.models import Transaction
+from coalition.ledger.models import Account, Transaction
 from coalition.ledger.reads import balances_after
 from coalition.ledger.rows import Actor
 from coalition.members import premium, tiers
@@ -203,10 +203,25 @@ def earning_at(session: Session, merchant_id: int, at: datetime) -> Any:
 # A purchase's member, locked, read with its merchant's rules (`earning_columns`) and its paid
 # membership at the purchase's moment: built once.
 _AT = bindparam("at", type_=UTCDateTime())
-_LOCK_WITH_EARNING = MemberLock(
-    *earning_columns(bindparam("merchant_id"), _AT),
-    premium.multiplier_column(table(Member).c.id, _AT),
-)
+
+
+def _lock_with_earning(dialect: str) -> MemberLock:
+    """The statement for `dialect` (the qualifying spend is a database function on PostgreSQL):
+    with the spend the member had before this purchase, its tier's climb costs no round trip."""
+    spend = tiers.spend_of(
+        table(Account).c.id,
+        bindparam("since", type_=UTCDateTime()),
+        bindparam("currency", type_=String()),
+        dialect,
+    )
+    return MemberLock(
+        *earning_columns(bindparam("merchant_id"), _AT),
+        premium.multiplier_column(table(Member).c.id, _AT),
+        spend.label("qualifying_spend"),
+    )
+
+
+_LOCKS_WITH_EARNING = {dialect: _lock_with_earning(dialect) for dialect in ("postgresql", "sqlite")}
 
 
 def tier_multiplier(terms: economics.Terms, tier: str) -> Decimal:
@@ -397,11 +412,13 @@ def record_purchase(
     # Under the member's lock, a concurrent repeat of this external_id for this member has
     # either committed (and is found here) or waits for this one. The rules are those in force
     # when the purchase was made; the tier is the member's as its lock is taken.
-    member, account, earning = _LOCK_WITH_EARNING(
+    member, account, earning = _LOCKS_WITH_EARNING[session.get_bind().dialect.name](
         session,
         purchase["member"],
         merchant_id=merchant_id,
         at=purchase.get("occurred_at") or now,
+        since=tiers.window_at(now),
+        currency=terms.currency,
     )
     rules, issued_from = earn_rules.from_columns(earning), issuers_from(earning, merchant_id)
     external_id = purchase["external_id"]
@@ -447,7 +464,11 @@ def record_purchase(
         if not external_id_clash(error):
             raise
         raise external_id_conflict(external_id, "another request") from error
-    upgraded = tiers.after_purchases(session, [member], now, merchant_id)
+    # The spend read with the lock, and this purchase: what the same query would say now.
+    spend = int(earning.qualifying_spend) + purchase["amount"]
+    upgraded = tiers.after_purchases(
+        session, [member], now, merchant_id, spends={member.account_id: spend}
+    )
     member = tiers.as_upgraded(member, upgraded)
     return purchase_result(result["transaction"], member, result["member"]["balance"])
 

@@ -8,7 +8,7 @@ from collections import defaultdict
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from coalition import outbox
@@ -17,7 +17,6 @@ from coalition.ids import new_id
 from coalition.ledger import lots as lotplan
 from coalition.ledger.accounts import (
     MemberAccount,
-    lock_member_accounts,
     operator_account_id,
     store_balances,
 )
@@ -41,7 +40,7 @@ def expire_due_lots(
     their points go to the operator (breakage). Returns how many members were touched; call
     again, in a new transaction, until it returns 0."""
     # A lot still pending waits for its confirmation (the nightly job confirms first).
-    members, by_account = _due_lots_by_member(
+    members, by_account = lotplan.due_lots_by_member(
         session, [lots.c.remaining > 0, lots.c.expires_at <= cutoff, lotplan.spendable()], limit
     )
     if not by_account:
@@ -55,7 +54,7 @@ def write_off(
     """Every open lot of one member account goes to the operator (breakage) at once, as expiry
     does, in one `expiry` transaction saying `reason`: a member who erases itself leaves no
     points behind (decisions: privacy). Locks the account. Returns the points written off."""
-    members, by_account = _due_lots_by_member(
+    members, by_account = lotplan.due_lots_by_member(
         session, [lots.c.remaining > 0, lots.c.account_id == account_id], 1
     )
     if not by_account:
@@ -147,7 +146,7 @@ def notify_expiring(
     (decision 207): the issuing merchant's `points.expiring` names it, the operator-funded lots'
     (welcome, tier) name no merchant. Returns how many members were told; call again, in a new
     transaction, until it returns 0."""
-    members, by_account = _due_lots_by_member(
+    members, by_account = lotplan.due_lots_by_member(
         session,
         [lots.c.remaining > 0, lots.c.expires_at <= horizon, lots.c.expiring_notice_at.is_(None)],
         limit,
@@ -213,42 +212,3 @@ def _member_public_ids(session: Session, member_ids: list[int]) -> dict[int, str
 
 def _still_pending(lot: Any) -> bool:
     return lot.pending_until is not None and lot.confirmed_at is None
-
-
-def _due_lots_by_member(
-    session: Session, due: list[ColumnElement[bool]], limit: int
-) -> tuple[dict[int, MemberAccount], dict[int, list[Any]]]:
-    """The members (by account id) of up to `limit` accounts holding lots that meet `due`,
-    locked in ascending id order, and those lots read again under the locks (a redemption may
-    have spent some meanwhile), by account, in spending order."""
-    account_ids = (
-        session.execute(
-            select(lots.c.account_id)
-            .where(*due)
-            .group_by(lots.c.account_id)
-            .order_by(lots.c.account_id)
-            .limit(limit)
-        )
-        .scalars()
-        .all()
-    )
-    if not account_ids:
-        return {}, {}
-    members = lock_member_accounts(session, account_ids)
-    rows = session.execute(
-        select(
-            lots.c.id,
-            lots.c.account_id,
-            lots.c.issuer_account_id,
-            lots.c.remaining,
-            lots.c.expires_at,
-            lots.c.pending_until,
-            lots.c.confirmed_at,
-        )
-        .where(lots.c.account_id.in_(account_ids), *due)
-        .order_by(lots.c.account_id, lots.c.expires_at, lots.c.id)
-    ).all()
-    by_account: dict[int, list[Any]] = defaultdict(list)
-    for lot in rows:
-        by_account[lot.account_id].append(lot)
-    return members, by_account

@@ -3,19 +3,21 @@ clawback takes each funder's own lot of its purchase first, then the purchase's 
 before any other; points newly credited to a member in debt repay it first. A pending lot
 (SPEC 2, Pending points) is never taken, except by a refund of its own purchase (`first`).
 Planning is pure; `record` writes the consumption records and the lots' new `remaining` in two
-bulk statements."""
+bulk statements. `due_lots_by_member` gives the nightly jobs their bounded batch of members."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, bindparam, case, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from coalition.database import table
-from coalition.ledger.accounts import MemberAccount
+from coalition.ledger.accounts import MemberAccount, lock_member_accounts
 from coalition.ledger.models import Lot, LotConsumption
 
 lots = table(Lot)
@@ -200,3 +202,45 @@ def record(session: Session, consumed: Sequence[Consumed], now: datetime) -> Non
             .values(remaining=lots.c.remaining + bindparam("delta")),
             moves,
         )
+
+
+def due_lots_by_member(
+    session: Session, due: list[ColumnElement[bool]], limit: int
+) -> tuple[dict[int, MemberAccount], dict[int, list[Any]]]:
+    """The members (by account id) of up to `limit` accounts holding lots that meet `due`,
+    locked in ascending id order, and those lots read again under the locks (a redemption may
+    have spent some meanwhile, a refund cancelled them, another run done them), by account, in
+    spending order. The nightly jobs' way to work a bounded batch of members: expiry, its
+    notices, confirmation of pending points."""
+    account_ids = (
+        session.execute(
+            select(lots.c.account_id)
+            .where(*due)
+            .group_by(lots.c.account_id)
+            .order_by(lots.c.account_id)
+            .limit(limit)
+        )
+        .scalars()
+        .all()
+    )
+    if not account_ids:
+        return {}, {}
+    members = lock_member_accounts(session, account_ids)
+    rows = session.execute(
+        select(
+            lots.c.id,
+            lots.c.account_id,
+            lots.c.issuer_account_id,
+            lots.c.transfer_id,
+            lots.c.remaining,
+            lots.c.expires_at,
+            lots.c.pending_until,
+            lots.c.confirmed_at,
+        )
+        .where(lots.c.account_id.in_(account_ids), *due)
+        .order_by(lots.c.account_id, lots.c.expires_at, lots.c.id)
+    ).all()
+    by_account: dict[int, list[Any]] = defaultdict(list)
+    for lot in rows:
+        by_account[lot.account_id].append(lot)
+    return members, by_account

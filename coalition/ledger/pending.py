@@ -11,17 +11,15 @@ that finds nothing due returns 0, so running the job twice confirms nothing twic
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from coalition import outbox
 from coalition.database import table
 from coalition.ledger import lots as lotplan
-from coalition.ledger.accounts import lock_member_accounts, operator_account_id, store_balances
+from coalition.ledger.accounts import operator_account_id, store_balances
 from coalition.ledger.models import Lot
 
 lots = table(Lot)
@@ -34,39 +32,13 @@ def confirm_due_lots(
     `cutoff`. Returns how many members were touched; call again, in a new transaction, until
     it returns 0."""
     due = [lotplan.pending(), lots.c.pending_until <= cutoff]
-    account_ids = (
-        session.execute(
-            select(lots.c.account_id)
-            .where(*due)
-            .group_by(lots.c.account_id)
-            .order_by(lots.c.account_id)
-            .limit(limit)
-        )
-        .scalars()
-        .all()
-    )
-    if not account_ids:
+    members, by_account = lotplan.due_lots_by_member(session, due, limit)
+    if not members:
         return 0
-    members = lock_member_accounts(session, account_ids)
-    # Read again under the locks: a refund may have cancelled some points (or a whole lot)
-    # meanwhile, and another run may have confirmed them.
-    rows = session.execute(
-        select(
-            lots.c.id,
-            lots.c.account_id,
-            lots.c.issuer_account_id,
-            lots.c.transfer_id,
-            lots.c.remaining,
-        )
-        .where(lots.c.account_id.in_(account_ids), *due)
-        .order_by(lots.c.account_id, lots.c.expires_at, lots.c.id)
-    ).all()
-    if not rows:
+    if not by_account:
         # Another run confirmed them meanwhile: those members are done; look again.
-        return len(account_ids)
-    by_account: dict[int, list[Any]] = defaultdict(list)
-    for lot in rows:
-        by_account[lot.account_id].append(lot)
+        return len(members)
+    rows = [lot for account_lots in by_account.values() for lot in account_lots]
     session.execute(
         update(lots).where(lots.c.id.in_([lot.id for lot in rows])).values(confirmed_at=now)
     )

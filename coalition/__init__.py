@@ -26,6 +26,7 @@ MODEL_MODULES = (
     "coalition.fraud.models",
     "merchants.models",
     "settlement.models",
+    "webhooks.models",
 )
 
 

@@ -1,6 +1,7 @@
 """The outbox (SPEC 3.6): every operation writes the events it causes here, in its own database
 transaction, so an event exists exactly when its change does. Nothing in the core knows who
-listens: `webhooks` is to read this table and deliver (not built yet, see its package)."""
+listens: `webhooks` reads this table, fans each event out to its merchant's endpoints and marks
+it `dispatched_at`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String
+from sqlalchemy import ForeignKey, Index, String, text
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from coalition.database import BigId, Json, UTCDateTime, insert_rows, table
@@ -46,7 +47,16 @@ EVENT_TYPES = frozenset(
 
 class OutboxEvent(Base):
     __tablename__ = "outbox_events"
-    __table_args__ = (Index("ix_outbox_events_merchant", "merchant_id", "id"),)
+    __table_args__ = (
+        Index("ix_outbox_events_merchant", "merchant_id", "id"),
+        # What the webhooks have yet to fan out to endpoints (decision 230).
+        Index(
+            "ix_outbox_events_undispatched",
+            "id",
+            postgresql_where=text("dispatched_at IS NULL"),
+            sqlite_where=text("dispatched_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     public_id: Mapped[str] = mapped_column(String(40), unique=True)
@@ -56,6 +66,9 @@ class OutboxEvent(Base):
     member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id"), index=True)
     data: Mapped[dict[str, Any]] = mapped_column(Json)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Set by `webhooks` once it has made this event's deliveries (NULL: not yet); the only
+    # column of the outbox anyone but its writer changes.
+    dispatched_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 outbox_events = table(OutboxEvent)

@@ -78,6 +78,25 @@ def _stripe(environ: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+def _webhooks(environ: Mapping[str, str], environment: str) -> dict[str, Any]:
+    """Outbound webhooks (SPEC 3.6): `WEBHOOKS_ALLOW_PRIVATE=true` lets endpoints resolve to
+    private, loopback and other non-public addresses (development and tests only: refused in
+    production); `WEBHOOKS_CA_BUNDLE` names a PEM file of the certificate authorities to trust
+    instead of the system's (a test receiver's, a private CA)."""
+    raw_private = environ.get("WEBHOOKS_ALLOW_PRIVATE", "false").lower()
+    if raw_private not in ("true", "false"):
+        raise SettingsError("WEBHOOKS_ALLOW_PRIVATE must be true or false")
+    allow_private = raw_private == "true"
+    if allow_private and environment == "production":
+        raise SettingsError(
+            "WEBHOOKS_ALLOW_PRIVATE=true is for development and tests; refusing it in production"
+        )
+    ca_bundle = environ.get("WEBHOOKS_CA_BUNDLE") or None
+    if ca_bundle is not None and not Path(ca_bundle).is_file():
+        raise SettingsError(f"WEBHOOKS_CA_BUNDLE {ca_bundle!r} is not a file")
+    return {"WEBHOOKS_ALLOW_PRIVATE": allow_private, "WEBHOOKS_CA_BUNDLE": ca_bundle}
+
+
 def load(environ: Mapping[str, str], instance_path: Path) -> dict[str, Any]:
     """Flask config keys from the environment. Raises SettingsError on anything unusable."""
     environment = environ.get("COALITION_ENV", "development")
@@ -124,6 +143,7 @@ def load(environ: Mapping[str, str], instance_path: Path) -> dict[str, Any]:
     return {
         **rate_limits,
         **stripe_settings,
+        **_webhooks(environ, environment),
         "COALITION_ENV": environment,
         # PostgreSQL: the role the app acts as, so row-level security applies (see tenancy.py).
         "DATABASE_ROLE": environ.get("DATABASE_ROLE", "coalition_app"),

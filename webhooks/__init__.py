@@ -1,4 +1,3 @@
-"""Webhooks: outbound delivery of the core's outbox events (`coalition.outbox`) to merchants'
-endpoints, signed and retried. Not built yet: it comes with the webhooks issue, and until then
-nothing reads the outbox. Stripe's inbound events are settlement's
-(`settlement.api.stripe_events`)."""
+"""Webhooks (SPEC 3.6): outbound delivery of the core's outbox events (`coalition.outbox`) to the
+endpoints merchants register, signed per Standard Webhooks and retried for about three days.
+Stripe's inbound events are settlement's (`settlement.api.stripe_events`)."""

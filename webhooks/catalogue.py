@@ -1,0 +1,23 @@
+"""Which of the outbox's events a merchant may hear (SPEC 3.6): the types an endpoint may
+subscribe to, list through `GET /api/v1/events` and receive. The outbox (`coalition.outbox`)
+names every type the platform writes; some are not for merchants' endpoints:
+
+- the coalition's own events, which name no merchant (`membership.*`), are never routed to one;
+- `merchant.password_reset_requested` carries a sign-in secret (a reset link, development
+  only): it stays in the outbox, is never listed and never delivered.
+
+Routing itself is the event's `merchant_id`: an event goes to that merchant's endpoints only."""
+
+from __future__ import annotations
+
+from coalition.outbox import EVENT_TYPES
+
+# Never listed nor delivered, whatever merchant it names.
+INTERNAL = frozenset({"merchant.password_reset_requested"})
+
+# What an endpoint may subscribe to, sorted for forms and documents.
+DELIVERABLE: tuple[str, ...] = tuple(sorted(EVENT_TYPES - INTERNAL))
+
+
+def is_deliverable(event_type: str) -> bool:
+    return event_type in EVENT_TYPES and event_type not in INTERNAL

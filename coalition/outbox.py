@@ -39,6 +39,10 @@ EVENT_TYPES = frozenset(
         "membership.renewal_due",
         "membership.lapsed",
         "membership.refunded",
+        # A merchant's webhook endpoint was turned off for failing five days (or answering 410).
+        "webhook_endpoint.disabled",
+        # The portal's "send a test event": delivered to the one endpoint it was sent to.
+        "webhook_endpoint.test",
         # Development only: the portal's password reset link, as there is no mail server.
         "merchant.password_reset_requested",
     }

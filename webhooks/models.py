@@ -75,6 +75,15 @@ class WebhookDelivery(Base):
         UniqueConstraint("endpoint_id", "event_id", name="uq_webhook_deliveries_endpoint_event"),
         Index("ix_webhook_deliveries_endpoint", "endpoint_id", "id"),
         Index("ix_webhook_deliveries_event", "event_id"),
+        # An endpoint's due deliveries, for the pump (has it any?) and its delivery job (the
+        # oldest due first), whatever the endpoint's history holds (decision X3).
+        Index(
+            "ix_webhook_deliveries_endpoint_due",
+            "endpoint_id",
+            "next_attempt_at",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
         Index(
             "ix_webhook_deliveries_due",
             "next_attempt_at",

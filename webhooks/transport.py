@@ -1,0 +1,301 @@
+"""The one way a webhook leaves the platform (SPEC 3.6, QUALITY W4): an HTTPS POST to an address
+checked by `webhooks.addresses`, pinned (the host is resolved once, every address checked, and
+the connection made to a checked address, never resolved again), the certificate verified
+against the host name, redirects never followed, at most 4 KiB of the answer read and thrown
+away. What comes back is an `Answer` (status, Retry-After, duration, a short error), never the
+body, and never an exception for a network reason: the delivery engine decides what it means."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import urllib3
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+    SSLError,
+)
+
+from webhooks.addresses import (
+    IPAddress,
+    Resolver,
+    Target,
+    UnsafeWebhookUrl,
+    check_url,
+    public_addresses,
+)
+
+# The most of an endpoint's answer we read (then discard): enough to keep a connection alive
+# after a small reply, never enough to be a way of pulling data through us.
+BODY_LIMIT = 4096
+MAX_ERROR_LENGTH = 200
+# Keep-alive pools, one per (host, port, address), least recently used dropped beyond this.
+MAX_POOLS = 256
+# Idle connections kept per pool; more may be opened at once, the extra are closed after use.
+CONNECTIONS_PER_POOL = 4
+# When a host has several addresses and one refuses the connection, the next is tried; at most
+# this many, within the one timeout.
+MAX_CONNECT_ATTEMPTS = 3
+USER_AGENT = "Coalition-Webhooks/1"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What an endpoint answered: its status (None when there was no HTTP answer), its raw
+    Retry-After header, how long the whole attempt took, and a short error (None on a 2xx)."""
+
+    status: int | None
+    retry_after: str | None
+    duration_ms: int
+    error: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+class Transport:
+    """Sends webhooks. Thread-safe: one per process (or per worker) is enough, and sharing it is
+    what lets a busy endpoint keep its connections alive between deliveries."""
+
+    def __init__(
+        self,
+        *,
+        allow_private: bool = False,
+        ca_bundle: str | None = None,
+        resolver: Resolver = socket.getaddrinfo,
+    ) -> None:
+        self.allow_private = allow_private
+        self.ca_bundle = ca_bundle
+        self.resolver = resolver
+        self._ssl_context = _ssl_context(ca_bundle)
+        self._pools: OrderedDict[tuple[str, int, str], urllib3.HTTPSConnectionPool] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def post(self, url: str, body: bytes, headers: Mapping[str, str], *, timeout: float) -> Answer:
+        started = time.monotonic()
+        try:
+            target = check_url(url)
+            addresses = public_addresses(
+                target, allow_private=self.allow_private, resolver=self.resolver
+            )
+            return self._send(target, addresses, body, headers, timeout, started)
+        except UnsafeWebhookUrl as exc:
+            return _failed(started, f"unsafe address: {exc.detail}")
+        except Exception as exc:  # post never raises for the endpoint's sake
+            return _failed(started, describe(exc, timeout))
+
+    def close(self) -> None:
+        """Close every kept connection."""
+        with self._lock:
+            pools = list(self._pools.values())
+            self._pools.clear()
+        for pool in pools:
+            pool.close()
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -----------------------------------------------------------------------------------------
+
+    def _send(
+        self,
+        target: Target,
+        addresses: list[IPAddress],
+        body: bytes,
+        headers: Mapping[str, str],
+        timeout: float,
+        started: float,
+    ) -> Answer:
+        request_headers = {"User-Agent": USER_AGENT, "Content-Type": "application/json"}
+        request_headers.update(headers)
+        # The host name, not the address we connect to: the endpoint's virtual host.
+        request_headers = {k: v for k, v in request_headers.items() if k.lower() != "host"}
+        request_headers["Host"] = target.host_header
+        last_error: Exception | None = None
+        for ip in addresses[:MAX_CONNECT_ATTEMPTS]:
+            remaining = timeout - (time.monotonic() - started)
+            if remaining <= 0:
+                break
+            pool = self._pool(target, ip)
+            try:
+                response = pool.urlopen(
+                    "POST",
+                    target.request_target,
+                    body=body,
+                    headers=request_headers,
+                    retries=False,
+                    redirect=False,
+                    assert_same_host=False,
+                    preload_content=False,
+                    decode_content=False,
+                    timeout=urllib3.Timeout(connect=remaining, read=remaining),
+                )
+            except NewConnectionError as exc:
+                # Refused or unreachable: the name's next address may answer. A timeout is not
+                # retried on another address (it has spent the time).
+                if isinstance(exc, ConnectTimeoutError) and _timed_out(exc):
+                    raise
+                last_error = exc
+                continue
+            return self._answer(response, started)
+        if last_error is not None:
+            raise last_error
+        raise TimeoutError
+
+    def _answer(self, response: Any, started: float) -> Answer:
+        try:
+            response.read(BODY_LIMIT + 1, decode_content=False)
+            if not response.isclosed():
+                # More than we read: the connection cannot be reused, close it.
+                response.close()
+        finally:
+            response.release_conn()
+        status = int(response.status)
+        error: str | None = None
+        if 300 <= status < 400:
+            error = f"redirect not followed ({status})"
+        elif not 200 <= status < 300:
+            error = f"HTTP {status}"
+        retry_after = response.headers.get("Retry-After")
+        return Answer(
+            status=status,
+            retry_after=retry_after[:MAX_ERROR_LENGTH] if retry_after else None,
+            duration_ms=_elapsed_ms(started),
+            error=error,
+        )
+
+    def _pool(self, target: Target, ip: IPAddress) -> urllib3.HTTPSConnectionPool:
+        key = (target.host, target.port, str(ip))
+        with self._lock:
+            pool = self._pools.get(key)
+            if pool is not None:
+                self._pools.move_to_end(key)
+                return pool
+            pool = urllib3.HTTPSConnectionPool(
+                host=str(ip),
+                port=target.port,
+                # SNI and the certificate's name are the host's, not the address's.
+                server_hostname=target.host,
+                assert_hostname=target.host,
+                cert_reqs="CERT_REQUIRED",
+                ssl_context=self._ssl_context,
+                retries=False,
+                maxsize=CONNECTIONS_PER_POOL,
+                block=False,
+            )
+            self._pools[key] = pool
+            evicted = []
+            while len(self._pools) > MAX_POOLS:
+                evicted.append(self._pools.popitem(last=False)[1])
+        for old in evicted:
+            old.close()
+        return pool
+
+
+def transport_for(app: Any) -> Transport:
+    """The application's transport, from `WEBHOOKS_ALLOW_PRIVATE` and `WEBHOOKS_CA_BUNDLE`,
+    kept on the app (one per setting pair) so deliveries share its kept-alive connections."""
+    allow_private = bool(app.config.get("WEBHOOKS_ALLOW_PRIVATE", False))
+    ca_bundle = app.config.get("WEBHOOKS_CA_BUNDLE") or None
+    key = (allow_private, ca_bundle)
+    cache: dict[tuple[bool, str | None], Transport] = app.extensions.setdefault(
+        "webhooks.transports", {}
+    )
+    with _cache_lock:
+        transport = cache.get(key)
+        if transport is None:
+            transport = cache[key] = Transport(allow_private=allow_private, ca_bundle=ca_bundle)
+    return transport
+
+
+_cache_lock = threading.Lock()
+
+
+def _ssl_context(ca_bundle: str | None) -> ssl.SSLContext:
+    context = urllib3.util.ssl_.create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
+    # urllib3 matches the host name itself (assert_hostname), against the name, not the address
+    # it connected to.
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_REQUIRED
+    if ca_bundle:
+        context.load_verify_locations(cafile=ca_bundle)
+    else:
+        context.load_default_certs()
+    return context
+
+
+def describe(exc: BaseException, timeout: float) -> str:
+    """A short, safe account of why there was no HTTP answer."""
+    seconds = f"{timeout:g} s"
+    if isinstance(exc, ReadTimeoutError | TimeoutError | socket.timeout):
+        return f"timed out after {seconds}"
+    if isinstance(exc, NewConnectionError | ConnectTimeoutError):
+        if _timed_out(exc):
+            return f"connection timed out after {seconds}"
+        if _caused_by(exc, ConnectionRefusedError):
+            return "connection refused"
+        return _clip(f"could not connect: {_reason(exc)}")
+    if isinstance(exc, SSLError):
+        reason = _reason(exc)
+        if "doesn't match" in reason or "hostname" in reason.lower():
+            return _clip(f"TLS certificate does not match the host name: {reason}")
+        return _clip(f"TLS failed: {reason}")
+    if isinstance(exc, ProtocolError):
+        if _caused_by(exc, TimeoutError):
+            return f"timed out after {seconds}"
+        return _clip(f"connection closed by the endpoint: {_reason(exc)}")
+    return _clip(f"{type(exc).__name__}: {exc}")
+
+
+def _timed_out(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return _caused_by(exc, TimeoutError) or "timed out" in text
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    """Whether `kind` is anywhere in the exception's chain (its cause, context, args, reason):
+    urllib3 wraps the socket's error in one of these, depending on where it happened."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        inner = [*current.args, getattr(current, "reason", None)]
+        if isinstance(current, kind) or any(isinstance(item, kind) for item in inner):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None)
+    if isinstance(reason, BaseException):
+        return str(reason) or type(reason).__name__
+    return str(exc) or type(exc).__name__
+
+
+def _clip(text: str) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_ERROR_LENGTH else text[: MAX_ERROR_LENGTH - 1] + "…"
+
+
+def _elapsed_ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+def _failed(started: float, error: str) -> Answer:
+    return Answer(
+        status=None, retry_after=None, duration_ms=_elapsed_ms(started), error=_clip(error)
+    )

@@ -82,7 +82,8 @@ def _webhooks(environ: Mapping[str, str], environment: str) -> dict[str, Any]:
     """Outbound webhooks (SPEC 3.6): `WEBHOOKS_ALLOW_PRIVATE=true` lets endpoints resolve to
     private, loopback and other non-public addresses (development and tests only: refused in
     production); `WEBHOOKS_CA_BUNDLE` names a PEM file of the certificate authorities to trust
-    instead of the system's (a test receiver's, a private CA)."""
+    instead of the system's (a test receiver's, a private CA); `WEBHOOKS_TIMEOUT_SECONDS` bounds
+    one delivery attempt (15 s; tests shorten it)."""
     raw_private = environ.get("WEBHOOKS_ALLOW_PRIVATE", "false").lower()
     if raw_private not in ("true", "false"):
         raise SettingsError("WEBHOOKS_ALLOW_PRIVATE must be true or false")
@@ -94,7 +95,18 @@ def _webhooks(environ: Mapping[str, str], environment: str) -> dict[str, Any]:
     ca_bundle = environ.get("WEBHOOKS_CA_BUNDLE") or None
     if ca_bundle is not None and not Path(ca_bundle).is_file():
         raise SettingsError(f"WEBHOOKS_CA_BUNDLE {ca_bundle!r} is not a file")
-    return {"WEBHOOKS_ALLOW_PRIVATE": allow_private, "WEBHOOKS_CA_BUNDLE": ca_bundle}
+    raw_timeout = environ.get("WEBHOOKS_TIMEOUT_SECONDS", "15")
+    try:
+        timeout = float(raw_timeout)
+    except ValueError:
+        timeout = 0.0
+    if not 0 < timeout <= 60:
+        raise SettingsError("WEBHOOKS_TIMEOUT_SECONDS must be a number of seconds up to 60")
+    return {
+        "WEBHOOKS_ALLOW_PRIVATE": allow_private,
+        "WEBHOOKS_CA_BUNDLE": ca_bundle,
+        "WEBHOOKS_TIMEOUT_SECONDS": timeout,
+    }
 
 
 def load(environ: Mapping[str, str], instance_path: Path) -> dict[str, Any]:

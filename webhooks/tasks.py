@@ -47,7 +47,6 @@ PUMP_INTERVAL = 0.5
 # rounds, and deliveries keep being handed out meanwhile.
 DISPATCH_BATCHES = 20
 UNHEARD_CHUNKS = 20
-DEFAULT_TIMEOUT_SECONDS = 15.0
 DELIVERY_THREADS = 4
 # The advisory lock space of "one job per endpoint" (`jobs.exclusive` uses 0x636F61).
 ENDPOINT_LOCK_SPACE = 0x776831
@@ -57,7 +56,7 @@ Handoff = Callable[[int], bool]
 
 
 def timeout_seconds(app: Flask) -> float:
-    return float(app.config.get("WEBHOOKS_TIMEOUT_SECONDS") or DEFAULT_TIMEOUT_SECONDS)
+    return float(app.config["WEBHOOKS_TIMEOUT_SECONDS"])
 
 
 def _lease_seconds(app: Flask) -> int:

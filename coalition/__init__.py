@@ -43,7 +43,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     from coalition.oauth import cli as oauth_cli
     from coalition.oauth import views as oauth_views
     from coalition.privacy import api as audience_api
-    from coalition.schedule import SCHEDULE
+    from coalition.schedule import LOOPS, SCHEDULE
     from coalition.staff import cli as staff_cli
     from coalition.staff import views as staff_views
     from coalition.web import access, api, lean, pages, problems
@@ -86,7 +86,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     lean.init_app(app)
     request_ids.init_app(app)
     request_limits.init_app(app)
-    jobs.init_app(app, schedule=SCHEDULE)
+    jobs.init_app(app, schedule=SCHEDULE, loops=LOOPS)
     tasks.init_app(app)
     settlement_tasks.init_app(app)
     problems.init_app(app)

@@ -45,6 +45,9 @@ R = TypeVar("R")
 DailyJob = Callable[[date, datetime], None]
 # (job, queue, cron fields): what runs when, for `rq cron` and for `run_schedule` alike.
 Schedule = Sequence[tuple[Callable[[], Any], str, str]]
+# What runs continuously beside the in-process schedule (the webhooks' pump), each on a thread
+# of its own until the event is set.
+Loop = Callable[[Flask, threading.Event], None]
 
 
 class DailyRun(Base):
@@ -177,7 +180,8 @@ TAKE_OVER_SECONDS = 30.0
 class InProcessScheduler:
     """The embedded default's scheduler under gunicorn: every worker starts one after it is
     forked, and the one holding an exclusive `flock` on the server's lock file runs the
-    schedule, so a server has one whatever its number of workers. The others wait to take
+    schedule and the loops (the webhooks' pump), so a server has one whatever its number of
+    workers. The others wait to take
     over: the lock goes with the process that held it, however it ends."""
 
     def __init__(self, app: Flask, lock_path: str) -> None:
@@ -202,13 +206,22 @@ class InProcessScheduler:
                     self.stop.wait(TAKE_OVER_SECONDS)
                     continue
                 log.debug("this process runs the job schedule")
+                for loop in self.app.extensions.get("coalition.loops", ()):
+                    threading.Thread(
+                        target=loop,
+                        args=(self.app, self.stop),
+                        name=f"coalition-{loop.__name__}",
+                        daemon=True,
+                    ).start()
                 run_schedule(self.app, self.stop)
                 return
 
 
-def init_app(app: Flask, schedule: Schedule) -> None:
-    """Give the app its job runner and the schedule `coalition serve` runs in-process."""
+def init_app(app: Flask, schedule: Schedule, loops: Sequence[Loop] = ()) -> None:
+    """Give the app its job runner, the schedule `coalition serve` runs in-process and the loops
+    it runs beside it."""
     app.extensions["coalition.schedule"] = schedule
+    app.extensions["coalition.loops"] = tuple(loops)
     app.extensions["coalition.daily_jobs"] = {}
     app.extensions["coalition.inprocess"] = InProcessRunner(
         app, inline=app.config["COALITION_ENV"] == "testing"

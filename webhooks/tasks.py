@@ -101,9 +101,9 @@ def pump_once(now: datetime | None = None, handoff: Handoff | None = None) -> Pu
 def _default_handoff(app: Flask) -> Handoff:
     if app.config["REDIS_URL"]:
         return RqHandoff(app)
-    threads = app.extensions.get("webhooks.threads")
+    threads: DeliveryThreads | None = app.extensions.get("webhooks.threads")
     if threads is not None:
-        return threads.submit  # type: ignore[no-any-return]
+        return threads.submit
     return _inline
 
 

@@ -42,6 +42,7 @@ def _due(session, endpoint_id: int) -> datetime:
     return row["next_attempt_at"]
 
 
+@pytest.mark.both_backends
 def test_500_500_200_arrives_on_the_third_attempt_at_the_scheduled_times(
     session, webhook_app, receiver, moment
 ):
@@ -119,6 +120,7 @@ def test_a_retry_after_answer_delays_the_next_attempt(session, webhook_app, rece
     assert [a["status_code"] for a in attempts(session, hook.id)] == [429, 200]
 
 
+@pytest.mark.both_backends
 def test_410_disables_the_endpoint_and_nothing_more_is_sent(session, webhook_app, receiver, moment):
     shop = factories.merchant(session)
     hook = endpoint(session, shop, receiver)

@@ -12,7 +12,7 @@ import pytest
 import redis
 from sqlalchemy import select
 
-from coalition import clock
+from coalition import clock, jobs
 from coalition.extensions import db
 from tests import factories
 from tests.webhooks.engine_helpers import SigningReceiver, attempts, deliveries, endpoint, event
@@ -114,3 +114,27 @@ def test_with_redis_the_pump_queues_one_job_per_endpoint_and_a_lost_queue_loses_
         assert connection.get(KEY.format(hook.id)) is None  # the job let its endpoint go
         assert pump_once().handed == 0
         connection.close()
+
+
+def test_on_the_embedded_default_the_server_delivers_beside_its_schedule(
+    committed, make_app, webhook_settings, receiver, tmp_path, monkeypatch
+):
+    """`coalition serve` without Redis: the worker holding the schedule also runs the pump and
+    its delivery threads (`coalition.schedule.LOOPS`)."""
+    monkeypatch.setattr(jobs, "run_schedule", lambda _app, stop: stop.wait())
+    app = make_app(**webhook_settings, COALITION_ENV="development")
+    with app.app_context():
+        shop = factories.merchant(db.session)
+        endpoint(db.session, shop, receiver, created_at=clock.utcnow() - timedelta(minutes=1))
+        sent = event(db.session, "purchase.created", shop, clock.utcnow())
+        db.session.commit()
+    lock = tmp_path / "schedule.lock"
+    lock.touch()
+    server = jobs.InProcessScheduler(app, str(lock))
+    server.start()
+    try:
+        [request] = receiver.wait_for(1, timeout=20)
+    finally:
+        server.close()
+        server.thread.join(timeout=10)
+    assert receiver.verify(request)["id"] == sent

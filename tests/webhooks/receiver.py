@@ -113,7 +113,9 @@ class Receiver:
             server.socket, server_side=True, do_handshake_on_connect=False
         )
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 

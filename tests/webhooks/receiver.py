@@ -14,6 +14,8 @@ test: `stop()` releases every held reply at once. Nothing here is meant to leave
 
 from __future__ import annotations
 
+import json
+import socket
 import ssl
 import tempfile
 import threading
@@ -25,7 +27,7 @@ from typing import Any
 
 import trustme
 
-DEFAULT_NAMES = ("localhost", "127.0.0.1", "hooks.example.test")
+DEFAULT_NAMES = ("localhost", "127.0.0.1", "::1", "hooks.example.test")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,9 @@ class Reply:
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
     delay: float = 0.0
+    # Seconds between header lines: a status line, then one header every `trickle` seconds,
+    # 100 of them (an endpoint that never times a single read out but never finishes either).
+    trickle: float = 0.0
 
 
 @dataclass
@@ -56,8 +61,6 @@ class Received:
     reply_sent: bool = False
 
     def json(self) -> Any:
-        import json
-
         return json.loads(self.body)
 
 
@@ -71,10 +74,12 @@ class Receiver:
         *,
         names: Iterable[str] = DEFAULT_NAMES,
         ca: trustme.CA | None = None,
+        bind: str = "127.0.0.1",
         default: Reply | Callable[[Received], Reply] = Reply(200),
     ) -> None:
         self.ca = ca or trustme.CA()
         self.names = tuple(names)
+        self.bind = bind
         self.default = default
         self.requests: list[Received] = []
         self._script: list[Reply] = []
@@ -105,7 +110,8 @@ class Receiver:
 
         Handler.receiver = receiver
         Handler.sni = sni
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server_class = _Server6 if ":" in self.bind else ThreadingHTTPServer
+        server = server_class((self.bind, 0), Handler)
         server.daemon_threads = True
         # The handshake happens in the handler's thread, so a client that never completes one
         # does not block the server's accept loop.
@@ -143,7 +149,10 @@ class Receiver:
         assert self._server is not None, "start the receiver first"
         return int(self._server.server_address[1])
 
-    def url(self, path: str = "/hook", host: str = "127.0.0.1") -> str:
+    def url(self, path: str = "/hook", host: str | None = None) -> str:
+        """The receiver's URL, by default at its bound address; `host` may be a name (resolve it
+        to the bound address with a test resolver: the certificate covers `names`)."""
+        host = host or (f"[{self.bind}]" if ":" in self.bind else self.bind)
         return f"https://{host}:{self.port}{path}"
 
     def script(self, *replies: Reply) -> None:
@@ -186,6 +195,10 @@ class Receiver:
             self._changed.notify_all()
 
 
+class _Server6(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as real endpoints do
     receiver: Receiver
@@ -220,6 +233,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.receiver._record(received)
         if reply.delay:
             self.receiver._release.wait(reply.delay)
+        if reply.trickle:
+            self._trickle(reply)
+            self.receiver._notify()
+            return
         try:
             self.send_response(reply.status)
             for name, value in reply.headers.items():
@@ -232,6 +249,19 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             self.close_connection = True
         self.receiver._notify()
+
+    def _trickle(self, reply: Reply) -> None:
+        self.close_connection = True
+        try:
+            self.wfile.write(f"HTTP/1.1 {reply.status} Slowly\r\n".encode())
+            self.wfile.flush()
+            for line in range(100):
+                if self.receiver._release.wait(reply.trickle):
+                    return
+                self.wfile.write(f"X-Trickle-{line}: {line}\r\n".encode())
+                self.wfile.flush()
+        except OSError:
+            return
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

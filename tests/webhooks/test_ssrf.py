@@ -60,18 +60,34 @@ def no_resolution(host: str, *args: Any, **kwargs: Any) -> list[tuple[Any, ...]]
 
 @pytest.fixture(autouse=True)
 def loopback_only(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
-    """Every outgoing connect this module's tests make, refusing any but 127.0.0.x."""
+    """Every outgoing connect this module's tests make, refusing any but 127.0.0.x and ::1."""
     attempts: list[Any] = []
     real_connect = socket.socket.connect
 
     def guarded(sock: socket.socket, address: Any) -> None:
         attempts.append(address)
-        if not str(address[0]).startswith("127.0.0."):
+        if not (str(address[0]).startswith("127.0.0.") or address[0] == "::1"):
             raise AssertionError(f"a test tried to connect to {address}")
         real_connect(sock, address)
 
     monkeypatch.setattr(socket.socket, "connect", guarded)
     return attempts
+
+
+@pytest.fixture(autouse=True)
+def close_transports(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Close every transport a test made (its kept-alive connections and deadline thread)."""
+    made: list[Transport] = []
+    original = Transport.__init__
+
+    def init(self: Transport, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(Transport, "__init__", init)
+    yield
+    for transport in made:
+        transport.close()
 
 
 @pytest.fixture
@@ -359,6 +375,19 @@ def test_the_next_address_is_tried_when_one_refuses_the_connection(receiver: Rec
     assert len(receiver.requests) == 1
 
 
+def test_an_ipv6_endpoint_is_reached_by_name_with_its_certificate() -> None:
+    with Receiver(bind="::1") as receiver:
+        resolver = resolving(["::1"])
+        transport = Transport(allow_private=True, ca_bundle=receiver.ca_bundle, resolver=resolver)
+
+        by_name = transport.post(receiver.url(host="hooks.example.test"), b"{}", {}, timeout=5)
+        by_address = transport.post(receiver.url(), b"{}", {}, timeout=5)
+
+        assert (by_name.status, by_address.status) == (200, 200)
+        hosts = [r.headers["host"] for r in receiver.wait_for(2)]
+        assert hosts == [f"hooks.example.test:{receiver.port}", f"[::1]:{receiver.port}"]
+
+
 def test_a_dead_endpoint_is_a_short_error(receiver: Receiver) -> None:
     port = receiver.port
     receiver.stop()
@@ -414,6 +443,19 @@ def test_a_slow_endpoint_hits_the_timeout(receiver: Receiver) -> None:
 
     assert (answer.status, answer.error) == (None, "timed out after 0.5 s")
     assert 400 <= answer.duration_ms < 5000
+
+
+def test_an_endpoint_trickling_its_answer_is_cut_off_at_the_timeout(receiver: Receiver) -> None:
+    # Every read gets a byte well within the timeout; only the whole attempt's deadline stops it.
+    receiver.script(Reply(200, trickle=0.1))
+    transport = Transport(allow_private=True, ca_bundle=receiver.ca_bundle)
+
+    answer = transport.post(receiver.url(), b"{}", {}, timeout=0.5)
+
+    assert (answer.status, answer.error) == (None, "timed out after 0.5 s")
+    assert 400 <= answer.duration_ms < 3000
+    # The transport is still good for the next delivery.
+    assert transport.post(receiver.url(), b"{}", {}, timeout=5).status == 200
 
 
 def test_the_application_transport_follows_its_settings(tmp_path: Any) -> None:

@@ -147,13 +147,16 @@ class Transport:
         request_headers = {k: v for k, v in request_headers.items() if k.lower() != "host"}
         request_headers["Host"] = target.host_header
         last_error: Exception | None = None
-        for ip in addresses[:MAX_CONNECT_ATTEMPTS]:
+        attempts = [ip for ip in addresses[:MAX_CONNECT_ATTEMPTS]]
+        stale_retried = False
+        while attempts:
+            ip = attempts[0]
             remaining = timeout - (time.monotonic() - started)
             if remaining <= 0:
                 break
-            pool = self._pool(target, ip)
+            watch = _current.watch
             try:
-                response = pool.urlopen(
+                response = self._pool(target, ip).urlopen(
                     "POST",
                     target.request_target,
                     body=body,
@@ -171,6 +174,14 @@ class Transport:
                 if isinstance(exc, ConnectTimeoutError) and _timed_out(exc):
                     raise
                 last_error = exc
+                attempts.pop(0)
+                continue
+            except ProtocolError:
+                # A kept-alive connection the endpoint closed as we reused it (its idle timeout):
+                # once, on a new connection. Webhooks are at least once; `webhook-id` dedupes.
+                if watch is None or not watch.reused or watch.fired or stale_retried:
+                    raise
+                stale_retried = True
                 continue
             return self._answer(response, started)
         if last_error is not None:
@@ -239,12 +250,15 @@ class _Watch:
         self.deadline = deadline
         self.fired = False
         self.done = False
+        # Whether the connection last attached had served an earlier request (kept alive).
+        self.reused = False
         self._connection: Any = None
         self._lock = threading.Lock()
 
     def attach(self, connection: Any) -> None:
         with self._lock:
             self._connection = connection
+            self.reused = getattr(connection, "sock", None) is not None
 
     def detach(self, connection: Any) -> None:
         # Called before a connection goes back to its pool, so another request's use of it is

@@ -42,6 +42,8 @@ class Reply:
     # Seconds between header lines: a status line, then one header every `trickle` seconds,
     # 100 of them (an endpoint that never times a single read out but never finishes either).
     trickle: float = 0.0
+    # Close the connection without answering (an endpoint that crashed mid-request).
+    hang_up: bool = False
 
 
 @dataclass
@@ -233,6 +235,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.receiver._record(received)
         if reply.delay:
             self.receiver._release.wait(reply.delay)
+        if reply.hang_up:
+            self.close_connection = True
+            self.receiver._notify()
+            return
         if reply.trickle:
             self._trickle(reply)
             self.receiver._notify()

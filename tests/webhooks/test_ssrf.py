@@ -124,6 +124,7 @@ def refused(url: str, **kwargs: Any) -> str:
         ("https://hooks.example.com\\@10.0.0.1/", "backslash"),
         ("https://[fe80::1%25eth0]/hook", "network interface"),
         ("https://[::1/hook", "cannot be read"),
+        ("https://%31%32%37.0.0.1/hook", "neither a host name nor a valid IPv4 address"),
         ("https://1.2.3.09/hook", "neither a host name nor a valid IPv4 address"),
         ("https://hooks.example.123/hook", "neither a host name nor a valid IPv4 address"),
         ("https://hooks..example.com/hook", "not a valid host name"),
@@ -162,6 +163,9 @@ HOSTILE = [
     ("0177.0.0.1", "127.0.0.1", "loopback"),
     ("2130706433", "127.0.0.1", "loopback"),
     ("127.0.0.1", "127.0.0.1", "loopback"),
+    ("127.0.0.1.", "127.0.0.1", "loopback"),
+    ("127\u30020\u30020\u30021", "127.0.0.1", "loopback"),  # ideographic full stops
+    ("\uff11\uff12\uff17.0.0.1", "127.0.0.1", "loopback"),  # full-width digits
     ("[::ffff:127.0.0.1]", "::ffff:127.0.0.1", "loopback"),
     ("[::1]", "::1", "loopback"),
     ("0.0.0.0", "0.0.0.0", "unspecified"),
@@ -423,6 +427,27 @@ def test_a_small_answer_keeps_the_connection_alive(receiver: Receiver) -> None:
 
     assert [a.status for a in answers] == [200, 200, 200]
     assert len({r.connection for r in receiver.wait_for(3)}) == 1
+
+
+def test_a_kept_alive_connection_closed_by_the_endpoint_is_replaced_once(
+    receiver: Receiver,
+) -> None:
+    # The second request arrives on the kept-alive connection just as the endpoint drops it.
+    receiver.script(Reply(200), Reply(hang_up=True), Reply(200), Reply(hang_up=True))
+    transport = Transport(allow_private=True, ca_bundle=receiver.ca_bundle)
+
+    first = transport.post(receiver.url(), b"1", {}, timeout=5)
+    second = transport.post(receiver.url(), b"2", {}, timeout=5)
+    # On a new connection, a hang-up is the endpoint's failure, not retried.
+    fresh = Transport(allow_private=True, ca_bundle=receiver.ca_bundle)
+    third = fresh.post(receiver.url(), b"3", {}, timeout=5)
+
+    assert (first.status, second.status, third.status) == (200, 200, None)
+    assert third.error is not None and third.error.startswith("connection closed by the endpoint")
+    requests = receiver.wait_for(4)
+    assert [r.body for r in requests] == [b"1", b"2", b"2", b"3"]
+    assert requests[1].connection == requests[0].connection != requests[2].connection
+    assert requests[3].connection != requests[2].connection
 
 
 def test_the_answer_carries_status_and_retry_after_never_the_body(receiver: Receiver) -> None:

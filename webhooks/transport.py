@@ -98,6 +98,8 @@ class Transport:
             )
         except UnsafeWebhookUrl as exc:
             return _failed(started, f"unsafe address: {exc.detail}")
+        except Exception as exc:  # a resolver failing in a way of its own
+            return _failed(started, f"could not resolve the host: {describe(exc, timeout)}")
         watch = self._deadlines.watch(started + timeout)
         _current.watch = watch
         try:
@@ -147,7 +149,7 @@ class Transport:
         request_headers = {k: v for k, v in request_headers.items() if k.lower() != "host"}
         request_headers["Host"] = target.host_header
         last_error: Exception | None = None
-        attempts = [ip for ip in addresses[:MAX_CONNECT_ATTEMPTS]]
+        attempts = list(addresses[:MAX_CONNECT_ATTEMPTS])
         stale_retried = False
         while attempts:
             ip = attempts[0]

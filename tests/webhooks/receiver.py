@@ -1,7 +1,7 @@
 """A real HTTPS webhook receiver for tests: a threading server on 127.0.0.1 with a certificate
 from a throw-away CA (trustme), recording every request and answering from a script.
 
-    with Receiver() as receiver:      # names: localhost, 127.0.0.1, hooks.example.test
+    with Receiver() as receiver:  # on 127.0.0.1; certificate for DEFAULT_NAMES
         receiver.script(Reply(500), Reply(200))  # then `default` (200) for ever
         transport = Transport(allow_private=True, ca_bundle=receiver.ca_bundle)
         transport.post(receiver.url("/hook"), b"{}", {}, timeout=5)
@@ -9,8 +9,13 @@ from a throw-away CA (trustme), recording every request and answering from a scr
         assert receiver.requests[0].headers["webhook-id"] == ...
 
 Several receivers may share one CA (`Receiver(ca=other.ca)`), so one `ca_bundle` trusts them all.
-A reply may hold the request open (`Reply(200, delay=5)`, a slow endpoint) without sleeping the
-test: `stop()` releases every held reply at once. Nothing here is meant to leave 127.0.0.1."""
+`default` may be a function of the Received request (verify its signature, answer by path…).
+A reply may hold the request open (`Reply(200, delay=5)`, a slow endpoint), trickle its headers
+(`trickle=0.1`) or hang up without answering (`hang_up=True`), all without sleeping the test:
+`stop()` releases every held reply at once. A request is recorded (and `wait_for` wakes) before
+its reply is written; `wait_until` waits for anything else, such as `reply_sent`. A receiver on
+IPv6 is `Receiver(bind="::1")`. A name such as hooks.example.test reaches the receiver through a
+test resolver given to the Transport; nothing here is meant to leave this machine."""
 
 from __future__ import annotations
 
@@ -69,7 +74,8 @@ class Received:
 class Receiver:
     """See the module. Attributes: `port`, `requests` (list of Received, in arrival order),
     `ca` (the trustme CA), `ca_bundle` (a PEM file trusting `ca`). Methods: `url(path, host)`,
-    `script(*replies)`, `wait_for(count)`, `start()`, `stop()`; a context manager."""
+    `script(*replies)`, `clear()`, `wait_for(count)`, `wait_until(predicate)`, `start()`, `stop()`;
+    a context manager."""
 
     def __init__(
         self,
@@ -161,6 +167,12 @@ class Receiver:
         """Queue replies, answered in order; after them, `default`."""
         with self._changed:
             self._script.extend(replies)
+
+    def clear(self) -> None:
+        """Forget the requests seen and the replies still scripted."""
+        with self._changed:
+            self.requests.clear()
+            self._script.clear()
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[Received]:
         """Block until `count` requests have arrived (a condition, not a sleep); return them."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -448,6 +449,17 @@ def test_a_kept_alive_connection_closed_by_the_endpoint_is_replaced_once(
     assert [r.body for r in requests] == [b"1", b"2", b"2", b"3"]
     assert requests[1].connection == requests[0].connection != requests[2].connection
     assert requests[3].connection != requests[2].connection
+
+
+def test_one_transport_serves_many_threads_at_once(receiver: Receiver) -> None:
+    transport = Transport(allow_private=True, ca_bundle=receiver.ca_bundle)
+    bodies = [f"{thread}-{n}".encode() for thread in range(8) for n in range(5)]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda b: transport.post(receiver.url(), b, {}, timeout=5), bodies))
+
+    assert {a.status for a in answers} == {200}
+    assert sorted(r.body for r in receiver.wait_for(len(bodies))) == sorted(bodies)
 
 
 def test_the_answer_carries_status_and_retry_after_never_the_body(receiver: Receiver) -> None:

@@ -175,6 +175,8 @@ def run_schedule(app: Flask, stop: threading.Event) -> None:
 # A worker that finds the schedule taken looks again this often: when the worker running it
 # dies, another takes it over (and catches up) within this many seconds.
 TAKE_OVER_SECONDS = 30.0
+# A loop told to stop finishes what it is doing (a webhook delivery job) within this.
+LOOP_STOP_SECONDS = 60.0
 
 
 class InProcessScheduler:
@@ -206,14 +208,20 @@ class InProcessScheduler:
                     self.stop.wait(TAKE_OVER_SECONDS)
                     continue
                 log.debug("this process runs the job schedule")
-                for loop in self.app.extensions.get("coalition.loops", ()):
+                loops = [
                     threading.Thread(
                         target=loop,
                         args=(self.app, self.stop),
                         name=f"coalition-{loop.__name__}",
                         daemon=True,
-                    ).start()
+                    )
+                    for loop in self.app.extensions.get("coalition.loops", ())
+                ]
+                for thread in loops:
+                    thread.start()
                 run_schedule(self.app, self.stop)
+                for thread in loops:
+                    thread.join(timeout=LOOP_STOP_SECONDS)
                 return
 
 

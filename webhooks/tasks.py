@@ -225,7 +225,9 @@ class DeliveryThreads:
             self.running.discard(endpoint_id)
 
     def close(self) -> None:
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        """Run no more jobs; wait for those running (each ends within its budget and one
+        timeout)."""
+        self.executor.shutdown(wait=True, cancel_futures=True)
 
 
 def run_pump(

@@ -182,6 +182,7 @@ def work_endpoint(
             return Worked(attempted, succeeded)
         for index, delivery in enumerate(leased):
             stop: str | None = None
+            unsent = leased[index:]
             if time.monotonic() - started >= budget_seconds:
                 stop = "budget"
             else:
@@ -190,15 +191,13 @@ def work_endpoint(
                 if result is None:
                     stop = "disabled"
                 else:
+                    unsent = leased[index + 1 :]
                     attempted += 1
                     succeeded += result.status is not None and 200 <= result.status < 300
                     if result.status is None:
                         stop = "no_answer"
-                    elif _disabled(session, endpoint_id):
-                        stop = "disabled"
             if stop is not None:
-                rest = leased[index + 1 :] if stop != "budget" else leased[index:]
-                _give_back(session, rest)
+                _give_back(session, unsent)
                 session.commit()
                 return Worked(attempted, succeeded, stop)
 
@@ -262,15 +261,6 @@ def _give_back(session: Session, leased: list[_Leased]) -> None:
         .values(next_attempt_at=bindparam("due")),
         [{"delivery_id": row.id, "due": row.original_due} for row in leased],
     )
-
-
-def _disabled(session: Session, endpoint_id: int) -> bool:
-    endpoint = session.execute(
-        select(webhook_endpoints.c.enabled, webhook_endpoints.c.deleted_at).where(
-            webhook_endpoints.c.id == endpoint_id
-        )
-    ).one()
-    return not endpoint.enabled or endpoint.deleted_at is not None
 
 
 def _attempt(

@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 QUEUE = "webhooks"
 PUMP_INTERVAL = 0.5
+MAX_BACKOFF_SECONDS = 5.0
 # Per pump round, at most this many batches of each kind: a backlog is worked off over several
 # rounds, and deliveries keep being handed out meanwhile.
 DISPATCH_BATCHES = 20
@@ -237,17 +238,26 @@ def run_pump(
     interval: float = PUMP_INTERVAL,
 ) -> None:
     """Pump until `stop` is set: a round every `interval` seconds, at once again while a round
-    found a full backlog. A failing round (the database or Redis away) is logged and retried."""
+    found a full backlog. A failing round (the database or Redis away) is logged and tried
+    again, less often while the failures last (up to `MAX_BACKOFF_SECONDS`)."""
+    failures = 0
     while not stop.is_set():
-        busy = False
+        wait = interval
         with app.app_context():
             try:
                 pumped = pump_once(handoff=handoff)
-                busy = pumped.dispatched >= dispatch.BATCH * DISPATCH_BATCHES
+                if pumped.dispatched >= dispatch.BATCH * DISPATCH_BATCHES:
+                    wait = 0
+                failures = 0
+            except RedisError as exc:
+                failures += 1
+                log.warning("webhooks pump: Redis unavailable (%s); jobs wait", exc)
             except Exception:
+                failures += 1
                 log.exception("webhooks pump round failed")
-        if not busy:
-            stop.wait(interval)
+        if failures:
+            wait = min(interval * 2**failures, MAX_BACKOFF_SECONDS)
+        stop.wait(wait)
 
 
 def run_in_process(app: Flask, stop: threading.Event) -> None:

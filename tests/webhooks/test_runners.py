@@ -138,3 +138,26 @@ def test_on_the_embedded_default_the_server_delivers_beside_its_schedule(
         server.close()
         server.thread.join(timeout=10)
     assert receiver.verify(request)["id"] == sent
+
+
+def test_the_pump_outlives_redis_going_away_and_hands_the_work_out_when_it_is_back(
+    session, webhook_app, receiver, moment
+):
+    shop = factories.merchant(session)
+    hook = endpoint(session, shop, receiver)
+    event(session, "purchase.created", shop, moment.now)
+    stop = threading.Event()
+    calls: list[int] = []
+
+    def handoff(endpoint_id: int) -> bool:
+        calls.append(endpoint_id)
+        if len(calls) < 3:
+            raise redis.ConnectionError("Connection refused")
+        stop.set()
+        return tasks._inline(endpoint_id)
+
+    run_pump(webhook_app, stop, handoff, interval=0.01)
+
+    assert calls == [hook.id] * 3
+    [request] = receiver.wait_for(1)
+    receiver.verify(request)

@@ -334,7 +334,12 @@ def _record(
             .where(d.c.id == delivery.id)
             .values(status="succeeded", finished_at=now, next_attempt_at=None)
         )
-        session.execute(update(ep).where(ep.c.id == endpoint["id"]).values(failing_since=None))
+        # Written only when it changes: a healthy endpoint's row is not rewritten per delivery.
+        session.execute(
+            update(ep)
+            .where(ep.c.id == endpoint["id"], ep.c.failing_since.is_not(None))
+            .values(failing_since=None)
+        )
         return
     wait = next_wait(attempts.attempts, answer.retry_after, sent_at=sent_at, rng=rng)
     if wait is None:

@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from coalition import clock, economics
 from coalition.database import Hot, UTCDateTime, table
 from coalition.errors import CoalitionError, IdempotencyConflict, NotFound
-from coalition.ledger import operations, reads
+from coalition.ledger import operations, reads, shapes
 from coalition.ledger.accounts import Issuers, issuer_columns, issuers_from, lock_member_accounts
 from coalition.ledger.awards import Award, award_many
 from coalition.ledger.models import Account, Transaction
@@ -150,18 +150,9 @@ def _check_currency(currency: str, terms: economics.Terms) -> None:
 
 
 def _breakdown(stored: Mapping[str, int] | None) -> dict[str, int]:
-    """SPEC 3.3's five parts, and `premium` (a premium membership's extra points). A purchase
-    written outside the API may carry the ledger's part names (`merchant`), which is its base
-    here."""
-    stored = stored or {}
-    return {
-        "base": stored.get("base", stored.get("merchant", 0)),
-        "campaign": stored.get("campaign", 0),
-        "tier": stored.get("tier", 0),
-        "welcome": stored.get("welcome", 0),
-        "stamp": stored.get("stamp", 0),
-        "premium": stored.get("premium", 0),
-    }
+    """SPEC 3.3's five parts, and `premium` (a premium membership's extra points), as the
+    ledger's events show them too (`coalition.ledger.shapes`)."""
+    return shapes.breakdown(stored)
 
 
 def member_state(member: FoundMember, balance: int, available: int | None = None) -> MemberState:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from coalition import economics
 from coalition.fraud import velocity as fraud
-from coalition.ledger import holds, operations, reads
+from coalition.ledger import holds, operations, reads, shapes
 from coalition.ledger.accounts import lock_member
 from coalition.ledger.reads import balances_after
 from coalition.ledger.rows import Actor
@@ -126,8 +126,8 @@ class CodeCheck:
 def _money(session: Session, points: int, at: datetime) -> Money:
     """What `points` spent at `at` are worth: SPEC 2's `point_value`, coalition-wide, in the
     terms of that business day."""
-    terms = economics.terms_at(at, session=session)
-    return Money(economics.value_minor(points, terms), terms.currency)
+    value = shapes.redemption_value(session, points, at)
+    return Money(value["amount"], value["currency"])
 
 
 def _owner_of_hold(session: Session, hold_id: str, merchant_id: int) -> FoundMember:

@@ -30,6 +30,7 @@ from coalition.database import table
 from coalition.errors import InvalidRequest, NotFound
 from coalition.ids import new_id
 from coalition.ledger import lots as lotplan
+from coalition.ledger import shapes
 from coalition.ledger.accounts import (
     Issuers,
     MemberAccount,
@@ -254,7 +255,13 @@ def award_many(
         [
             outbox.event_row(
                 "purchase.created",
-                {"transaction": entry.result["transaction"]},
+                {
+                    "transaction": shapes.earn(
+                        entry.public_id,
+                        entry.result["transaction"]["points"],
+                        entry.result["transaction"]["breakdown"],
+                    )
+                },
                 now,
                 merchant_id=merchant_id,
                 member_id=entry.member.member_id,

@@ -15,6 +15,7 @@ from coalition import outbox
 from coalition.database import table
 from coalition.errors import HoldNotActive, InsufficientPoints, InvalidRequest, NotFound
 from coalition.ids import new_id
+from coalition.ledger import shapes
 from coalition.ledger.accounts import (
     MemberAccount,
     lock_member_accounts,
@@ -158,10 +159,11 @@ def capture_hold(
         .values(status="captured", captured_points=points, closed_at=now)
     )
     transaction = {"id": public_id, "type": "redeem", "points": points, "hold": hold_id}
+    value = shapes.redemption_value(session, points, now)
     outbox.emit(
         session,
         "hold.captured",
-        {"transaction": transaction},
+        {"transaction": shapes.redemption(public_id, points, value, hold=hold_id)},
         now,
         merchant_id=merchant_id,
         member_id=member.member_id,
@@ -178,7 +180,7 @@ def void_hold(session: Session, *, hold_id: str, merchant_id: int, now: datetime
     outbox.emit(
         session,
         "hold.voided",
-        {"hold": {"id": hold_id, "points": hold.points}},
+        {"hold": shapes.closed_hold(hold_id, hold.points, "voided")},
         now,
         merchant_id=merchant_id,
         member_id=member.member_id,

@@ -21,6 +21,7 @@ from coalition import outbox
 from coalition.database import table
 from coalition.errors import AlreadyReversed, InsufficientPoints, RefundExceedsPurchase
 from coalition.ledger import lots as lotplan
+from coalition.ledger import shapes
 from coalition.ledger.accounts import (
     MemberAccount,
     lock_member_accounts,
@@ -136,7 +137,11 @@ def redeem(
     outbox.emit(
         session,
         "redemption.created",
-        {"transaction": transaction},
+        {
+            "transaction": shapes.redemption(
+                public_id, points, shapes.redemption_value(session, points, now)
+            )
+        },
         now,
         merchant_id=merchant_id,
         member_id=member.member_id,
@@ -311,10 +316,11 @@ def refund(
         "points_clawed_back": total,
         "breakdown": clawed,
     }
+    amount = shapes.money(amount_minor, purchase.currency)
     outbox.emit(
         session,
         "purchase.refunded",
-        {"transaction": transaction},
+        {"transaction": shapes.refund(public_id, purchase_id, amount, total, clawed)},
         now,
         merchant_id=merchant_id,
         member_id=member.member_id,
@@ -416,7 +422,7 @@ def reverse_redemption(
     outbox.emit(
         session,
         "redemption.reversed",
-        {"transaction": transaction},
+        {"transaction": shapes.reversal(public_id, redemption_id, original.points)},
         now,
         merchant_id=merchant_id,
         member_id=member.member_id,

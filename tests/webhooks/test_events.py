@@ -70,8 +70,12 @@ def test_each_event_carries_what_its_route_answered(session, client, now):
     ).json
     redeemed = client.post(
         "/api/v1/redemptions",
-        json={"member": card, "code": code_of(session, alice, now[0]), "points": 5,
-              "external_id": "red-1"},
+        json={
+            "member": card,
+            "code": code_of(session, alice, now[0]),
+            "points": 5,
+            "external_id": "red-1",
+        },
         headers=till,
     ).json
     reversal = client.post(
@@ -105,8 +109,11 @@ def test_each_event_carries_what_its_route_answered(session, client, now):
     # A member by its ids only: the merchant's answer had the email, the event has none.
     [created] = data["member.created"]
     assert created == {
-        "member": {"id": enrolled.json["id"], "tier": enrolled.json["tier"],
-                   "created_at": created["member"]["created_at"]}
+        "member": {
+            "id": enrolled.json["id"],
+            "tier": enrolled.json["tier"],
+            "created_at": created["member"]["created_at"],
+        }
     }
     assert "alice@example.com" not in str(events)
     # The envelope, as delivered, and the same one event by event.

@@ -41,8 +41,12 @@ def heard(session, since: int = 0) -> list[tuple[str, int | None, dict[str, Any]
 
 def last_id(session) -> int:
     with tenancy.acting_as(tenancy.SYSTEM, session):
-        return int(session.execute(select(outbox_events.c.id).order_by(
-            outbox_events.c.id.desc()).limit(1)).scalar() or 0)
+        return int(
+            session.execute(
+                select(outbox_events.c.id).order_by(outbox_events.c.id.desc()).limit(1)
+            ).scalar()
+            or 0
+        )
 
 
 @pytest.fixture
@@ -56,11 +60,18 @@ def test_transactions_are_heard_by_their_merchant_alone(session, shops):
     start = last_id(session)
     bought = f.purchase(session, alice, a, 100, welcome=50)
     f.purchase(session, alice, b, 100)
-    operations.refund(session, purchase_id=bought["transaction"]["id"], merchant_id=a,
-                      amount_minor=1000, actor=f.TILL, now=T0)
+    operations.refund(
+        session,
+        purchase_id=bought["transaction"]["id"],
+        merchant_id=a,
+        amount_minor=1000,
+        actor=f.TILL,
+        now=T0,
+    )
     spent = f.redeem(session, alice, a, 10)
-    operations.reverse_redemption(session, redemption_id=spent["transaction"]["id"],
-                                  merchant_id=a, actor=f.TILL, now=T0)
+    operations.reverse_redemption(
+        session, redemption_id=spent["transaction"]["id"], merchant_id=a, actor=f.TILL, now=T0
+    )
     held = holds.place_hold(session, member_id=alice, merchant_id=a, points=5, now=T0)
     holds.capture_hold(session, hold_id=held["hold"]["id"], merchant_id=a, actor=f.TILL, now=T0)
     held = holds.place_hold(session, member_id=alice, merchant_id=a, points=5, now=T0)
@@ -119,9 +130,7 @@ def test_points_confirmed_are_heard_by_the_merchant_of_each_pending_purchase(ses
     assert told[a]["points"] == 140 and told[b]["points"] == 60
 
 
-def test_members_events_go_to_the_enrolling_shop_and_the_shops_where_it_earned(
-    session, shops
-):
+def test_members_events_go_to_the_enrolling_shop_and_the_shops_where_it_earned(session, shops):
     a, b, c = shops["A"], shops["B"], shops["C"]
     start = last_id(session)
     at_till = services.register_member(
@@ -150,15 +159,25 @@ def test_no_merchant_hears_of_another_shops_transactions(session, shops):
     alice = f.member(session)
     mine: dict[int, set[str]] = {a: set(), b: set()}
     for shop in (a, b):
-        mine[shop].add(f.purchase(session, alice, shop, 100, expires_at=T0 + timedelta(days=5),
-                                  pending_until=T0 + timedelta(days=1))["transaction"]["id"])
+        mine[shop].add(
+            f.purchase(
+                session,
+                alice,
+                shop,
+                100,
+                expires_at=T0 + timedelta(days=5),
+                pending_until=T0 + timedelta(days=1),
+            )["transaction"]["id"]
+        )
     pending.confirm_due_lots(session, cutoff=T0 + timedelta(days=1), now=T0 + timedelta(days=1))
     for shop in (a, b):
-        mine[shop].add(f.redeem(session, alice, shop, 10, now=T0 + timedelta(days=2))[
-            "transaction"]["id"])
+        mine[shop].add(
+            f.redeem(session, alice, shop, 10, now=T0 + timedelta(days=2))["transaction"]["id"]
+        )
     expiry.notify_expiring(session, horizon=T0 + timedelta(days=30), now=T0 + timedelta(days=2))
-    expiry.expire_due_lots(session, cutoff=T0 + timedelta(days=5), now=T0 + timedelta(days=5),
-                           actor=JOB)
+    expiry.expire_due_lots(
+        session, cutoff=T0 + timedelta(days=5), now=T0 + timedelta(days=5), actor=JOB
+    )
 
     for kind, who, data in heard(session):
         assert who in (a, b, None), kind

@@ -358,6 +358,7 @@ def _award(
     terms: economics.Terms,
     now: datetime,
     pending_days: int = 0,
+    member_public_id: str | None = None,
 ) -> Award:
     # SPEC 2, Pending points: the whole purchase (welcome and tier points too) is pending for
     # the merchant's window, kept within the operator's bounds of the day.
@@ -376,6 +377,7 @@ def _award(
         store=purchase.get("store"),
         items=purchase.get("items"),
         pending_until=now + timedelta(days=days) if days else None,
+        member_public_id=member_public_id,
     )
 
 
@@ -437,7 +439,14 @@ def record_purchase(
         session, merchant_id, {(account.id, card): n for card, n in earned.stamps.items()}, now
     )
     award = _award(
-        purchase, member.account_id, earned, rules, terms, now, int(earning.pending_days or 0)
+        purchase,
+        member.account_id,
+        earned,
+        rules,
+        terms,
+        now,
+        int(earning.pending_days or 0),
+        member.public_id,
     )
     try:
         [result] = award_many(
@@ -514,6 +523,7 @@ def refund_purchase(
             now=now,
             external_id=external_id,
             locked=account,
+            member_public_id=member.public_id,
         )
     except IntegrityError as error:
         # A refund of another purchase (another member's lock) took this receipt meanwhile.
@@ -748,7 +758,14 @@ def _earn_lines(
         progress[account_id].update(earned.stamps)
         changed.update({(account_id, card): n for card, n in earned.stamps.items()})
         accepted[index] = _award(
-            purchase, account_id, earned, rules, terms, now, int(earning.pending_days or 0)
+            purchase,
+            account_id,
+            earned,
+            rules,
+            terms,
+            now,
+            int(earning.pending_days or 0),
+            member.public_id,
         )
     if budget is not None:
         budget.save()

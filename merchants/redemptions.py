@@ -181,6 +181,7 @@ def record_redemption(
             now=now,
             external_id=external_id,
             locked=account,
+            member_public_id=member.public_id,
         )
     except IntegrityError as error:
         # Another member's redemption (under its own lock, unseen by the check above) took
@@ -207,7 +208,12 @@ def reverse_redemption(
     redemption = reads.merchant_transaction(session, redemption_id, merchant_id, "redeem")
     member = member_of_account(session, redemption.member_account_id)
     result = operations.reverse_redemption(
-        session, redemption_id=redemption_id, merchant_id=merchant_id, actor=actor, now=now
+        session,
+        redemption_id=redemption_id,
+        merchant_id=merchant_id,
+        actor=actor,
+        now=now,
+        member_public_id=member.public_id,
     )
     done, state = result["transaction"], result["member"]
     return ReversalResult(
@@ -265,7 +271,13 @@ def capture_hold(
             member, merchant_id, held if points is None else min(points, held)
         )
     result = holds.capture_hold(
-        session, hold_id=hold_id, merchant_id=merchant_id, actor=actor, now=now, points=points
+        session,
+        hold_id=hold_id,
+        merchant_id=merchant_id,
+        actor=actor,
+        now=now,
+        points=points,
+        member_public_id=member.public_id,
     )
     done, state = result["transaction"], result["member"]
     return RedemptionResult(
@@ -278,6 +290,12 @@ def void_hold(session: Session, *, merchant_id: int, hold_id: str, now: datetime
     """Release the merchant's hold `hold_id` without spending. Refusals raise:
     `not_found`, `hold_not_active`."""
     member = _owner_of_hold(session, hold_id, merchant_id)
-    result = holds.void_hold(session, hold_id=hold_id, merchant_id=merchant_id, now=now)
+    result = holds.void_hold(
+        session,
+        hold_id=hold_id,
+        merchant_id=merchant_id,
+        now=now,
+        member_public_id=member.public_id,
+    )
     state = result["member"]
     return HoldResult(result["hold"], member_state(member, state["balance"], state["available"]))

@@ -75,6 +75,8 @@ class Award:
     items: Sequence[Mapping[str, Any]] | None = None
     # The end of the merchant's pending window; None: the points are spendable at once.
     pending_until: datetime | None = None
+    # The member's public id, for the event (read when not given).
+    member_public_id: str | None = None
 
 
 @dataclass
@@ -250,6 +252,9 @@ def award_many(
     )
     lotplan.record(session, _repayments(funded, transfer_ids, lot_ids, operator), now)
     store_balances(session, [members[account_id] for account_id in sorted(wanted)])
+    public_ids = shapes.member_ids(
+        session, [e.member.member_id for e in entries if e.award.member_public_id is None]
+    )
     outbox.record(
         session,
         [
@@ -260,7 +265,10 @@ def award_many(
                         entry.public_id,
                         entry.result["transaction"]["points"],
                         entry.result["transaction"]["breakdown"],
-                    )
+                    ),
+                    "member": {
+                        "id": entry.award.member_public_id or public_ids[entry.member.member_id]
+                    },
                 },
                 now,
                 merchant_id=merchant_id,

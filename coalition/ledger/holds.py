@@ -134,6 +134,7 @@ def capture_hold(
     now: datetime,
     points: int | None = None,
     reason: str = "hold capture",
+    member_public_id: str | None = None,
 ) -> dict[str, Any]:
     """Spend all of a hold's points, or fewer; the rest is released."""
     hold, member = _locked_hold(session, hold_id, merchant_id, now)
@@ -163,7 +164,10 @@ def capture_hold(
     outbox.emit(
         session,
         "hold.captured",
-        {"transaction": shapes.redemption(public_id, points, value, hold=hold_id)},
+        {
+            "transaction": shapes.redemption(public_id, points, value, hold=hold_id),
+            "member": shapes.member(session, member.member_id, member_public_id),
+        },
         now,
         merchant_id=merchant_id,
         member_id=member.member_id,
@@ -171,7 +175,14 @@ def capture_hold(
     return {"transaction": transaction, "member": member_view(member, held_elsewhere)}
 
 
-def void_hold(session: Session, *, hold_id: str, merchant_id: int, now: datetime) -> dict[str, Any]:
+def void_hold(
+    session: Session,
+    *,
+    hold_id: str,
+    merchant_id: int,
+    now: datetime,
+    member_public_id: str | None = None,
+) -> dict[str, Any]:
     """Release a hold without spending."""
     hold, member = _locked_hold(session, hold_id, merchant_id, now)
     session.execute(
@@ -180,7 +191,10 @@ def void_hold(session: Session, *, hold_id: str, merchant_id: int, now: datetime
     outbox.emit(
         session,
         "hold.voided",
-        {"hold": shapes.closed_hold(hold_id, hold.points, "voided")},
+        {
+            "hold": shapes.closed_hold(hold_id, hold.points, "voided"),
+            "member": shapes.member(session, member.member_id, member_public_id),
+        },
         now,
         merchant_id=merchant_id,
         member_id=member.member_id,

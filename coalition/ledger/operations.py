@@ -112,6 +112,7 @@ def redeem(
     external_id: str | None = None,
     reason: str = "redemption",
     locked: MemberAccount | None = None,
+    member_public_id: str | None = None,
 ) -> dict[str, Any]:
     """Spend points at a merchant, soonest-expiring lots first. Refused with
     `insufficient_points` when the available balance (balance less active holds and pending
@@ -140,7 +141,8 @@ def redeem(
         {
             "transaction": shapes.redemption(
                 public_id, points, shapes.redemption_value(session, points, now)
-            )
+            ),
+            "member": shapes.member(session, member.member_id, member_public_id),
         },
         now,
         merchant_id=merchant_id,
@@ -185,6 +187,7 @@ def refund(
     external_id: str | None = None,
     reason: str = "refund",
     locked: MemberAccount | None = None,
+    member_public_id: str | None = None,
 ) -> dict[str, Any]:
     """Claw back a refunded purchase's points (SPEC 2, Refunds): merchant-funded and tier points
     in proportion, floor(points x refunded / amount) less what earlier refunds clawed; welcome
@@ -320,7 +323,10 @@ def refund(
     outbox.emit(
         session,
         "purchase.refunded",
-        {"transaction": shapes.refund(public_id, purchase_id, amount, total, clawed)},
+        {
+            "transaction": shapes.refund(public_id, purchase_id, amount, total, clawed),
+            "member": shapes.member(session, member.member_id, member_public_id),
+        },
         now,
         merchant_id=merchant_id,
         member_id=member.member_id,
@@ -339,6 +345,7 @@ def reverse_redemption(
     actor: Actor,
     now: datetime,
     reason: str = "redemption reversed",
+    member_public_id: str | None = None,
 ) -> dict[str, Any]:
     """Undo a redemption: its points go back to the lots they came from (SPEC 3.3). A
     redemption is reversed at most once; the database refuses a second reversal too."""
@@ -422,7 +429,10 @@ def reverse_redemption(
     outbox.emit(
         session,
         "redemption.reversed",
-        {"transaction": shapes.reversal(public_id, redemption_id, original.points)},
+        {
+            "transaction": shapes.reversal(public_id, redemption_id, original.points),
+            "member": shapes.member(session, member.member_id, member_public_id),
+        },
         now,
         merchant_id=merchant_id,
         member_id=member.member_id,

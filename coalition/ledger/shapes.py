@@ -5,13 +5,15 @@ drift apart; tests/webhooks/test_events.py holds each event to its route's answe
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from coalition import economics
+from coalition.ledger.reads import members
 
 # SPEC 3.3's five parts of a purchase's points, and `premium` (a paid membership's extra points):
 # the keys of `BreakdownSchema` in `merchants.schemas`.
@@ -30,6 +32,25 @@ def breakdown(stored: Mapping[str, int] | None) -> dict[str, int]:
 def earn(public_id: str, points: int, stored: Mapping[str, int] | None) -> dict[str, Any]:
     """A purchase's transaction, as `POST /purchases` answers it."""
     return {"id": public_id, "type": "earn", "points": points, "breakdown": breakdown(stored)}
+
+
+def member_ids(session: Session, member_ids: Iterable[int]) -> dict[int, str]:
+    """The public ids of these members (by internal id), in one query."""
+    wanted = sorted(set(member_ids))
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(members.c.id, members.c.public_id).where(members.c.id.in_(wanted))
+    ).all()
+    return {row.id: row.public_id for row in rows}
+
+
+def member(session: Session, member_id: int, public_id: str | None = None) -> dict[str, str]:
+    """A member as an event names it: its public id, nothing else (no contact details, no
+    balance). `public_id` when the caller knows it already, else read."""
+    if public_id is None:
+        public_id = member_ids(session, [member_id])[member_id]
+    return {"id": public_id}
 
 
 def money(amount_minor: int, currency: str) -> dict[str, Any]:

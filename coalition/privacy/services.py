@@ -200,12 +200,18 @@ def _void_holds(session: Session, account_id: int, member_id: int, now: datetime
         .values(status="voided", closed_at=now)
         .returning(holds.c.public_id, holds.c.points, holds.c.merchant_id)
     ).all()
+    if not voided:
+        return 0
+    member = shapes.member(session, member_id)
     outbox.record(
         session,
         [
             outbox.event_row(
                 "hold.voided",
-                {"hold": shapes.closed_hold(hold.public_id, hold.points, "voided")},
+                {
+                    "hold": shapes.closed_hold(hold.public_id, hold.points, "voided"),
+                    "member": member,
+                },
                 now,
                 merchant_id=hold.merchant_id,
                 member_id=member_id,

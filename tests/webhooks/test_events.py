@@ -100,12 +100,16 @@ def test_each_event_carries_what_its_route_answered(session, client, now):
 
     events = by_type(client, till)
     data = {kind: [event["data"] for event in found] for kind, found in events.items()}
-    assert data["purchase.created"] == [{"transaction": bought["transaction"]}]
-    assert data["purchase.refunded"] == [{"transaction": refunded["transaction"]}]
-    assert data["redemption.created"] == [{"transaction": redeemed["transaction"]}]
-    assert data["redemption.reversed"] == [{"transaction": reversal["transaction"]}]
-    assert data["hold.captured"] == [{"transaction": captured["transaction"]}]
-    assert data["hold.voided"] == [{"hold": voided["hold"]}]
+    # The API's own transaction (or hold), and the member by its id alone (no balance).
+    for kind, answer, key in [
+        ("purchase.created", bought, "transaction"),
+        ("purchase.refunded", refunded, "transaction"),
+        ("redemption.created", redeemed, "transaction"),
+        ("redemption.reversed", reversal, "transaction"),
+        ("hold.captured", captured, "transaction"),
+        ("hold.voided", voided, "hold"),
+    ]:
+        assert data[kind] == [{key: answer[key], "member": {"id": enrolled.json["id"]}}], kind
     # A member by its ids only: the merchant's answer had the email, the event has none.
     [created] = data["member.created"]
     assert created == {
@@ -194,3 +198,20 @@ def test_the_events_need_the_webhooks_scope_and_a_merchant(session, client):
     assert client.get(EVENTS, headers=reader).status_code == 403
     member = f.member_headers(session, shop, alice)
     assert client.get(EVENTS, headers=member).status_code in (401, 403)
+
+
+def test_a_batchs_purchases_each_carry_their_lines_answer(session, client, now):
+    shop = f.merchant(session)
+    till = f.merchant_headers(session, shop)
+    members = [member_row(session, f.member(session)) for _ in range(2)]
+    lines = [
+        {"member": m.card_number, "amount": 1000 + i, "currency": "EUR", "external_id": f"b-{i}"}
+        for i, m in enumerate(members)
+    ]
+    answered = client.post(f"{PURCHASES}/batch", json=lines, headers=till).json["results"]
+
+    events = listed(client, till, type="purchase.created")["data"]
+    assert [e["data"] for e in reversed(events)] == [
+        {"transaction": line["body"]["transaction"], "member": {"id": line["body"]["member"]["id"]}}
+        for line in answered
+    ]

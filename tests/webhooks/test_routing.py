@@ -5,7 +5,7 @@ a member's activity at another shop. Alice shops at A and at B; C only sees her 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,6 +17,7 @@ from coalition.ledger.rows import Actor
 from coalition.members import services
 from coalition.outbox import outbox_events
 from coalition.privacy import services as privacy
+from settlement import runs, statements
 from tests import factories as f
 from tests.factories import T0
 
@@ -184,3 +185,27 @@ def test_no_merchant_hears_of_another_shops_transactions(session, shops):
         if who is not None:
             other = b if who == a else a
             assert not any(txn in json.dumps(data) for txn in mine[other]), (kind, data)
+
+
+def test_a_statement_is_heard_by_its_merchant_alone(session, shops):
+    a, b = shops["A"], shops["B"]
+    alice = f.member(session)
+    october = datetime(2026, 10, 5, 10, tzinfo=UTC)
+    f.purchase(session, alice, a, 100, now=october)
+    f.redeem(session, alice, b, 50, now=october + timedelta(days=1))
+    start = last_id(session)
+    first, last = statements.parse_month("2026-10")
+    now = datetime(2026, 11, 1, 3, tzinfo=UTC)
+    for day in runs.unsettled_days(session, first, last):
+        runs.settle(session, day, now)
+
+    stated = statements.issue_month(session, "2026-10", now)
+
+    told = {who: data for kind, who, data in heard(session, start) if kind == "statement.issued"}
+    assert set(told) == {row.merchant_id for row in stated} == {a, b}
+    for row in stated:
+        # A subset of what `GET /api/v1/statements/{id}` shows, with the id to fetch the rest.
+        shown = statements.statement_view(session, row.public_id, row.merchant_id)
+        assert told[row.merchant_id]["statement"] == {
+            key: shown[key] for key in ("id", "month", "closing")
+        }

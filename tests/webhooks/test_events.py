@@ -116,7 +116,7 @@ def test_each_event_carries_what_its_route_answered(session, client, now):
         "member": {
             "id": enrolled.json["id"],
             "tier": enrolled.json["tier"],
-            "created_at": created["member"]["created_at"],
+            "created_at": enrolled.json["created_at"],
         }
     }
     assert "alice@example.com" not in str(events)

@@ -11,7 +11,7 @@ redemptions and holds: another merchant's are `not_found`, like ones that do not
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
@@ -171,6 +171,7 @@ def record_redemption(
     if member_id is None:
         check.consume(member.id, redemption["code"])
     check.velocity(member, merchant_id, points)
+    value = _money(session, points, now)
     try:
         result = operations.redeem(
             session,
@@ -182,6 +183,7 @@ def record_redemption(
             external_id=external_id,
             locked=account,
             member_public_id=member.public_id,
+            value=asdict(value),
         )
     except IntegrityError as error:
         # Another member's redemption (under its own lock, unseen by the check above) took
@@ -191,7 +193,7 @@ def record_redemption(
         raise purchases.external_id_conflict(
             external_id, "another request", "redemption"
         ) from error
-    done = Redemption(result["transaction"]["id"], points, _money(session, points, now))
+    done = Redemption(result["transaction"]["id"], points, value)
     return RedemptionResult(done, member_state(member, result["member"]["balance"]))
 
 
@@ -266,10 +268,12 @@ def capture_hold(
     member = _owner_of_hold(session, hold_id, merchant_id)
     lock_member(session, member.id)
     held = holds.active_hold_points(session, hold_id, merchant_id, now)
+    value = None
     if held is not None:
         (check or CodeCheck(session, now)).velocity(
             member, merchant_id, held if points is None else min(points, held)
         )
+        value = _money(session, held if points is None else points, now)
     result = holds.capture_hold(
         session,
         hold_id=hold_id,
@@ -278,10 +282,11 @@ def capture_hold(
         now=now,
         points=points,
         member_public_id=member.public_id,
+        value=asdict(value) if value is not None else None,
     )
     done, state = result["transaction"], result["member"]
     return RedemptionResult(
-        Capture(done["id"], done["points"], _money(session, done["points"], now), hold_id),
+        Capture(done["id"], done["points"], value or _money(session, done["points"], now), hold_id),
         member_state(member, state["balance"], state["available"]),
     )
 

@@ -5,6 +5,7 @@ caller's transaction under the member's lock."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -135,8 +136,10 @@ def capture_hold(
     points: int | None = None,
     reason: str = "hold capture",
     member_public_id: str | None = None,
+    value: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Spend all of a hold's points, or fewer; the rest is released."""
+    """Spend all of a hold's points, or fewer; the rest is released. `value` and
+    `member_public_id` as for `operations.redeem`."""
     hold, member = _locked_hold(session, hold_id, merchant_id, now)
     points = hold.points if points is None else check_points(points)
     if points > hold.points:
@@ -160,7 +163,7 @@ def capture_hold(
         .values(status="captured", captured_points=points, closed_at=now)
     )
     transaction = {"id": public_id, "type": "redeem", "points": points, "hold": hold_id}
-    value = shapes.redemption_value(session, points, now)
+    value = value or shapes.redemption_value(session, points, now)
     outbox.emit(
         session,
         "hold.captured",

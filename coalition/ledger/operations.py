@@ -10,7 +10,7 @@ plain dict. Refusals raise `coalition.errors` exceptions before anything is writ
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -113,12 +113,15 @@ def redeem(
     reason: str = "redemption",
     locked: MemberAccount | None = None,
     member_public_id: str | None = None,
+    value: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Spend points at a merchant, soonest-expiring lots first. Refused with
     `insufficient_points` when the available balance (balance less active holds and pending
     points) is short.
     `locked`: the member's account, when the caller already holds its lock (it checked
-    something under it first, such as an external id)."""
+    something under it first, such as an external id). `value`: what the points are worth, as
+    the caller priced them for its answer (else priced here); `member_public_id`: the member's
+    id, when the caller knows it (else read): both for the event."""
     check_points(points)
     member = lock_or_reuse(session, member_id, locked)
     held = held_points(session, member.id, now)
@@ -140,7 +143,7 @@ def redeem(
         "redemption.created",
         {
             "transaction": shapes.redemption(
-                public_id, points, shapes.redemption_value(session, points, now)
+                public_id, points, value or shapes.redemption_value(session, points, now)
             ),
             "member": shapes.member(session, member.member_id, member_public_id),
         },

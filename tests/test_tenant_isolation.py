@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from coalition import tenancy
+from coalition import clock, outbox, tenancy
 from coalition.extensions import db
 from coalition.ledger import holds
 from coalition.privacy import services as privacy
@@ -27,6 +27,7 @@ OBJECT_PARAMS = {
     "redemption_id": "redemption",
     "hold_id": "hold",
     "statement_id": "statement",
+    "event_id": "event",
 }
 # Routes whose path ids are not a tenant's, with the reason.
 COALITION_WIDE = {
@@ -68,7 +69,8 @@ def _snapshot(session: Session) -> dict[str, Any]:
 
 @pytest.fixture
 def victim(session: Session) -> dict[str, str]:
-    """Merchant A's objects: a purchase, a redemption and an active hold of its member."""
+    """Merchant A's objects: a purchase, a redemption and an active hold of its member, a
+    statement and an event."""
     shop = factories.merchant(session, "Victim")
     member = factories.member(session)
     purchase = factories.purchase(session, member, shop, 500)
@@ -77,7 +79,11 @@ def victim(session: Session) -> dict[str, str]:
         session, member_id=member, merchant_id=shop, points=50, now=factories.T0
     )
     statement = factories.statement(session, shop).public_id
+    # Its purchase's event, written now so that it is within the 30 days the events API lists.
+    event = outbox.event_row("purchase.created", {}, clock.utcnow(), merchant_id=shop)
+    outbox.record(session, [event])
     return {
+        "event": event["public_id"],
         "statement": statement,
         "purchase": purchase["transaction"]["id"],
         "redemption": redemption["transaction"]["id"],
@@ -147,6 +153,25 @@ def test_a_merchants_transaction_list_shows_nothing_of_another_merchant(
     ids = {t["id"] for t in listed["data"]}
     assert ids  # the attacker's own purchase is there
     assert not ids & {victim["purchase"], victim["redemption"]}
+
+
+def test_a_merchants_events_show_nothing_of_another_merchant(
+    client: FlaskClient,
+    session: Session,
+    victim: dict[str, str],
+    attacker: dict[str, dict[str, str]],
+) -> None:
+    own = client.get("/api/v1/transactions?limit=1", headers=attacker["merchant"]).json
+    [purchase] = own["data"]
+    with tenancy.acting_as(tenancy.SYSTEM, session):
+        merchant_id = session.execute(
+            text("SELECT merchant_id FROM transactions WHERE public_id = :id"),
+            {"id": purchase["id"]},
+        ).scalar_one()
+    mine = outbox.event_row("purchase.created", {}, clock.utcnow(), merchant_id=merchant_id)
+    outbox.record(session, [mine])
+    listed = client.get("/api/v1/events?limit=100", headers=attacker["merchant"]).json
+    assert [e["id"] for e in listed["data"]] == [mine["public_id"]]
 
 
 def test_a_member_token_lists_only_its_own_members_transactions(

@@ -65,6 +65,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     from settlement.api import payments as payments_api
     from settlement.api import reports, runs, statements  # noqa: F401 (routes of settlement_api.bp)
     from settlement.api import stripe_events as stripe_webhooks
+    from webhooks import api as webhooks_api
 
     for module in MODEL_MODULES:  # every table joins the metadata before anything queries
         importlib.import_module(module)
@@ -112,6 +113,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
             economics_api.bp,
             payments_api.bp,
             settlement_api.bp,
+            webhooks_api.bp,
         ],
     )
     app.register_blueprint(staff_views.bp)

@@ -103,7 +103,10 @@ def list_endpoints(args: dict[str, Any]) -> Any:
     """The merchant's endpoints, newest first (never their secrets)."""
     now = clock.utcnow()
     return paginate(
-        reads.live(_merchant_id()), reads.ENDPOINT_ID, args, lambda row: reads.view(row, now).as_dict()
+        reads.live(_merchant_id()),
+        reads.ENDPOINT_ID,
+        args,
+        lambda row: reads.view(row, now).as_dict(),
     )
 
 
@@ -196,7 +199,9 @@ def deliveries(args: dict[str, Any], endpoint_id: str) -> Any:
     answered (null if none came), how long it took and why it failed. Never a response body."""
     merchant_id = _merchant_id()
     row = reads.endpoint_row(db.session(), merchant_id, endpoint_id)
-    return paginate(reads.attempts_query(merchant_id, row.id), reads.ATTEMPT_ID, args, reads.attempt_view)
+    return paginate(
+        reads.attempts_query(merchant_id, row.id), reads.ATTEMPT_ID, args, reads.attempt_view
+    )
 
 
 @bp.route("/events/<event_id>/redeliver", methods=["POST"])
@@ -217,8 +222,6 @@ def redeliver(body: dict[str, Any], event_id: str) -> Any:
     return idempotent(
         lambda: (
             202,
-            _queued(
-                services.redeliver(session, merchant_id, event_id, body.get("endpoint"), now)
-            ),
+            _queued(services.redeliver(session, merchant_id, event_id, body.get("endpoint"), now)),
         )
     )

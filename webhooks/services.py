@@ -231,7 +231,9 @@ def send_test_event(session: Session, merchant_id: int, public_id: str, now: dat
     return Queued(row.public_id, str(event["public_id"]), now)
 
 
-def _queue(session: Session, merchant_id: int, endpoint_id: int, event_id: int, now: datetime) -> None:
+def _queue(
+    session: Session, merchant_id: int, endpoint_id: int, event_id: int, now: datetime
+) -> None:
     """The event's delivery to the endpoint pending from attempt 0, due now: the one there is
     (whatever its status) or a new one."""
     d = webhook_deliveries

@@ -40,7 +40,7 @@ def _endpoint_id(session: Session, public_id: str) -> int:
 def test_create_list_get_patch_delete_and_the_secret_is_shown_once(
     client, session, webhook_app, receiver
 ):
-    shop, headers = _shop(session)
+    _, headers = _shop(session)
     created = _create(
         client,
         headers,
@@ -87,7 +87,7 @@ def test_create_list_get_patch_delete_and_the_secret_is_shown_once(
 
 
 def test_the_same_idempotency_key_makes_one_endpoint(client, session, webhook_app, receiver):
-    shop, headers = _shop(session)
+    _, headers = _shop(session)
     keyed = {**headers, "Idempotency-Key": "make-one"}
     first = _create(client, keyed, receiver.url())
     again = _create(client, keyed, receiver.url())
@@ -98,7 +98,7 @@ def test_the_same_idempotency_key_makes_one_endpoint(client, session, webhook_ap
 
 
 def test_the_seventeenth_endpoint_is_refused(client, session, webhook_app, receiver):
-    shop, headers = _shop(session)
+    _, headers = _shop(session)
     for n in range(16):
         assert _create(client, headers, receiver.url(f"/{n}")).status_code == 201
     refused = _create(client, headers, receiver.url("/17"))
@@ -116,7 +116,7 @@ def _count(session: Session) -> int:
 
 
 def test_an_unsafe_url_is_422_and_nothing_is_written(client, session, app):
-    shop, headers = _shop(session)
+    _, headers = _shop(session)
     before = _count(session)
     for url in (
         "https://127.0.0.1/hook",
@@ -134,10 +134,12 @@ def test_an_unsafe_url_is_422_and_nothing_is_written(client, session, app):
 
 
 def test_unknown_event_types_and_an_empty_list_are_refused(client, session, webhook_app, receiver):
-    shop, headers = _shop(session)
+    _, headers = _shop(session)
     assert _create(client, headers, receiver.url(), events=["nope"]).status_code == 422
     assert _create(client, headers, receiver.url(), events=[]).status_code == 422
-    internal = _create(client, headers, receiver.url(), events=["merchant.password_reset_requested"])
+    internal = _create(
+        client, headers, receiver.url(), events=["merchant.password_reset_requested"]
+    )
     assert internal.status_code == 422
     assert _count(session) == 0
 
@@ -222,7 +224,7 @@ def test_redelivery_of_an_unheard_or_foreign_event_and_to_a_named_endpoint(
 
 
 def test_a_test_event_reaches_only_its_endpoint(client, session, webhook_app, receiver):
-    shop, headers = _shop(session)
+    _, headers = _shop(session)
     one = _create(client, headers, receiver.url("/one")).json
     two = _create(client, headers, receiver.url("/two")).json
     receiver.expect("/one", one["secret"])

@@ -13,7 +13,7 @@ from flask import Response, current_app
 from coalition import clock
 from coalition.extensions import db
 from coalition.web.access import principal, require
-from coalition.web.api import blueprint, idempotent, page_schema, paginate
+from coalition.web.api import blueprint, decode_cursor, idempotent, page_schema, paginate
 from webhooks import reads, schemas, services
 
 bp = blueprint("webhook_endpoints", __name__, "Webhook endpoints, their delivery log, redelivery")
@@ -198,6 +198,10 @@ def deliveries(args: dict[str, Any], endpoint_id: str) -> Any:
     """The endpoint's delivery log, newest attempt first: when, which event, the HTTP status
     answered (null if none came), how long it took and why it failed. Never a response body."""
     merchant_id = _merchant_id()
+    if args.get("cursor"):
+        # A cursor this list never gave out is refused before anything is looked up, whichever
+        # endpoint the path names (the answer says nothing of whether it exists).
+        decode_cursor(args["cursor"])
     row = reads.endpoint_row(db.session(), merchant_id, endpoint_id)
     return paginate(
         reads.attempts_query(merchant_id, row.id), reads.ATTEMPT_ID, args, reads.attempt_view

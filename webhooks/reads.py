@@ -145,7 +145,7 @@ def last_attempts(session: Session, merchant_id: int) -> dict[str, dict[str, Any
     return found
 
 
-def disabled_by_the_engine(session: Session, merchant_id: int) -> list[EndpointView]:
+def disabled_by_the_engine(session: Session, merchant_id: int, now: datetime) -> list[EndpointView]:
     """Live endpoints the engine turned off (410 Gone, or five days failing): what the portal's
     notice names."""
     ep = webhook_endpoints
@@ -154,4 +154,4 @@ def disabled_by_the_engine(session: Session, merchant_id: int) -> list[EndpointV
         .where(ep.c.enabled.is_(False), ep.c.disabled_reason.in_(("gone", "failing")))
         .order_by(ep.c.id)
     ).all()
-    return [view(row, row.created_at) for row in rows]
+    return [view(row, now) for row in rows]

@@ -28,7 +28,7 @@ from webhooks.catalogue import DELIVERABLE
 def _disabled_panel(session: Session, merchant_id: int, now: datetime) -> dict[str, Any]:
     return {
         "kind": "webhooks_disabled",
-        "endpoints": reads.disabled_by_the_engine(session, merchant_id),
+        "endpoints": reads.disabled_by_the_engine(session, merchant_id, now),
     }
 
 
@@ -49,7 +49,7 @@ def _list_page(form: WebhookEndpointForm, status: int = 200, created: Any = None
             "portal/webhooks.html",
             endpoints=reads.endpoints(session, merchant.id, now),
             last=reads.last_attempts(session, merchant.id),
-            disabled=reads.disabled_by_the_engine(session, merchant.id),
+            disabled=reads.disabled_by_the_engine(session, merchant.id, now),
             form=form,
             created=created,
             limit=services.MAX_ENDPOINTS,

@@ -66,6 +66,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     from settlement.api import reports, runs, statements  # noqa: F401 (routes of settlement_api.bp)
     from settlement.api import stripe_events as stripe_webhooks
     from webhooks import events_api
+    from webhooks import api as webhooks_api
 
     for module in MODEL_MODULES:  # every table joins the metadata before anything queries
         importlib.import_module(module)
@@ -114,6 +115,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
             payments_api.bp,
             settlement_api.bp,
             events_api.bp,
+            webhooks_api.bp,
         ],
     )
     app.register_blueprint(staff_views.bp)

@@ -20,6 +20,7 @@ from coalition.ledger import holds
 from coalition.privacy import services as privacy
 from coalition.web.access import policy_of
 from tests import factories
+from webhooks import services as webhook_services
 
 # Path parameter -> the kind of object it names (a key of the `victim` fixture).
 OBJECT_PARAMS = {
@@ -27,6 +28,7 @@ OBJECT_PARAMS = {
     "redemption_id": "redemption",
     "hold_id": "hold",
     "statement_id": "statement",
+    "endpoint_id": "webhook_endpoint",
     "event_id": "event",
 }
 # Routes whose path ids are not a tenant's, with the reason.
@@ -39,6 +41,7 @@ IGNORED_METHODS = {"HEAD", "OPTIONS"}
 VALID_BODIES = {
     "/api/v1/purchases/<purchase_id>/refunds": {"amount": 100, "external_id": "return-1"},
     "/api/v1/holds/<hold_id>/capture": {"points": 1},
+    "/api/v1/webhook-endpoints/<endpoint_id>": {"description": "mine now", "enabled": False},
 }
 
 
@@ -64,7 +67,15 @@ def _snapshot(session: Session) -> dict[str, Any]:
         }
         balances = session.execute(text("SELECT id, balance, debt FROM accounts ORDER BY id")).all()
         holds = session.execute(text("SELECT id, status FROM holds ORDER BY id")).all()
-    return {"counts": counts, "balances": balances, "holds": holds}
+        endpoints = session.execute(text("SELECT * FROM webhook_endpoints ORDER BY id")).all()
+        deliveries = session.execute(text("SELECT * FROM webhook_deliveries ORDER BY id")).all()
+    return {
+        "counts": counts,
+        "balances": balances,
+        "holds": holds,
+        "endpoints": endpoints,
+        "deliveries": deliveries,
+    }
 
 
 @pytest.fixture
@@ -79,11 +90,25 @@ def victim(session: Session) -> dict[str, str]:
         session, member_id=member, merchant_id=shop, points=50, now=factories.T0
     )
     statement = factories.statement(session, shop).public_id
-    # Its purchase's event, written now so that it is within the 30 days the events API lists.
-    event = outbox.event_row("purchase.created", {}, clock.utcnow(), merchant_id=shop)
-    outbox.record(session, [event])
+    # A webhook endpoint (on PostgreSQL's row-level security, written as the system) and an
+    # event of its own for it to hear, delivered once; written now, so that it is within the 30
+    # days the events API lists.
+    with tenancy.acting_as(tenancy.SYSTEM, session):
+        endpoint = webhook_services.create_endpoint(
+            session,
+            shop,
+            url="https://127.0.0.1/hook",
+            events=None,
+            description="",
+            allow_private=True,
+            now=factories.T0,
+        ).endpoint.id
+        event = outbox.event_row("purchase.created", {"note": 1}, clock.utcnow(), merchant_id=shop)
+        outbox.record(session, [event])
+        webhook_services.redeliver(session, shop, event["public_id"], endpoint, factories.T0)
     return {
-        "event": event["public_id"],
+        "webhook_endpoint": endpoint,
+        "event": str(event["public_id"]),
         "statement": statement,
         "purchase": purchase["transaction"]["id"],
         "redemption": redemption["transaction"]["id"],
@@ -220,3 +245,14 @@ def test_a_member_token_reads_and_exports_only_its_own_member(
     assert {t["id"] for t in exported["transactions"]}.isdisjoint(
         {victim["purchase"], victim["redemption"]}
     )
+
+
+def test_a_merchants_webhook_endpoint_list_holds_none_of_another_merchants(
+    client: FlaskClient,
+    session: Session,
+    victim: dict[str, str],
+    attacker: dict[str, dict[str, str]],
+) -> None:
+    listed = client.get("/api/v1/webhook-endpoints", headers=attacker["merchant"])
+    assert listed.status_code == 200
+    assert listed.json == {"data": [], "next_cursor": None}

@@ -65,8 +65,8 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     from settlement.api import payments as payments_api
     from settlement.api import reports, runs, statements  # noqa: F401 (routes of settlement_api.bp)
     from settlement.api import stripe_events as stripe_webhooks
-    from webhooks import events_api
     from webhooks import api as webhooks_api
+    from webhooks import events_api
 
     for module in MODEL_MODULES:  # every table joins the metadata before anything queries
         importlib.import_module(module)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from coalition.errors import NotFound
 from coalition.ids import is_public_id
 from coalition.outbox import outbox_events
+from webhooks import signing
 from webhooks.catalogue import DELIVERABLE
 
 # SPEC 3.6: events are listed for 30 days (as Stripe's are).
@@ -30,14 +31,9 @@ _COLUMNS = (
 
 
 def envelope(row: Any) -> dict[str, Any]:
-    """An event as its endpoints receive it: `{"id", "type", "created_at", "data"}`,
-    `created_at` ISO 8601 in UTC."""
-    return {
-        "id": row.public_id,
-        "type": row.type,
-        "created_at": row.created_at.isoformat(),
-        "data": row.data,
-    }
+    """An event as its endpoints receive it (`webhooks.signing.envelope`: one writer of the
+    envelope, so the list and the deliveries cannot differ)."""
+    return signing.envelope(row._mapping)
 
 
 def _heard(merchant_id: int, now: datetime) -> Select[Any]:

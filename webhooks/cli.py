@@ -1,5 +1,5 @@
 """`coalition webhooks pump` and `coalition webhooks worker`: the webhooks' processes with Redis
-(decision X1). `coalition worker` starts one pump and `--webhook-workers` workers beside its own
+(decision 243). `coalition worker` starts one pump and `--webhook-workers` workers beside its own
 RQ worker and keeps them running (`Children`); an operator scaling out may run either alone on
 another machine. Each is a process of its own, so a kill, a crash or a hung endpoint in one
 never stops the others, and a child started by `coalition worker` ends when it ends."""

@@ -1,7 +1,7 @@
 """Delivery (SPEC 3.6): the due deliveries of one endpoint sent, each attempt written to the log,
 and the delivery and its endpoint moved on by the answer.
 
-- A job works one endpoint (decision X2): it leases a few due deliveries at a time (moving their
+- A job works one endpoint (decision 244): it leases a few due deliveries at a time (moving their
   `next_attempt_at` forward by `lease`, `FOR UPDATE SKIP LOCKED`), sends them one by one, and
   stops after `BUDGET_SECONDS` of work or at the first attempt that got no answer (a timeout, a
   refused connection): a dead endpoint holds a worker for at most one timeout. What it leased and
@@ -16,7 +16,7 @@ and the delivery and its endpoint moved on by the answer.
   days (`failing_since`) is disabled (`failing`). Either way its merchant hears it: an outbox
   event `webhook_endpoint.disabled`, which reaches the merchant's other endpoints and its event
   list. The deliveries of a disabled or deleted endpoint stay `pending` and are not attempted
-  (decision X4): re-enabled, it resumes where it stopped.
+  (decision 246): re-enabled, it resumes where it stopped.
 
 Scheduling time comes from `coalition.clock.utcnow` and jitter from an injectable random source,
 so tests run the three days of retries without sleeping."""

@@ -7,8 +7,7 @@ in the caller's transaction and the caller commits (one transaction per request)
 - At most `MAX_ENDPOINTS` live endpoints per merchant; the next is `TooManyEndpoints`.
 - Disabling by the merchant leaves the endpoint's pending deliveries pending (the engine does not
   attempt them); re-enabling clears why it was off and since when it failed, and they resume.
-- Deleting is soft (`deleted_at`): its pending deliveries end `failed` at once (decisions,
-  wh-endpoints X2),
+- Deleting is soft (`deleted_at`): its pending deliveries end `failed` at once (decision 259),
   since nothing can deliver or redeliver them any more.
 - Rotation keeps the old secret signing beside the new one for `ROTATION_WINDOW`.
 - Redelivery makes the event's delivery to each live, enabled endpoint that would hear it

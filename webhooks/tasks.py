@@ -1,4 +1,4 @@
-"""Running the webhooks (SPEC 3.6, decision X1): a pump that fans new events out and hands each
+"""Running the webhooks (SPEC 3.6, decision 243): a pump that fans new events out and hands each
 endpoint with due deliveries to a delivery job, one job per endpoint at a time.
 
 - With `REDIS_URL`, `coalition worker` runs the pump as a process of its own

@@ -1,5 +1,5 @@
 """The pump and its delivery jobs as they run for real (committed rows, several threads, Redis):
-a slow endpoint never delays another's deliveries (decision X2), and what is due lives in the
+a slow endpoint never delays another's deliveries (decision 244), and what is due lives in the
 database, so a lost queue or job loses nothing. Every request is verified (QUALITY W1)."""
 
 from __future__ import annotations

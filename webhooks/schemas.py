@@ -7,7 +7,7 @@ from marshmallow import Schema, fields, validate
 
 from coalition.privacy.schemas import JsonBoolean
 from coalition.web.api import HTTP_URL, PLAIN_TEXT, PageArgs, Strict, pattern
-from webhooks.catalogue import DELIVERABLE
+from webhooks.catalogue import SUBSCRIBABLE
 from webhooks.services import MAX_DESCRIPTION
 
 # An https URL with a host (the API's URL pattern without `http`).
@@ -36,9 +36,9 @@ def _url(required: bool) -> fields.String:
 
 def _events() -> fields.List:
     return fields.List(
-        fields.String(validate=validate.OneOf(DELIVERABLE)),
+        fields.String(validate=validate.OneOf(SUBSCRIBABLE)),
         allow_none=True,
-        validate=validate.Length(min=1, max=len(DELIVERABLE)),
+        validate=validate.Length(min=1, max=len(SUBSCRIBABLE)),
         metadata={"description": _EVENTS_WORDS},
     )
 

@@ -29,7 +29,7 @@ from coalition.ids import is_public_id, new_id
 from coalition.outbox import outbox_events
 from webhooks import reads
 from webhooks.addresses import check_registration
-from webhooks.catalogue import DELIVERABLE, INTERNAL
+from webhooks.catalogue import DELIVERABLE, INTERNAL, SUBSCRIBABLE
 from webhooks.dispatch import TEST_EVENT
 from webhooks.models import webhook_deliveries, webhook_endpoints
 from webhooks.signing import new_secret
@@ -70,7 +70,7 @@ def _events(events: Sequence[str] | None) -> list[str] | None:
     """The subscription: None for every type, else known deliverable types, sorted, once each."""
     if events is None:
         return None
-    unknown = sorted({e for e in events if e not in DELIVERABLE})
+    unknown = sorted({e for e in events if e not in SUBSCRIBABLE})
     if unknown:
         raise InvalidRequest(
             f"not an event type an endpoint can receive: {', '.join(unknown)}",

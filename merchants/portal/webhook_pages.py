@@ -22,7 +22,7 @@ from coalition.extensions import db
 from merchants.forms import WebhookEndpointForm
 from merchants.portal.face import bp, dashboard_panels, merchant_required, signed_in_merchant
 from webhooks import reads, services
-from webhooks.catalogue import DELIVERABLE
+from webhooks.catalogue import SUBSCRIBABLE
 
 
 def _disabled_panel(session: Session, merchant_id: int, now: datetime) -> dict[str, Any]:
@@ -37,7 +37,7 @@ dashboard_panels.append(_disabled_panel)
 
 def _form(formdata: Any = ...) -> WebhookEndpointForm:
     form = WebhookEndpointForm() if formdata is ... else WebhookEndpointForm(formdata=formdata)
-    form.events.choices = [(t, t) for t in DELIVERABLE]
+    form.events.choices = [(t, t) for t in SUBSCRIBABLE]
     return form
 
 

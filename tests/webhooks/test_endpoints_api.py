@@ -141,6 +141,10 @@ def test_unknown_event_types_and_an_empty_list_are_refused(client, session, webh
         client, headers, receiver.url(), events=["merchant.password_reset_requested"]
     )
     assert internal.status_code == 422
+    # The coalition's own events reach no merchant, and the test event needs no subscription:
+    # neither is offered, so a merchant cannot subscribe to something that never comes.
+    for never in ("membership.started", "webhook_endpoint.test"):
+        assert _create(client, headers, receiver.url(), events=[never]).status_code == 422
     assert _count(session) == 0
 
 

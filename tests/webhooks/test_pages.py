@@ -47,7 +47,7 @@ def test_a_merchant_adds_an_endpoint_sees_the_secret_once_and_tests_it(
     made = _add(
         client,
         receiver.url("/p"),
-        events=["purchase.created", "webhook_endpoint.test"],
+        events=["purchase.created", "statement.issued"],
         description="Till sync",
     )
     assert made.status_code == 201

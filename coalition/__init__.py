@@ -43,7 +43,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     from coalition.oauth import cli as oauth_cli
     from coalition.oauth import views as oauth_views
     from coalition.privacy import api as audience_api
-    from coalition.schedule import SCHEDULE
+    from coalition.schedule import LOOPS, SCHEDULE
     from coalition.staff import cli as staff_cli
     from coalition.staff import views as staff_views
     from coalition.web import access, api, lean, pages, problems
@@ -65,6 +65,8 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     from settlement.api import payments as payments_api
     from settlement.api import reports, runs, statements  # noqa: F401 (routes of settlement_api.bp)
     from settlement.api import stripe_events as stripe_webhooks
+    from webhooks import api as webhooks_api
+    from webhooks import events_api
 
     for module in MODEL_MODULES:  # every table joins the metadata before anything queries
         importlib.import_module(module)
@@ -86,7 +88,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     lean.init_app(app)
     request_ids.init_app(app)
     request_limits.init_app(app)
-    jobs.init_app(app, schedule=SCHEDULE)
+    jobs.init_app(app, schedule=SCHEDULE, loops=LOOPS)
     tasks.init_app(app)
     settlement_tasks.init_app(app)
     problems.init_app(app)
@@ -112,6 +114,8 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
             economics_api.bp,
             payments_api.bp,
             settlement_api.bp,
+            events_api.bp,
+            webhooks_api.bp,
         ],
     )
     app.register_blueprint(staff_views.bp)

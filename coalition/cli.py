@@ -135,11 +135,21 @@ def verify_ledger(as_json: bool) -> None:
 @click.command("worker")
 @click.option("--no-cron", is_flag=True, help="Do not start the `rq cron` scheduler beside it.")
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+@click.option(
+    "--webhook-workers",
+    default=4,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Processes delivering webhooks (the `webhooks` queue); 0: this worker delivers them.",
+)
 @with_appcontext
-def worker(no_cron: bool, burst: bool) -> None:
+def worker(no_cron: bool, burst: bool, webhook_workers: int) -> None:
     """Run an RQ worker on every queue (with RQ's scheduler for delayed retries) and, unless
-    --no-cron, `rq cron` with the schedule in coalition/schedule.py. Needs REDIS_URL."""
+    --no-cron, `rq cron` with the schedule in coalition/schedule.py. Unless --burst, also the
+    webhooks' pump and --webhook-workers processes for their queue (then this worker leaves
+    that queue to them). Needs REDIS_URL."""
     from coalition.jobs import QUEUES, Worker, redis_connection
+    from webhooks.cli import Children
 
     url = current_app.config["REDIS_URL"]
     if not url:
@@ -152,11 +162,19 @@ def worker(no_cron: bool, burst: bool) -> None:
         scheduler = subprocess.Popen(
             [sys.executable, "-m", "rq.cli", "cron", "coalition.schedule", "--url", url]
         )
+    queues = list(QUEUES)
+    webhooks = None
+    if not burst:
+        webhooks = Children(webhook_workers).start()
+        if webhook_workers:
+            queues.remove("webhooks")
     try:
-        Worker(list(QUEUES), connection=redis_connection(current_app)).work(
+        Worker(queues, connection=redis_connection(current_app)).work(
             burst=burst, with_scheduler=True
         )
     finally:
+        if webhooks is not None:
+            webhooks.stop()
         if scheduler is not None:
             scheduler.terminate()
             scheduler.wait(timeout=10)
@@ -236,6 +254,7 @@ def serve(host: str, port: int, workers: int | None) -> None:
 
 def init_app(app: Flask) -> None:
     from coalition.demo import demo
+    from webhooks.cli import webhooks_group
 
-    for command in (verify_ledger, worker, serve, demo):
+    for command in (verify_ledger, worker, serve, demo, webhooks_group):
         app.cli.add_command(command)

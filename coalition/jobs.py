@@ -45,6 +45,9 @@ R = TypeVar("R")
 DailyJob = Callable[[date, datetime], None]
 # (job, queue, cron fields): what runs when, for `rq cron` and for `run_schedule` alike.
 Schedule = Sequence[tuple[Callable[[], Any], str, str]]
+# What runs continuously beside the in-process schedule (the webhooks' pump), each on a thread
+# of its own until the event is set.
+Loop = Callable[[Flask, threading.Event], None]
 
 
 class DailyRun(Base):
@@ -172,12 +175,15 @@ def run_schedule(app: Flask, stop: threading.Event) -> None:
 # A worker that finds the schedule taken looks again this often: when the worker running it
 # dies, another takes it over (and catches up) within this many seconds.
 TAKE_OVER_SECONDS = 30.0
+# A loop told to stop finishes what it is doing (a webhook delivery job) within this.
+LOOP_STOP_SECONDS = 60.0
 
 
 class InProcessScheduler:
     """The embedded default's scheduler under gunicorn: every worker starts one after it is
     forked, and the one holding an exclusive `flock` on the server's lock file runs the
-    schedule, so a server has one whatever its number of workers. The others wait to take
+    schedule and the loops (the webhooks' pump), so a server has one whatever its number of
+    workers. The others wait to take
     over: the lock goes with the process that held it, however it ends."""
 
     def __init__(self, app: Flask, lock_path: str) -> None:
@@ -202,13 +208,28 @@ class InProcessScheduler:
                     self.stop.wait(TAKE_OVER_SECONDS)
                     continue
                 log.debug("this process runs the job schedule")
+                loops = [
+                    threading.Thread(
+                        target=loop,
+                        args=(self.app, self.stop),
+                        name=f"coalition-{loop.__name__}",
+                        daemon=True,
+                    )
+                    for loop in self.app.extensions.get("coalition.loops", ())
+                ]
+                for thread in loops:
+                    thread.start()
                 run_schedule(self.app, self.stop)
+                for thread in loops:
+                    thread.join(timeout=LOOP_STOP_SECONDS)
                 return
 
 
-def init_app(app: Flask, schedule: Schedule) -> None:
-    """Give the app its job runner and the schedule `coalition serve` runs in-process."""
+def init_app(app: Flask, schedule: Schedule, loops: Sequence[Loop] = ()) -> None:
+    """Give the app its job runner, the schedule `coalition serve` runs in-process and the loops
+    it runs beside it."""
     app.extensions["coalition.schedule"] = schedule
+    app.extensions["coalition.loops"] = tuple(loops)
     app.extensions["coalition.daily_jobs"] = {}
     app.extensions["coalition.inprocess"] = InProcessRunner(
         app, inline=app.config["COALITION_ENV"] == "testing"

@@ -12,9 +12,10 @@ other process the registration is never read."""
 
 from rq import cron
 
-from coalition.jobs import Schedule, run_daily_jobs
+from coalition.jobs import Loop, Schedule, run_daily_jobs
 from coalition.tasks import purge_idempotency_keys
 from settlement.tasks import submit_payments
+from webhooks.tasks import run_in_process as webhooks_pump
 
 SCHEDULE: Schedule = (
     (run_daily_jobs, "default", "5 * * * *"),
@@ -23,6 +24,10 @@ SCHEDULE: Schedule = (
     # is safe to run any number of times.
     (submit_payments, "settlement", "50 * * * *"),
 )
+
+# Beside the in-process schedule (`coalition serve` without Redis): the webhooks' pump, every
+# half second, with its delivery threads. With Redis, `coalition worker` runs it instead.
+LOOPS: tuple[Loop, ...] = (webhooks_pump,)
 
 for function, queue_name, when in SCHEDULE:
     cron.register(function, queue_name=queue_name, cron=when)

@@ -276,3 +276,28 @@ class PendingWindowForm(FlaskForm):
         _l("Pending window (days a purchase's points wait before they can be spent)"),
         validators=[InputRequired(_l("Give a number of days, 0 for none."))],
     )
+
+
+class WebhookEndpointForm(FlaskForm):
+    """A webhook endpoint, as `webhooks.schemas.WebhookEndpointIn` takes it; the URL's safety is
+    checked by the service (`webhooks.addresses`), which says why it refuses one."""
+
+    url = StringField(
+        _l("Address (https://…)"),
+        validators=[
+            DataRequired(_l("Give the address to send events to.")),
+            Length(max=2048),
+            Regexp(r"^https://", message=_l("The address must start with https://.")),
+            _plain,
+        ],
+    )
+    events = SelectMultipleField(
+        _l("Events to send (tick none for every event, those added later too)"),
+        choices=[],
+        validators=[Optional()],
+        option_widget=widgets.CheckboxInput(),
+        widget=widgets.ListWidget(prefix_label=False),
+    )
+    description = StringField(
+        _l("Description (optional)"), validators=[Optional(), Length(max=200), _plain]
+    )

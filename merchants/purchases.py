@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session
 from coalition import clock, economics
 from coalition.database import Hot, UTCDateTime, table
 from coalition.errors import CoalitionError, IdempotencyConflict, NotFound
-from coalition.ledger import operations, reads
+from coalition.ledger import operations, reads, shapes
 from coalition.ledger.accounts import Issuers, issuer_columns, issuers_from, lock_member_accounts
 from coalition.ledger.awards import Award, award_many
 from coalition.ledger.models import Account, Transaction
@@ -150,18 +150,9 @@ def _check_currency(currency: str, terms: economics.Terms) -> None:
 
 
 def _breakdown(stored: Mapping[str, int] | None) -> dict[str, int]:
-    """SPEC 3.3's five parts, and `premium` (a premium membership's extra points). A purchase
-    written outside the API may carry the ledger's part names (`merchant`), which is its base
-    here."""
-    stored = stored or {}
-    return {
-        "base": stored.get("base", stored.get("merchant", 0)),
-        "campaign": stored.get("campaign", 0),
-        "tier": stored.get("tier", 0),
-        "welcome": stored.get("welcome", 0),
-        "stamp": stored.get("stamp", 0),
-        "premium": stored.get("premium", 0),
-    }
+    """SPEC 3.3's five parts, and `premium` (a premium membership's extra points), as the
+    ledger's events show them too (`coalition.ledger.shapes`)."""
+    return shapes.breakdown(stored)
 
 
 def member_state(member: FoundMember, balance: int, available: int | None = None) -> MemberState:
@@ -367,6 +358,7 @@ def _award(
     terms: economics.Terms,
     now: datetime,
     pending_days: int = 0,
+    member_public_id: str | None = None,
 ) -> Award:
     # SPEC 2, Pending points: the whole purchase (welcome and tier points too) is pending for
     # the merchant's window, kept within the operator's bounds of the day.
@@ -385,6 +377,7 @@ def _award(
         store=purchase.get("store"),
         items=purchase.get("items"),
         pending_until=now + timedelta(days=days) if days else None,
+        member_public_id=member_public_id,
     )
 
 
@@ -446,7 +439,14 @@ def record_purchase(
         session, merchant_id, {(account.id, card): n for card, n in earned.stamps.items()}, now
     )
     award = _award(
-        purchase, member.account_id, earned, rules, terms, now, int(earning.pending_days or 0)
+        purchase,
+        member.account_id,
+        earned,
+        rules,
+        terms,
+        now,
+        int(earning.pending_days or 0),
+        member.public_id,
     )
     try:
         [result] = award_many(
@@ -523,6 +523,7 @@ def refund_purchase(
             now=now,
             external_id=external_id,
             locked=account,
+            member_public_id=member.public_id,
         )
     except IntegrityError as error:
         # A refund of another purchase (another member's lock) took this receipt meanwhile.
@@ -757,7 +758,14 @@ def _earn_lines(
         progress[account_id].update(earned.stamps)
         changed.update({(account_id, card): n for card, n in earned.stamps.items()})
         accepted[index] = _award(
-            purchase, account_id, earned, rules, terms, now, int(earning.pending_days or 0)
+            purchase,
+            account_id,
+            earned,
+            rules,
+            terms,
+            now,
+            int(earning.pending_days or 0),
+            member.public_id,
         )
     if budget is not None:
         budget.save()

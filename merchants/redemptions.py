@@ -11,7 +11,7 @@ redemptions and holds: another merchant's are `not_found`, like ones that do not
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from coalition import economics
 from coalition.fraud import velocity as fraud
-from coalition.ledger import holds, operations, reads
+from coalition.ledger import holds, operations, reads, shapes
 from coalition.ledger.accounts import lock_member
 from coalition.ledger.reads import balances_after
 from coalition.ledger.rows import Actor
@@ -126,8 +126,8 @@ class CodeCheck:
 def _money(session: Session, points: int, at: datetime) -> Money:
     """What `points` spent at `at` are worth: SPEC 2's `point_value`, coalition-wide, in the
     terms of that business day."""
-    terms = economics.terms_at(at, session=session)
-    return Money(economics.value_minor(points, terms), terms.currency)
+    value = shapes.redemption_value(session, points, at)
+    return Money(value["amount"], value["currency"])
 
 
 def _owner_of_hold(session: Session, hold_id: str, merchant_id: int) -> FoundMember:
@@ -171,6 +171,7 @@ def record_redemption(
     if member_id is None:
         check.consume(member.id, redemption["code"])
     check.velocity(member, merchant_id, points)
+    value = _money(session, points, now)
     try:
         result = operations.redeem(
             session,
@@ -181,6 +182,8 @@ def record_redemption(
             now=now,
             external_id=external_id,
             locked=account,
+            member_public_id=member.public_id,
+            value=asdict(value),
         )
     except IntegrityError as error:
         # Another member's redemption (under its own lock, unseen by the check above) took
@@ -190,7 +193,7 @@ def record_redemption(
         raise purchases.external_id_conflict(
             external_id, "another request", "redemption"
         ) from error
-    done = Redemption(result["transaction"]["id"], points, _money(session, points, now))
+    done = Redemption(result["transaction"]["id"], points, value)
     return RedemptionResult(done, member_state(member, result["member"]["balance"]))
 
 
@@ -207,7 +210,12 @@ def reverse_redemption(
     redemption = reads.merchant_transaction(session, redemption_id, merchant_id, "redeem")
     member = member_of_account(session, redemption.member_account_id)
     result = operations.reverse_redemption(
-        session, redemption_id=redemption_id, merchant_id=merchant_id, actor=actor, now=now
+        session,
+        redemption_id=redemption_id,
+        merchant_id=merchant_id,
+        actor=actor,
+        now=now,
+        member_public_id=member.public_id,
     )
     done, state = result["transaction"], result["member"]
     return ReversalResult(
@@ -260,16 +268,25 @@ def capture_hold(
     member = _owner_of_hold(session, hold_id, merchant_id)
     lock_member(session, member.id)
     held = holds.active_hold_points(session, hold_id, merchant_id, now)
+    value = None
     if held is not None:
         (check or CodeCheck(session, now)).velocity(
             member, merchant_id, held if points is None else min(points, held)
         )
+        value = _money(session, held if points is None else points, now)
     result = holds.capture_hold(
-        session, hold_id=hold_id, merchant_id=merchant_id, actor=actor, now=now, points=points
+        session,
+        hold_id=hold_id,
+        merchant_id=merchant_id,
+        actor=actor,
+        now=now,
+        points=points,
+        member_public_id=member.public_id,
+        value=asdict(value) if value is not None else None,
     )
     done, state = result["transaction"], result["member"]
     return RedemptionResult(
-        Capture(done["id"], done["points"], _money(session, done["points"], now), hold_id),
+        Capture(done["id"], done["points"], value or _money(session, done["points"], now), hold_id),
         member_state(member, state["balance"], state["available"]),
     )
 
@@ -278,6 +295,12 @@ def void_hold(session: Session, *, merchant_id: int, hold_id: str, now: datetime
     """Release the merchant's hold `hold_id` without spending. Refusals raise:
     `not_found`, `hold_not_active`."""
     member = _owner_of_hold(session, hold_id, merchant_id)
-    result = holds.void_hold(session, hold_id=hold_id, merchant_id=merchant_id, now=now)
+    result = holds.void_hold(
+        session,
+        hold_id=hold_id,
+        merchant_id=merchant_id,
+        now=now,
+        member_public_id=member.public_id,
+    )
     state = result["member"]
     return HoldResult(result["hold"], member_state(member, state["balance"], state["available"]))

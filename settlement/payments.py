@@ -398,13 +398,16 @@ def _payout_event(
             statements.c.id == instruction.statement_id
         )
     ).one()
+    # The statement's `payment` as `GET /api/v1/statements/{id}` shows it (its status the
+    # instruction's: `succeeded` or `failed`), with the statement, its month and Stripe's transfer.
     data = {
         "payout": {
             "id": instruction.public_id,
+            "kind": instruction.kind,
+            "status": outcome,
+            "amount": money(instruction.amount_minor, instruction.currency),
             "statement": statement.public_id,
             "month": statement.month,
-            "amount": money(instruction.amount_minor, instruction.currency),
-            "status": "paid" if outcome == "succeeded" else "failed",
             "transfer": transfer_id,
         }
     }

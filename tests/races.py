@@ -23,7 +23,8 @@ def race(app: Flask, parties: int, act: Callable[[Session], Any]) -> list[Any]:
     outcomes: list[Any] = [None] * parties
 
     def party(index: int) -> None:
-        with Session(engine) as session:
+        # In the app, as every request and job is (the economics' terms are the app's).
+        with app.app_context(), Session(engine) as session:
             start.wait()
             try:
                 with session.begin():

@@ -14,12 +14,13 @@ from flask.testing import FlaskClient
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from coalition import tenancy
+from coalition import clock, outbox, tenancy
 from coalition.extensions import db
 from coalition.ledger import holds
 from coalition.privacy import services as privacy
 from coalition.web.access import policy_of
 from tests import factories
+from webhooks import services as webhook_services
 
 # Path parameter -> the kind of object it names (a key of the `victim` fixture).
 OBJECT_PARAMS = {
@@ -27,6 +28,8 @@ OBJECT_PARAMS = {
     "redemption_id": "redemption",
     "hold_id": "hold",
     "statement_id": "statement",
+    "endpoint_id": "webhook_endpoint",
+    "event_id": "event",
 }
 # Routes whose path ids are not a tenant's, with the reason.
 COALITION_WIDE = {
@@ -38,6 +41,7 @@ IGNORED_METHODS = {"HEAD", "OPTIONS"}
 VALID_BODIES = {
     "/api/v1/purchases/<purchase_id>/refunds": {"amount": 100, "external_id": "return-1"},
     "/api/v1/holds/<hold_id>/capture": {"points": 1},
+    "/api/v1/webhook-endpoints/<endpoint_id>": {"description": "mine now", "enabled": False},
 }
 
 
@@ -63,12 +67,21 @@ def _snapshot(session: Session) -> dict[str, Any]:
         }
         balances = session.execute(text("SELECT id, balance, debt FROM accounts ORDER BY id")).all()
         holds = session.execute(text("SELECT id, status FROM holds ORDER BY id")).all()
-    return {"counts": counts, "balances": balances, "holds": holds}
+        endpoints = session.execute(text("SELECT * FROM webhook_endpoints ORDER BY id")).all()
+        deliveries = session.execute(text("SELECT * FROM webhook_deliveries ORDER BY id")).all()
+    return {
+        "counts": counts,
+        "balances": balances,
+        "holds": holds,
+        "endpoints": endpoints,
+        "deliveries": deliveries,
+    }
 
 
 @pytest.fixture
 def victim(session: Session) -> dict[str, str]:
-    """Merchant A's objects: a purchase, a redemption and an active hold of its member."""
+    """Merchant A's objects: a purchase, a redemption and an active hold of its member, a
+    statement and an event."""
     shop = factories.merchant(session, "Victim")
     member = factories.member(session)
     purchase = factories.purchase(session, member, shop, 500)
@@ -77,7 +90,25 @@ def victim(session: Session) -> dict[str, str]:
         session, member_id=member, merchant_id=shop, points=50, now=factories.T0
     )
     statement = factories.statement(session, shop).public_id
+    # A webhook endpoint (on PostgreSQL's row-level security, written as the system) and an
+    # event of its own for it to hear, delivered once; written now, so that it is within the 30
+    # days the events API lists.
+    with tenancy.acting_as(tenancy.SYSTEM, session):
+        endpoint = webhook_services.create_endpoint(
+            session,
+            shop,
+            url="https://127.0.0.1/hook",
+            events=None,
+            description="",
+            allow_private=True,
+            now=factories.T0,
+        ).endpoint.id
+        event = outbox.event_row("purchase.created", {"note": 1}, clock.utcnow(), merchant_id=shop)
+        outbox.record(session, [event])
+        webhook_services.redeliver(session, shop, event["public_id"], endpoint, factories.T0)
     return {
+        "webhook_endpoint": endpoint,
+        "event": str(event["public_id"]),
         "statement": statement,
         "purchase": purchase["transaction"]["id"],
         "redemption": redemption["transaction"]["id"],
@@ -149,6 +180,25 @@ def test_a_merchants_transaction_list_shows_nothing_of_another_merchant(
     assert not ids & {victim["purchase"], victim["redemption"]}
 
 
+def test_a_merchants_events_show_nothing_of_another_merchant(
+    client: FlaskClient,
+    session: Session,
+    victim: dict[str, str],
+    attacker: dict[str, dict[str, str]],
+) -> None:
+    own = client.get("/api/v1/transactions?limit=1", headers=attacker["merchant"]).json
+    [purchase] = own["data"]
+    with tenancy.acting_as(tenancy.SYSTEM, session):
+        merchant_id = session.execute(
+            text("SELECT merchant_id FROM transactions WHERE public_id = :id"),
+            {"id": purchase["id"]},
+        ).scalar_one()
+    mine = outbox.event_row("purchase.created", {}, clock.utcnow(), merchant_id=merchant_id)
+    outbox.record(session, [mine])
+    listed = client.get("/api/v1/events?limit=100", headers=attacker["merchant"]).json
+    assert [e["id"] for e in listed["data"]] == [mine["public_id"]]
+
+
 def test_a_member_token_lists_only_its_own_members_transactions(
     client: FlaskClient,
     session: Session,
@@ -195,3 +245,14 @@ def test_a_member_token_reads_and_exports_only_its_own_member(
     assert {t["id"] for t in exported["transactions"]}.isdisjoint(
         {victim["purchase"], victim["redemption"]}
     )
+
+
+def test_a_merchants_webhook_endpoint_list_holds_none_of_another_merchants(
+    client: FlaskClient,
+    session: Session,
+    victim: dict[str, str],
+    attacker: dict[str, dict[str, str]],
+) -> None:
+    listed = client.get("/api/v1/webhook-endpoints", headers=attacker["merchant"])
+    assert listed.status_code == 200
+    assert listed.json == {"data": [], "next_cursor": None}

@@ -14,9 +14,15 @@ from coalition.outbox import EVENT_TYPES
 
 # Never listed nor delivered, whatever merchant it names.
 INTERNAL = frozenset({"merchant.password_reset_requested"})
+# The coalition's own: written with no merchant, so no endpoint ever hears them.
+COALITION_ONLY = frozenset(t for t in EVENT_TYPES if t.startswith("membership."))
+# Sent to the one endpoint it was asked for, whatever that endpoint subscribes to.
+TEST_EVENT = "webhook_endpoint.test"
 
-# What an endpoint may subscribe to, sorted for forms and documents.
-DELIVERABLE: tuple[str, ...] = tuple(sorted(EVENT_TYPES - INTERNAL))
+# What a merchant may list and receive, sorted for documents.
+DELIVERABLE: tuple[str, ...] = tuple(sorted(EVENT_TYPES - INTERNAL - COALITION_ONLY))
+# What an endpoint may subscribe to (the forms' and the API's choices).
+SUBSCRIBABLE: tuple[str, ...] = tuple(t for t in DELIVERABLE if t != TEST_EVENT)
 
 
 def is_deliverable(event_type: str) -> bool:

@@ -1,7 +1,7 @@
 """Delivery (SPEC 3.6): the due deliveries of one endpoint sent, each attempt written to the log,
 and the delivery and its endpoint moved on by the answer.
 
-- A job works one endpoint (decision X2): it leases a few due deliveries at a time (moving their
+- A job works one endpoint (decision 244): it leases a few due deliveries at a time (moving their
   `next_attempt_at` forward by `lease`, `FOR UPDATE SKIP LOCKED`), sends them one by one, and
   stops after `BUDGET_SECONDS` of work or at the first attempt that got no answer (a timeout, a
   refused connection): a dead endpoint holds a worker for at most one timeout. What it leased and
@@ -16,7 +16,7 @@ and the delivery and its endpoint moved on by the answer.
   days (`failing_since`) is disabled (`failing`). Either way its merchant hears it: an outbox
   event `webhook_endpoint.disabled`, which reaches the merchant's other endpoints and its event
   list. The deliveries of a disabled or deleted endpoint stay `pending` and are not attempted
-  (decision X4): re-enabled, it resumes where it stopped.
+  (decision 246): re-enabled, it resumes where it stopped.
 
 Scheduling time comes from `coalition.clock.utcnow` and jitter from an injectable random source,
 so tests run the three days of retries without sleeping."""
@@ -182,6 +182,7 @@ def work_endpoint(
             return Worked(attempted, succeeded)
         for index, delivery in enumerate(leased):
             stop: str | None = None
+            unsent = leased[index:]
             if time.monotonic() - started >= budget_seconds:
                 stop = "budget"
             else:
@@ -190,15 +191,13 @@ def work_endpoint(
                 if result is None:
                     stop = "disabled"
                 else:
+                    unsent = leased[index + 1 :]
                     attempted += 1
                     succeeded += result.status is not None and 200 <= result.status < 300
                     if result.status is None:
                         stop = "no_answer"
-                    elif _disabled(session, endpoint_id):
-                        stop = "disabled"
             if stop is not None:
-                rest = leased[index + 1 :] if stop != "budget" else leased[index:]
-                _give_back(session, rest)
+                _give_back(session, unsent)
                 session.commit()
                 return Worked(attempted, succeeded, stop)
 
@@ -262,15 +261,6 @@ def _give_back(session: Session, leased: list[_Leased]) -> None:
         .values(next_attempt_at=bindparam("due")),
         [{"delivery_id": row.id, "due": row.original_due} for row in leased],
     )
-
-
-def _disabled(session: Session, endpoint_id: int) -> bool:
-    endpoint = session.execute(
-        select(webhook_endpoints.c.enabled, webhook_endpoints.c.deleted_at).where(
-            webhook_endpoints.c.id == endpoint_id
-        )
-    ).one()
-    return not endpoint.enabled or endpoint.deleted_at is not None
 
 
 def _attempt(
@@ -344,7 +334,12 @@ def _record(
             .where(d.c.id == delivery.id)
             .values(status="succeeded", finished_at=now, next_attempt_at=None)
         )
-        session.execute(update(ep).where(ep.c.id == endpoint["id"]).values(failing_since=None))
+        # Written only when it changes: a healthy endpoint's row is not rewritten per delivery.
+        session.execute(
+            update(ep)
+            .where(ep.c.id == endpoint["id"], ep.c.failing_since.is_not(None))
+            .values(failing_since=None)
+        )
         return
     wait = next_wait(attempts.attempts, answer.retry_after, sent_at=sent_at, rng=rng)
     if wait is None:

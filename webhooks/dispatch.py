@@ -25,16 +25,13 @@ from sqlalchemy.orm import Session
 
 from coalition.database import insert_unless_present
 from coalition.outbox import outbox_events
-from webhooks.catalogue import DELIVERABLE
+from webhooks.catalogue import DELIVERABLE, TEST_EVENT
 from webhooks.models import webhook_deliveries, webhook_endpoints
 
 # Events read and fanned out per transaction (at most 16 endpoints each).
 BATCH = 500
 # Events nobody hears, marked per statement.
 SILENT_CHUNK = 10_000
-# The portal's "send a test event": delivered to the endpoint its data names, whatever it
-# subscribes to.
-TEST_EVENT = "webhook_endpoint.test"
 
 
 def _listening(event: Any) -> Any:

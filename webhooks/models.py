@@ -76,7 +76,7 @@ class WebhookDelivery(Base):
         Index("ix_webhook_deliveries_endpoint", "endpoint_id", "id"),
         Index("ix_webhook_deliveries_event", "event_id"),
         # An endpoint's due deliveries, for the pump (has it any?) and its delivery job (the
-        # oldest due first), whatever the endpoint's history holds (decision X3).
+        # oldest due first), whatever the endpoint's history holds (decision 245).
         Index(
             "ix_webhook_deliveries_endpoint_due",
             "endpoint_id",

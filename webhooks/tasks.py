@@ -1,4 +1,4 @@
-"""Running the webhooks (SPEC 3.6, decision X1): a pump that fans new events out and hands each
+"""Running the webhooks (SPEC 3.6, decision 243): a pump that fans new events out and hands each
 endpoint with due deliveries to a delivery job, one job per endpoint at a time.
 
 - With `REDIS_URL`, `coalition worker` runs the pump as a process of its own
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 QUEUE = "webhooks"
 PUMP_INTERVAL = 0.5
+MAX_BACKOFF_SECONDS = 5.0
 # Per pump round, at most this many batches of each kind: a backlog is worked off over several
 # rounds, and deliveries keep being handed out meanwhile.
 DISPATCH_BATCHES = 20
@@ -101,9 +102,9 @@ def pump_once(now: datetime | None = None, handoff: Handoff | None = None) -> Pu
 def _default_handoff(app: Flask) -> Handoff:
     if app.config["REDIS_URL"]:
         return RqHandoff(app)
-    threads = app.extensions.get("webhooks.threads")
+    threads: DeliveryThreads | None = app.extensions.get("webhooks.threads")
     if threads is not None:
-        return threads.submit  # type: ignore[no-any-return]
+        return threads.submit
     return _inline
 
 
@@ -225,7 +226,9 @@ class DeliveryThreads:
             self.running.discard(endpoint_id)
 
     def close(self) -> None:
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        """Run no more jobs; wait for those running (each ends within its budget and one
+        timeout)."""
+        self.executor.shutdown(wait=True, cancel_futures=True)
 
 
 def run_pump(
@@ -235,17 +238,26 @@ def run_pump(
     interval: float = PUMP_INTERVAL,
 ) -> None:
     """Pump until `stop` is set: a round every `interval` seconds, at once again while a round
-    found a full backlog. A failing round (the database or Redis away) is logged and retried."""
+    found a full backlog. A failing round (the database or Redis away) is logged and tried
+    again, less often while the failures last (up to `MAX_BACKOFF_SECONDS`)."""
+    failures = 0
     while not stop.is_set():
-        busy = False
+        wait = interval
         with app.app_context():
             try:
                 pumped = pump_once(handoff=handoff)
-                busy = pumped.dispatched >= dispatch.BATCH * DISPATCH_BATCHES
+                if pumped.dispatched >= dispatch.BATCH * DISPATCH_BATCHES:
+                    wait = 0
+                failures = 0
+            except RedisError as exc:
+                failures += 1
+                log.warning("webhooks pump: Redis unavailable (%s); jobs wait", exc)
             except Exception:
+                failures += 1
                 log.exception("webhooks pump round failed")
-        if not busy:
-            stop.wait(interval)
+        if failures:
+            wait = min(interval * 2**failures, MAX_BACKOFF_SECONDS)
+        stop.wait(wait)
 
 
 def run_in_process(app: Flask, stop: threading.Event) -> None:

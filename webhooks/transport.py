@@ -7,6 +7,9 @@ body, and never an exception for a network reason: the delivery engine decides w
 
 from __future__ import annotations
 
+import contextlib
+import heapq
+import itertools
 import socket
 import ssl
 import threading
@@ -78,21 +81,41 @@ class Transport:
         self.ca_bundle = ca_bundle
         self.resolver = resolver
         self._ssl_context = _ssl_context(ca_bundle)
-        self._pools: OrderedDict[tuple[str, int, str], urllib3.HTTPSConnectionPool] = OrderedDict()
+        self._pools: OrderedDict[tuple[str, int, str], _PinnedPool] = OrderedDict()
         self._lock = threading.Lock()
+        self._deadlines = _Deadlines()
 
     def post(self, url: str, body: bytes, headers: Mapping[str, str], *, timeout: float) -> Answer:
+        """POST `body` to `url` and say what came back. Never raises for the endpoint's sake: a
+        refused address, a network or TLS failure, a timeout are an Answer with status None. The
+        whole attempt (connect, TLS, sending, the answer's headers and first 4 KiB) ends within
+        `timeout` seconds, plus a fraction of a second, however slowly the endpoint trickles."""
         started = time.monotonic()
         try:
             target = check_url(url)
             addresses = public_addresses(
                 target, allow_private=self.allow_private, resolver=self.resolver
             )
-            return self._send(target, addresses, body, headers, timeout, started)
         except UnsafeWebhookUrl as exc:
             return _failed(started, f"unsafe address: {exc.detail}")
+        except Exception as exc:  # a resolver failing in a way of its own
+            return _failed(started, f"could not resolve the host: {describe(exc, timeout)}")
+        watch = self._deadlines.watch(started + timeout)
+        _current.watch = watch
+        try:
+            answer = self._send(target, addresses, body, headers, timeout, started)
         except Exception as exc:  # post never raises for the endpoint's sake
+            if watch.fired:
+                return _failed(started, f"timed out after {timeout:g} s")
             return _failed(started, describe(exc, timeout))
+        finally:
+            watch.finish()
+            _current.watch = None
+        if watch.fired:
+            # Cut off mid-answer: what was read of it (an end of headers, a short body) is not
+            # the endpoint's answer.
+            return _failed(started, f"timed out after {timeout:g} s")
+        return answer
 
     def close(self) -> None:
         """Close every kept connection."""
@@ -101,6 +124,7 @@ class Transport:
             self._pools.clear()
         for pool in pools:
             pool.close()
+        self._deadlines.stop()
 
     def __enter__(self) -> Transport:
         return self
@@ -125,13 +149,16 @@ class Transport:
         request_headers = {k: v for k, v in request_headers.items() if k.lower() != "host"}
         request_headers["Host"] = target.host_header
         last_error: Exception | None = None
-        for ip in addresses[:MAX_CONNECT_ATTEMPTS]:
+        attempts = list(addresses[:MAX_CONNECT_ATTEMPTS])
+        stale_retried = False
+        while attempts:
+            ip = attempts[0]
             remaining = timeout - (time.monotonic() - started)
             if remaining <= 0:
                 break
-            pool = self._pool(target, ip)
+            watch = _current.watch
             try:
-                response = pool.urlopen(
+                response = self._pool(target, ip).urlopen(
                     "POST",
                     target.request_target,
                     body=body,
@@ -149,6 +176,14 @@ class Transport:
                 if isinstance(exc, ConnectTimeoutError) and _timed_out(exc):
                     raise
                 last_error = exc
+                attempts.pop(0)
+                continue
+            except ProtocolError:
+                # A kept-alive connection the endpoint closed as we reused it (its idle timeout):
+                # once, on a new connection. Webhooks are at least once; `webhook-id` dedupes.
+                if watch is None or not watch.reused or watch.fired or stale_retried:
+                    raise
+                stale_retried = True
                 continue
             return self._answer(response, started)
         if last_error is not None:
@@ -162,6 +197,10 @@ class Transport:
                 # More than we read: the connection cannot be reused, close it.
                 response.close()
         finally:
+            if _current.watch is not None:
+                # Done with the endpoint: from here the deadline no longer applies (and the
+                # connection may serve another request once released).
+                _current.watch.finish()
             response.release_conn()
         status = int(response.status)
         error: str | None = None
@@ -177,14 +216,14 @@ class Transport:
             error=error,
         )
 
-    def _pool(self, target: Target, ip: IPAddress) -> urllib3.HTTPSConnectionPool:
+    def _pool(self, target: Target, ip: IPAddress) -> _PinnedPool:
         key = (target.host, target.port, str(ip))
         with self._lock:
             pool = self._pools.get(key)
             if pool is not None:
                 self._pools.move_to_end(key)
                 return pool
-            pool = urllib3.HTTPSConnectionPool(
+            pool = _PinnedPool(
                 host=str(ip),
                 port=target.port,
                 # SNI and the certificate's name are the host's, not the address's.
@@ -203,6 +242,128 @@ class Transport:
         for old in evicted:
             old.close()
         return pool
+
+
+class _Watch:
+    """One request's deadline: the connection it is using, shut down if the deadline passes
+    while it is still at work (a socket timeout bounds each read, not the sum of them)."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.fired = False
+        self.done = False
+        # Whether the connection last attached had served an earlier request (kept alive).
+        self.reused = False
+        self._connection: Any = None
+        self._lock = threading.Lock()
+
+    def attach(self, connection: Any) -> None:
+        with self._lock:
+            self._connection = connection
+            self.reused = getattr(connection, "sock", None) is not None
+
+    def detach(self, connection: Any) -> None:
+        # Called before a connection goes back to its pool, so another request's use of it is
+        # never cut short by this deadline.
+        with self._lock:
+            if self._connection is connection:
+                self._connection = None
+
+    def finish(self) -> None:
+        with self._lock:
+            self.done = True
+            self._connection = None
+
+    def fire(self) -> bool:
+        """Cut the connection short; False if there was no socket yet (try again shortly)."""
+        with self._lock:
+            if self.done:
+                return True
+            self.fired = True
+            sock = getattr(self._connection, "sock", None)
+            if sock is None:
+                return False
+            # The plain socket's shutdown, not SSLSocket's (which would drop its TLS state under
+            # the reading thread's feet): the reader sees the end of the stream.
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(sock, socket.SHUT_RDWR)
+            return True
+
+
+class _Deadlines:
+    """One thread per transport, started on first use, that fires each request's watch when its
+    deadline passes: a heap of deadlines, not a timer thread per request."""
+
+    RETRY = 0.05
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, _Watch]] = []
+        self._changed = threading.Condition()
+        self._count = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    def watch(self, deadline: float) -> _Watch:
+        watch = _Watch(deadline)
+        with self._changed:
+            heapq.heappush(self._heap, (deadline, next(self._count), watch))
+            if self._thread is None or not self._thread.is_alive():
+                self._stopped = False
+                self._thread = threading.Thread(
+                    target=self._run, name="webhooks-deadlines", daemon=True
+                )
+                self._thread.start()
+            self._changed.notify()
+        return watch
+
+    def stop(self) -> None:
+        with self._changed:
+            self._stopped = True
+            self._changed.notify()
+
+    def _run(self) -> None:
+        with self._changed:
+            while not self._stopped:
+                while self._heap and self._heap[0][2].done:
+                    heapq.heappop(self._heap)
+                if not self._heap:
+                    self._changed.wait(timeout=60)
+                    if not self._heap:
+                        break  # idle for a minute: the next watch starts a new thread
+                    continue
+                deadline, _, watch = self._heap[0]
+                now = time.monotonic()
+                if now < deadline:
+                    self._changed.wait(timeout=deadline - now)
+                    continue
+                heapq.heappop(self._heap)
+                if not watch.fire():
+                    heapq.heappush(self._heap, (now + self.RETRY, next(self._count), watch))
+            self._thread = None
+
+
+class _Current(threading.local):
+    watch: _Watch | None = None
+
+
+_current = _Current()
+
+
+class _PinnedPool(urllib3.HTTPSConnectionPool):
+    """urllib3's pool for one (host, port, checked address), telling the current request's
+    watch which connection it is using. `_get_conn`/`_put_conn` are urllib3's internal hooks
+    (urllib3 2.x, pinned in pyproject.toml)."""
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        connection = super()._get_conn(timeout)
+        if _current.watch is not None:
+            _current.watch.attach(connection)
+        return connection
+
+    def _put_conn(self, conn: Any) -> None:
+        if _current.watch is not None:
+            _current.watch.detach(conn)
+        super()._put_conn(conn)
 
 
 def transport_for(app: Any) -> Transport:

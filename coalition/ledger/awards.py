@@ -30,6 +30,7 @@ from coalition.database import table
 from coalition.errors import InvalidRequest, NotFound
 from coalition.ids import new_id
 from coalition.ledger import lots as lotplan
+from coalition.ledger import shapes
 from coalition.ledger.accounts import (
     Issuers,
     MemberAccount,
@@ -74,6 +75,8 @@ class Award:
     items: Sequence[Mapping[str, Any]] | None = None
     # The end of the merchant's pending window; None: the points are spendable at once.
     pending_until: datetime | None = None
+    # The member's public id, for the event (read when not given).
+    member_public_id: str | None = None
 
 
 @dataclass
@@ -249,12 +252,24 @@ def award_many(
     )
     lotplan.record(session, _repayments(funded, transfer_ids, lot_ids, operator), now)
     store_balances(session, [members[account_id] for account_id in sorted(wanted)])
+    public_ids = shapes.member_ids(
+        session, [e.member.member_id for e in entries if e.award.member_public_id is None]
+    )
     outbox.record(
         session,
         [
             outbox.event_row(
                 "purchase.created",
-                {"transaction": entry.result["transaction"]},
+                {
+                    "transaction": shapes.earn(
+                        entry.public_id,
+                        entry.result["transaction"]["points"],
+                        entry.result["transaction"]["breakdown"],
+                    ),
+                    "member": {
+                        "id": entry.award.member_public_id or public_ids[entry.member.member_id]
+                    },
+                },
                 now,
                 merchant_id=merchant_id,
                 member_id=entry.member.member_id,

@@ -73,7 +73,10 @@ def _expire(
 ) -> list[int]:
     """The expiry of `by_account`'s lots (read under their members' locks): one `expiry`
     transaction per member, its transfer to the operator, the lots consumed, the balances
-    stored and a `points.expired` event each. Returns the points expired, per member."""
+    stored, and a `points.expired` event per member and issuer, as `points.expiring` (decision
+    207): the issuing merchant hears of its own lots only, never of the member's points from
+    another shop nor of its expiry transaction (the member's, coalition-wide). Returns the points
+    expired, per member."""
     operator = operator_account_id(session)
     expiring = [members[a] for a in sorted(by_account)]
     totals = [sum(lot.remaining for lot in by_account[m.id]) for m in expiring]
@@ -104,10 +107,8 @@ def _expire(
             for m, total, tid in zip(expiring, totals, transaction_ids, strict=True)
         ],
     )
-    events, consumed = [], []
-    for member, total, transfer_id, public_id in zip(
-        expiring, totals, transfer_ids, public_ids, strict=True
-    ):
+    consumed = []
+    for member, total, transfer_id in zip(expiring, totals, transfer_ids, strict=True):
         # Only a write-off (an erasure) reaches a lot still pending: its points were never
         # issued, so they are cancelled, as a refund inside the window would (no money moves).
         pending = [lot for lot in by_account[member.id] if _still_pending(lot)]
@@ -123,17 +124,11 @@ def _expire(
         ]
         member.balance -= total
         member.pending -= sum(lot.remaining for lot in pending)
-        events.append(
-            outbox.event_row(
-                "points.expired",
-                {"transaction": {"id": public_id, "type": "expiry", "points": total}},
-                now,
-                member_id=member.member_id,
-            )
-        )
     lotplan.record(session, consumed, now)
     store_balances(session, expiring)
-    outbox.record(session, events)
+    outbox.record(
+        session, _per_issuer(session, "points.expired", members, by_account, "expired", now)
+    )
     return totals
 
 
@@ -160,11 +155,27 @@ def notify_expiring(
         )
         .values(expiring_notice_at=now)
     )
+    events = _per_issuer(session, "points.expiring", members, by_account, "expiring", now)
+    outbox.record(session, events)
+    return len(by_account)
+
+
+def _per_issuer(
+    session: Session,
+    type: str,
+    members: dict[int, MemberAccount],
+    by_account: dict[int, list[Any]],
+    listed: str,
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """One event per member and issuer of `by_account`'s lots: the issuing merchant's names it,
+    the operator-funded lots' (welcome, tier) name no merchant. `data`: the member by public id,
+    the points, the earliest expiry and each lot's points and expiry under `listed`."""
     issuers = _merchants_of(
         session,
         {lot.issuer_account_id for member_lots in by_account.values() for lot in member_lots},
     )
-    public_ids = _member_public_ids(session, [m.member_id for m in members.values()])
+    public_ids = _member_public_ids(session, [members[a].member_id for a in by_account])
     events = []
     for account_id, member_lots in sorted(by_account.items()):
         member = members[account_id]
@@ -172,14 +183,15 @@ def notify_expiring(
         for lot in member_lots:
             by_issuer[issuers.get(lot.issuer_account_id)].append(lot)
         for merchant_id, issued in sorted(by_issuer.items(), key=lambda pair: pair[0] or 0):
+            issued.sort(key=lambda lot: (lot.expires_at, lot.id))
             events.append(
                 outbox.event_row(
-                    "points.expiring",
+                    type,
                     {
                         "member": {"id": public_ids[member.member_id]},
                         "points": sum(lot.remaining for lot in issued),
                         "expires_at": issued[0].expires_at.isoformat(),
-                        "expiring": [
+                        listed: [
                             {"points": lot.remaining, "expires_at": lot.expires_at.isoformat()}
                             for lot in issued
                         ],
@@ -189,8 +201,7 @@ def notify_expiring(
                     member_id=member.member_id,
                 )
             )
-    outbox.record(session, events)
-    return len(by_account)
+    return events
 
 
 def _merchants_of(session: Session, account_ids: set[int]) -> dict[int, int]:

@@ -5,6 +5,7 @@ caller's transaction under the member's lock."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,6 +16,7 @@ from coalition import outbox
 from coalition.database import table
 from coalition.errors import HoldNotActive, InsufficientPoints, InvalidRequest, NotFound
 from coalition.ids import new_id
+from coalition.ledger import shapes
 from coalition.ledger.accounts import (
     MemberAccount,
     lock_member_accounts,
@@ -133,8 +135,11 @@ def capture_hold(
     now: datetime,
     points: int | None = None,
     reason: str = "hold capture",
+    member_public_id: str | None = None,
+    value: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Spend all of a hold's points, or fewer; the rest is released."""
+    """Spend all of a hold's points, or fewer; the rest is released. `value` and
+    `member_public_id` as for `operations.redeem`."""
     hold, member = _locked_hold(session, hold_id, merchant_id, now)
     points = hold.points if points is None else check_points(points)
     if points > hold.points:
@@ -158,10 +163,14 @@ def capture_hold(
         .values(status="captured", captured_points=points, closed_at=now)
     )
     transaction = {"id": public_id, "type": "redeem", "points": points, "hold": hold_id}
+    value = value or shapes.redemption_value(session, points, now)
     outbox.emit(
         session,
         "hold.captured",
-        {"transaction": transaction},
+        {
+            "transaction": shapes.redemption(public_id, points, value, hold=hold_id),
+            "member": shapes.member(session, member.member_id, member_public_id),
+        },
         now,
         merchant_id=merchant_id,
         member_id=member.member_id,
@@ -169,7 +178,14 @@ def capture_hold(
     return {"transaction": transaction, "member": member_view(member, held_elsewhere)}
 
 
-def void_hold(session: Session, *, hold_id: str, merchant_id: int, now: datetime) -> dict[str, Any]:
+def void_hold(
+    session: Session,
+    *,
+    hold_id: str,
+    merchant_id: int,
+    now: datetime,
+    member_public_id: str | None = None,
+) -> dict[str, Any]:
     """Release a hold without spending."""
     hold, member = _locked_hold(session, hold_id, merchant_id, now)
     session.execute(
@@ -178,7 +194,10 @@ def void_hold(session: Session, *, hold_id: str, merchant_id: int, now: datetime
     outbox.emit(
         session,
         "hold.voided",
-        {"hold": {"id": hold_id, "points": hold.points}},
+        {
+            "hold": shapes.closed_hold(hold_id, hold.points, "voided"),
+            "member": shapes.member(session, member.member_id, member_public_id),
+        },
         now,
         merchant_id=merchant_id,
         member_id=member.member_id,

@@ -10,7 +10,7 @@ plain dict. Refusals raise `coalition.errors` exceptions before anything is writ
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +21,7 @@ from coalition import outbox
 from coalition.database import table
 from coalition.errors import AlreadyReversed, InsufficientPoints, RefundExceedsPurchase
 from coalition.ledger import lots as lotplan
+from coalition.ledger import shapes
 from coalition.ledger.accounts import (
     MemberAccount,
     lock_member_accounts,
@@ -111,12 +112,16 @@ def redeem(
     external_id: str | None = None,
     reason: str = "redemption",
     locked: MemberAccount | None = None,
+    member_public_id: str | None = None,
+    value: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Spend points at a merchant, soonest-expiring lots first. Refused with
     `insufficient_points` when the available balance (balance less active holds and pending
     points) is short.
     `locked`: the member's account, when the caller already holds its lock (it checked
-    something under it first, such as an external id)."""
+    something under it first, such as an external id). `value`: what the points are worth, as
+    the caller priced them for its answer (else priced here); `member_public_id`: the member's
+    id, when the caller knows it (else read): both for the event."""
     check_points(points)
     member = lock_or_reuse(session, member_id, locked)
     held = held_points(session, member.id, now)
@@ -136,7 +141,12 @@ def redeem(
     outbox.emit(
         session,
         "redemption.created",
-        {"transaction": transaction},
+        {
+            "transaction": shapes.redemption(
+                public_id, points, value or shapes.redemption_value(session, points, now)
+            ),
+            "member": shapes.member(session, member.member_id, member_public_id),
+        },
         now,
         merchant_id=merchant_id,
         member_id=member.member_id,
@@ -180,6 +190,7 @@ def refund(
     external_id: str | None = None,
     reason: str = "refund",
     locked: MemberAccount | None = None,
+    member_public_id: str | None = None,
 ) -> dict[str, Any]:
     """Claw back a refunded purchase's points (SPEC 2, Refunds): merchant-funded and tier points
     in proportion, floor(points x refunded / amount) less what earlier refunds clawed; welcome
@@ -311,10 +322,14 @@ def refund(
         "points_clawed_back": total,
         "breakdown": clawed,
     }
+    amount = shapes.money(amount_minor, purchase.currency)
     outbox.emit(
         session,
         "purchase.refunded",
-        {"transaction": transaction},
+        {
+            "transaction": shapes.refund(public_id, purchase_id, amount, total, clawed),
+            "member": shapes.member(session, member.member_id, member_public_id),
+        },
         now,
         merchant_id=merchant_id,
         member_id=member.member_id,
@@ -333,6 +348,7 @@ def reverse_redemption(
     actor: Actor,
     now: datetime,
     reason: str = "redemption reversed",
+    member_public_id: str | None = None,
 ) -> dict[str, Any]:
     """Undo a redemption: its points go back to the lots they came from (SPEC 3.3). A
     redemption is reversed at most once; the database refuses a second reversal too."""
@@ -416,7 +432,10 @@ def reverse_redemption(
     outbox.emit(
         session,
         "redemption.reversed",
-        {"transaction": transaction},
+        {
+            "transaction": shapes.reversal(public_id, redemption_id, original.points),
+            "member": shapes.member(session, member.member_id, member_public_id),
+        },
         now,
         merchant_id=merchant_id,
         member_id=member.member_id,

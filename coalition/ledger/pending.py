@@ -11,18 +11,23 @@ that finds nothing due returns 0, so running the job twice confirms nothing twic
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from coalition import outbox
 from coalition.database import table
 from coalition.ledger import lots as lotplan
-from coalition.ledger.accounts import operator_account_id, store_balances
-from coalition.ledger.models import Lot
+from coalition.ledger.accounts import MemberAccount, operator_account_id, store_balances
+from coalition.ledger.models import Lot, Transaction, Transfer
+from coalition.ledger.reads import members as member_rows
 
 lots = table(Lot)
+transfers = table(Transfer)
+transactions = table(Transaction)
 
 
 def confirm_due_lots(
@@ -44,7 +49,6 @@ def confirm_due_lots(
     )
     operator = operator_account_id(session)
     consumed: list[lotplan.Consumed] = []
-    events = []
     touched = [members[a] for a in sorted(by_account)]
     for member in touched:
         confirmed = [lot for lot in by_account[member.id] if lot.remaining > 0]
@@ -74,16 +78,62 @@ def confirm_due_lots(
                 operator,
             )
             member.debt -= repaid
-        if points:
-            events.append(
-                outbox.event_row(
-                    "points.confirmed",
-                    {"points": points, "debt_repaid": repaid},
-                    now,
-                    member_id=member.member_id,
-                )
-            )
     lotplan.record(session, consumed, now)
     store_balances(session, touched)
-    outbox.record(session, events)
+    outbox.record(session, _confirmed_events(session, members, by_account, now))
     return len(touched)
+
+
+def _confirmed_events(
+    session: Session,
+    members: dict[int, MemberAccount],
+    by_account: dict[int, list[Any]],
+    now: datetime,
+) -> list[dict[str, Any]]:
+    """`points.confirmed`, one per member and merchant whose purchases' points were confirmed
+    (SPEC 3.6: its own transactions; the operator-funded welcome and tier points of a purchase
+    are that purchase's): the member by public id, the points and, per purchase, its points
+    confirmed. A lot refunded in full inside its window is confirmed silently (decision 224);
+    a member's debt, which other shops' refunds may have made, is no merchant's business."""
+    confirmed = [lot for account_lots in by_account.values() for lot in account_lots]
+    confirmed = [lot for lot in confirmed if lot.remaining > 0]
+    if not confirmed:
+        return []
+    purchases = {
+        row.transfer_id: row
+        for row in session.execute(
+            select(
+                transfers.c.id.label("transfer_id"),
+                transactions.c.public_id,
+                transactions.c.merchant_id,
+            )
+            .join(transactions, transactions.c.id == transfers.c.transaction_id)
+            .where(transfers.c.id.in_(sorted({lot.transfer_id for lot in confirmed})))
+        )
+    }
+    public_ids = dict(
+        session.execute(
+            select(member_rows.c.id, member_rows.c.public_id).where(
+                member_rows.c.id.in_(sorted({members[a].member_id for a in by_account}))
+            )
+        ).all()
+    )
+    grouped: dict[tuple[int, int], dict[str, int]] = defaultdict(dict)
+    for lot in confirmed:
+        purchase = purchases[lot.transfer_id]
+        points = grouped[(lot.account_id, purchase.merchant_id)]
+        points[purchase.public_id] = points.get(purchase.public_id, 0) + lot.remaining
+    return [
+        outbox.event_row(
+            "points.confirmed",
+            {
+                "member": {"id": public_ids[members[account_id].member_id]},
+                "points": sum(points.values()),
+                "purchases": [{"id": txn, "points": n} for txn, n in sorted(points.items())],
+            },
+            now,
+            merchant_id=merchant_id,
+            member_id=members[account_id].member_id,
+        )
+        for (account_id, merchant_id), points in sorted(grouped.items())
+    ]

@@ -24,7 +24,7 @@ from coalition import outbox, tenancy
 from coalition.database import insert_rows, table
 from coalition.errors import NotFound
 from coalition.idempotency import IdempotencyKey
-from coalition.ledger import expiry
+from coalition.ledger import expiry, shapes
 from coalition.ledger.accounts import lock_member
 from coalition.ledger.models import Hold, Transaction
 from coalition.ledger.rows import Actor
@@ -200,12 +200,18 @@ def _void_holds(session: Session, account_id: int, member_id: int, now: datetime
         .values(status="voided", closed_at=now)
         .returning(holds.c.public_id, holds.c.points, holds.c.merchant_id)
     ).all()
+    if not voided:
+        return 0
+    member = shapes.member(session, member_id)
     outbox.record(
         session,
         [
             outbox.event_row(
                 "hold.voided",
-                {"hold": {"id": hold.public_id, "points": hold.points}},
+                {
+                    "hold": shapes.closed_hold(hold.public_id, hold.points, "voided"),
+                    "member": member,
+                },
                 now,
                 merchant_id=hold.merchant_id,
                 member_id=member_id,

@@ -2,7 +2,12 @@
 `account` the way in (apply, sign in, reset); `views` the signed-in merchant's pages. Settlement
 adds the statements pages and the dashboard's money (settlement/portal.py)."""
 
-from merchants.portal import account, rules_pages, views  # noqa: F401 (their routes join the blueprint)
+from merchants.portal import (  # noqa: F401 (their routes join the blueprint)
+    account,
+    rules_pages,
+    views,
+    webhook_pages,
+)
 from merchants.portal.face import bp
 
 __all__ = ["bp"]

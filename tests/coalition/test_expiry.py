@@ -32,6 +32,8 @@ def test_expiry_moves_the_points_to_the_operator_and_warns_thirty_days_ahead(ses
     assert expiry.expire_due_lots(session, cutoff=T0 + timedelta(days=10), now=T0, actor=job) == 0
     assert reads.balance(session, alice, T0)["balance"] == 60
     [expired] = events(session, "points.expired")
-    assert expired["transaction"]["points"] == 40
+    # The issuer hears of its own lot, by the member's id (decision 207, as `points.expiring`).
+    assert expired["points"] == 40
+    assert [lot["points"] for lot in expired["expired"]] == [40]
     flows = flows_of(session)
     assert flows[(merchant_account_id(session, shop), operator_account_id(session), "expire")] == 40

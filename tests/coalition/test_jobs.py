@@ -154,7 +154,7 @@ def test_the_daily_expiry_takes_expired_points_and_warns_of_those_expiring_soon(
     assert done["expire-points"] == [(now - timedelta(days=1)).date().isoformat()]
     assert reads.balance(session, alice, now)["balance"] == 50
     [expired] = _events(session, alice, "points.expired")
-    assert expired["transaction"]["points"] == 30
+    assert expired["points"] == 30
     [notice] = _events(session, alice, "points.expiring")
     assert [lot["points"] for lot in notice["expiring"]] == [50]
     assert notice["expiring"][0]["expires_at"] == (now + timedelta(days=20)).isoformat()

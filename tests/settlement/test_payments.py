@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from coalition.database import table
 from coalition.outbox import OutboxEvent
 from merchants.models import Merchant
-from settlement import payments, tasks
+from settlement import payments, statements, tasks
 from settlement.gateway import EXTENSION
 from settlement.models import PaymentInstruction, Statement
 from settlement.money import InvalidClosing
@@ -142,14 +142,19 @@ def test_a_payable_statement_becomes_exactly_one_transfer_to_the_merchants_accou
     assert stripe.effects[f"{_merchant(session, shop).public_id}:account"] == 1
     [(kind, data)] = _payout_events(session, shop)
     assert kind == "payout.paid"
+    statement_id = session.get_one(Statement, stated).public_id
     assert data["payout"] == {
         "id": instruction.public_id,
-        "statement": session.get_one(Statement, stated).public_id,
+        "kind": "transfer",
+        "statement": statement_id,
         "month": "2026-10",
         "amount": {"amount": 78, "currency": "EUR"},
-        "status": "paid",
+        "status": "succeeded",
         "transfer": transfer["id"],
     }
+    # The payment as the merchant's `GET /api/v1/statements/{id}` shows it, no less.
+    shown = statements.statement_view(session, statement_id)["payment"]
+    assert {key: data["payout"][key] for key in shown} == shown
 
     calls_before = len(stripe.calls)
     assert tasks.submit_payments(NOW.isoformat()) == {}

@@ -1,7 +1,7 @@
 """A real HTTPS webhook receiver for tests: a threading server on 127.0.0.1 with a certificate
 from a throw-away CA (trustme), recording every request and answering from a script.
 
-    with Receiver() as receiver:      # names: localhost, 127.0.0.1, hooks.example.test
+    with Receiver() as receiver:  # on 127.0.0.1; certificate for DEFAULT_NAMES
         receiver.script(Reply(500), Reply(200))  # then `default` (200) for ever
         transport = Transport(allow_private=True, ca_bundle=receiver.ca_bundle)
         transport.post(receiver.url("/hook"), b"{}", {}, timeout=5)
@@ -9,11 +9,18 @@ from a throw-away CA (trustme), recording every request and answering from a scr
         assert receiver.requests[0].headers["webhook-id"] == ...
 
 Several receivers may share one CA (`Receiver(ca=other.ca)`), so one `ca_bundle` trusts them all.
-A reply may hold the request open (`Reply(200, delay=5)`, a slow endpoint) without sleeping the
-test: `stop()` releases every held reply at once. Nothing here is meant to leave 127.0.0.1."""
+`default` may be a function of the Received request (verify its signature, answer by path…).
+A reply may hold the request open (`Reply(200, delay=5)`, a slow endpoint), trickle its headers
+(`trickle=0.1`) or hang up without answering (`hang_up=True`), all without sleeping the test:
+`stop()` releases every held reply at once. A request is recorded (and `wait_for` wakes) before
+its reply is written; `wait_until` waits for anything else, such as `reply_sent`. A receiver on
+IPv6 is `Receiver(bind="::1")`. A name such as hooks.example.test reaches the receiver through a
+test resolver given to the Transport; nothing here is meant to leave this machine."""
 
 from __future__ import annotations
 
+import json
+import socket
 import ssl
 import tempfile
 import threading
@@ -25,7 +32,7 @@ from typing import Any
 
 import trustme
 
-DEFAULT_NAMES = ("localhost", "127.0.0.1", "hooks.example.test")
+DEFAULT_NAMES = ("localhost", "127.0.0.1", "::1", "hooks.example.test")
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,11 @@ class Reply:
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
     delay: float = 0.0
+    # Seconds between header lines: a status line, then one header every `trickle` seconds,
+    # 100 of them (an endpoint that never times a single read out but never finishes either).
+    trickle: float = 0.0
+    # Close the connection without answering (an endpoint that crashed mid-request).
+    hang_up: bool = False
 
 
 @dataclass
@@ -56,25 +68,26 @@ class Received:
     reply_sent: bool = False
 
     def json(self) -> Any:
-        import json
-
         return json.loads(self.body)
 
 
 class Receiver:
     """See the module. Attributes: `port`, `requests` (list of Received, in arrival order),
     `ca` (the trustme CA), `ca_bundle` (a PEM file trusting `ca`). Methods: `url(path, host)`,
-    `script(*replies)`, `wait_for(count)`, `start()`, `stop()`; a context manager."""
+    `script(*replies)`, `clear()`, `wait_for(count)`, `wait_until(predicate)`, `start()`, `stop()`;
+    a context manager."""
 
     def __init__(
         self,
         *,
         names: Iterable[str] = DEFAULT_NAMES,
         ca: trustme.CA | None = None,
+        bind: str = "127.0.0.1",
         default: Reply | Callable[[Received], Reply] = Reply(200),
     ) -> None:
         self.ca = ca or trustme.CA()
         self.names = tuple(names)
+        self.bind = bind
         self.default = default
         self.requests: list[Received] = []
         self._script: list[Reply] = []
@@ -105,7 +118,8 @@ class Receiver:
 
         Handler.receiver = receiver
         Handler.sni = sni
-        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server_class = _Server6 if ":" in self.bind else ThreadingHTTPServer
+        server = server_class((self.bind, 0), Handler)
         server.daemon_threads = True
         # The handshake happens in the handler's thread, so a client that never completes one
         # does not block the server's accept loop.
@@ -113,7 +127,9 @@ class Receiver:
             server.socket, server_side=True, do_handshake_on_connect=False
         )
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
         return self
 
@@ -141,13 +157,22 @@ class Receiver:
         assert self._server is not None, "start the receiver first"
         return int(self._server.server_address[1])
 
-    def url(self, path: str = "/hook", host: str = "127.0.0.1") -> str:
+    def url(self, path: str = "/hook", host: str | None = None) -> str:
+        """The receiver's URL, by default at its bound address; `host` may be a name (resolve it
+        to the bound address with a test resolver: the certificate covers `names`)."""
+        host = host or (f"[{self.bind}]" if ":" in self.bind else self.bind)
         return f"https://{host}:{self.port}{path}"
 
     def script(self, *replies: Reply) -> None:
         """Queue replies, answered in order; after them, `default`."""
         with self._changed:
             self._script.extend(replies)
+
+    def clear(self) -> None:
+        """Forget the requests seen and the replies still scripted."""
+        with self._changed:
+            self.requests.clear()
+            self._script.clear()
 
     def wait_for(self, count: int, timeout: float = 5.0) -> list[Received]:
         """Block until `count` requests have arrived (a condition, not a sleep); return them."""
@@ -184,6 +209,10 @@ class Receiver:
             self._changed.notify_all()
 
 
+class _Server6(ThreadingHTTPServer):
+    address_family = socket.AF_INET6
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as real endpoints do
     receiver: Receiver
@@ -218,6 +247,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.receiver._record(received)
         if reply.delay:
             self.receiver._release.wait(reply.delay)
+        if reply.hang_up:
+            self.close_connection = True
+            self.receiver._notify()
+            return
+        if reply.trickle:
+            self._trickle(reply)
+            self.receiver._notify()
+            return
         try:
             self.send_response(reply.status)
             for name, value in reply.headers.items():
@@ -230,6 +267,19 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             self.close_connection = True
         self.receiver._notify()
+
+    def _trickle(self, reply: Reply) -> None:
+        self.close_connection = True
+        try:
+            self.wfile.write(f"HTTP/1.1 {reply.status} Slowly\r\n".encode())
+            self.wfile.flush()
+            for line in range(100):
+                if self.receiver._release.wait(reply.trickle):
+                    return
+                self.wfile.write(f"X-Trickle-{line}: {line}\r\n".encode())
+                self.wfile.flush()
+        except OSError:
+            return
 
     def log_message(self, format: str, *args: Any) -> None:
         pass

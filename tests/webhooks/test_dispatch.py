@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select, update
 
 from coalition.outbox import outbox_events
@@ -25,6 +26,7 @@ def _undispatched(session) -> int:
     ).scalar_one()
 
 
+@pytest.mark.both_backends
 def test_a_merchant_endpoint_hears_its_own_events_and_no_other_merchants(
     session, webhook_app, receiver, moment
 ):
@@ -166,6 +168,7 @@ def test_fanning_out_again_after_a_crash_doubles_nothing(session, webhook_app, r
     assert session.execute(select(func.count()).select_from(webhook_deliveries)).scalar_one() == 6
 
 
+@pytest.mark.both_backends
 def test_a_night_of_coalition_events_is_marked_in_bulk_without_deliveries(
     session, webhook_app, receiver, moment
 ):

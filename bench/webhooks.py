@@ -27,6 +27,7 @@ the worker, the receiver and this script."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib.util
 import json
 import os
@@ -162,8 +163,18 @@ class Receiver:
         )
         self.start()
         out = run(
-            ["wrk", "-t", "2", "-c", "16", "-d", f"{seconds}s", "-s", str(script)]
-            + [self.url("/hook")]
+            [
+                "wrk",
+                "-t",
+                "2",
+                "-c",
+                "16",
+                "-d",
+                f"{seconds}s",
+                "-s",
+                str(script),
+                self.url("/hook"),
+            ]
         )
         self.stop()
         found = re.search(r"Requests/sec:\s+([\d.]+)", out)
@@ -178,8 +189,19 @@ class Receiver:
 def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     process = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"]
-        + ["--daemonize", "no", "--dir", str(workdir)],
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
         stdout=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 20
@@ -288,9 +310,7 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     """`coalition worker` in a session of its own, so stopping it stops all its processes."""
     handle = log.open("ab")
     return subprocess.Popen(
-        os.environ["BENCH_WORKER_CMD"].split()
-        if os.environ.get("BENCH_WORKER_CMD")
-        else [str(BIN / "coalition"), "worker"],
+        [str(BIN / "coalition"), "worker"],
         env=env,
         stdout=handle,
         stderr=subprocess.STDOUT,
@@ -308,10 +328,8 @@ def stop_worker(worker: subprocess.Popen[bytes]) -> None:
         worker.wait(timeout=20)
     except ProcessLookupError:
         pass
-    try:  # what the worker started and left behind
+    with contextlib.suppress(ProcessLookupError):  # what the worker started and left behind
         os.killpg(worker.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def succeeded(connection: psycopg.Connection[Any], merchants: list[int]) -> int:
@@ -517,8 +535,8 @@ def main() -> None:
     print(
         f"\npurchases (docs/benchmarks.md, issue 13): {PURCHASES_PER_S}/s single,"
         f" {BATCH_PURCHASES_PER_S}/s in batches; deliveries {rate:,.0f}/s:"
-        f" {rate / PURCHASES_PER_S:.2f}× the single rate,"
-        f" {rate / BATCH_PURCHASES_PER_S:.2f}× the batch rate"
+        f" {rate / PURCHASES_PER_S:.2f}x the single rate,"
+        f" {rate / BATCH_PURCHASES_PER_S:.2f}x the batch rate"
     )
     shutil.rmtree(workdir, ignore_errors=True)
 

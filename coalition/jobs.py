@@ -254,18 +254,26 @@ def register_daily(app: Flask, name: str, job: DailyJob) -> None:
 
 @contextmanager
 def exclusive(name: str) -> Iterator[bool]:
-    """On PostgreSQL, an advisory lock per job name, held by a connection of its own outside
-    any transaction (a job may wait on the network while it holds it, decision 82, and a
-    server's `idle_in_transaction_session_timeout` must not end it): yields False when another
-    process holds it. The lock goes with the connection if the process dies. SQLite
-    serialises writers itself."""
+    """On PostgreSQL, an advisory lock per job name (`advisory_lock`): yields False when
+    another process holds it. SQLite serialises writers itself."""
+    with advisory_lock(0x636F61, crc32(name.encode()) & 0x7FFFFFFF) as mine:
+        yield mine
+
+
+@contextmanager
+def advisory_lock(space: int, key: int) -> Iterator[bool]:
+    """On PostgreSQL, a session advisory lock on (`space`, `key`), held by a connection of its
+    own outside any transaction (a job may wait on the network while it holds it, decision 82,
+    and a server's `idle_in_transaction_session_timeout` must not end it): yields False when
+    another process holds it. The lock goes with the connection if the process dies.
+    Elsewhere it yields True: one process runs the jobs."""
     engine = db.engine
     if engine.dialect.name != "postgresql":
         yield True
         return
-    key = {"space": 0x636F61, "key": crc32(name.encode()) & 0x7FFFFFFF}
+    keys = {"space": space, "key": key}
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        got = connection.execute(text("SELECT pg_try_advisory_lock(:space, :key)"), key)
+        got = connection.execute(text("SELECT pg_try_advisory_lock(:space, :key)"), keys)
         if not got.scalar_one():
             yield False
             return
@@ -273,7 +281,7 @@ def exclusive(name: str) -> Iterator[bool]:
             yield True
         finally:
             try:
-                connection.execute(text("SELECT pg_advisory_unlock(:space, :key)"), key)
+                connection.execute(text("SELECT pg_advisory_unlock(:space, :key)"), keys)
             except Exception:
                 # Never back into the pool still holding the lock: close it instead.
                 connection.invalidate()

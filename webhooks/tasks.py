@@ -31,11 +31,10 @@ from typing import Any
 import rq
 from flask import Flask, current_app
 from redis import RedisError
-from sqlalchemy import text
 
 from coalition import clock, tenancy
 from coalition.extensions import db
-from coalition.jobs import redis_connection, task
+from coalition.jobs import advisory_lock, redis_connection, task
 from webhooks import delivery, dispatch
 from webhooks.transport import transport_for
 
@@ -144,27 +143,11 @@ random_source: delivery.RandomSource = random.random
 
 @contextmanager
 def _endpoint_lock(endpoint_id: int) -> Iterator[bool]:
-    """On PostgreSQL, a session advisory lock on the endpoint, on a connection of its own
-    outside any transaction (the job waits on the network while it holds it); it goes with the
-    connection if the process dies. Elsewhere one process runs the pump and its threads."""
-    engine = db.engine
-    if engine.dialect.name != "postgresql":
-        yield True
-        return
-    key = {"space": ENDPOINT_LOCK_SPACE, "key": endpoint_id & 0x7FFFFFFF}
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        got = connection.execute(text("SELECT pg_try_advisory_lock(:space, :key)"), key)
-        if not got.scalar_one():
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            try:
-                connection.execute(text("SELECT pg_advisory_unlock(:space, :key)"), key)
-            except Exception:
-                connection.invalidate()
-                raise
+    """On PostgreSQL, a session advisory lock on the endpoint (`jobs.advisory_lock`): the job
+    waits on the network while it holds it, and it goes with the connection if the process
+    dies. Elsewhere one process runs the pump and its threads."""
+    with advisory_lock(ENDPOINT_LOCK_SPACE, endpoint_id & 0x7FFFFFFF) as mine:
+        yield mine
 
 
 class RqHandoff:

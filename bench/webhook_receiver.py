@@ -1,6 +1,6 @@
-"""The fast HTTPS receiver of bench/webhooks.py: answers every POST `200` at once, keeping the
-connection alive, and notes when each webhook arrived. It must never be what limits the bench, so
-it is asyncio on raw sockets (no HTTP framework), several processes sharing one port
+"""The fast HTTPS receiver of bench/webhook_deliveries.py: answers every POST `200` at once,
+keeping the connection alive, and notes when each webhook arrived. It must never be what limits
+the bench, so it is asyncio on raw sockets (no HTTP framework), several processes sharing one port
 (SO_REUSEPORT), and it writes what it noted only when told to stop.
 
     python bench/webhook_receiver.py --port P --cert server.pem --key server.key \

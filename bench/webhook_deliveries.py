@@ -1,5 +1,5 @@
 """Issue 14 point 5: does webhook delivery keep up with the purchase rate, and does one dead
-endpoint slow the others? (`.venv/bin/python bench/webhooks.py [--quick]`)
+endpoint slow the others? (`.venv/bin/python bench/webhook_deliveries.py [--quick]`)
 
 Each run, on a fresh `coalition_bench_webhooks` database migrated with `coalition db upgrade`:
 1. 100 merchants with one endpoint each (the app's `create_merchant`; the endpoint rows written
@@ -48,8 +48,8 @@ from typing import Any
 import psycopg
 
 HERE = Path(__file__).resolve().parent
-# Run as a script, bench/ is first on the path, where this file's name would hide the `webhooks`
-# package: it comes off, and bench/run.py's helpers are loaded by their path.
+# Run as a script, bench/ is first on the path: it comes off, so nothing here can hide a package
+# of ours, and bench/run.py's helpers are loaded by their path.
 sys.path[:] = [entry for entry in sys.path if Path(entry or os.curdir).resolve() != HERE]
 _spec = importlib.util.spec_from_file_location("bench_run", HERE / "run.py")
 assert _spec is not None and _spec.loader is not None

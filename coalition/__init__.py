@@ -27,6 +27,7 @@ MODEL_MODULES = (
     "merchants.models",
     "settlement.models",
     "webhooks.models",
+    "draws.models",
 )
 
 
@@ -48,6 +49,9 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     from coalition.staff import views as staff_views
     from coalition.web import access, api, lean, pages, problems
     from config import settings
+    from draws import api as draws_api
+    from draws import ops_views as draw_ops_pages
+    from draws import views as draw_pages  # its member pages join the member site
     from merchants import ops_views as merchant_pages
     from merchants.api import onboarding
     from merchants.api import points as points_api
@@ -93,7 +97,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     settlement_tasks.init_app(app)
     problems.init_app(app)
     access.init_app(app)
-    pages.init_app(app)
+    pages.init_app(app, ("/portal", "/me", "/ops", "/draws"))
     app.register_blueprint(health.bp)
     app.register_blueprint(oauth_views.bp)
     app.register_blueprint(member_site.bp)
@@ -116,12 +120,15 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
             settlement_api.bp,
             events_api.bp,
             webhooks_api.bp,
+            draws_api.bp,
         ],
     )
     app.register_blueprint(staff_views.bp)
     app.register_blueprint(merchant_pages.bp)
     app.register_blueprint(economics_pages.bp)
     app.register_blueprint(settlement_views.bp)
+    app.register_blueprint(draw_ops_pages.bp)
+    app.register_blueprint(draw_pages.bp)
     pages.declare_public(app)
     cli.init_app(app)
     oauth_cli.ops.add_command(staff_cli.create_staff_command)

@@ -199,9 +199,7 @@ def test_free_entries_are_purchases_at_partners_of_the_amount_while_open(
     body = closed.json
     assert body["status"] == "closed" and body["entries_count"] == 3
     with tenancy.acting_as(tenancy.SYSTEM, session):
-        entrants = dict(
-            session.execute(text("SELECT member_id, entrant FROM draw_entrants")).tuples().all()
-        )
+        entrants = dict(session.execute(text("SELECT member_id, entrant FROM draw_entrants")).all())
     entries = {e["entrant"]: e["entries"] for e in body["entries"]}
     assert {m: entries[e] for m, e in entrants.items()} == {members["ann"]: 2, members["bob"]: 1}
     assert len(body["winners"]) == 2 and set(body["winners"]) == {

@@ -92,19 +92,10 @@ class DrawView:
         }
 
     def event_fields(self) -> dict[str, Any]:
-        """The closed draw in an event: everything public but the (long) entries list."""
-        return {
-            "id": self.id,
-            "prize": self.prize,
-            "closes_at": self.closes_at.isoformat(),
-            "closed_at": self.closed_at.isoformat() if self.closed_at else None,
-            "winners_count": self.winners_count,
-            "entries_count": self.entries_count,
-            "seed_hash": self.seed_hash,
-            "seed": self.seed,
-            "entries_hash": self.entries_hash,
-            "winners": self.winners,
-        }
+        """The closed draw in an event: what the API shows of it but the (long) entries list."""
+        shown = self.as_dict()
+        shown.pop("entries", None)
+        return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in shown.items()}
 
 
 def _row(session: Session, public_id: str) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import (
@@ -46,7 +48,7 @@ class OpenDrawForm(FlaskForm):
     min_amount = DecimalField(
         _l("Smallest purchase that earns a free entry"),
         places=2,
-        validators=[Optional(), NumberRange(min=0.01)],
+        validators=[Optional(), NumberRange(min=Decimal("0.01"))],
     )
 
 

@@ -7,8 +7,9 @@ and the delivery and its endpoint moved on by the answer.
   refused connection): a dead endpoint holds a worker for at most one timeout. What it leased and
   did not send is given back as it was. A worker killed mid-batch only delays its leased
   deliveries until the lease ends; then the pump hands them out again.
-- Each attempt signs with the endpoint's secrets as they are when it is sent (a rotation takes
-  effect at the next attempt), the signature's timestamp being the real time of the send.
+- Each attempt signs with the endpoint's secrets as a running job last read them (read again
+  every second: a rotation, or turning the endpoint off, reaches a job within a second), the
+  signature's timestamp being the real time of the send.
 - 2xx: `succeeded`, and the endpoint's `failing_since` cleared. Anything else (3xx included: no
   redirect is followed; no answer at all): the next attempt by `SCHEDULE` with jitter, later if
   the answer's `Retry-After` asks (never sooner, at most a day); `failed` after the tenth.
@@ -32,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, exists, func, select, update
+from sqlalchemy import bindparam, case, exists, func, select, update
 from sqlalchemy.orm import Session
 
 from coalition import clock, outbox
@@ -171,35 +172,83 @@ def work_endpoint(
     chunk: int = CHUNK,
 ) -> Worked:
     """Send the endpoint's due deliveries, oldest due first, until none is due, the budget is
-    spent, an attempt gets no answer or the endpoint is disabled. Commits after each lease and
-    each attempt: what is written stays written whatever happens next."""
+    spent, an attempt gets no answer or the endpoint is disabled. Each lease is committed before
+    anything is sent; a lease's successes are written together when it is done (decision 269),
+    a failure at once with whatever succeeded before it."""
     started = time.monotonic()
     attempted = succeeded = 0
+    endpoint = _EndpointView(endpoint_id)
     while True:
         leased = _lease(session, endpoint_id, clock.utcnow(), timeout=timeout, limit=chunk)
         session.commit()
         if not leased:
             return Worked(attempted, succeeded)
+        sent: list[_Sent] = []
+        stop: str | None = None
+        unsent: list[_Leased] = []
         for index, delivery in enumerate(leased):
-            stop: str | None = None
-            unsent = leased[index:]
+            row = None
             if time.monotonic() - started >= budget_seconds:
                 stop = "budget"
-            else:
-                result = _attempt(session, endpoint_id, delivery, sender, timeout=timeout, rng=rng)
-                session.commit()
-                if result is None:
-                    stop = "disabled"
-                else:
-                    unsent = leased[index + 1 :]
-                    attempted += 1
-                    succeeded += result.status is not None and 200 <= result.status < 300
-                    if result.status is None:
-                        stop = "no_answer"
-            if stop is not None:
-                _give_back(session, unsent)
-                session.commit()
-                return Worked(attempted, succeeded, stop)
+            elif (row := endpoint.read(session)) is None:
+                stop = "disabled"
+            if stop is not None or row is None:
+                unsent = leased[index:]
+                break
+            attempt = _send(row, delivery, sender, timeout=timeout)
+            attempted += 1
+            if attempt.ok:
+                succeeded += 1
+                sent.append(attempt)
+                continue
+            _record_successes(session, row, sent)
+            sent = []
+            _record_failure(session, row, attempt, rng)
+            session.commit()
+            endpoint.forget()  # a 410 or five failing days may just have disabled it
+            if attempt.answer.status is None:
+                stop = "no_answer"
+                unsent = leased[index + 1 :]
+                break
+        if sent:
+            _record_successes(session, endpoint.row, sent)
+        _give_back(session, unsent)
+        session.commit()
+        if stop is not None:
+            return Worked(attempted, succeeded, stop)
+
+
+class _EndpointView:
+    """The endpoint as a job last read it: read again when a second old (or forgotten), so a
+    merchant's turning it off, deleting it or rotating its secret reaches a running job within
+    a second, without a query per attempt."""
+
+    FRESH_SECONDS = 1.0
+
+    def __init__(self, endpoint_id: int) -> None:
+        self.endpoint_id = endpoint_id
+        self.row: dict[str, Any] = {}
+        self.read_at: float | None = None
+
+    def forget(self) -> None:
+        self.read_at = None
+
+    def read(self, session: Session) -> dict[str, Any] | None:
+        """The endpoint, or None when it is no longer enabled (or deleted)."""
+        if self.read_at is None or time.monotonic() - self.read_at >= self.FRESH_SECONDS:
+            self.row = dict(
+                session.execute(
+                    select(webhook_endpoints).where(webhook_endpoints.c.id == self.endpoint_id)
+                )
+                .mappings()
+                .one()
+            )
+            # Read, not kept: no transaction stays open while the network is waited on.
+            session.commit()
+            self.read_at = time.monotonic()
+        if not self.row["enabled"] or self.row["deleted_at"] is not None:
+            return None
+        return self.row
 
 
 def _lease(
@@ -263,26 +312,36 @@ def _give_back(session: Session, leased: list[_Leased]) -> None:
     )
 
 
-def _attempt(
-    session: Session,
-    endpoint_id: int,
-    delivery: _Leased,
-    sender: Sender,
-    *,
-    timeout: float,
-    rng: RandomSource,
-) -> Answered | None:
-    """One attempt at one delivery, recorded; None (and nothing sent) when the endpoint is no
-    longer enabled."""
-    endpoint: dict[str, Any] = dict(
-        session.execute(select(webhook_endpoints).where(webhook_endpoints.c.id == endpoint_id))
-        .mappings()
-        .one()
-    )
-    # Read, not kept: the next statement's transaction is the one that records the answer.
-    session.commit()
-    if not endpoint["enabled"] or endpoint["deleted_at"] is not None:
-        return None
+@dataclass(frozen=True)
+class _Sent:
+    """One attempt at one delivery: what was sent when, and what came back."""
+
+    delivery: _Leased
+    answer: Answered
+    attempted_at: datetime
+    sent_at: datetime
+
+    @property
+    def ok(self) -> bool:
+        return self.answer.status is not None and 200 <= self.answer.status < 300
+
+    def log_row(self, endpoint: Mapping[str, Any]) -> dict[str, Any]:
+        error = self.answer.error
+        return {
+            "merchant_id": endpoint["merchant_id"],
+            "endpoint_id": endpoint["id"],
+            "delivery_id": self.delivery.id,
+            "attempted_at": self.attempted_at,
+            "status_code": self.answer.status,
+            "duration_ms": self.answer.duration_ms,
+            "error": error[:ERROR_LENGTH] if error else None,
+        }
+
+
+def _send(
+    endpoint: Mapping[str, Any], delivery: _Leased, sender: Sender, *, timeout: float
+) -> _Sent:
+    """One attempt, signed with the endpoint's secrets of the moment; nothing written."""
     attempted_at = clock.utcnow()
     sent_at = datetime.now(UTC)  # the signature's timestamp is the real time, whatever the clock
     secret, previous = signing.signing_secrets(endpoint, attempted_at)
@@ -291,62 +350,61 @@ def _attempt(
         delivery.event["public_id"], payload, sent_at, secret, previous_secret=previous
     )
     answer = sender.post(endpoint["url"], payload, headers, timeout=timeout)
-    _record(session, endpoint, delivery, answer, attempted_at, sent_at, rng)
-    return answer
+    return _Sent(delivery, answer, attempted_at, sent_at)
 
 
-def _record(
-    session: Session,
-    endpoint: Mapping[str, Any],
-    delivery: _Leased,
-    answer: Answered,
-    attempted_at: datetime,
-    sent_at: datetime,
-    rng: RandomSource,
-) -> None:
+def _record_successes(session: Session, endpoint: Mapping[str, Any], sent: list[_Sent]) -> None:
+    """Log the attempts that got a 2xx and mark their deliveries `succeeded` (unless one
+    finished meanwhile: a lease ran out and another job sent it; the log has this attempt, the
+    outcome stands), in three statements however many there are. The caller commits."""
+    if not sent:
+        return
     now = clock.utcnow()
     d, ep = webhook_deliveries, webhook_endpoints
+    session.execute(webhook_attempts.insert(), [attempt.log_row(endpoint) for attempt in sent])
+    pending = d.c.status == "pending"
     session.execute(
-        webhook_attempts.insert().values(
-            merchant_id=endpoint["merchant_id"],
-            endpoint_id=endpoint["id"],
-            delivery_id=delivery.id,
-            attempted_at=attempted_at,
-            status_code=answer.status,
-            duration_ms=answer.duration_ms,
-            error=answer.error[:ERROR_LENGTH] if answer.error else None,
+        update(d)
+        .where(d.c.id.in_([attempt.delivery.id for attempt in sent]))
+        .values(
+            attempts=d.c.attempts + 1,
+            status=case((pending, "succeeded"), else_=d.c.status),
+            finished_at=case((pending, now), else_=d.c.finished_at),
+            next_attempt_at=case((pending, None), else_=d.c.next_attempt_at),
         )
     )
+    # Written only when it changes: a healthy endpoint's row is not rewritten per delivery.
+    session.execute(
+        update(ep)
+        .where(ep.c.id == endpoint["id"], ep.c.failing_since.is_not(None))
+        .values(failing_since=None)
+    )
+
+
+def _record_failure(
+    session: Session, endpoint: Mapping[str, Any], attempt: _Sent, rng: RandomSource
+) -> None:
+    """Log an attempt that got no 2xx and schedule the delivery's next one (or fail it); a 410
+    or five days of failures disable the endpoint. The caller commits."""
+    now = clock.utcnow()
+    d, ep = webhook_deliveries, webhook_endpoints
+    session.execute(webhook_attempts.insert().values(**attempt.log_row(endpoint)))
+    delivery_id = attempt.delivery.id
     attempts = session.execute(
         update(d)
-        .where(d.c.id == delivery.id)
+        .where(d.c.id == delivery_id)
         .values(attempts=d.c.attempts + 1)
         .returning(d.c.attempts, d.c.status)
     ).one()
     if attempts.status != "pending":
-        # Finished meanwhile (a lease ran out and another job succeeded): the log has this
-        # attempt, the outcome stands.
-        return
-    ok = answer.status is not None and 200 <= answer.status < 300
-    if ok:
-        session.execute(
-            update(d)
-            .where(d.c.id == delivery.id)
-            .values(status="succeeded", finished_at=now, next_attempt_at=None)
-        )
-        # Written only when it changes: a healthy endpoint's row is not rewritten per delivery.
-        session.execute(
-            update(ep)
-            .where(ep.c.id == endpoint["id"], ep.c.failing_since.is_not(None))
-            .values(failing_since=None)
-        )
-        return
-    wait = next_wait(attempts.attempts, answer.retry_after, sent_at=sent_at, rng=rng)
+        return  # finished meanwhile, as above
+    answer = attempt.answer
+    wait = next_wait(attempts.attempts, answer.retry_after, sent_at=attempt.sent_at, rng=rng)
     if wait is None:
         values: dict[str, Any] = {"status": "failed", "finished_at": now, "next_attempt_at": None}
     else:
         values = {"next_attempt_at": now + wait}
-    session.execute(update(d).where(d.c.id == delivery.id).values(**values))
+    session.execute(update(d).where(d.c.id == delivery_id).values(**values))
     failing_since = session.execute(
         update(ep)
         .where(ep.c.id == endpoint["id"])

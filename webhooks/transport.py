@@ -94,10 +94,14 @@ class Transport:
         try:
             target = check_url(url)
             addresses = public_addresses(
-                target, allow_private=self.allow_private, resolver=self.resolver
+                target,
+                allow_private=self.allow_private,
+                resolver=_within(self.resolver, started + timeout),
             )
         except UnsafeWebhookUrl as exc:
             return _failed(started, f"unsafe address: {exc.detail}")
+        except _NoAnswerInTime:
+            return _failed(started, f"could not resolve the host within {timeout:g} s")
         except Exception as exc:  # a resolver failing in a way of its own
             return _failed(started, f"could not resolve the host: {describe(exc, timeout)}")
         watch = self._deadlines.watch(started + timeout)
@@ -364,6 +368,37 @@ class _PinnedPool(urllib3.HTTPSConnectionPool):
         if _current.watch is not None:
             _current.watch.detach(conn)
         super()._put_conn(conn)
+
+
+class _NoAnswerInTime(Exception):
+    """The resolver did not answer before the attempt's deadline."""
+
+
+def _within(resolver: Resolver, deadline: float) -> Resolver:
+    """`resolver` bounded by the attempt's deadline: it runs on a thread of its own, which is
+    left to finish (a system resolver gives up by itself) while the attempt ends in time. A
+    thread per lookup, not a pool, so one name that never resolves cannot queue another's."""
+
+    def resolve(*args: Any, **kwargs: Any) -> Any:
+        found: list[Any] = []
+        failed: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                found.append(resolver(*args, **kwargs))
+            except BaseException as exc:  # handed to the caller's thread as it was
+                failed.append(exc)
+
+        lookup = threading.Thread(target=run, name="webhooks-resolve", daemon=True)
+        lookup.start()
+        lookup.join(max(deadline - time.monotonic(), 0))
+        if failed:
+            raise failed[0]
+        if not found:
+            raise _NoAnswerInTime()
+        return found[0]
+
+    return resolve
 
 
 def transport_for(app: Any) -> Transport:

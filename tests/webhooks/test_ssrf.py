@@ -9,6 +9,7 @@ the local test receivers on 127.0.0.1 (the `loopback_only` guard fails any other
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -480,6 +481,23 @@ def test_a_slow_endpoint_hits_the_timeout(receiver: Receiver) -> None:
 
     assert (answer.status, answer.error) == (None, "timed out after 0.5 s")
     assert 400 <= answer.duration_ms < 5000
+
+
+def test_a_name_that_never_resolves_ends_the_attempt_at_its_timeout() -> None:
+    released = threading.Event()
+
+    def hanging(*_: Any) -> Any:
+        released.wait(30)  # a resolver that never answers (released after the test)
+        raise OSError("released")
+
+    transport = Transport(allow_private=False, resolver=hanging)
+    try:
+        answer = transport.post("https://hooks.example.com/hook", b"{}", {}, timeout=0.5)
+    finally:
+        released.set()
+
+    assert (answer.status, answer.error) == (None, "could not resolve the host within 0.5 s")
+    assert 400 <= answer.duration_ms < 3000
 
 
 def test_an_endpoint_trickling_its_answer_is_cut_off_at_the_timeout(receiver: Receiver) -> None:

@@ -7,7 +7,7 @@ the operator, the system (the closing job) or the member's own pages, never by a
 token (decision D8).
 
 Revision ID: 20261201_draws
-Revises: 20261130_wh_engine
+Revises: 20261201_ledger_purpose
 Create Date: 2026-12-01 00:00:00
 
 """
@@ -20,7 +20,7 @@ import coalition.database
 
 # revision identifiers, used by Alembic.
 revision = '20261201_draws'
-down_revision = '20261130_wh_engine'
+down_revision = '20261201_ledger_purpose'
 branch_labels = None
 depends_on = None
 

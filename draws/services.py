@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from coalition import audit, outbox, tenancy
 from coalition.errors import CoalitionError, InvalidRequest, NotFound
 from coalition.ids import is_public_id, new_id
+from coalition.ledger import operations
 from coalition.ledger.rows import MAX_POINTS, Actor
 from coalition.members import reads as member_reads
 from draws import procedure, reads
@@ -179,23 +180,19 @@ def _pay_at_operator(
 ) -> dict[str, Any]:
     """The entries' points, redeemed at the operator (purpose `draw_entry`): the ledger's one
     redemption path, as the system (the row names no merchant, which no tenant but the
-    operator's may write)."""
-    from coalition.ledger import operations
-
-    pay = getattr(operations, "redeem_at_operator", None)
-    if pay is None:  # the ledger's operator redemption lands with the rewards branch
-        raise NotImplementedError("redemptions at the operator are not in this ledger yet")
+    operator's may write; the caller's rights were checked before). It writes no event: an
+    entry is the member's business (decision D11)."""
     with tenancy.acting_as(tenancy.SYSTEM, session):
-        done: dict[str, Any] = pay(
+        return operations.redeem(
             session,
             member_id=member_id,
+            merchant_id=None,
             points=points,
-            purpose="draw_entry",
             actor=actor,
-            reason=reason,
             now=now,
+            reason=reason,
+            purpose="draw_entry",
         )
-    return done
 
 
 def enter(

@@ -4,8 +4,13 @@ open draws and its own part in each at `/me/draws`."""
 
 from __future__ import annotations
 
+import html
+import os
 import re
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 
 from flask.testing import FlaskClient
 from sqlalchemy import text
@@ -176,3 +181,39 @@ def test_a_member_sees_open_draws_and_its_own_part_in_each(
     winners = client.get(f"/api/v1/draws/{free}").json["winners"]
     assert len(winners) == 1
     assert ("You won!" if winners == [mine] else "Not drawn this time") in after
+
+
+def test_the_program_on_the_page_recomputes_the_winners_from_the_pages_file(
+    client: FlaskClient, session: Session, tmp_path: Path
+) -> None:
+    shop = factories.merchant(session, "Books")
+    draw = open_draw(
+        session,
+        entry_points=None,
+        winners_count=3,
+        partners=[factories_public_id(session, shop)],
+        now=clock.utcnow() - timedelta(minutes=5),
+    )
+    for number in range(6):
+        member = factories.member(session)
+        for _ in range(number % 3 + 1):
+            purchase_now(session, member, shop, 2500)
+    services.close(session, draw, now=clock.utcnow(), actor=OPERATOR)
+    session.commit()
+
+    page = client.get(f"/draws/{draw}").get_data(as_text=True)
+    found = re.search(r"<pre><code>(.*?)</code></pre>", page, re.DOTALL)
+    assert found is not None
+    (tmp_path / "verify.py").write_text(html.unescape(found.group(1)))
+    (tmp_path / "entries.txt").write_bytes(client.get(f"/draws/{draw}/entries.txt").data)
+    ran = subprocess.run(
+        [sys.executable, "-I", "verify.py"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": os.environ.get("PATH", "")},
+    )
+
+    assert ran.stdout.split() == client.get(f"/api/v1/draws/{draw}").json["winners"]
+    assert len(ran.stdout.split()) == 3

@@ -186,6 +186,7 @@ def _free_entry_draw(session: Session) -> tuple[str, dict[str, int]]:
     return draw, {"ann": ann, "bob": bob, "cy": cy, "dee": dee}
 
 
+@pytest.mark.both_backends
 def test_free_entries_are_purchases_at_partners_of_the_amount_while_open(
     client: FlaskClient, session: Session
 ) -> None:
@@ -208,6 +209,7 @@ def test_free_entries_are_purchases_at_partners_of_the_amount_while_open(
     }
 
 
+@pytest.mark.both_backends
 def test_a_closed_draw_is_recomputed_from_its_public_data_alone(
     client: FlaskClient, session: Session
 ) -> None:
@@ -275,6 +277,7 @@ def test_closing_twice_changes_nothing_and_tells_each_winner_once(
     assert [e["target_id"] for e in closings] == [draw]
 
 
+@pytest.mark.both_backends
 def test_the_job_closes_draws_whose_time_has_come_and_a_rerun_does_nothing(
     client: FlaskClient, session: Session, monkeypatch: pytest.MonkeyPatch
 ) -> None:

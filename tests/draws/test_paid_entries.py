@@ -30,6 +30,7 @@ def _system(session: Session, sql: str, **params: object) -> list[tuple[object, 
         return [tuple(row) for row in session.execute(text(sql), params).all()]
 
 
+@pytest.mark.both_backends
 def test_entries_are_a_redemption_at_the_operator(client: FlaskClient, session: Session) -> None:
     shop = factories.merchant(session, "Books")
     member = factories.member(session)
@@ -107,6 +108,7 @@ def test_entries_end_at_the_closing_time_before_the_job_runs(
         )
 
 
+@pytest.mark.both_backends
 def test_paid_and_free_entries_make_one_list_that_recomputes(
     client: FlaskClient, session: Session
 ) -> None:

@@ -178,10 +178,22 @@ def entries_by_member(session: Session, row: Any, cutoff: datetime) -> dict[int,
 
 
 def _live_count(session: Session, row: Any, now: datetime) -> int:
-    """An open draw's entries so far (paid, and free earned up to now)."""
-    with tenancy.acting_as(tenancy.SYSTEM, session):
-        counted = entries_by_member(session, row, min(row.closes_at, now))
-    return sum(paid + free for paid, free in counted.values())
+    """An open draw's entries so far (paid, and free earned up to now), summed by the database."""
+    paid = _active_only(
+        select(func.coalesce(func.sum(draw_entries.c.entries), 0)).where(
+            draw_entries.c.draw_id == row.id
+        ),
+        draw_entries.c.member_id,
+    )
+    total = int(session.execute(paid).scalar_one())
+    if row.free_entry_min_amount_minor is not None:
+        per_member = _active_only(
+            free_entries_query(row, min(row.closes_at, now)), accounts.c.member_id
+        ).subquery()
+        with tenancy.acting_as(tenancy.SYSTEM, session):
+            free = select(func.coalesce(func.sum(per_member.c.entries), 0))
+            total += int(session.execute(free).scalar_one())
+    return total
 
 
 def _view(session: Session, row: Any, now: datetime, with_entries: bool = True) -> DrawView:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from coalition import audit, clock, tenancy
 from coalition.ledger import operations
 from coalition.outbox import outbox_events
-from draws import services, tasks
+from draws import procedure, services, tasks
 from tests import factories
 from tests.draws import independent
 from tests.draws.helpers import OPERATOR, open_draw, purchase_now
@@ -334,3 +334,29 @@ def test_the_operator_lists_draws_newest_first(client: FlaskClient, session: Ses
     listed = client.get("/api/v1/ops/draws", headers=factories.operator_headers(session)).json
     assert [d["id"] for d in listed["data"]] == [second, first]
     assert all("entries" not in d for d in listed["data"])
+
+
+def test_a_close_killed_midway_leaves_nothing_and_a_rerun_closes_the_draw(
+    client: FlaskClient, session: Session, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    draw, _ = _free_entry_draw(session)
+    session.commit()
+    later = clock.utcnow() + timedelta(days=8)
+    monkeypatch.setattr(clock, "utcnow", lambda: later)
+    real_winners = procedure.winners
+
+    def killed(*args: Any, **kwargs: Any) -> list[str]:
+        raise RuntimeError("the worker was killed")
+
+    monkeypatch.setattr(procedure, "winners", killed)
+    with pytest.raises(RuntimeError):
+        tasks.close_due_draws()
+    session.rollback()
+
+    assert _count(session, "draw_entrants") == 0
+    assert _count(session, "outbox_events WHERE type = 'draw.closed'") == 0
+    monkeypatch.setattr(procedure, "winners", real_winners)
+    assert tasks.close_due_draws() == [draw]
+    monkeypatch.undo()
+    shown = client.get(f"/api/v1/draws/{draw}").json
+    assert shown["status"] == "closed" and independent.recompute(shown) == shown["winners"]

@@ -21,8 +21,11 @@ from coalition.staff.views import current_staff, staff_required
 from coalition.web import pages
 from draws import reads, services
 from draws.forms import CloseDrawForm, OpenDrawForm
+from draws.views import money
 
 bp = pages.face_blueprint("ops_draws", __name__, "/ops/draws")
+
+bp.context_processor(lambda: {"money": money})
 
 # The service's names for what the form calls otherwise.
 FIELD_OF = {"free_entries": "partners"}

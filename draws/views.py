@@ -7,12 +7,15 @@ the member site's blueprint (as `settlement.premium_views` does), behind its sig
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
+from babel import numbers as babel_numbers
 from flask import Response, flash, redirect, render_template, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 
-from coalition import clock
+from coalition import clock, economics
 from coalition.errors import InsufficientPoints
 from coalition.extensions import db
 from coalition.ledger.rows import Actor
@@ -25,6 +28,21 @@ from draws.forms import EnterDrawForm
 bp = pages.face_blueprint("draw_pages", __name__, "/draws")
 # Longer lists are offered as the file only.
 MAX_LISTED = 1000
+
+
+def money(value: dict[str, Any]) -> str:
+    """An amount in minor units (`{"amount", "currency"}`) in the visitor's notation."""
+    digits = economics.MINOR_UNIT_DIGITS.get(value["currency"], 2)
+    return str(
+        babel_numbers.format_currency(
+            Decimal(value["amount"]).scaleb(-digits), value["currency"], locale=get_locale()
+        )
+    )
+
+
+@bp.context_processor
+def _helpers() -> dict[str, Any]:
+    return {"money": money}
 
 
 @bp.get("/<draw_id>")

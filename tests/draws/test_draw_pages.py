@@ -65,6 +65,7 @@ def test_staff_open_a_draw_in_the_console_and_it_is_audited(
     detail = client.get(opened.headers["Location"]).get_data(as_text=True)
     shown = _text(detail)
     assert "A year of coffee" in shown and "Close the draw now" in shown
+    assert "One per purchase of at least €25.00 at: Books" in shown
     draw_id = opened.headers["Location"].rsplit("/", 1)[1]
     public = client.get(f"/api/v1/draws/{draw_id}").json
     assert public["free_entries"]["min_amount"] == {"amount": 2500, "currency": "EUR"}

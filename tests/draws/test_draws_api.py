@@ -22,6 +22,7 @@ from draws import procedure, services, tasks
 from tests import factories
 from tests.draws import independent
 from tests.draws.helpers import OPERATOR, open_draw, purchase_now
+from webhooks.catalogue import COALITION_ONLY, SUBSCRIBABLE
 
 ISO = "%Y-%m-%dT%H:%M:%SZ"
 
@@ -268,6 +269,7 @@ def test_closing_twice_changes_nothing_and_tells_each_winner_once(
     assert len(told) == 2
     assert {t.member_id for t in told} <= set(members.values())
     assert all(t.merchant_id is None for t in told)  # the coalition's: no merchant hears it
+    assert "draw.closed" in COALITION_ONLY and "draw.closed" not in SUBSCRIBABLE
     assert all(t.data["draw"] == {k: v for k, v in first.items() if k != "entries"} for t in told)
     assert [t.data["entrant"] for t in sorted(told, key=lambda t: t.data["place"])] == first[
         "winners"

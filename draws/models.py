@@ -8,7 +8,7 @@
 - A paid entry (`draw_entries`) is one member's entry call: its number of entries and the
   redemption at the operator that paid for them.
 - Free entries are not written as they are earned: at closing they are counted from the
-  ledger's purchases at the draw's partners (`draw_partners`), decision D3.
+  ledger's purchases at the draw's partners (`draw_partners`), decision 275.
 - The closed list (`draw_entrants`) is written at closing: per member a fresh pseudonym, its
   paid and free entries. Only its pseudonyms and counts are ever shown."""
 

@@ -181,7 +181,7 @@ def _pay_at_operator(
     """The entries' points, redeemed at the operator (purpose `draw_entry`): the ledger's one
     redemption path, as the system (the row names no merchant, which no tenant but the
     operator's may write; the caller's rights were checked before). It writes no event: an
-    entry is the member's business (decision D11)."""
+    entry is the member's business (decision 283)."""
     with tenancy.acting_as(tenancy.SYSTEM, session):
         return operations.redeem(
             session,

@@ -4,7 +4,7 @@ the operator), and the closed, pseudonymous list of entrants written at the clos
 
 No row-level security: a draw is the operator's and public, and its entries are read through
 the operator, the system (the closing job) or the member's own pages, never by a merchant's
-token (decision D8).
+token (decision 280).
 
 Revision ID: 20261201_draws
 Revises: 20261201_ledger_purpose

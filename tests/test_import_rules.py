@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("coalition", "merchants", "settlement", "webhooks", "config")
+PACKAGES = ("coalition", "merchants", "settlement", "webhooks", "rewards", "config")
 
 
 def lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
@@ -39,5 +39,8 @@ def test_a_core_module_importing_a_merchants_model_fails_the_lint_naming_the_rul
     broken = lint_imports(tmp_path)
 
     assert broken.returncode == 1
-    assert "The core imports nothing of merchants, settlement or webhooks BROKEN" in broken.stdout
+    assert (
+        "The core imports nothing of merchants, settlement, webhooks or rewards BROKEN"
+        in broken.stdout
+    )
     assert "coalition.ledger.reads -> merchants.models" in broken.stdout

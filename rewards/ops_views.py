@@ -1,0 +1,114 @@
+"""The operator console's rewards, `/ops/rewards` (SPEC 3.9): every listing of the catalogue,
+whoever supplies it, and the operator's own listings to add and change (admin staff). Each change
+goes through `rewards.services` and is written to the audit log, naming the staff."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from sqlalchemy.orm import Session
+
+from coalition import audit, clock
+from coalition.extensions import db
+from coalition.staff.views import current_staff, staff_required
+from coalition.web import pages
+from rewards import reads
+from rewards.forms import RewardForm, fill, save_listing
+from rewards.reads import RewardView
+
+bp = pages.face_blueprint("ops_rewards", __name__, "/ops/rewards")
+
+EDIT_ROLES = ("admin",)
+
+
+def _audit(session: Session, action: str, view: RewardView) -> None:
+    staff = current_staff()
+    if staff is None:  # pragma: no cover - staff_required guards every caller
+        raise AssertionError("a console page ran without staff")
+    audit.record(
+        session,
+        staff.actor,
+        action,
+        "reward",
+        view.id,
+        after={"name": view.name, "points": view.points, "stock": view.stock},
+        now=clock.utcnow(),
+    )
+
+
+def _index(form: RewardForm, status: int = 200) -> Any:
+    number = pages.page_number()
+    rows, has_next = reads.page(
+        db.session(), reads.all_rewards(), reads.REWARD_ID, number, pages.PAGE_SIZE
+    )
+    staff = current_staff()
+    return (
+        render_template(
+            "ops/rewards.html",
+            rewards=[reads.reward_view(row) for row in rows],
+            form=form,
+            may_edit=staff is not None and staff.role in EDIT_ROLES,
+            number=number,
+            has_next=has_next,
+        ),
+        status,
+    )
+
+
+@bp.get("")
+@staff_required()
+def index() -> Any:
+    form = RewardForm()
+    form.fulfilment_days.data = 14
+    return _index(form)
+
+
+@bp.post("")
+@staff_required(*EDIT_ROLES)
+def create() -> Any:
+    form = RewardForm()
+    if not form.validate_on_submit():
+        return _index(form, 422)
+    session = db.session()
+    view = save_listing(session, None, form, None, clock.utcnow())
+    if view is None:
+        session.rollback()
+        return _index(form, 422)
+    _audit(session, "reward.created", view)
+    session.commit()
+    flash(_("Listed: %(name)s.", name=view.name), "success")
+    return redirect(url_for("ops_rewards.index"), code=303)
+
+
+def _edit(reward_id: str, form: RewardForm | None = None, status: int = 200) -> Any:
+    view = reads.reward_view(reads.supplier_reward_row(db.session(), None, reward_id))
+    if form is None:
+        form = RewardForm()
+        fill(form, view, current_app.config["COALITION_TIMEZONE"])
+    return render_template("ops/reward.html", reward=view, form=form), status
+
+
+@bp.get("/<reward_id>")
+@staff_required(*EDIT_ROLES)
+def edit(reward_id: str) -> Any:
+    """One of the operator's own listings; a merchant's is not the operator's to change."""
+    return _edit(reward_id)
+
+
+@bp.post("/<reward_id>")
+@staff_required(*EDIT_ROLES)
+def update(reward_id: str) -> Any:
+    form = RewardForm()
+    if not form.validate_on_submit():
+        return _edit(reward_id, form, 422)
+    session = db.session()
+    view = save_listing(session, None, form, reward_id, clock.utcnow())
+    if view is None:
+        session.rollback()
+        return _edit(reward_id, form, 422)
+    _audit(session, "reward.updated", view)
+    session.commit()
+    flash(_("Saved: %(name)s.", name=view.name), "success")
+    return redirect(url_for("ops_rewards.edit", reward_id=reward_id), code=303)

@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, or_, select
+from sqlalchemy import ColumnElement, Select, Table, and_, or_, select
 from sqlalchemy.orm import Session
 
 from coalition import economics
@@ -26,7 +26,11 @@ REWARD_PREFIX, ORDER_PREFIX = "rwd", "ord"
 REWARD_ID, ORDER_ID = rewards.c.id, orders.c.id
 Supplier = int | None  # a merchant's id, or None: the operator
 
-merchants = Base.metadata.tables["merchants"]
+
+def merchants_table() -> Table:
+    """The coalition's directory of merchants (`merchants.models`, which this package does not
+    import: merchants' portal imports it), looked up once every model is loaded."""
+    return Base.metadata.tables["merchants"]
 
 
 def of_supplier(column: Any, supplier: Supplier) -> ColumnElement[bool]:
@@ -67,31 +71,33 @@ class RewardView:
         return Decimal(self.cost_price["amount"]).scaleb(-digits)
 
 
-REWARD_COLUMNS = (
-    rewards.c.id,
-    rewards.c.public_id,
-    rewards.c.merchant_id,
-    rewards.c.name,
-    rewards.c.kind,
-    rewards.c.points,
-    rewards.c.cost_price_minor,
-    rewards.c.currency,
-    rewards.c.stock,
-    rewards.c.valid_from,
-    rewards.c.valid_until,
-    rewards.c.fulfilment_days,
-    rewards.c.category,
-    rewards.c.description,
-    rewards.c.updated_at,
-    merchants.c.public_id.label("supplier_public_id"),
-    merchants.c.name.label("supplier_name"),
-    reward_images.c.reward_id.label("image_of"),
-)
+def _reward_columns(merchants: Table) -> tuple[Any, ...]:
+    return (
+        rewards.c.id,
+        rewards.c.public_id,
+        rewards.c.merchant_id,
+        rewards.c.name,
+        rewards.c.kind,
+        rewards.c.points,
+        rewards.c.cost_price_minor,
+        rewards.c.currency,
+        rewards.c.stock,
+        rewards.c.valid_from,
+        rewards.c.valid_until,
+        rewards.c.fulfilment_days,
+        rewards.c.category,
+        rewards.c.description,
+        rewards.c.updated_at,
+        merchants.c.public_id.label("supplier_public_id"),
+        merchants.c.name.label("supplier_name"),
+        reward_images.c.reward_id.label("image_of"),
+    )
 
 
 def _rewards() -> Select[Any]:
+    merchants = merchants_table()
     return (
-        select(*REWARD_COLUMNS)
+        select(*_reward_columns(merchants))
         .select_from(rewards)
         .outerjoin(merchants, merchants.c.id == rewards.c.merchant_id)
         .outerjoin(reward_images, reward_images.c.reward_id == rewards.c.id)
@@ -167,6 +173,7 @@ def catalogue(
 ) -> Select[Any]:
     """What members may order now: listings in their validity window, from the operator or an
     active partner, with stock left. `supplier`: a merchant's `mer_` id, or `operator`."""
+    merchants = merchants_table()
     query = _rewards().where(
         or_(rewards.c.valid_from.is_(None), rewards.c.valid_from <= now),
         or_(rewards.c.valid_until.is_(None), rewards.c.valid_until > now),
@@ -196,6 +203,7 @@ def categories(session: Session, now: datetime) -> list[str]:
 
 def suppliers(session: Session, now: datetime) -> list[tuple[str, str]]:
     """(`mer_` id, name) of the partners with something to order now."""
+    merchants = merchants_table()
     query = (
         catalogue(now)
         .where(rewards.c.merchant_id.is_not(None))
@@ -270,33 +278,35 @@ class OrderView:
         return self.status == "pending"
 
 
-ORDER_COLUMNS = (
-    orders.c.id,
-    orders.c.public_id,
-    orders.c.merchant_id,
-    orders.c.member_account_id,
-    orders.c.quantity,
-    orders.c.points,
-    orders.c.status,
-    orders.c.voucher_code,
-    orders.c.voucher_accepted_at,
-    orders.c.created_at,
-    orders.c.due_at,
-    orders.c.fulfilled_at,
-    orders.c.cancelled_at,
-    orders.c.cancelled_by,
-    rewards.c.public_id.label("reward_public_id"),
-    rewards.c.name.label("reward_name"),
-    rewards.c.kind,
-    members.c.public_id.label("member_public_id"),
-    merchants.c.public_id.label("supplier_public_id"),
-    merchants.c.name.label("supplier_name"),
-)
+def _order_columns(merchants: Table) -> tuple[Any, ...]:
+    return (
+        orders.c.id,
+        orders.c.public_id,
+        orders.c.merchant_id,
+        orders.c.member_account_id,
+        orders.c.quantity,
+        orders.c.points,
+        orders.c.status,
+        orders.c.voucher_code,
+        orders.c.voucher_accepted_at,
+        orders.c.created_at,
+        orders.c.due_at,
+        orders.c.fulfilled_at,
+        orders.c.cancelled_at,
+        orders.c.cancelled_by,
+        rewards.c.public_id.label("reward_public_id"),
+        rewards.c.name.label("reward_name"),
+        rewards.c.kind,
+        members.c.public_id.label("member_public_id"),
+        merchants.c.public_id.label("supplier_public_id"),
+        merchants.c.name.label("supplier_name"),
+    )
 
 
 def _orders() -> Select[Any]:
+    merchants = merchants_table()
     return (
-        select(*ORDER_COLUMNS)
+        select(*_order_columns(merchants))
         .select_from(orders)
         .join(rewards, rewards.c.id == orders.c.reward_id)
         .join(members, members.c.id == orders.c.member_id)

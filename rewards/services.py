@@ -355,7 +355,7 @@ def place_order(
 
 
 def _supplier_active(session: Session, merchant_id: int) -> bool:
-    merchants = reads.merchants
+    merchants = reads.merchants_table()
     status = session.execute(
         select(merchants.c.status).where(merchants.c.id == merchant_id)
     ).scalar_one_or_none()

@@ -29,6 +29,9 @@ from coalition.extensions import Base
 
 ACCOUNT_KINDS = ("member", "merchant", "operator")
 TRANSACTION_TYPES = ("earn", "redeem", "refund", "reversal", "expiry")
+# What a redemption (and its reversal) paid for, besides a discount at a till (NULL): a reward
+# ordered from the catalogue, an entry to a prize draw.
+TRANSACTION_PURPOSES = ("order", "draw_entry")
 TRANSFER_KINDS = ("award", "redeem", "clawback", "reverse", "expire")
 LOT_SOURCES = ("merchant", "tier", "welcome")
 # `cancel`: a refund's clawback taking points from a lot still pending (no money moves for them);
@@ -104,6 +107,11 @@ class Transaction(Base):
     __tablename__ = "transactions"
     __table_args__ = (
         CheckConstraint(_one_of("type", TRANSACTION_TYPES), name="type"),
+        CheckConstraint(
+            "purpose IS NULL OR (type IN ('redeem', 'reversal')"
+            f" AND {_one_of('purpose', TRANSACTION_PURPOSES)})",
+            name="purpose",
+        ),
         CheckConstraint("points >= 0", name="points"),
         UniqueConstraint("merchant_id", "type", "external_id", name="uq_transactions_external_id"),
         # L4: a transaction is reversed at most once, whatever the application does.
@@ -154,6 +162,8 @@ class Transaction(Base):
     rules_version: Mapped[int | None] = mapped_column(Integer)
     store: Mapped[str | None] = mapped_column(String(100))
     items: Mapped[list[Any] | None] = mapped_column(Json)
+    # A redemption's purpose (TRANSACTION_PURPOSES), copied to its reversal; NULL at a till.
+    purpose: Mapped[str | None] = mapped_column(String(16))
 
 
 class Transfer(Base):

@@ -52,7 +52,7 @@ def spend(
     session: Session,
     member: MemberAccount,
     *,
-    merchant_id: int,
+    merchant_id: int | None,
     points: int,
     held_elsewhere: int,
     actor: Actor,
@@ -60,17 +60,18 @@ def spend(
     reason: str,
     external_id: str | None,
     hold_id: int | None,
+    purpose: str | None = None,
 ) -> tuple[int, str]:
-    """A redemption of `points` at `merchant_id` by a locked member (a redemption, or a hold's
-    capture): its transaction, transfer and lot consumptions, and the new balance. Pending
-    points are not available (SPEC 2)."""
+    """A redemption of `points` at `merchant_id` (None: at the operator, for its own rewards
+    and draws) by a locked member (a redemption, or a hold's capture): its transaction, transfer
+    and lot consumptions, and the new balance. Pending points are not available (SPEC 2)."""
     available = member.spendable - held_elsewhere
     if points > available:
         raise InsufficientPoints(
             f"the member has {max(available, 0)} points available, {points} were asked for",
             available=max(available, 0),
         )
-    redeemer = merchant_account_id(session, merchant_id)
+    redeemer = _redeemer_account(session, merchant_id)
     transaction_id, public_id = new_transaction(
         session,
         type="redeem",
@@ -82,6 +83,7 @@ def spend(
         now=now,
         external_id=external_id,
         hold_id=hold_id,
+        purpose=purpose,
     )
     [transfer_id] = insert_returning_ids(
         session,
@@ -101,11 +103,18 @@ def spend(
     return transaction_id, public_id
 
 
+def _redeemer_account(session: Session, merchant_id: int | None) -> int:
+    """The account a redemption credits: its merchant's, or the operator's (merchant None)."""
+    if merchant_id is None:
+        return operator_account_id(session)
+    return merchant_account_id(session, merchant_id)
+
+
 def redeem(
     session: Session,
     *,
     member_id: int,
-    merchant_id: int,
+    merchant_id: int | None,
     points: int,
     actor: Actor,
     now: datetime,
@@ -114,14 +123,18 @@ def redeem(
     locked: MemberAccount | None = None,
     member_public_id: str | None = None,
     value: Mapping[str, Any] | None = None,
+    purpose: str | None = None,
 ) -> dict[str, Any]:
-    """Spend points at a merchant, soonest-expiring lots first. Refused with
-    `insufficient_points` when the available balance (balance less active holds and pending
-    points) is short.
+    """Spend points at a merchant (None: at the operator), soonest-expiring lots first. Refused
+    with `insufficient_points` when the available balance (balance less active holds and
+    pending points) is short.
     `locked`: the member's account, when the caller already holds its lock (it checked
     something under it first, such as an external id). `value`: what the points are worth, as
     the caller priced them for its answer (else priced here); `member_public_id`: the member's
-    id, when the caller knows it (else read): both for the event."""
+    id, when the caller knows it (else read): both for the event.
+    `purpose` (`TRANSACTION_PURPOSES`): what the points paid for, when not a discount at a
+    till. Such a redemption writes no `redemption.created` event: the order or the draw entry
+    it pays for is announced by its own package, in the same transaction."""
     check_points(points)
     member = lock_or_reuse(session, member_id, locked)
     held = held_points(session, member.id, now)
@@ -136,8 +149,11 @@ def redeem(
         reason=reason,
         external_id=external_id,
         hold_id=None,
+        purpose=purpose,
     )
     transaction = {"id": public_id, "type": "redeem", "points": points}
+    if purpose is not None:
+        return {"transaction": transaction, "member": member_view(member, held)}
     outbox.emit(
         session,
         "redemption.created",
@@ -344,14 +360,16 @@ def reverse_redemption(
     session: Session,
     *,
     redemption_id: str,
-    merchant_id: int,
+    merchant_id: int | None,
     actor: Actor,
     now: datetime,
     reason: str = "redemption reversed",
     member_public_id: str | None = None,
 ) -> dict[str, Any]:
-    """Undo a redemption: its points go back to the lots they came from (SPEC 3.3). A
-    redemption is reversed at most once; the database refuses a second reversal too."""
+    """Undo a redemption at `merchant_id` (None: at the operator): its points go back to the
+    lots they came from (SPEC 3.3). A redemption is reversed at most once; the database refuses
+    a second reversal too. The reversal keeps the redemption's purpose; one with a purpose (an
+    order cancelled) writes no `redemption.reversed` event, its package announces it."""
     original = merchant_transaction(session, redemption_id, merchant_id, "redeem")
     member = lock_member_accounts(session, [original.member_account_id])[original.member_account_id]
     already = session.execute(
@@ -376,7 +394,7 @@ def reverse_redemption(
         .where(transfers.c.transaction_id == original.id, consumptions.c.kind == "redeem")
         .order_by(consumptions.c.id)
     ).all()
-    redeemer = merchant_account_id(session, merchant_id)
+    redeemer = _redeemer_account(session, merchant_id)
     transaction_id, public_id = new_transaction(
         session,
         type="reversal",
@@ -387,6 +405,7 @@ def reverse_redemption(
         reason=reason,
         now=now,
         original_id=original.id,
+        purpose=original.purpose,
     )
     [transfer_id] = insert_returning_ids(
         session,
@@ -429,6 +448,11 @@ def reverse_redemption(
         "points": original.points,
         "debt_repaid": repaid,
     }
+    if original.purpose is not None:
+        return {
+            "transaction": transaction,
+            "member": member_view(member, held_points(session, member.id, now)),
+        }
     outbox.emit(
         session,
         "redemption.reversed",

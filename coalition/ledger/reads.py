@@ -149,14 +149,20 @@ def held_points(
     )
 
 
-def merchant_transaction(session: Session, public_id: str, merchant_id: int, type: str) -> Any:
-    """The merchant's own purchase (`earn`) or redemption (`redeem`). Another merchant's is not
-    found, like one that does not exist (SPEC 3.2)."""
+def merchant_transaction(
+    session: Session, public_id: str, merchant_id: int | None, type: str
+) -> Any:
+    """The merchant's own purchase (`earn`) or redemption (`redeem`); merchant None: the
+    operator's (a redemption of its rewards or draws). Another merchant's is not found, like one
+    that does not exist (SPEC 3.2)."""
+    whose = (
+        transactions.c.merchant_id.is_(None)
+        if merchant_id is None
+        else transactions.c.merchant_id == merchant_id
+    )
     row = session.execute(
         select(transactions).where(
-            transactions.c.public_id == public_id,
-            transactions.c.merchant_id == merchant_id,
-            transactions.c.type == type,
+            transactions.c.public_id == public_id, whose, transactions.c.type == type
         )
     ).one_or_none()
     if row is None:

@@ -598,7 +598,10 @@ class LedgerMachine(RuleBasedStateMachine):
             assert seen["debt"] == model.debt
             assert seen["available"] == max(model.available(self.now), 0)
             assert seen["pending"] == model.pending
-            assert seen["balance"] >= 0 or seen["debt"] == -seen["balance"]
+            # In debt, a member holds no spendable points: only pending ones, which wait for their
+            # confirmation to repay it (SPEC 2), so the confirmed part is exactly the debt owed.
+            confirmed = seen["balance"] - seen["pending"]
+            assert confirmed >= 0 or seen["debt"] == -confirmed
             # Per lot, who funded it and what it still holds.
             remaining = self.session.execute(
                 select(

@@ -27,7 +27,9 @@ _days = itertools.count()
 
 step = st.fixed_dictionaries(
     {
-        "kind": st.sampled_from(["buy", "buy", "redeem", "redeem", "refund", "reverse"]),
+        "kind": st.sampled_from(
+            ["buy", "buy", "redeem", "redeem", "refund", "reverse", "at_operator"]
+        ),
         "member": st.integers(0, MEMBERS - 1),
         "shop": st.integers(0, SHOPS - 1),
         "points": st.integers(1, 150),
@@ -70,6 +72,18 @@ def _act(session: Session, shops, members, spec, now, purchases, redemptions) ->
         elif spec["kind"] == "redeem":
             done = f.redeem(session, member, shop, spec["points"], now=now)
             redemptions.append((shop, done["transaction"]["id"]))
+        elif spec["kind"] == "at_operator":
+            # A draw entry: a redemption at the operator (issue 15), which owes nobody yet.
+            done = operations.redeem(
+                session,
+                member_id=member,
+                merchant_id=None,
+                points=spec["points"],
+                actor=f.TILL,
+                now=now,
+                purpose="draw_entry",
+            )
+            redemptions.append((None, done["transaction"]["id"]))
         elif spec["kind"] == "refund" and purchases:
             shop, purchase, left = purchases[spec["pick"] % len(purchases)]
             amount = max(left // spec["share"], 1)

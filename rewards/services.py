@@ -207,9 +207,9 @@ def _pay(
     locked: MemberAccount,
 ) -> int:
     """The order's redemption at its supplier (SPEC 2: the redeemer is the supplier, so
-    settlement reimburses it); its transaction's row id."""
-    if supplier is None:
-        raise RewardUnavailable("the operator's rewards cannot be ordered yet")
+    settlement reimburses it; the operator when None), marked `purpose="order"` so settlement
+    tells it from a till's redemption; its transaction's row id. The ledger writes no
+    `redemption.created` for it: the order announces itself (`order.created`)."""
     done = operations.redeem(
         session,
         member_id=member_id,
@@ -220,6 +220,7 @@ def _pay(
         external_id=order_public_id,
         reason="order",
         locked=locked,
+        purpose="order",
     )
     return _transaction_id(session, done["transaction"]["id"])
 
@@ -227,9 +228,8 @@ def _pay(
 def _give_back(
     session: Session, *, supplier: Supplier, redemption_id: int, actor: Actor, now: datetime
 ) -> int:
-    """The reversal of an order's redemption: its points go back to the lots they came from."""
-    if supplier is None:
-        raise AssertionError("an operator's order was never paid")
+    """The reversal of an order's redemption: its points go back to the lots they came from
+    (the reversal keeps the purpose, and announces nothing: `order.cancelled` does)."""
     public_id = _transaction_public_id(session, redemption_id)
     done = operations.reverse_redemption(
         session,

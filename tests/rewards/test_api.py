@@ -118,10 +118,16 @@ def test_a_member_orders_a_gift_the_supplier_fulfils_it_and_hears_of_it(client, 
     # The order is a redemption whose redeemer is the supplier, at its cost price for two.
     paid = session.execute(
         select(
-            Transaction.type, Transaction.merchant_id, Transaction.points, orders.c.cost_price_minor
+            Transaction.type,
+            Transaction.purpose,
+            Transaction.merchant_id,
+            Transaction.points,
+            orders.c.cost_price_minor,
         ).join(orders, orders.c.transaction_id == Transaction.id)
     ).one()
-    assert tuple(paid) == ("redeem", books, 600, 500)
+    assert tuple(paid) == ("redeem", "order", books, 600, 500)
+    # Not a till's redemption: the order announces itself.
+    assert events(session, "redemption.created") == []
     assert session.execute(select(rewards.c.stock)).scalar_one() == 1
 
     assert client.get("/api/v1/orders", headers=stranger).json["data"] == []
@@ -242,3 +248,29 @@ def test_the_operator_lists_its_own_rewards_apart_from_merchants(client, session
         f"/api/v1/ops/rewards/{created.json['id']}", headers=ops, json={**API_GIFT, "stock": 9}
     )
     assert changed.json["stock"] == 9
+
+
+def test_a_member_orders_the_operators_reward_and_cancels_it(client, session):
+    shop = factories.merchant(session)
+    ops = factories.operator_headers(session)
+    ride = client.post(
+        "/api/v1/ops/rewards", headers=ops, json={**API_GIFT, "kind": "experience", "points": 200}
+    ).json["id"]
+    member = member_with(session, shop, 500)
+    app = factories.member_headers(session, shop, member)
+    before = lots_of(session, member)
+
+    order = client.post("/api/v1/me/orders", headers=app, json={"reward": ride})
+    assert order.status_code == 201, order.json
+    assert order.json["supplier"] == {"id": None, "name": None}
+    paid = session.execute(
+        select(Transaction.merchant_id, Transaction.purpose).where(Transaction.type == "redeem")
+    ).one()
+    assert tuple(paid) == (None, "order")
+    # The operator's orders are no merchant's: none lists them.
+    supplier_view = factories.merchant_headers(session, shop, "rewards:write")
+    assert client.get("/api/v1/orders", headers=supplier_view).json["data"] == []
+
+    cancelled = client.post(f"/api/v1/me/orders/{order.json['id']}/cancel", headers=app)
+    assert cancelled.status_code == 200, cancelled.json
+    assert lots_of(session, member) == before

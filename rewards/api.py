@@ -316,3 +316,52 @@ def accept_voucher(code: str) -> Any:
             _supplier_order(services.accept_voucher(session, merchant_id, code, now)),
         )
     )
+
+
+# Orders: the operator, for its own rewards ----------------------------------------------------
+
+
+@bp.route("/ops/orders", methods=["GET"])
+@require("operator", kinds=OPERATOR)
+@bp.arguments(schemas.OrdersArgs, location="query")
+@bp.response(200, page_schema(schemas.SupplierOrderOut, "OperatorOrderPage"))
+def operator_orders(args: dict[str, Any]) -> Any:
+    """Orders of the operator's own rewards, newest first; `status` filters."""
+    return paginate(
+        reads.supplier_orders(None, args.get("status")),
+        reads.ORDER_ID,
+        args,
+        lambda row: reads.order_view(row).for_supplier(),
+    )
+
+
+@bp.route("/ops/orders/<order_id>/fulfil", methods=["POST"])
+@require("operator", kinds=OPERATOR)
+@bp.response(200, schemas.SupplierOrderOut)
+@bp.alt_response(409, description="Fulfilled or cancelled already, or a voucher's order.")
+def fulfil_operator_order(order_id: str) -> Any:
+    """The operator has delivered one of its orders. A merchant's order: `404`."""
+    session, now = db.session(), clock.utcnow()
+
+    def fulfil() -> tuple[int, dict[str, Any]]:
+        order = services.fulfil_order(session, None, order_id, now)
+        audit.record(session, operator_actor(), "order.fulfilled", "order", order.id, now=now)
+        return 200, _supplier_order(order)
+
+    return idempotent(fulfil)
+
+
+@bp.route("/ops/vouchers/<code>/accept", methods=["POST"])
+@require("operator", kinds=OPERATOR)
+@bp.response(200, schemas.SupplierOrderOut)
+@bp.alt_response(409, description="Accepted before, or its order was cancelled.")
+def accept_operator_voucher(code: str) -> Any:
+    """The operator accepts one of its own vouchers, once. A merchant's voucher: `404`."""
+    session, now = db.session(), clock.utcnow()
+
+    def accept() -> tuple[int, dict[str, Any]]:
+        order = services.accept_voucher(session, None, code, now)
+        audit.record(session, operator_actor(), "voucher.accepted", "order", order.id, now=now)
+        return 200, _supplier_order(order)
+
+    return idempotent(accept)

@@ -15,6 +15,7 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from sqlalchemy.orm import Session
 from wtforms import DateField, DecimalField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from coalition import clock, economics
@@ -32,8 +33,12 @@ from rewards.services import (
 )
 
 
-def kind_choices() -> list[tuple[str, str]]:
-    return [("gift", _l("Gift")), ("voucher", _l("Voucher")), ("experience", _l("Experience"))]
+def kind_choices() -> list[SelectChoice]:
+    return [
+        SelectChoice("gift", _l("Gift")),
+        SelectChoice("voucher", _l("Voucher")),
+        SelectChoice("experience", _l("Experience")),
+    ]
 
 
 class RewardForm(FlaskForm):

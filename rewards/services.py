@@ -428,7 +428,9 @@ def fulfil_order(session: Session, supplier: Supplier, order_id: str, now: datet
     return order
 
 
-def accept_voucher(session: Session, supplier: int, typed_code: str, now: datetime) -> OrderView:
+def accept_voucher(
+    session: Session, supplier: Supplier, typed_code: str, now: datetime
+) -> OrderView:
     """The supplier's till accepts a voucher, once: that fulfils its order. A second time is
     `voucher_already_accepted`; a cancelled order's is `order_not_pending`; a code of another
     supplier's, or none at all, is `not_found`."""
@@ -441,7 +443,7 @@ def accept_voucher(session: Session, supplier: int, typed_code: str, now: dateti
             update(orders)
             .where(
                 orders.c.voucher_code == code,
-                orders.c.merchant_id == supplier,
+                of_supplier(orders.c.merchant_id, supplier),
                 orders.c.status == "pending",
             )
             .values(status="fulfilled", fulfilled_at=now, voucher_accepted_at=now)
@@ -450,7 +452,7 @@ def accept_voucher(session: Session, supplier: int, typed_code: str, now: dateti
         if accepted is None:
             status = session.execute(
                 select(orders.c.status).where(
-                    orders.c.voucher_code == code, orders.c.merchant_id == supplier
+                    orders.c.voucher_code == code, of_supplier(orders.c.merchant_id, supplier)
                 )
             ).scalar_one_or_none()
             if status is None:

@@ -4,6 +4,7 @@ hold becomes the services' values through `listing_values`."""
 
 from __future__ import annotations
 
+import secrets
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -14,7 +15,15 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from sqlalchemy.orm import Session
-from wtforms import DateField, DecimalField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms import (
+    DateField,
+    DecimalField,
+    HiddenField,
+    IntegerField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
@@ -68,6 +77,8 @@ class RewardForm(FlaskForm):
 
 
 class OrderForm(FlaskForm):
+    # The form's own idempotency key: a double click, or a resent form, orders once.
+    request_id = HiddenField(default=lambda: secrets.token_urlsafe(16), validators=[Length(max=64)])
     quantity = IntegerField(
         _l("Quantity"),
         default=1,

@@ -6,13 +6,14 @@ tenant. Also the rewards' images, `/rewards/<id>/image`, public like the catalog
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response as Redirect
 
-from coalition import clock
+from coalition import clock, idempotency, tenancy
 from coalition.errors import CoalitionError
 from coalition.extensions import db
 from coalition.members.views import bp, current_member, member_required
@@ -85,42 +86,57 @@ def order_reward(reward_id: str) -> Redirect:
     if not form.validate_on_submit():
         flash(_("Choose a quantity from 1 to %(n)d.", n=services.MAX_QUANTITY), "error")
         return redirect(url_for("me.rewards_page"), code=303)
-    session = db.session()
-    try:
+    session, now = db.session(), clock.utcnow()
+    quantity = form.quantity.data or 1
+
+    def place() -> tuple[int, dict[str, Any]]:
         order = services.place_order(
+            session, member_id=member.id, reward_id=reward_id, quantity=quantity, now=now
+        )
+        return 201, {"reward_name": order.reward_name, "voucher_code": order.voucher_code}
+
+    try:
+        # The form's request id is an idempotency key in the member's own scope (R10).
+        outcome = idempotency.execute(
             session,
-            member_id=member.id,
-            reward_id=reward_id,
-            quantity=form.quantity.data or 1,
-            now=clock.utcnow(),
+            scope=tenancy.Tenant.member(member.account_id).setting,
+            key=f"{form.request_id.data or secrets.token_urlsafe(16)}:{reward_id}"[:200],
+            request_fingerprint=idempotency.fingerprint("order", reward_id, quantity),
+            operation=place,
+            now=now,
         )
     except CoalitionError as refusal:
         session.rollback()
-        flash(_refusal(refusal), "error")
+        flash(_refusal(refusal.code, refusal.detail), "error")
         return redirect(url_for("me.rewards_page"), code=303)
     session.commit()
-    if order.voucher_code:
+    if outcome.status >= 400:
+        flash(_refusal(outcome.body.get("code", ""), outcome.body.get("detail", "")), "error")
+        return redirect(url_for("me.rewards_page"), code=303)
+    order = outcome.body
+    if order["voucher_code"]:
         flash(
             _(
                 "Ordered: %(name)s. Your voucher code is %(code)s; show it at the till.",
-                name=order.reward_name,
-                code=order.voucher_code,
+                name=order["reward_name"],
+                code=order["voucher_code"],
             ),
             "success",
         )
     else:
-        flash(_("Ordered: %(name)s.", name=order.reward_name), "success")
+        flash(_("Ordered: %(name)s.", name=order["reward_name"]), "success")
     return redirect(url_for("me.orders_page"), code=303)
 
 
-def _refusal(refusal: CoalitionError) -> str:
+def _refusal(code: str, detail: str) -> str:
     words = {
         "insufficient_points": _("You do not have enough points for this reward."),
         "out_of_stock": _("Sorry, this reward has just run out."),
         "reward_unavailable": _("This reward cannot be ordered now."),
         "order_not_pending": _("This order is already fulfilled or cancelled."),
+        "idempotency_conflict": _("This page was out of date: please order again."),
     }
-    return words.get(refusal.code, refusal.detail)
+    return words.get(code, detail)
 
 
 @bp.get("/orders")
@@ -159,7 +175,7 @@ def cancel_order(order_id: str) -> Redirect:
         session.rollback()
         if refusal.status == 404:
             raise
-        flash(_refusal(refusal), "error")
+        flash(_refusal(refusal.code, refusal.detail), "error")
         return redirect(url_for("me.orders_page"), code=303)
     session.commit()
     flash(

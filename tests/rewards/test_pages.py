@@ -252,3 +252,22 @@ def test_a_support_staff_sees_the_catalogue_but_cannot_list(client, session):
     token = csrf_token(client, "/ops/rewards/orders")
     refused = client.post("/ops/rewards", data={"csrf_token": token, "name": "x"})
     assert refused.status_code == 403
+
+
+def test_an_order_form_sent_twice_orders_once(client: FlaskClient, session: Session):
+    shop = f.merchant(session, "Cafe")
+    cup = reward(session, shop, name="Espresso cup", points=100)
+    member = _registered(session, "twice@example.org")
+    f.purchase(session, member, shop, 500)
+    _sign_in(client, "twice@example.org")
+    page = client.get("/me/rewards").get_data(as_text=True)
+    request_id = re.search(r'name="request_id" type="hidden" value="([^"]+)"', page)
+    assert request_id is not None
+    form = {"quantity": "1", "csrf_token": _csrf(page), "request_id": request_id.group(1)}
+
+    first = client.post(f"/me/rewards/{cup}/order", data=form)
+    second = client.post(f"/me/rewards/{cup}/order", data=form)
+
+    assert first.status_code == second.status_code == 303
+    assert len(session.execute(select(orders.c.id)).all()) == 1
+    assert "Ordered: Espresso cup." in _text(client.get("/me/orders").get_data(as_text=True))

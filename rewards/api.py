@@ -345,7 +345,15 @@ def fulfil_operator_order(order_id: str) -> Any:
 
     def fulfil() -> tuple[int, dict[str, Any]]:
         order = services.fulfil_order(session, None, order_id, now)
-        audit.record(session, operator_actor(), "order.fulfilled", "order", order.id, now=now)
+        audit.record(
+            session,
+            operator_actor(),
+            "order.fulfilled",
+            "order",
+            order.id,
+            after={"status": order.status},
+            now=now,
+        )
         return 200, _supplier_order(order)
 
     return idempotent(fulfil)
@@ -361,7 +369,15 @@ def accept_operator_voucher(code: str) -> Any:
 
     def accept() -> tuple[int, dict[str, Any]]:
         order = services.accept_voucher(session, None, code, now)
-        audit.record(session, operator_actor(), "voucher.accepted", "order", order.id, now=now)
+        audit.record(
+            session,
+            operator_actor(),
+            "voucher.accepted",
+            "order",
+            order.id,
+            after={"status": order.status},
+            now=now,
+        )
         return 200, _supplier_order(order)
 
     return idempotent(accept)

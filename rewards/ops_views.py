@@ -198,4 +198,12 @@ def _audit_order(session: Session, action: str, order_id: str) -> None:
     staff = current_staff()
     if staff is None:  # pragma: no cover - staff_required guards every caller
         raise AssertionError("a console page ran without staff")
-    audit.record(session, staff.actor, action, "order", order_id, now=clock.utcnow())
+    audit.record(
+        session,
+        staff.actor,
+        action,
+        "order",
+        order_id,
+        after={"status": "fulfilled"},
+        now=clock.utcnow(),
+    )

@@ -53,7 +53,7 @@ def _reward(view: RewardView) -> dict[str, Any]:
 
 
 @bp.route("/rewards", methods=["GET"])
-@require(by_kind={"merchant": (SCOPE,), "member": ()})
+@require(by_kind={"merchant": (SCOPE,), "member": ("balance:read",)})
 @bp.arguments(schemas.CatalogueArgs, location="query")
 @bp.response(200, page_schema(schemas.RewardOut, "RewardPage"))
 def list_rewards(args: dict[str, Any]) -> Any:

@@ -97,7 +97,7 @@ class RewardOut(CatalogueRewardOut):
 
 
 class CatalogueArgs(PageArgs):
-    category = fields.String(validate=validate.Length(min=1, max=MAX_CATEGORY))
+    category = text(MAX_CATEGORY)
     supplier = fields.String(
         validate=[
             validate.Length(min=1, max=60),

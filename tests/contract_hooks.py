@@ -119,6 +119,9 @@ RULES_IN_WORDS = {
     "cost_price": "in the coalition's currency",
     "valid_until": "after valid_from",
     "quantity": "a voucher is ordered one at a time",
+    "closes_at": "a draw closes in the future, within a year",
+    "entry_points": "a draw takes points, free entries or both",
+    "free_entries": "active partners, the coalition's currency",
 }
 
 

@@ -27,6 +27,7 @@ MODEL_MODULES = (
     "merchants.models",
     "settlement.models",
     "webhooks.models",
+    "rewards.models",
     "draws.models",
 )
 
@@ -58,6 +59,10 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     from merchants.api import rules as rules_api
     from merchants.api import settings as merchant_settings_api
     from merchants.portal import bp as merchant_portal
+    from rewards import api as rewards_api
+    from rewards import ops_views as reward_pages
+    from rewards import tasks as rewards_tasks
+    from rewards import views as reward_site  # its pages join the member site
     from settlement import api as settlement_api
     from settlement import cli as settlement_cli
     from settlement import ops_economics as economics_pages
@@ -95,6 +100,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     jobs.init_app(app, schedule=SCHEDULE, loops=LOOPS)
     tasks.init_app(app)
     settlement_tasks.init_app(app)
+    rewards_tasks.init_app(app)
     problems.init_app(app)
     access.init_app(app)
     pages.init_app(app, ("/portal", "/me", "/ops", "/draws"))
@@ -103,6 +109,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     app.register_blueprint(member_site.bp)
     app.register_blueprint(merchant_portal)
     app.register_blueprint(stripe_webhooks.bp)
+    app.register_blueprint(reward_site.images_bp)
     oauth_views.init_app(app)
     api.init_app(
         app,
@@ -120,6 +127,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
             settlement_api.bp,
             events_api.bp,
             webhooks_api.bp,
+            rewards_api.bp,
             draws_api.bp,
         ],
     )
@@ -127,6 +135,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     app.register_blueprint(merchant_pages.bp)
     app.register_blueprint(economics_pages.bp)
     app.register_blueprint(settlement_views.bp)
+    app.register_blueprint(reward_pages.bp)
     app.register_blueprint(draw_ops_pages.bp)
     app.register_blueprint(draw_pages.bp)
     pages.declare_public(app)

@@ -39,6 +39,12 @@ EVENT_TYPES = frozenset(
         "membership.renewal_due",
         "membership.lapsed",
         "membership.refunded",
+        # The rewards catalogue (rewards/): an order of a supplier's reward, its fulfilment
+        # (for a voucher, its acceptance at the till) or cancel; routed to the supplier.
+        "order.created",
+        "order.fulfilled",
+        "order.cancelled",
+        "voucher.accepted",
         # A prize draw closed: one event per winner (draws.services.close), the coalition's.
         "draw.closed",
         # A merchant's webhook endpoint was turned off for failing five days (or answering 410).

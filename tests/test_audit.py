@@ -22,8 +22,10 @@ from coalition.web.access import policy_of
 from draws import services as draw_services
 from merchants import services as merchant_services
 from merchants.models import Merchant
+from rewards import services as reward_services
 from settlement import runs
 from tests import factories as f
+from tests.rewards.helpers import reward as listed_reward
 from tests.stripe_standin import StripeStandIn, stripe_for
 
 CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
@@ -81,6 +83,26 @@ def _settled_march(session: Session) -> None:
         runs.settle(session, day, datetime(2026, 11, 1, tzinfo=UTC))
 
 
+def _operator_order(session: Session, kind: str) -> tuple[str, str | None]:
+    """A member's order of one of the operator's own rewards: its id and voucher code."""
+    shop, member = f.merchant(session), f.member(session)
+    f.purchase(session, member, shop, 500)
+    ride = listed_reward(session, None, kind=kind, points=100)
+    order = reward_services.place_order(
+        session, member_id=member, reward_id=ride, quantity=1, now=clock.utcnow()
+    )
+    return order.id, order.voucher_code
+
+
+REWARD_BODY = {
+    "name": "Balloon ride",
+    "kind": "experience",
+    "points": 5000,
+    "fulfilment_days": 30,
+    "category": "outdoors",
+}
+
+
 def _unaudited_draw(session: Session) -> str:
     """An open draw, its opening's audit event left out (a recipe starts with an empty log)."""
     draw = draw_services.open_draw(
@@ -99,6 +121,24 @@ def _unaudited_draw(session: Session) -> str:
 
 
 RECIPES: dict[str, Callable[[Session], Call]] = {
+    "POST /api/v1/ops/rewards": lambda s: Call(
+        "POST", "/api/v1/ops/rewards", REWARD_BODY, "reward.created", "reward:"
+    ),
+    "PUT /api/v1/ops/rewards/<reward_id>": lambda s: (
+        lambda r: Call(
+            "PUT", f"/api/v1/ops/rewards/{r}", REWARD_BODY, "reward.updated", f"reward:{r}"
+        )
+    )(listed_reward(s, None)),
+    "POST /api/v1/ops/orders/<order_id>/fulfil": lambda s: (
+        lambda o: Call(
+            "POST", f"/api/v1/ops/orders/{o}/fulfil", None, "order.fulfilled", f"order:{o}"
+        )
+    )(_operator_order(s, "experience")[0]),
+    "POST /api/v1/ops/vouchers/<code>/accept": lambda s: (
+        lambda o: Call(
+            "POST", f"/api/v1/ops/vouchers/{o[1]}/accept", None, "voucher.accepted", f"order:{o[0]}"
+        )
+    )(_operator_order(s, "voucher")),
     "POST /api/v1/ops/merchants/<merchant_id>/approve": lambda s: (
         lambda m: Call(
             "POST", f"/api/v1/ops/merchants/{m}/approve", None, "merchant.approve", f"merchant:{m}"

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("coalition", "merchants", "settlement", "webhooks", "draws", "config")
+PACKAGES = ("coalition", "merchants", "settlement", "webhooks", "draws", "rewards", "config")
 
 
 def lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
@@ -44,7 +44,7 @@ def test_a_core_module_importing_a_merchants_model_fails_the_lint_naming_the_rul
 
     assert broken.returncode == 1
     assert (
-        "The core imports nothing of merchants, settlement, webhooks or draws BROKEN"
+        "The core imports nothing of merchants, settlement, webhooks, draws or rewards BROKEN"
         in broken.stdout
     )
     assert "coalition.ledger.reads -> merchants.models" in broken.stdout

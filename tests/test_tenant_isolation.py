@@ -19,7 +19,9 @@ from coalition.extensions import db
 from coalition.ledger import holds
 from coalition.privacy import services as privacy
 from coalition.web.access import policy_of
+from rewards import services as reward_services
 from tests import factories
+from tests.rewards.helpers import reward as listed_reward
 from webhooks import services as webhook_services
 
 # Path parameter -> the kind of object it names (a key of the `victim` fixture).
@@ -30,6 +32,9 @@ OBJECT_PARAMS = {
     "statement_id": "statement",
     "endpoint_id": "webhook_endpoint",
     "event_id": "event",
+    "reward_id": "reward",
+    "order_id": "order",
+    "code": "voucher",
 }
 # Routes whose path ids are not a tenant's, with the reason.
 COALITION_WIDE = {
@@ -44,6 +49,13 @@ VALID_BODIES = {
     "/api/v1/purchases/<purchase_id>/refunds": {"amount": 100, "external_id": "return-1"},
     "/api/v1/holds/<hold_id>/capture": {"points": 1},
     "/api/v1/webhook-endpoints/<endpoint_id>": {"description": "mine now", "enabled": False},
+    "/api/v1/rewards/<reward_id>": {
+        "name": "Mine now",
+        "kind": "gift",
+        "points": 1,
+        "fulfilment_days": 1,
+        "category": "stolen",
+    },
 }
 
 
@@ -108,7 +120,19 @@ def victim(session: Session) -> dict[str, str]:
         event = outbox.event_row("purchase.created", {"note": 1}, clock.utcnow(), merchant_id=shop)
         outbox.record(session, [event])
         webhook_services.redeliver(session, shop, event["public_id"], endpoint, factories.T0)
+    # A reward of its own, a member's order of it (pending) and a voucher (not yet accepted).
+    gift = listed_reward(session, shop)
+    voucher = listed_reward(session, shop, kind="voucher", points=10)
+    order = reward_services.place_order(
+        session, member_id=member, reward_id=gift, quantity=1, now=factories.T0
+    )
+    code = reward_services.place_order(
+        session, member_id=member, reward_id=voucher, quantity=1, now=factories.T0
+    ).voucher_code
     return {
+        "reward": gift,
+        "order": order.id,
+        "voucher": str(code),
         "webhook_endpoint": endpoint,
         "event": str(event["public_id"]),
         "statement": statement,

@@ -4,6 +4,7 @@ adds the statements pages and the dashboard's money (settlement/portal.py)."""
 
 from merchants.portal import (  # noqa: F401 (their routes join the blueprint)
     account,
+    reward_pages,
     rules_pages,
     views,
     webhook_pages,

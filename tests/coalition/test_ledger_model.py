@@ -1,7 +1,9 @@
 """QUALITY L3: random sequences of award (some pending, SPEC 2's pending points), purchase (the
 merchant API's path, with replays of its external ids; one merchant has a pending window),
 redeem, hold, capture, void, refund (inside a window or after it), reversal, confirmation of
-pending points, expiry and replay, run against
+pending points, expiry and replay, and orders of rewards (issue 15: an order spends like a
+redemption at its supplier, a merchant or the operator; a member's cancel and the nightly cancel
+of an overdue order give the points back to the very lots), run against
 PostgreSQL and SQLite and, after every step, compared with a plain in-memory model of SPEC 2 and
 checked by `verify-ledger`."""
 
@@ -45,6 +47,7 @@ from coalition.members.models import Member
 from merchants import purchases as till
 from merchants import rules as earn_rules
 from merchants.services import set_pending_days
+from rewards import services as catalogue
 from tests import factories as f
 from tests.factories import T0, TILL
 
@@ -56,6 +59,16 @@ EXAMPLES_BY_BACKEND = {"postgresql": EXAMPLES, "sqlite": max(1, EXAMPLES // 4)}
 SOURCES = ("merchant", "tier", "welcome")
 # The last merchant's purchases are pending this many days (SPEC 2, Pending points).
 WINDOW_DAYS = 3
+# What the model's rewards have in common (issue 15): each names its price, stock and days.
+REWARD = {
+    "name": "Mug",
+    "kind": "gift",
+    "cost_price": None,
+    "valid_from": None,
+    "valid_until": None,
+    "category": "kitchen",
+    "description": "",
+}
 
 
 @dataclass
@@ -208,6 +221,26 @@ class LedgerMachine(RuleBasedStateMachine):
         self.receipts: list[tuple[int, dict, str]] = []
         self.redemptions: dict[str, dict] = {}
         self.replays: list[tuple[str, str, str, idempotency.Outcome]] = []
+        # Rewards of a merchant and of the operator, a few in stock, due in 1 and 2 days.
+        self.rewards = [
+            {
+                "id": catalogue.create_reward(
+                    self.session,
+                    supplier,
+                    {**REWARD, "points": price, "stock": stock, "fulfilment_days": days},
+                    self.now,
+                ).id,
+                "supplier": supplier,
+                "price": price,
+                "stock": stock,
+                "days": days,
+            }
+            for supplier, price, stock, days in (
+                (self.merchants[0], 40, 3, 1),
+                (None, 90, None, 2),
+            )
+        ]
+        self.orders: dict[str, dict] = {}
 
     def teardown(self) -> None:
         self.session.close()
@@ -585,6 +618,92 @@ class LedgerMachine(RuleBasedStateMachine):
             now=self.now,
         )
         assert (again.status, again.body, again.replayed) == (first.status, first.body, True)
+
+    @rule(
+        member=st.integers(0, MEMBERS - 1),
+        which=st.integers(0, 1),
+        quantity=st.integers(1, 2),
+    )
+    def order(self, member, which, quantity):
+        member_id, wanted = self.member_ids[member], self.rewards[which]
+        model = self.model[member_id]
+        points = wanted["price"] * quantity
+        expected = None
+        if wanted["stock"] is not None and wanted["stock"] < quantity:
+            expected = catalogue.OutOfStock  # stock is taken before the points
+        elif points > model.available(self.now):
+            expected = InsufficientPoints
+        placed = self._attempt(
+            expected,
+            lambda: catalogue.place_order(
+                self.session,
+                member_id=member_id,
+                reward_id=wanted["id"],
+                quantity=quantity,
+                now=self.now,
+            ),
+        )
+        if placed is None:
+            return
+        if wanted["stock"] is not None:
+            wanted["stock"] -= quantity
+        self.orders[placed.id] = {
+            "member": member_id,
+            "reward": wanted,
+            "quantity": quantity,
+            "takes": model.spend(points),
+            "due": self.now + timedelta(days=wanted["days"]),
+            "seq": next(self.seq),
+            "status": "pending",
+        }
+
+    def _order_cancelled(self, order: dict) -> None:
+        order["status"] = "cancelled"
+        if order["reward"]["stock"] is not None:
+            order["reward"]["stock"] += order["quantity"]
+        for lot, taken in order["takes"]:
+            lot.remaining += taken
+            lot.spent -= taken
+        self.model[order["member"]].repay()
+
+    @precondition(lambda self: self.orders)
+    @rule(data=st.data(), fulfil=st.booleans())
+    def cancel_or_fulfil_an_order(self, data, fulfil):
+        order_id = data.draw(st.sampled_from(sorted(self.orders)))
+        order = self.orders[order_id]
+        expected = None if order["status"] == "pending" else catalogue.OrderNotPending
+        if fulfil:
+            done = self._attempt(
+                expected,
+                lambda: catalogue.fulfil_order(
+                    self.session, order["reward"]["supplier"], order_id, self.now
+                ),
+            )
+            if done is not None:
+                order["status"] = "fulfilled"
+            return
+        account_id = self.session.execute(
+            select(Account.__table__.c.id).where(Account.__table__.c.member_id == order["member"])
+        ).scalar_one()
+        done = self._attempt(
+            expected,
+            lambda: catalogue.cancel_order(
+                self.session, member_account_id=account_id, order_id=order_id, now=self.now
+            ),
+        )
+        if done is not None:
+            self._order_cancelled(order)
+
+    @precondition(lambda self: self.orders)
+    @rule()
+    def overdue_orders_are_cancelled(self):
+        """The nightly cancel, in batches of two, then once more (a rerun finds nothing)."""
+        while catalogue.cancel_overdue(self.session, cutoff=self.now, now=self.now, limit=2):
+            pass
+        assert catalogue.cancel_overdue(self.session, cutoff=self.now, now=self.now, limit=2) == 0
+        due = [o for o in self.orders.values() if o["status"] == "pending" and o["due"] <= self.now]
+        for order in sorted(due, key=lambda o: (o["due"], o["seq"])):
+            self._order_cancelled(order)
 
     # -- invariants ------------------------------------------------------------------------
 

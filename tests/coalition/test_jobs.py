@@ -446,5 +446,6 @@ def test_what_rq_cron_enqueues_hourly_a_worker_turns_into_the_days_daily_jobs(
             "premium-memberships",
             "settle",
             "statements",
+            "cancel-overdue-orders",
         )
     ]

@@ -30,6 +30,7 @@ from werkzeug.security import generate_password_hash
 from coalition import audit, clock, economics, tenancy
 from coalition.database import table
 from coalition.demo_draws import DemoDraws
+from coalition.demo_rewards import DemoRewards
 from coalition.errors import CoalitionError
 from coalition.extensions import db
 from coalition.ledger import operations
@@ -463,6 +464,7 @@ def fill(
     credentials = _credentials(session, merchants, now)
     _programme(session, merchants, start - timedelta(days=1), now)
     draws = DemoDraws(days, merchants, cards, rng, _demo_staff(session))
+    catalogue = DemoRewards(days, merchants, cards, rng)
     economics.forget()  # the shops' own terms, written for days already cached
     premium_from = start + timedelta(days=2, hours=10)
     totals = {"merchants": len(merchants), "members": len(cards)}
@@ -471,8 +473,9 @@ def fill(
         day_counts = _day_of_shopping(session, day, merchants, cards, rng)
         story = _demo_member_story(session, offset, day, merchants, cards[0]) if days > 8 else {}
         drawn = draws.day(session, offset, day)
+        ordered = catalogue.day(session, offset, day)
         _night(session, day + timedelta(days=1))
-        for name, value in [*day_counts.items(), *story.items(), *drawn.items()]:
+        for name, value in [*day_counts.items(), *story.items(), *drawn.items(), *ordered.items()]:
             totals[name] = totals.get(name, 0) + value
         if day <= premium_from < day + timedelta(days=1):
             totals["premium_members"] = _premium(session, cards, premium_from)
@@ -645,7 +648,8 @@ def _summary(totals: dict[str, int], credentials: dict[str, Any], days: int, kep
         " campaigns and stamp cards at FreshCart, Bistro Basilico, Kino Lumière and"
         " Seitenweise; Urban Threads' points wait 14 days for its return period",
         f"  {totals.get('draws', 0)} prize draws ({totals.get('draws_closed', 0)} closed, its"
-        f" winners drawn), {totals.get('draw_entries', 0)} entries bought with points",
+        f" winners drawn), {totals.get('draw_entries', 0)} entries bought with points;"
+        f" {totals.get('rewards', 0)} rewards in the catalogue, {totals.get('orders', 0)} ordered",
         "",
         "Sign in to each face (pages under the server's address):",
     ]

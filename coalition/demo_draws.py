@@ -95,20 +95,20 @@ class DemoDraws:
         for name, draw_id in self.open.items():
             entrants = self.rng.sample(self.cards[1:], k=min(3, len(self.cards) - 1))
             for index, card in enumerate(entrants):
-                at = day + timedelta(
-                    hours=21, minutes=30 + index
-                )  # after the tills' closing batches
+                # After the tills' closing batches, before the night's jobs.
+                at = day + timedelta(hours=21, minutes=30 + index)
                 if at >= self.closes.get(name, at + timedelta(seconds=1)):
                     continue
                 try:
-                    entered = draws.enter(
-                        session,
-                        draw_id=draw_id,
-                        member_id=find_member(session, card).id,
-                        entries=self.rng.randint(1, 3),
-                        actor=MEMBER,
-                        now=at,
-                    )
+                    with session.begin_nested():  # a refusal leaves nothing behind
+                        entered = draws.enter(
+                            session,
+                            draw_id=draw_id,
+                            member_id=find_member(session, card).id,
+                            entries=self.rng.randint(1, 3),
+                            actor=MEMBER,
+                            now=at,
+                        )
                 except CoalitionError:
                     continue  # too few points (or a hold): members without them stay out
                 made += entered.entries

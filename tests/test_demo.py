@@ -246,3 +246,31 @@ def test_the_demo_has_a_closed_draw_with_its_winners_and_an_open_one(session: Se
             )
         ).scalars()
         assert set(entries) == {None}
+
+
+def test_the_demo_lists_a_catalogue_of_several_suppliers_with_orders_in_every_state(
+    session: Session, client
+):
+    """Issue 15, point 6: the operator's rewards and four partners'; orders waiting, fulfilled
+    (a voucher accepted at its till among them), cancelled by their members and cancelled by
+    the night for want of fulfilment."""
+    from rewards.models import orders, rewards
+
+    made = fill(session, members=30, days=20, seed=1, now=clock.utcnow())
+
+    with tenancy.acting_as(tenancy.SYSTEM, session):
+        suppliers = set(session.execute(select(rewards.c.merchant_id)).scalars())
+        states = set(
+            session.execute(select(orders.c.status, orders.c.cancelled_by).distinct()).all()
+        )
+        accepted = session.execute(
+            select(func.count()).where(orders.c.voucher_accepted_at.is_not(None))
+        ).scalar()
+    assert made["totals"]["rewards"] == 5 and None in suppliers and len(suppliers) == 5
+    assert states == {
+        ("pending", None),
+        ("fulfilled", None),
+        ("cancelled", "member"),
+        ("cancelled", "expiry"),
+    }
+    assert accepted > 0

@@ -27,20 +27,26 @@ the tote bag) + 0.23 (20 on the draw) + 1.00 (the cup cancelled) and is owed 2.0
 
 from __future__ import annotations
 
+import csv
+import io
+import re
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from flask.testing import FlaskClient
+from pypdf import PdfReader
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from coalition.ledger import operations
 from rewards import services as catalogue
 from rewards.models import Order
-from settlement import reports, runs, statements
+from settlement import renditions, reports, runs, statements
 from settlement.models import SettlementPosition
 from tests import factories as f
+from tests.ops_helpers import sign_in_as
 from tests.rewards.helpers import GIFT
 from tests.settlement.test_appendix import use_model
 
@@ -289,6 +295,13 @@ def test_a_supplier_of_rewards_is_stated_its_orders_at_the_point_value_and_at_co
     }
     assert closings == CLOSING[model]
     assert set(merchants) == {"A", "B"}
+    # What the portal serves it as: its lines in the CSV and the PDF.
+    rows = list(csv.reader(io.StringIO(renditions.statement_csv(supplier), newline="")))
+    line = ["reward_orders_at_cost", "Rewards ordered from you, at their cost price: 250 points"]
+    assert [*line, "-2.00"] in rows
+    pdf = PdfReader(io.BytesIO(renditions.statement_pdf(supplier)))
+    text = " ".join(" ".join(page.extract_text().split()) for page in pdf.pages)
+    assert "Rewards ordered from you, at their cost price: 250 points" in text
 
 
 @pytest.mark.parametrize(("model", "charged"), [("prefunded", "0.00"), ("on_redemption", "0.575")])
@@ -313,3 +326,29 @@ def test_the_monthly_report_shows_the_rewards_redeemed_per_supplier_and_the_draw
         "points": 50,
         "charged": charged,
     }
+
+
+def test_the_report_page_and_its_downloads_show_the_rewards_per_supplier(
+    client: FlaskClient, session: Session
+) -> None:
+    use_model(session, "on_redemption")
+    the_month(session)
+    sign_in_as(client, session, "finance")
+
+    html = client.get("/ops/settlement/report", query_string={"month": "2026-11"}).get_data(
+        as_text=True
+    )
+    text = " ".join(re.sub(r"<[^>]+>", " ", html).split())
+    assert "Rewards redeemed per supplier" in text
+    assert "Café Aurora 3 1 350 3.00" in text
+    assert "Coalition operator 1 0 60 its own" in text
+    assert "Entries 2" in text and "Charged to issuers (EUR) 0.575" in text
+
+    as_csv = client.get("/ops/settlement/report.csv?month=2026-11").get_data(as_text=True)
+    rows = list(csv.reader(io.StringIO(as_csv, newline="")))
+    assert ["operator", "Coalition operator", "1", "0", "60", ""] in rows
+    assert ["draw_entries_charged", "0.575"] in rows
+    assert any(row[1:] == ["Café Aurora", "3", "1", "350", "3.00"] for row in rows)
+    as_pdf = client.get("/ops/settlement/report.pdf?month=2026-11")
+    pdf = " ".join(p.extract_text() for p in PdfReader(io.BytesIO(as_pdf.data)).pages)
+    assert "Rewards redeemed per supplier" in pdf and "Prize draw entries" in pdf

@@ -46,7 +46,8 @@ DRAW_LINES = {"draw_entries": 1, "draw_entry_reversals": -1}
 
 def flows(session: Session, month: str) -> dict[str, Any]:
     """The month's final runs added up: points of each issuer spent at each redeemer (net of
-    reversals; the operator stands for its own bonuses and for debts repaid) and their value,
+    reversals; the operator stands for its own bonuses and for debts repaid, draw entries and
+    its own rewards) and their value,
     and each merchant's balance of trade: others' points it took in less its own spent
     elsewhere."""
     first, last = check_month(session, month)

@@ -28,6 +28,7 @@ MODEL_MODULES = (
     "settlement.models",
     "webhooks.models",
     "rewards.models",
+    "draws.models",
 )
 
 
@@ -49,6 +50,9 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     from coalition.staff import views as staff_views
     from coalition.web import access, api, lean, pages, problems
     from config import settings
+    from draws import api as draws_api
+    from draws import ops_views as draw_ops_pages
+    from draws import views as draw_pages  # its member pages join the member site
     from merchants import ops_views as merchant_pages
     from merchants.api import onboarding
     from merchants.api import points as points_api
@@ -99,7 +103,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     rewards_tasks.init_app(app)
     problems.init_app(app)
     access.init_app(app)
-    pages.init_app(app)
+    pages.init_app(app, ("/portal", "/me", "/ops", "/draws"))
     app.register_blueprint(health.bp)
     app.register_blueprint(oauth_views.bp)
     app.register_blueprint(member_site.bp)
@@ -124,6 +128,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
             events_api.bp,
             webhooks_api.bp,
             rewards_api.bp,
+            draws_api.bp,
         ],
     )
     app.register_blueprint(staff_views.bp)
@@ -131,6 +136,8 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     app.register_blueprint(economics_pages.bp)
     app.register_blueprint(settlement_views.bp)
     app.register_blueprint(reward_pages.bp)
+    app.register_blueprint(draw_ops_pages.bp)
+    app.register_blueprint(draw_pages.bp)
     pages.declare_public(app)
     cli.init_app(app)
     oauth_cli.ops.add_command(staff_cli.create_staff_command)

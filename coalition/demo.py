@@ -27,8 +27,9 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 from werkzeug.security import generate_password_hash
 
-from coalition import clock, economics, tenancy
+from coalition import audit, clock, economics, tenancy
 from coalition.database import table
+from coalition.demo_draws import DemoDraws
 from coalition.errors import CoalitionError
 from coalition.extensions import db
 from coalition.ledger import operations
@@ -242,7 +243,8 @@ def _day_of_shopping(
     rng: random.Random,
 ) -> dict[str, int]:
     """One day: about one member in eight shops somewhere; each shop's purchases go in as one
-    batch, as a till system would send them at closing time."""
+    batch, as a till system would send them at closing time. The night's jobs are the caller's
+    (`_night`), once the day's other doings are written."""
     from merchants.purchases import Line, PurchaseResult, record_batch, refund_purchase
 
     till = Actor("job", "demo")
@@ -296,7 +298,6 @@ def _day_of_shopping(
                 )
                 counts["refunds"] += 1
     counts["redemptions"] += _redemptions(session, merchants, rng, closing, till)
-    _night(session, day + timedelta(days=1))
     return counts
 
 
@@ -461,6 +462,7 @@ def fill(
     cards = _members(session, members, rng, start)
     credentials = _credentials(session, merchants, now)
     _programme(session, merchants, start - timedelta(days=1), now)
+    draws = DemoDraws(days, merchants, cards, rng, _demo_staff(session))
     economics.forget()  # the shops' own terms, written for days already cached
     premium_from = start + timedelta(days=2, hours=10)
     totals = {"merchants": len(merchants), "members": len(cards)}
@@ -468,7 +470,9 @@ def fill(
         day = start + timedelta(days=offset)
         day_counts = _day_of_shopping(session, day, merchants, cards, rng)
         story = _demo_member_story(session, offset, day, merchants, cards[0]) if days > 8 else {}
-        for name, value in [*day_counts.items(), *story.items()]:
+        drawn = draws.day(session, offset, day)
+        _night(session, day + timedelta(days=1))
+        for name, value in [*day_counts.items(), *story.items(), *drawn.items()]:
             totals[name] = totals.get(name, 0) + value
         if day <= premium_from < day + timedelta(days=1):
             totals["premium_members"] = _premium(session, cards, premium_from)
@@ -480,6 +484,14 @@ def fill(
         "credentials": credentials,
         "since": clock.business_date(start, zone),
     }
+
+
+def _demo_staff(session: Session) -> audit.Actor:
+    from coalition.staff.models import Staff
+
+    staff = table(Staff)
+    staff_id = session.execute(select(staff.c.id).where(staff.c.email == DEMO_STAFF)).scalar_one()
+    return audit.Actor.staff(staff_id, DEMO_STAFF)
 
 
 def _premium(session: Session, cards: list[str], now: datetime) -> int:
@@ -632,6 +644,8 @@ def _summary(totals: dict[str, int], credentials: dict[str, Any], days: int, kep
         f" {totals.get('expiry_notices', 0)} members told of points expiring soon;"
         " campaigns and stamp cards at FreshCart, Bistro Basilico, Kino Lumière and"
         " Seitenweise; Urban Threads' points wait 14 days for its return period",
+        f"  {totals.get('draws', 0)} prize draws ({totals.get('draws_closed', 0)} closed, its"
+        f" winners drawn), {totals.get('draw_entries', 0)} entries bought with points",
         "",
         "Sign in to each face (pages under the server's address):",
     ]

@@ -13,7 +13,22 @@ _SPACE = len(_ALPHABET) ** _LENGTH
 _PAIRS = [first + second for first in _ALPHABET for second in _ALPHABET]
 _PAIR_COUNT = len(_PAIRS)
 PREFIXES = frozenset(
-    {"mer", "mbr", "txn", "hold", "stm", "run", "evt", "whe", "cli", "pay", "pmb", "rwd", "ord"}
+    {
+        "mer",
+        "mbr",
+        "txn",
+        "hold",
+        "stm",
+        "run",
+        "evt",
+        "whe",
+        "cli",
+        "pay",
+        "pmb",
+        "drw",
+        "rwd",
+        "ord",
+    }
 )
 # What any id of ours looks like, with room to spare: a look-up never sends anything else to
 # the database (a NUL byte would make PostgreSQL fail the whole request).

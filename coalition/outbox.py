@@ -45,6 +45,8 @@ EVENT_TYPES = frozenset(
         "order.fulfilled",
         "order.cancelled",
         "voucher.accepted",
+        # A prize draw closed: one event per winner (draws.services.close), the coalition's.
+        "draw.closed",
         # A merchant's webhook endpoint was turned off for failing five days (or answering 410).
         "webhook_endpoint.disabled",
         # The portal's "send a test event": delivered to the one endpoint it was sent to.

@@ -14,6 +14,7 @@ from rq import cron
 
 from coalition.jobs import Loop, Schedule, run_daily_jobs
 from coalition.tasks import purge_idempotency_keys
+from draws.tasks import close_due_draws
 from settlement.tasks import submit_payments
 from webhooks.tasks import run_in_process as webhooks_pump
 
@@ -23,6 +24,8 @@ SCHEDULE: Schedule = (
     # Payments waiting on Stripe (an error, an outcome not known) are retried hourly; the job
     # is safe to run any number of times.
     (submit_payments, "settlement", "50 * * * *"),
+    # Draws close at their closing time, to the minute; a run with none due is one query.
+    (close_due_draws, "default", "* * * * *"),
 )
 
 # Beside the in-process schedule (`coalition serve` without Redis): the webhooks' pump, every

@@ -1,5 +1,5 @@
 """The catalogue's API (SPEC 3.3-3.5). One path, `/api/v1/rewards`, serves two callers by the
-kind of their token (decision R1): a merchant's token (scope `rewards:write`) lists and changes
+kind of their token (decision 284): a merchant's token (scope `rewards:write`) lists and changes
 the merchant's own listings; a member-delegated token reads the whole catalogue. The operator
 lists its own at `/api/v1/ops/rewards`. Members order and cancel at `/api/v1/me/orders` (scope
 `redeem`); a supplier lists its orders, fulfils them and accepts vouchers. Thin: validate with
@@ -14,7 +14,7 @@ from flask import url_for
 from coalition import audit, clock
 from coalition.extensions import db
 from coalition.web.access import operator_actor, principal, require
-from coalition.web.api import blueprint, idempotent, page_schema, paginate
+from coalition.web.api import PageArgs, blueprint, idempotent, page_schema, paginate
 from rewards import reads, schemas, services
 from rewards.reads import OrderView, RewardView, Supplier
 
@@ -156,7 +156,7 @@ def update_reward(body: dict[str, Any], reward_id: str) -> Any:
 
 @bp.route("/ops/rewards", methods=["GET"])
 @require("operator", kinds=OPERATOR)
-@bp.arguments(schemas.CatalogueArgs, location="query")
+@bp.arguments(PageArgs, location="query")
 @bp.response(200, page_schema(schemas.RewardOut, "OperatorRewardPage"))
 def list_operator_rewards(args: dict[str, Any]) -> Any:
     """The operator's own listings, newest first."""
@@ -200,6 +200,7 @@ def _member_order(view: OrderView) -> dict[str, Any]:
     description="Out of stock (`out_of_stock`), not offered now (`reward_unavailable`), or the "
     "Idempotency-Key was used for another request.",
 )
+@bp.alt_response(404, description="No such reward (`not_found`).")
 @bp.alt_response(422, description="Not enough points (`insufficient_points`).")
 def place_order(body: dict[str, Any]) -> Any:
     """Order a reward with points (`quantity`, default 1; a voucher one at a time). The points

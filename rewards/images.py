@@ -1,4 +1,4 @@
-"""A reward's image, checked before it is kept (decision R3): its type is what its bytes say
+"""A reward's image, checked before it is kept (decision 286): its type is what its bytes say
 (PNG, JPEG or WebP, from their signatures), never the name or the type the upload claims, and its
 size and dimensions are bounded. Pillow is not a dependency, so the few header fields needed are
 read here: no pixel is decoded, the image is served back as uploaded under its sniffed type."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from coalition.web.api import PLAIN_TEXT, PageArgs, Strict, pattern
+from coalition.web.api import PageArgs, Strict, pattern
 from coalition.web.fields import MoneySchema, WholeNumber, text
 from rewards.models import KINDS, ORDER_STATUSES
 from rewards.services import (
@@ -64,7 +64,8 @@ class RewardIn(Strict):
         load_default="",
         validate=[
             validate.Length(max=MAX_DESCRIPTION),
-            pattern(PLAIN_TEXT.replace("\\n", ""), "must not contain control characters"),
+            # Lines are allowed (a newline), no other control character.
+            pattern(r"^[^\x00-\x09\x0b-\x1f\x7f-\x9f]*$", "must not contain control characters"),
         ],
     )
 
@@ -96,7 +97,7 @@ class RewardOut(CatalogueRewardOut):
 
 
 class CatalogueArgs(PageArgs):
-    category = fields.String(validate=validate.Length(min=1, max=MAX_CATEGORY))
+    category = text(MAX_CATEGORY)
     supplier = fields.String(
         validate=[
             validate.Length(min=1, max=60),

@@ -96,7 +96,7 @@ def order_reward(reward_id: str) -> Redirect:
         return 201, {"reward_name": order.reward_name, "voucher_code": order.voucher_code}
 
     try:
-        # The form's request id is an idempotency key in the member's own scope (R10).
+        # The form's request id is an idempotency key in the member's own scope (decision 293).
         outcome = idempotency.execute(
             session,
             scope=tenancy.Tenant.member(member.account_id).setting,

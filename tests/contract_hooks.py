@@ -116,6 +116,12 @@ RULES_IN_WORDS = {
     "stamp_cards": "names unique",
     "category_multipliers": "each at most the largest multiplier",
     "pending_days": "within the operator's pending_days_bounds",
+    "cost_price": "in the coalition's currency",
+    "valid_until": "after valid_from",
+    "quantity": "a voucher is ordered one at a time",
+    "closes_at": "a draw closes in the future, within a year",
+    "entry_points": "a draw takes points, free entries or both",
+    "free_entries": "active partners, the coalition's currency",
 }
 
 

@@ -13,12 +13,13 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from coalition import audit, clock
 from coalition.database import table
 from coalition.web.access import policy_of
+from draws import services as draw_services
 from merchants import services as merchant_services
 from merchants.models import Merchant
 from rewards import services as reward_services
@@ -100,6 +101,24 @@ REWARD_BODY = {
     "fulfilment_days": 30,
     "category": "outdoors",
 }
+
+
+def _unaudited_draw(session: Session) -> str:
+    """An open draw, its opening's audit event left out (a recipe starts with an empty log)."""
+    draw = draw_services.open_draw(
+        session,
+        prize="A bicycle",
+        entry_points=100,
+        closes_at=clock.utcnow() + timedelta(days=3),
+        winners_count=1,
+        free=None,
+        coalition_currency="EUR",
+        actor=audit.Actor.operator_client("cli_setup"),
+        now=clock.utcnow(),
+    ).id
+    session.execute(delete(audit.events_table))
+    return draw
+
 
 RECIPES: dict[str, Callable[[Session], Call]] = {
     "POST /api/v1/ops/rewards": lambda s: Call(
@@ -188,6 +207,21 @@ RECIPES: dict[str, Callable[[Session], Call]] = {
             f"merchant:{m}",
         )
     )(_public_id(s, f.merchant(s))),
+    "POST /api/v1/ops/draws": lambda s: Call(
+        "POST",
+        "/api/v1/ops/draws",
+        {
+            "prize": "A bicycle",
+            "entry_points": 100,
+            "closes_at": (clock.utcnow() + timedelta(days=3)).isoformat(),
+            "winners_count": 1,
+        },
+        "draw.opened",
+        "draw:",
+    ),
+    "POST /api/v1/ops/draws/<draw_id>/close": lambda s: (
+        lambda d: Call("POST", f"/api/v1/ops/draws/{d}/close", None, "draw.closed", f"draw:{d}")
+    )(_unaudited_draw(s)),
     "PUT /api/v1/ops/economics": lambda s: Call(
         "PUT",
         "/api/v1/ops/economics",

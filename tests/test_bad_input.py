@@ -605,6 +605,7 @@ def test_every_json_body_route_refuses_another_content_type_or_no_body(
         "POST /api/v1/events/x_event_id/redeliver",
         "POST /api/v1/holds/x_hold_id/capture",
         "POST /api/v1/holds/x_hold_id/void",
+        "POST /api/v1/me/draws/x_draw_id/entries",
         "POST /api/v1/redemptions/x_redemption_id/reversal",
     ]
     assert _snapshot(session) == before

@@ -14,7 +14,7 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from coalition import clock
+from coalition import clock, tenancy
 from coalition.database import table
 from coalition.demo import fill, settle_history
 from coalition.ledger.models import Account, Transaction
@@ -34,9 +34,13 @@ def test_the_demo_trades_for_weeks_and_leaves_a_sound_ledger(session: Session) -
     totals = made["totals"]
     assert totals["merchants"] == 8 and totals["members"] == 30
     assert totals["purchases"] > 0 and totals["redemptions"] > 0
+    transactions = table(Transaction)
     by_type = dict(
         session.execute(
-            select(table(Transaction).c.type, func.count()).group_by(table(Transaction).c.type)
+            # A till's doings; a prize draw's entries are redemptions at the operator.
+            select(transactions.c.type, func.count())
+            .where(transactions.c.purpose.is_(None))
+            .group_by(transactions.c.type)
         ).all()
     )
     assert by_type["earn"] == totals["purchases"]
@@ -216,3 +220,29 @@ def test_the_demo_shows_the_programme_at_work(session: Session) -> None:
     assert overview["pending"] > 0
     soon = clock.utcnow() + timedelta(days=30)
     assert any(line["expires_at"] <= soon for line in overview["expiring"]), overview["expiring"]
+
+
+def test_the_demo_has_a_closed_draw_with_its_winners_and_an_open_one(session: Session, client):
+    """Issue 15, point 6: one draw ran through the demo's weeks and closed, its seed revealed
+    and its winners drawn; another is open, its seed still hidden; members bought entries."""
+    from draws.models import draws as draw_rows
+
+    made = fill(session, members=30, days=20, seed=7, now=clock.utcnow())
+
+    assert made["totals"]["draws"] == 2 and made["totals"]["draw_entries"] > 0
+    public = dict(session.execute(select(draw_rows.c.status, draw_rows.c.public_id)).all())
+    closed = client.get(f"/api/v1/draws/{public['closed']}").get_json()
+    assert len(closed["winners"]) == closed["winners_count"] == 3
+    assert closed["seed"] and closed["entries_count"] >= len(closed["entries"]) > 3
+    opened = client.get(f"/api/v1/draws/{public['open']}").get_json()
+    assert "seed" not in opened and opened["entries_count"] > 0
+    page = client.get(f"/draws/{public['closed']}")
+    assert page.status_code == 200 and closed["seed"] in page.get_data(as_text=True)
+    # Every entry bought with points is a redemption at the operator, not at a shop.
+    with tenancy.acting_as(tenancy.SYSTEM, session):
+        entries = session.execute(
+            select(table(Transaction).c.merchant_id).where(
+                table(Transaction).c.purpose == "draw_entry"
+            )
+        ).scalars()
+        assert set(entries) == {None}

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("coalition", "merchants", "settlement", "webhooks", "rewards", "config")
+PACKAGES = ("coalition", "merchants", "settlement", "webhooks", "draws", "rewards", "config")
 
 
 def lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
@@ -24,7 +24,7 @@ def lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_a_core_module_importing_a_merchants_model_fails_the_lint_naming_the_rule(tmp_path):
+def _copy(tmp_path: Path) -> None:
     for package in PACKAGES:
         shutil.copytree(
             ROOT / package,
@@ -32,6 +32,10 @@ def test_a_core_module_importing_a_merchants_model_fails_the_lint_naming_the_rul
             ignore=shutil.ignore_patterns("__pycache__", "migrations", "templates", "static"),
         )
     shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+
+
+def test_a_core_module_importing_a_merchants_model_fails_the_lint_naming_the_rule(tmp_path):
+    _copy(tmp_path)
     assert lint_imports(tmp_path).returncode == 0
 
     with (tmp_path / "coalition" / "ledger" / "reads.py").open("a") as module:
@@ -40,7 +44,18 @@ def test_a_core_module_importing_a_merchants_model_fails_the_lint_naming_the_rul
 
     assert broken.returncode == 1
     assert (
-        "The core imports nothing of merchants, settlement, webhooks or rewards BROKEN"
+        "The core imports nothing of merchants, settlement, webhooks, draws or rewards BROKEN"
         in broken.stdout
     )
     assert "coalition.ledger.reads -> merchants.models" in broken.stdout
+
+
+def test_draws_importing_settlement_fails_the_lint_naming_the_rule(tmp_path):
+    _copy(tmp_path)
+    with (tmp_path / "draws" / "reads.py").open("a") as module:
+        module.write("\nfrom settlement import runs  # noqa: E402, F401\n")
+    broken = lint_imports(tmp_path)
+
+    assert broken.returncode == 1
+    assert "Draws never import settlement or webhooks BROKEN" in broken.stdout
+    assert "draws.reads -> settlement.runs" in broken.stdout

@@ -40,6 +40,8 @@ OBJECT_PARAMS = {
 COALITION_WIDE = {
     # SPEC 2: a card alone lets any partner award points; the look-up shows no shop's history.
     "/api/v1/members/<card_or_id>",
+    # A draw is the operator's, public to all (SPEC 3.4): any member may enter any open draw.
+    "/api/v1/me/draws/<draw_id>/entries",
 }
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
 # A body each route would accept for an object of the caller's own, so that only the id is wrong.

@@ -2,7 +2,8 @@
 subscribe to, list through `GET /api/v1/events` and receive. The outbox (`coalition.outbox`)
 names every type the platform writes; some are not for merchants' endpoints:
 
-- the coalition's own events, which name no merchant (`membership.*`), are never routed to one;
+- the coalition's own events, which name no merchant (`membership.*`, `draw.closed`: a draw is
+  the operator's, its winners are told by the coalition), are never routed to one;
 - `merchant.password_reset_requested` carries a sign-in secret (a reset link, development
   only): it stays in the outbox, is never listed and never delivered.
 
@@ -15,7 +16,9 @@ from coalition.outbox import EVENT_TYPES
 # Never listed nor delivered, whatever merchant it names.
 INTERNAL = frozenset({"merchant.password_reset_requested"})
 # The coalition's own: written with no merchant, so no endpoint ever hears them.
-COALITION_ONLY = frozenset(t for t in EVENT_TYPES if t.startswith("membership."))
+COALITION_ONLY = frozenset(
+    t for t in EVENT_TYPES if t.startswith("membership.") or t == "draw.closed"
+)
 # Sent to the one endpoint it was asked for, whatever that endpoint subscribes to.
 TEST_EVENT = "webhook_endpoint.test"
 

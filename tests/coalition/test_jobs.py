@@ -419,6 +419,7 @@ def test_rq_cron_loads_the_hourly_schedule_of_the_daily_jobs_and_the_key_purge(c
         ("coalition.jobs.run_daily_jobs", "default", "5 * * * *"),
         ("coalition.tasks.purge_idempotency_keys", "default", "35 * * * *"),
         ("settlement.tasks.submit_payments", "settlement", "50 * * * *"),
+        ("draws.tasks.close_due_draws", "default", "* * * * *"),
     ]
 
 
@@ -445,5 +446,6 @@ def test_what_rq_cron_enqueues_hourly_a_worker_turns_into_the_days_daily_jobs(
             "premium-memberships",
             "settle",
             "statements",
+            "cancel-overdue-orders",
         )
     ]

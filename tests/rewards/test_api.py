@@ -30,10 +30,16 @@ def test_a_merchant_lists_changes_and_reads_only_its_own_rewards(client, session
     created = client.post(
         "/api/v1/rewards",
         headers=till,
-        json={**API_GIFT, "stock": 5, "cost_price": {"amount": 250, "currency": "EUR"}},
+        json={
+            **API_GIFT,
+            "stock": 5,
+            "cost_price": {"amount": 250, "currency": "EUR"},
+            "description": "White porcelain.\nDishwasher safe.",
+        },
     )
     assert created.status_code == 201, created.json
     body = created.json
+    assert body["description"] == "White porcelain.\nDishwasher safe."
     assert body["id"].startswith("rwd_")
     assert body["cost_price"] == {"amount": 250, "currency": "EUR"}
     assert body["stock"] == 5 and body["supplier"]["name"] == "Cafe"
@@ -63,6 +69,7 @@ def test_bad_listings_are_refused_with_nothing_written(client, session):
         {**API_GIFT, "cost_price": {"amount": 100, "currency": "USD"}},
         {**API_GIFT, "valid_from": "2026-05-01T00:00:00Z", "valid_until": "2026-04-01T00:00:00Z"},
         {**API_GIFT, "merchant_id": 1},
+        {**API_GIFT, "description": "bell\x07"},
         {k: v for k, v in API_GIFT.items() if k != "name"},
     ]
     for body in bad:

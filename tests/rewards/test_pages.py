@@ -271,3 +271,36 @@ def test_an_order_form_sent_twice_orders_once(client: FlaskClient, session: Sess
     assert first.status_code == second.status_code == 303
     assert len(session.execute(select(orders.c.id)).all()) == 1
     assert "Ordered: Espresso cup." in _text(client.get("/me/orders").get_data(as_text=True))
+
+
+def test_a_merchant_cannot_open_change_or_fulfil_another_merchants_in_the_portal(
+    client: FlaskClient, session: Session
+):
+    _merchant(session, "mine@example.org", "Mine")
+    other = f.merchant(session, "Other")
+    theirs = reward(session, other, name="Their cup")
+    member = f.member(session)
+    f.purchase(session, member, other, 500)
+    order = services.place_order(session, member_id=member, reward_id=theirs, quantity=1, now=f.T0)
+    _portal_sign_in(client, "mine@example.org")
+    page = client.get("/portal/orders").get_data(as_text=True)
+    assert order.id not in page
+
+    assert client.get(f"/portal/rewards/{theirs}").status_code == 404
+    changed = client.post(
+        f"/portal/rewards/{theirs}",
+        data={
+            "csrf_token": _csrf(page),
+            "name": "Mine now",
+            "kind": "gift",
+            "points": "1",
+            "fulfilment_days": "1",
+            "category": "x",
+        },
+    )
+    assert changed.status_code == 404
+    fulfilled = client.post(f"/portal/orders/{order.id}/fulfil", data={"csrf_token": _csrf(page)})
+    assert fulfilled.status_code == 404
+    with tenancy.acting_as(tenancy.SYSTEM, session):
+        assert session.execute(select(orders.c.status)).scalar_one() == "pending"
+        assert session.execute(select(rewards.c.name)).scalar_one() == "Their cup"

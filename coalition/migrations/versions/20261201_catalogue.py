@@ -4,7 +4,7 @@ On PostgreSQL, row-level security: anyone may read a listing (the catalogue is t
 coalition's), only its supplier write it; an order is its supplier's and its member's.
 
 Revision ID: 20261201_catalogue
-Revises: 20261201_ledger_purpose
+Revises: 20261201_draws
 Create Date: 2026-12-01 00:00:00
 
 """
@@ -20,7 +20,7 @@ CATALOGUE_TABLES = ("rewards", "reward_images")
 
 # revision identifiers, used by Alembic.
 revision = '20261201_catalogue'
-down_revision = '20261201_ledger_purpose'
+down_revision = '20261201_draws'
 branch_labels = None
 depends_on = None
 

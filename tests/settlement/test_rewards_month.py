@@ -11,8 +11,9 @@ issuer under `on_redemption`); no welcome bonus in play.
 | --- | --- |
 | 1 | M1 earns 300 points at A (a café that lists rewards), M2 400 at B (a bookshop) |
 | 2 | M1 redeems 50 at B's till; orders A's espresso cup (100 points, no cost price) and the |
-|   | operator's tote bag (60); enters a prize draw (20). M2 orders A's dinner voucher (250 |
-|   | points, cost price 2.00) and an espresso cup (100); enters the draw (30) |
+|   | operator's tote bag (60); buys 2 entries of a prize draw at 10 points (20). M2 orders |
+|   | A's dinner voucher (250 points, cost price 2.00) and an espresso cup (100); buys 3 |
+|   | entries of the draw (30) |
 | 3 | M2 cancels its cup: its 100 points go back to B's lot |
 
 prefunded: A's month is 3.75 issued - 2.00 cups - 2.00 dinner + 1.00 cup cancelled = 0.75 (A
@@ -40,12 +41,14 @@ from pypdf import PdfReader
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from coalition.ledger import operations
+from coalition.ledger.rows import Actor
+from draws import services as draws
 from rewards import services as catalogue
 from rewards.models import Order
 from settlement import renditions, reports, runs, statements
 from settlement.models import SettlementPosition
 from tests import factories as f
+from tests.draws.helpers import open_draw
 from tests.ops_helpers import sign_in_as
 from tests.rewards.helpers import GIFT
 from tests.settlement.test_appendix import use_model
@@ -76,6 +79,7 @@ def the_month(session: Session) -> dict[str, int]:
     ).id
     tote = catalogue.create_reward(session, None, {**GIFT, "name": "Tote bag", "points": 60}, f.T0)
     m1, m2 = f.member(session), f.member(session)
+    draw = open_draw(session, entry_points=10, now=at(1, 9), closes_in=timedelta(days=20))
 
     def order(member: int, reward: str, when: datetime) -> str:
         return catalogue.place_order(
@@ -83,14 +87,14 @@ def the_month(session: Session) -> dict[str, int]:
         ).id
 
     def enter_draw(member: int, points: int, when: datetime) -> None:
-        operations.redeem(
+        entries = points // 10
+        draws.enter(
             session,
+            draw_id=draw,
             member_id=member,
-            merchant_id=None,
-            points=points,
-            actor=f.TILL,
+            entries=entries,
+            actor=Actor("member"),
             now=when,
-            purpose="draw_entry",
         )
 
     f.purchase(session, m1, a, 300, now=at(1, 11))

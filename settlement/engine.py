@@ -7,12 +7,17 @@ flows are written by one INSERT … SELECT and the totals are read by merchant (
 which Python prices. No loop ever runs over transfers or pairs of merchants, so a run's memory
 does not grow with the day's traffic or the size of the coalition's matrix.
 
+Orders from the rewards catalogue and prize draw entries (issue 15) are redemptions with a
+`purpose`: a second, small query (through a partial index on the day's purposeful transactions)
+sums their lot consumptions, which are taken out of the day's till redemptions and priced as
+their own lines; the orders reimbursed at their cost price are summed from the orders table.
+
 Signs: `net = owed - receivable`; positive, the merchant pays the operator. Amounts are exact
 `Decimal`s in major units; rounding happens once, on the monthly statement."""
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,19 +29,49 @@ from sqlalchemy import and_, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from coalition.database import UTCDateTime, table
-from coalition.economics import Terms
-from coalition.ledger.models import Account, Transaction
+from coalition.economics import MINOR_UNIT_DIGITS, Terms
+from coalition.ledger.models import Account, LotConsumption, Transaction, Transfer
+from rewards.models import Order
 from settlement.models import SettlementFlow
 
 accounts = table(Account)
 transactions = table(Transaction)
+transfers = table(Transfer)
+consumptions = table(LotConsumption)
+orders = table(Order)
 flows = table(SettlementFlow)
 
 ZERO = Decimal(0)
 # Components of a position, by side. Each is {"points", "amount"}; their amounts add up to
-# `owed` (what the merchant pays) and `receivable` (what it is paid).
-OWED = ("issue_charges", "redemption_charges", "reversal_debits", "debt_repayments")
-RECEIVABLE = ("reimbursements", "clawback_credits", "reversal_credits")
+# `owed` (what the merchant pays) and `receivable` (what it is paid). A statement lists them in
+# this order. Issue 15: a supplier's orders (`reward_orders…`, reimbursed at the point value or,
+# `…_at_cost`, at their cost price) and their cancellations; under `on_redemption`, an issuer's
+# points spent on rewards (`reward_charges`, at a partner or the operator) and on prize draw
+# entries (`draw_entries`), and the reversals of those.
+OWED = (
+    "issue_charges",
+    "redemption_charges",
+    "reward_charges",
+    "draw_entries",
+    "reversal_debits",
+    "reward_order_cancellations",
+    "reward_order_cancellations_at_cost",
+    "debt_repayments",
+)
+RECEIVABLE = (
+    "reimbursements",
+    "reward_orders",
+    "reward_orders_at_cost",
+    "clawback_credits",
+    "reversal_credits",
+    "reward_charge_reversals",
+    "draw_entry_reversals",
+)
+# A purposeful redemption's issuer-side line under `on_redemption`, and its reversal's.
+ISSUER_LINES = {
+    "order": ("reward_charges", "reward_charge_reversals"),
+    "draw_entry": ("draw_entries", "draw_entry_reversals"),
+}
 
 
 @dataclass
@@ -94,7 +129,8 @@ class Sum:
     `side` "issuer": the lots' issuer (or, for awards, the funder); "redeemer": the account the
     points went to. `merchant` is that side's merchant, None for the operator (or, as an issuer,
     a clawback no lot covered); `own`: issuer and redeemer are the same merchant; `to_merchant`
-    (issuer side): the points went to a merchant, not the operator."""
+    (issuer side): the points went to a merchant, not the operator. `purpose` (kinds redeem and
+    restore): what the redemption paid for (`order`, `draw_entry`), None for a till's."""
 
     side: str
     kind: str
@@ -102,6 +138,18 @@ class Sum:
     own: bool
     to_merchant: bool
     points: int
+    purpose: str | None = None
+
+
+@dataclass(frozen=True)
+class CostPriced:
+    """A supplier's orders of the day reimbursed at their cost price (`kind` redeem), or
+    cancelled (`kind` restore): their points and their cost prices' sum in minor units."""
+
+    merchant: int
+    kind: str
+    points: int
+    cost_minor: int
 
 
 @dataclass(frozen=True)
@@ -122,6 +170,8 @@ class Totals:
     # lot consumptions of kind redeem, restore, repay, expire and clawback (debt counted as
     # clawback), summed by merchant on each side: a few rows per merchant, whatever the day
     consumed: Sequence[Sum]
+    # the day's orders (and cancellations) of partners' rewards that have a cost price
+    cost_priced: Sequence[CostPriced] = ()
 
 
 @dataclass
@@ -212,7 +262,8 @@ def read_totals(session: Session, start: datetime, end: datetime) -> Totals:
     issued: dict[int, int] = defaultdict(int)
     confirmed: dict[int, int] = defaultdict(int)
     operator_issued = operator_confirmed = 0
-    consumed: list[Sum] = []
+    # (side, kind, merchant, own, to_merchant, purpose) -> points
+    consumed: Counter[tuple[str, str, int | None, bool, bool, str | None]] = Counter()
     # Counted as issued: every award, less the pending ones, plus the pending confirmed.
     counted = {"award": 1, "pending": -1, "confirm": 1}
     for side, kind, account_id, is_own, goes_to_merchant, total in session.execute(
@@ -233,9 +284,16 @@ def read_totals(session: Session, start: datetime, end: datetime) -> Totals:
             continue
         # A debt record (no lot) is a clawback the member could not cover: count it as clawed.
         kind = "clawback" if kind == "debt" else kind
-        consumed.append(
-            Sum(side, kind, merchant_id, bool(is_own), bool(goes_to_merchant), int(total))
+        consumed[(side, kind, merchant_id, bool(is_own), bool(goes_to_merchant), None)] += int(
+            total
         )
+    # Orders and draw entries: out of the till's redemptions, into their own sums.
+    for key, moved in _purposeful(session, start, end, merchant_of).items():
+        till = (key[0], key[1], key[2], key[3], key[4], None)
+        if consumed[till] < moved:
+            raise AssertionError(f"the day's redemptions {till} do not cover its {key}")
+        consumed[till] -= moved
+        consumed[key] += moved
     paid_back = dict(
         session.execute(
             select(transactions.c.merchant_id, func.sum(transactions.c.paid_points))
@@ -256,8 +314,97 @@ def read_totals(session: Session, start: datetime, end: datetime) -> Totals:
         paid_back={m: int(p) for m, p in paid_back.items()},
         operator_issued=operator_issued,
         operator_confirmed=operator_confirmed,
-        consumed=consumed,
+        consumed=[Sum(*key[:5], points, key[5]) for key, points in consumed.items() if points],
+        cost_priced=_cost_priced(session, start, end),
     )
+
+
+def _purposeful(
+    session: Session, start: datetime, end: datetime, merchant_of: Mapping[int, int]
+) -> Counter[tuple[str, str, int | None, bool, bool, str | None]]:
+    """The lot consumptions (redeem, restore) of the day's orders and draw entries and of their
+    reversals, summed as `read_totals` sums the day's on each side, by purpose. The day's
+    purposeful transactions are found through their partial index: a few rows, whatever the
+    day's number of till redemptions."""
+    rows = session.execute(
+        select(
+            consumptions.c.kind,
+            consumptions.c.issuer_account_id,
+            consumptions.c.redeemer_account_id,
+            transactions.c.purpose,
+            sa.cast(func.sum(consumptions.c.points), sa.BigInteger),
+        )
+        .select_from(transactions)
+        .join(transfers, transfers.c.transaction_id == transactions.c.id)
+        .join(consumptions, consumptions.c.transfer_id == transfers.c.id)
+        .where(
+            transactions.c.purpose.is_not(None),
+            transactions.c.created_at >= start,
+            transactions.c.created_at < end,
+            consumptions.c.created_at >= start,
+            consumptions.c.created_at < end,
+            consumptions.c.kind.in_(("redeem", "restore")),
+        )
+        .group_by(
+            consumptions.c.kind,
+            consumptions.c.issuer_account_id,
+            consumptions.c.redeemer_account_id,
+            transactions.c.purpose,
+        )
+    ).all()
+    found: Counter[tuple[str, str, int | None, bool, bool, str | None]] = Counter()
+    for kind, issuer, redeemer, purpose, points in rows:
+        own = issuer == redeemer
+        to_merchant = redeemer in merchant_of
+        found[("issuer", kind, merchant_of.get(issuer), own, to_merchant, purpose)] += int(points)
+        found[("redeemer", kind, merchant_of.get(redeemer), own, True, purpose)] += int(points)
+    return found
+
+
+def _cost_priced(session: Session, start: datetime, end: datetime) -> list[CostPriced]:
+    """The day's orders of partners' rewards with a cost price, and their cancellations (the
+    reversal of the order's redemption), summed by supplier."""
+    placed = (
+        select(
+            orders.c.merchant_id,
+            sa.literal("redeem").label("kind"),
+            transactions.c.points,
+            orders.c.cost_price_minor,
+        )
+        .select_from(transactions)
+        .join(orders, orders.c.transaction_id == transactions.c.id)
+        .where(transactions.c.type == "redeem")
+    )
+    cancelled = (
+        select(
+            orders.c.merchant_id,
+            sa.literal("restore").label("kind"),
+            transactions.c.points,
+            orders.c.cost_price_minor,
+        )
+        .select_from(transactions)
+        .join(orders, orders.c.transaction_id == transactions.c.original_id)
+        .where(transactions.c.type == "reversal")
+    )
+    in_day = (
+        transactions.c.purpose == "order",
+        transactions.c.created_at >= start,
+        transactions.c.created_at < end,
+        orders.c.cost_price_minor.is_not(None),
+        orders.c.merchant_id.is_not(None),
+    )
+    both = sa.union_all(placed.where(*in_day), cancelled.where(*in_day)).subquery()
+    rows = session.execute(
+        select(
+            both.c.merchant_id,
+            both.c.kind,
+            sa.cast(func.sum(both.c.points), sa.BigInteger),
+            sa.cast(func.sum(both.c.cost_price_minor), sa.BigInteger),
+        )
+        .group_by(both.c.merchant_id, both.c.kind)
+        .order_by(both.c.merchant_id, both.c.kind)
+    ).all()
+    return [CostPriced(int(m), str(k), int(p), int(c)) for m, k, p, c in rows]
 
 
 def write_flows(session: Session, run_id: int, value: Decimal, digits: int) -> None:
@@ -355,6 +502,19 @@ def price(totals: Totals, base: Terms, terms_of: Mapping[int, Terms]) -> Day:
                 # SPEC 2: a debt repaid from a new lot is a redemption of it at the operator.
                 rate = value * (1 + issuer_terms(merchant).operator_fee_rate)
                 positions[merchant].components["debt_repayments"].add(points, rate * points)
+            elif kind in ("redeem", "restore") and (
+                total.purpose is not None or not total.to_merchant
+            ):
+                # Issue 15, `on_redemption`: A's points spent on a reward (at a partner, A
+                # itself included, or at the operator) or on a draw entry (at the operator): A
+                # owes value x (1 + fee), as for a debt repaid at the operator (prefunded, A
+                # paid when it issued them). Its own orders gross: the supplier's side is owed
+                # the order's reimbursement, so A's net is the fee when that is at the value.
+                if not prefunded:
+                    charge = value * (1 + issuer_terms(merchant).operator_fee_rate) * points
+                    lines = ISSUER_LINES.get(total.purpose or "order", ISSUER_LINES["order"])
+                    line = lines[0] if kind == "redeem" else lines[1]
+                    positions[merchant].components[line].add(points, charge)
             elif kind in ("redeem", "restore") and total.to_merchant and not total.own:
                 # SPEC 2, `on_redemption`: A's points spent at B: A owes value x (1 + fee)
                 # (prefunded, A paid for its points when it issued them).
@@ -370,7 +530,25 @@ def price(totals: Totals, base: Terms, terms_of: Mapping[int, Terms]) -> Day:
                 credit = issuer_terms(merchant).issue_price * points
                 positions[merchant].components["clawback_credits"].add(points, credit)
             continue
+        if total.purpose is not None:
+            _price_order(positions[merchant], total, value)
+            continue
         _price_on_redemption(positions, total, value, prefunded, issuer_terms)
+
+    quantum = Decimal(1).scaleb(-MINOR_UNIT_DIGITS[base.currency])
+    for order in totals.cost_priced:
+        # Reimbursed at the cost price instead of the value: those points move to their own
+        # line (the operator keeps or bears the difference: `reward_margin`).
+        cost = order.cost_minor * quantum
+        book.cost_priced(order.kind, order.points, cost)
+        at_value, at_cost = (
+            ("reward_orders", "reward_orders_at_cost")
+            if order.kind == "redeem"
+            else ("reward_order_cancellations", "reward_order_cancellations_at_cost")
+        )
+        components = positions[order.merchant].components
+        components[at_value].add(-order.points, -value * order.points)
+        components[at_cost].add(order.points, cost)
 
     for merchant_id, points in totals.paid_back.items():
         book.paid_back(merchant_id, points)
@@ -386,6 +564,18 @@ def price(totals: Totals, base: Terms, terms_of: Mapping[int, Terms]) -> Day:
             f"the operator's result is {day.operator['result']}"
         )
     return day
+
+
+def _price_order(position: Position, total: Sum, value: Decimal) -> None:
+    """The supplier's side of an order of its reward (issue 15), or of the order's cancel: a
+    redemption at it, reimbursed at the point value in both models, whoever issued the points
+    (`price` then moves the orders that have a cost price to their own line, at it)."""
+    if total.kind == "redeem":
+        position.redeemed += total.points
+        position.components["reward_orders"].add(total.points, value * total.points)
+    else:
+        position.reversed += total.points
+        position.components["reward_order_cancellations"].add(total.points, value * total.points)
 
 
 def _price_on_redemption(
@@ -420,15 +610,27 @@ class OperatorBook:
     """SPEC 2: the operator's cash result decomposed by its terms, kept by kind of movement
     rather than from the positions: issue revenue + fees + debt recovered - reimbursements -
     clawback credits - operator-funded points redeemed (each where the model has it). `price`
-    asserts that the positions' nets add up to its `result`."""
+    asserts that the positions' nets add up to its `result`.
+
+    Issue 15 adds two terms: `redeemed_at_operator` (`on_redemption`: the value of merchants'
+    points spent on the operator's own rewards and on draw entries, which their issuers pay the
+    operator), and `reward_margin` (both models: the value of the points of orders reimbursed
+    at their cost price, less that cost price; negative when the cost price is the higher)."""
 
     def __init__(self, base: Terms, terms_of: Mapping[int, Terms]) -> None:
         self.base, self.terms_of = base, terms_of
         self.prefunded = base.funding_model == "prefunded"
         names = (
-            ("issue_revenue", "reimbursements", "clawback_credits")
+            ("issue_revenue", "reimbursements", "clawback_credits", "reward_margin")
             if self.prefunded
-            else ("fees", "debt_recovered", "operator_funded_redeemed", "clawback_credits")
+            else (
+                "fees",
+                "debt_recovered",
+                "redeemed_at_operator",
+                "operator_funded_redeemed",
+                "clawback_credits",
+                "reward_margin",
+            )
         )
         self.terms: dict[str, Decimal] = dict.fromkeys(names, ZERO)
 
@@ -463,10 +665,21 @@ class OperatorBook:
                 self.terms["fees"] += value * self._fee(merchant) * spent
                 if merchant is None:
                     self.terms["operator_funded_redeemed"] += value * spent
+        elif kind in ("redeem", "restore") and not self.prefunded and merchant is not None:
+            # A merchant's points spent at the operator (its rewards, draw entries).
+            spent = points if kind == "redeem" else -points
+            self.terms["fees"] += value * self._fee(merchant) * spent
+            self.terms["redeemed_at_operator"] += value * spent
         elif kind == "repay" and not self.prefunded:
             self.terms["fees"] += value * self._fee(merchant) * points
             if merchant is not None:
                 self.terms["debt_recovered"] += value * points
+
+    def cost_priced(self, kind: str, points: int, cost: Decimal) -> None:
+        """Orders (or, kind restore, their cancels) reimbursed at `cost` rather than the value
+        of their `points`: the operator keeps (or bears) the difference."""
+        margin = self.base.point_value * points - cost
+        self.terms["reward_margin"] += margin if kind == "redeem" else -margin
 
     def paid_back(self, merchant_id: int, points: int) -> None:
         if not self.prefunded:
@@ -476,13 +689,20 @@ class OperatorBook:
     def result(self) -> dict[str, Decimal]:
         t = self.terms
         if self.prefunded:
-            outcome = t["issue_revenue"] - t["reimbursements"] - t["clawback_credits"]
+            outcome = (
+                t["issue_revenue"]
+                - t["reimbursements"]
+                - t["clawback_credits"]
+                + t["reward_margin"]
+            )
         else:
             outcome = (
                 t["fees"]
                 + t["debt_recovered"]
+                + t["redeemed_at_operator"]
                 - t["operator_funded_redeemed"]
                 - t["clawback_credits"]
+                + t["reward_margin"]
             )
         return {**t, "result": outcome}
 

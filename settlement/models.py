@@ -98,7 +98,8 @@ class SettlementPosition(Base):
 class SettlementFlow(Base):
     """Points of one issuer spent at one redeemer during a run's day, net of reversals, and
     their value: what the issuer would owe the redeemer without the operator. NULL is the
-    operator (as issuer of its bonuses, or as the redeemer a debt repayment goes to)."""
+    operator (as issuer of its bonuses, or as the redeemer a debt repayment, a draw entry or an
+    order of its own reward goes to). An order is a flow to its supplier, at the point value."""
 
     __tablename__ = "settlement_flows"
 

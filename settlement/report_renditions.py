@@ -1,5 +1,6 @@
 """Renditions of the operator's monthly report (`settlement.reports.month_report`) for people: CSV
-for spreadsheets and an A4 PDF with the net positions' bar chart and the flows' heat map.
+for spreadsheets and an A4 PDF with the net positions' bar chart and the flows' heat map, then
+the rewards redeemed per supplier and the prize draws' entries (issue 15).
 
 Like the statement's renditions (`settlement.renditions`), they work from the report's plain
 mapping, need no database, show exact amounts as the decimal strings they are (never a float),
@@ -51,6 +52,7 @@ POSITION_COLUMNS = (
     "net",
 )
 FLOW_COLUMNS = ("issuer_id", "issuer_name", "redeemer_id", "redeemer_name", "points", "amount")
+REWARD_COLUMNS = ("supplier_id", "supplier_name", "orders", "cancelled", "points", "reimbursed")
 BODY_SIZE = 9
 
 
@@ -78,8 +80,11 @@ def flow_cells(report: Report) -> tuple[list[Flow], dict[str, str]]:
 
 
 def report_csv(report: Report) -> str:
-    """The report as RFC 4180 CSV (CRLF line ends) in three blocks separated by an empty row: a
-    `field,value` header, each merchant's month, then each issuer x redeemer flow."""
+    """The report as RFC 4180 CSV (CRLF line ends) in blocks separated by an empty row: a
+    `field,value` header, each merchant's month, each issuer x redeemer flow, then (when the
+    report has them) the rewards redeemed per supplier, closed by the draw entries' figures as
+    `field,value` rows. The operator reimburses nobody for its own rewards: its `reimbursed`
+    is empty."""
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerows(
@@ -128,7 +133,35 @@ def report_csv(report: Report) -> str:
                 _amount(flow["amount"]),
             ]
         )
+    if "rewards" in report:
+        _rewards_csv(writer, report["rewards"])
     return buffer.getvalue()
+
+
+def _rewards_csv(writer: Any, rewards: Mapping[str, Any]) -> None:
+    writer.writerow([])
+    writer.writerow(REWARD_COLUMNS)
+    for line in rewards["suppliers"]:
+        writer.writerow(
+            [
+                _safe_text(line["supplier"]["id"]),
+                _safe_text(line["supplier"]["name"]),
+                str(int(line["orders"])),
+                str(int(line["cancelled"])),
+                str(int(line["points"])),
+                "" if line["reimbursed"] is None else _amount(line["reimbursed"]),
+            ]
+        )
+    entries = rewards["draw_entries"]
+    writer.writerow([])
+    writer.writerows(
+        [
+            ["draw_entries", str(int(entries["entries"]))],
+            ["draw_entries_refunded", str(int(entries["refunded"]))],
+            ["draw_entry_points", str(int(entries["points"]))],
+            ["draw_entries_charged", _amount(entries["charged"])],
+        ]
+    )
 
 
 def _month_name(month: str) -> str:
@@ -184,6 +217,8 @@ def report_pdf(report: Report, *, font_paths: Sequence[Path] = DEJAVU_SANS_PATHS
     )
     _svg(pdf, flow_svg)
     _flows_table(pdf, report)
+    if "rewards" in report:
+        _rewards_tables(pdf, report)
     if "premium" in report:
         _premium_table(pdf, report)
     return bytes(pdf.output())
@@ -206,6 +241,47 @@ def _premium_table(pdf: StatementDocument, report: Report) -> None:
             ]
         ],
         "No premium membership was paid this month.",
+        texts=0,
+    )
+
+
+def _rewards_tables(pdf: StatementDocument, report: Report) -> None:
+    """The rewards redeemed per supplier, and the prize draws' entries."""
+    currency = report["currency"]
+    rewards = report["rewards"]
+    pdf.set_font(pdf.typeface.family, "B", 12)
+    pdf.cell(0, 8, "Rewards redeemed per supplier", new_x="LMARGIN", new_y="NEXT")
+    _table(
+        pdf,
+        ("Supplier", "Orders", "Cancelled", "Points", f"Reimbursed ({currency})"),
+        [
+            (
+                line["supplier"]["name"],
+                f"{int(line['orders']):,}",
+                f"{int(line['cancelled']):,}",
+                f"{int(line['points']):,}",
+                "its own" if line["reimbursed"] is None else _amount(line["reimbursed"]),
+            )
+            for line in rewards["suppliers"]
+        ],
+        "No reward was ordered this month",
+        texts=1,
+    )
+    entries = rewards["draw_entries"]
+    pdf.set_font(pdf.typeface.family, "B", 12)
+    pdf.cell(0, 8, "Prize draw entries", new_x="LMARGIN", new_y="NEXT")
+    _table(
+        pdf,
+        ["Entries", "Refunded", "Points", f"Charged to issuers ({currency})"],
+        [
+            [
+                str(int(entries["entries"])),
+                str(int(entries["refunded"])),
+                f"{int(entries['points']):,}",
+                _amount(entries["charged"]),
+            ]
+        ],
+        "No prize draw was entered this month.",
         texts=0,
     )
 

@@ -1,6 +1,7 @@
 """The operator's reports (SPEC 3.5): a month's issuer x redeemer flow matrix, the coalition's
-liability (points outstanding and their value) and breakage (points expired) to date, and the
-month's revenue from premium memberships (paid to the operator, outside settlement)."""
+liability (points outstanding and their value) and breakage (points expired) to date, the
+month's revenue from premium memberships (paid to the operator, outside settlement), and the
+rewards redeemed per supplier and the prize draws' entries (issue 15)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from sqlalchemy.orm import Session
 from coalition import clock, economics
 from coalition.database import table
 from coalition.economics import Terms
-from coalition.ledger.models import Account, Lot, LotConsumption
+from coalition.ledger.models import Account, Lot, LotConsumption, Transaction
 from coalition.members import premium
 from merchants.models import Merchant
 from settlement import business_days, engine
@@ -31,11 +32,22 @@ merchants = table(Merchant)
 accounts = table(Account)
 lots = table(Lot)
 consumptions = table(LotConsumption)
+transactions = table(Transaction)
+
+# A supplier's order lines in its positions (engine.py): what it was reimbursed, and taken back.
+ORDER_LINES = {
+    "reward_orders": 1,
+    "reward_orders_at_cost": 1,
+    "reward_order_cancellations": -1,
+    "reward_order_cancellations_at_cost": -1,
+}
+DRAW_LINES = {"draw_entries": 1, "draw_entry_reversals": -1}
 
 
 def flows(session: Session, month: str) -> dict[str, Any]:
     """The month's final runs added up: points of each issuer spent at each redeemer (net of
-    reversals; the operator stands for its own bonuses and for debts repaid) and their value,
+    reversals; the operator stands for its own bonuses and for debts repaid, draw entries and
+    its own rewards) and their value,
     and each merchant's balance of trade: others' points it took in less its own spent
     elsewhere."""
     first, last = check_month(session, month)
@@ -184,6 +196,93 @@ def premium_revenue(session: Session, month: str, currency: str) -> dict[str, An
     }
 
 
+def rewards_redeemed(
+    session: Session, month: str, components: list[tuple[int, dict[str, Any]]], digits: int
+) -> dict[str, Any]:
+    """The month's settled days' rewards per supplier (a partner, or the operator for its own):
+    orders placed and cancelled, their points net of the cancels, and what the supplier was
+    reimbursed for them, net (exact, from its positions' order lines, `components`: each day's
+    (merchant, components)); the operator reimburses nobody for its own rewards (`None`). And
+    the prize draws' entries: how many, how many refunded, their points net, and what the
+    points' issuers were charged for them (`on_redemption`; prefunded, nothing: they paid when
+    they issued the points). Counted from the ledger in the settled days' windows."""
+    first, last = check_month(session, month)
+    settled = runs.alias("settled")
+    rows = session.execute(
+        select(
+            transactions.c.merchant_id,
+            transactions.c.purpose,
+            transactions.c.type,
+            func.count(),
+            func.coalesce(func.sum(transactions.c.points), 0),
+        )
+        .join(
+            settled,
+            (transactions.c.created_at >= settled.c.window_start)
+            & (transactions.c.created_at < settled.c.window_end),
+        )
+        .where(
+            transactions.c.purpose.is_not(None),
+            settled.c.kind == "final",
+            settled.c.status == "succeeded",
+            settled.c.business_date >= first,
+            settled.c.business_date <= last,
+        )
+        .group_by(transactions.c.merchant_id, transactions.c.purpose, transactions.c.type)
+    ).all()
+    counted: dict[tuple[str, int | None], dict[str, int]] = defaultdict(
+        lambda: {"placed": 0, "reversed": 0, "points": 0}
+    )
+    for merchant_id, purpose, kind, count, points in rows:
+        cell = counted[(purpose, merchant_id)]
+        placed = kind == "redeem"
+        cell["placed" if placed else "reversed"] += int(count)
+        cell["points"] += int(points) if placed else -int(points)
+    reimbursed: dict[int, Decimal] = defaultdict(Decimal)
+    charged = Decimal(0)
+    for merchant_id, parts in components:
+        for kind, part in parts.items():
+            if kind in ORDER_LINES:
+                reimbursed[merchant_id] += ORDER_LINES[kind] * Decimal(part["amount"])
+            elif kind in DRAW_LINES:
+                charged += DRAW_LINES[kind] * Decimal(part["amount"])
+    suppliers = {m for purpose, m in counted if purpose == "order"} | set(reimbursed)
+    names = {
+        row.id: {"id": row.public_id, "name": row.name}
+        for row in session.execute(
+            select(merchants.c.id, merchants.c.public_id, merchants.c.name).where(
+                merchants.c.id.in_([m for m in suppliers if m is not None])
+            )
+        )
+    }
+    text = lambda amount: engine.decimal_text(amount, digits)  # noqa: E731
+    lines: list[dict[str, Any]] = []
+    for merchant_id in suppliers:
+        cell = counted[("order", merchant_id)]
+        lines.append(
+            {
+                "supplier": dict(OPERATOR) if merchant_id is None else names[merchant_id],
+                "orders": cell["placed"],
+                "cancelled": cell["reversed"],
+                "points": cell["points"],
+                "reimbursed": None
+                if merchant_id is None
+                else text(reimbursed.get(merchant_id, Decimal(0))),
+            }
+        )
+    lines.sort(key=lambda line: (-line["points"], line["supplier"]["name"], line["supplier"]["id"]))
+    entries = counted[("draw_entry", None)]
+    return {
+        "suppliers": lines,
+        "draw_entries": {
+            "entries": entries["placed"],
+            "refunded": entries["reversed"],
+            "points": entries["points"],
+            "charged": text(charged),
+        },
+    }
+
+
 def month_report(session: Session, month: str) -> dict[str, Any]:
     """The operator's monthly report (SPEC 3.9): each merchant's month from its days' final
     positions (points issued and redeemed, owed, receivable and net, exact), the coalition's
@@ -199,6 +298,7 @@ def month_report(session: Session, month: str) -> dict[str, Any]:
             positions.c.owed,
             positions.c.receivable,
             positions.c.net,
+            positions.c.components,
         )
         .join(runs, runs.c.id == positions.c.run_id)
         .where(settled_between(first, last))
@@ -245,4 +345,7 @@ def month_report(session: Session, month: str) -> dict[str, Any]:
         ],
         "nets": text(sum((cell[4] for cell in summed.values()), Decimal(0))),
         "premium": premium_revenue(session, month, report["currency"]),
+        "rewards": rewards_redeemed(
+            session, month, [(row.merchant_id, row.components) for row in rows], digits
+        ),
     }

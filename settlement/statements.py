@@ -44,7 +44,18 @@ DESCRIPTIONS = {
     "reimbursements": "Points redeemed at your shop",
     "clawback_credits": "Points clawed back on refunds",
     "reversal_credits": "Redemptions of your points reversed",
+    # Issue 15: rewards ordered from the catalogue, and prize draw entries.
+    "reward_charges": "Your points spent on rewards (on redemption)",
+    "draw_entries": "Your points spent on prize draw entries (on redemption)",
+    "reward_order_cancellations": "Orders of your rewards cancelled",
+    "reward_order_cancellations_at_cost": "Orders of your rewards cancelled, at their cost price",
+    "reward_orders": "Rewards ordered from you",
+    "reward_orders_at_cost": "Rewards ordered from you, at their cost price",
+    "reward_charge_reversals": "Rewards bought with your points cancelled",
+    "draw_entry_reversals": "Prize draw entries with your points refunded",
 }
+# Lines whose amount is not points x one rate (each order has its own cost price).
+NO_RATE = ("reward_orders_at_cost", "reward_order_cancellations_at_cost")
 
 
 class DaysNotSettled(CoalitionError):
@@ -243,7 +254,7 @@ def _carry(session: Session, public_id: str, carried_ids: list[int]) -> None:
 
 def _describe(kind: str, points: int, amount: Decimal) -> str:
     text = f"{DESCRIPTIONS[kind]}: {points} points"
-    if points:
+    if points and kind not in NO_RATE:
         rate = amount / points
         if rate == rate.quantize(Decimal("0.000001")):
             text += f" \u00d7 {engine.decimal_text(rate, 0)}"

@@ -132,6 +132,14 @@ class Transaction(Base):
             sqlite_where=text("type = 'refund'"),
             postgresql_where=text("type = 'refund'"),
         ),
+        # Settlement reads each day's orders and draw entries (and their reversals) to price
+        # them as their own lines; only such transactions carry the index's cost.
+        Index(
+            "ix_transactions_purpose_created",
+            "created_at",
+            sqlite_where=text("purpose IS NOT NULL"),
+            postgresql_where=text("purpose IS NOT NULL"),
+        ),
         # API pages walk one member's or one merchant's transactions by id, newest first.
         Index("ix_transactions_member_page", "member_account_id", "id"),
         Index("ix_transactions_merchant_page", "merchant_id", "id"),

@@ -226,13 +226,17 @@ DECOMPOSITION = {
         "issue_revenue": "2.50",
         "reimbursements": "2.20",
         "clawback_credits": "0.50",
+        # Issue 15: no order reimbursed at its cost price, nothing spent at the operator.
+        "reward_margin": "0",
         "result": "-0.20",
     },
     "on_redemption": {
         "fees": "0.24",
         "debt_recovered": "0.30",
+        "redeemed_at_operator": "0",
         "operator_funded_redeemed": "0.90",
         "clawback_credits": "0.46",
+        "reward_margin": "0",
         "result": "-0.82",
     },
 }

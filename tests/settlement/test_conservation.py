@@ -1,6 +1,8 @@
 """QUALITY B3 over random days (hypothesis): whatever happens in a day, each merchant's position
 equals what a plain, row-by-row pricing of the ledger gives, and the nets add up to the
-operator's result, under both funding models and with per-merchant terms."""
+operator's result, under both funding models and with per-merchant terms. The days include
+issue 15's orders (of partners' rewards with and without a cost price, and of the operator's),
+their cancels, and prize draw entries (redemptions at the operator)."""
 
 from __future__ import annotations
 
@@ -18,9 +20,12 @@ from coalition import economics
 from coalition.errors import CoalitionError
 from coalition.ledger import operations
 from coalition.ledger.models import Account, LotConsumption, Transaction, Transfer
+from rewards import services as catalogue
+from rewards.models import Order
 from settlement import runs
 from settlement.models import SettlementPosition
 from tests import factories as f
+from tests.rewards.helpers import GIFT
 
 SHOPS, MEMBERS = 3, 4
 _days = itertools.count()
@@ -28,7 +33,10 @@ _days = itertools.count()
 step = st.fixed_dictionaries(
     {
         "kind": st.sampled_from(
-            ["buy", "buy", "redeem", "redeem", "refund", "reverse", "at_operator"]
+            [
+                *("buy", "buy", "redeem", "redeem", "refund", "reverse", "at_operator"),
+                *("order", "order", "cancel"),
+            ]
         ),
         "member": st.integers(0, MEMBERS - 1),
         "shop": st.integers(0, SHOPS - 1),
@@ -37,6 +45,17 @@ step = st.fixed_dictionaries(
         "pick": st.integers(0, 50),
     }
 )
+
+
+def _catalogue(session: Session, shops: list[int]) -> list[str]:
+    """Each shop's rewards, one reimbursed at the point value and one at a cost price (below
+    the points' value at shop 0, above it at the others), and one of the operator's."""
+    listed = [catalogue.create_reward(session, None, {**GIFT, "points": 25}, f.T0).id]
+    for i, shop in enumerate(shops):
+        cost = {"amount": 23 + 17 * i, "currency": "EUR"}
+        for changes in ({"points": 20 + 10 * i}, {"points": 30 + 5 * i, "cost_price": cost}):
+            listed.append(catalogue.create_reward(session, shop, {**GIFT, **changes}, f.T0).id)
+    return listed
 
 
 def _world(session: Session, day: date, model: str, issue_prices: list[str]) -> tuple:
@@ -60,10 +79,11 @@ def _world(session: Session, day: date, model: str, issue_prices: list[str]) -> 
             now=datetime.combine(day, datetime.min.time(), UTC),
         )
     members = [f.member(session) for _ in range(MEMBERS)]
-    return shops, members
+    return shops, members, _catalogue(session, shops)
 
 
-def _act(session: Session, shops, members, spec, now, purchases, redemptions) -> None:
+def _act(session: Session, world, spec, now, purchases, redemptions, ordered) -> None:
+    shops, members, rewards = world
     member, shop = members[spec["member"]], shops[spec["shop"]]
     try:
         if spec["kind"] == "buy":
@@ -73,7 +93,7 @@ def _act(session: Session, shops, members, spec, now, purchases, redemptions) ->
             done = f.redeem(session, member, shop, spec["points"], now=now)
             redemptions.append((shop, done["transaction"]["id"]))
         elif spec["kind"] == "at_operator":
-            # A draw entry: a redemption at the operator (issue 15), which owes nobody yet.
+            # A draw entry: a redemption at the operator (issue 15).
             done = operations.redeem(
                 session,
                 member_id=member,
@@ -95,6 +115,18 @@ def _act(session: Session, shops, members, spec, now, purchases, redemptions) ->
                 actor=f.TILL,
                 now=now,
             )
+        elif spec["kind"] == "order":
+            reward = rewards[spec["pick"] % len(rewards)]
+            order = catalogue.place_order(
+                session, member_id=member, reward_id=reward, quantity=spec["share"] % 3, now=now
+            )
+            ordered.append(order.id)
+        elif spec["kind"] == "cancel" and ordered:
+            order = ordered.pop(spec["pick"] % len(ordered))
+            account = session.execute(
+                select(Order.member_account_id).where(Order.public_id == order)
+            ).scalar_one()
+            catalogue.cancel_order(session, member_account_id=account, order_id=order, now=now)
         elif spec["kind"] == "reverse" and redemptions:
             shop, redemption = redemptions.pop(spec["pick"] % len(redemptions))
             operations.reverse_redemption(
@@ -105,8 +137,19 @@ def _act(session: Session, shops, members, spec, now, purchases, redemptions) ->
 
 
 def _row_by_row(session: Session, start: datetime, end: datetime, base, terms_of) -> dict:
-    """A second pricing of the day, one ledger row at a time, straight from SPEC 2's text."""
+    """A second pricing of the day, one ledger row at a time, straight from SPEC 2's text and
+    issue 15's decisions: an order is a redemption at its supplier, reimbursed at the point
+    value, or at its cost price when it has one; under `on_redemption` its points' issuer owes
+    value x (1 + fee) even for its own reward, and so for points spent at the operator (a draw
+    entry, an operator's reward)."""
     merchant_of = dict(session.execute(select(Account.id, Account.merchant_id)).all())
+    purpose_of = dict(
+        session.execute(
+            select(Transfer.id, Transaction.purpose)
+            .join(Transaction)
+            .where(Transfer.created_at >= start, Transfer.created_at < end)
+        ).all()
+    )
     net: dict[int, Decimal] = defaultdict(Decimal)
     value, prefunded = base.point_value, base.funding_model == "prefunded"
 
@@ -129,7 +172,12 @@ def _row_by_row(session: Session, start: datetime, end: datetime, base, terms_of
             merchant_of.get(c.redeemer_account_id),
         )
         sign = {"redeem": 1, "restore": -1}.get(c.kind)
-        if c.kind in ("clawback", "debt") and redeemer and prefunded:
+        if sign and (purpose_of[c.transfer_id] or not redeemer):
+            if redeemer:  # the supplier, at the point value (cost prices below)
+                net[redeemer] -= sign * value * c.points
+            if issuer and not prefunded:
+                net[issuer] += sign * issuer_rate(issuer) * c.points
+        elif c.kind in ("clawback", "debt") and redeemer and prefunded:
             net[redeemer] -= terms_of[redeemer].issue_price * c.points
         elif c.kind == "repay" and issuer and not prefunded:
             net[issuer] += issuer_rate(issuer) * c.points
@@ -151,6 +199,16 @@ def _row_by_row(session: Session, start: datetime, end: datetime, base, terms_of
             )
         ).scalars():
             net[r.merchant_id] -= issuer_rate(r.merchant_id) * (r.paid_points or 0)
+    for order in session.execute(
+        select(Order).where(Order.cost_price_minor.is_not(None), Order.merchant_id.is_not(None))
+    ).scalars():
+        # Reimbursed at its cost price, not at its points' value, the day it was placed; the
+        # same taken back the day it was cancelled.
+        difference = value * order.points - Decimal(order.cost_price_minor) / 100
+        for transaction_id, sign in ((order.transaction_id, 1), (order.reversal_id, -1)):
+            made = transaction_id and session.get(Transaction, transaction_id)
+            if made and start <= made.created_at < end:
+                net[order.merchant_id] += sign * difference
     return {m: n for m, n in net.items()}
 
 
@@ -172,17 +230,24 @@ def test_every_position_is_the_ledger_priced_row_by_row_and_money_is_conserved(
 ):
     # Each example lives on its own days: settled days stay closed for the rest of the test.
     day = date(2027, 1, 1) + timedelta(days=3 * next(_days))
-    shops, members = _world(session, day - timedelta(days=1), model, issue_prices)
+    world = _world(session, day - timedelta(days=1), model, issue_prices)
     purchases: list = []
     redemptions: list = []
+    ordered: list = []
+    # Every member starts with points (bought the day before), so that most days' redemptions,
+    # orders and draw entries are made rather than refused.
+    for i in range(MEMBERS):
+        start = {"kind": "buy", "member": i, "shop": i % SHOPS, "points": 120}
+        now = datetime.combine(day - timedelta(days=1), datetime.min.time(), UTC)
+        _act(session, world, start, now + timedelta(hours=8), purchases, redemptions, ordered)
     for i, spec in enumerate(yesterday):
         now = datetime.combine(day - timedelta(days=1), datetime.min.time(), UTC) + timedelta(
             hours=9, minutes=i
         )
-        _act(session, shops, members, spec, now, purchases, redemptions)
+        _act(session, world, spec, now, purchases, redemptions, ordered)
     for i, spec in enumerate(today):
         now = datetime.combine(day, datetime.min.time(), UTC) + timedelta(hours=9, minutes=i)
-        _act(session, shops, members, spec, now, purchases, redemptions)
+        _act(session, world, spec, now, purchases, redemptions, ordered)
 
     run = runs.settle(
         session, day, datetime.combine(day + timedelta(days=2), datetime.min.time(), UTC)

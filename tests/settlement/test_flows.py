@@ -52,14 +52,15 @@ def _pairs_row_by_row(session: Session, start: datetime, end: datetime) -> dict:
 )
 def test_flows_are_the_days_consumptions_summed_pair_by_pair(session, model, yesterday, today):
     day = FIRST_DAY + timedelta(days=3 * next(_days))
-    shops, members = _world(session, day - timedelta(days=1), model, ["0.0125"] * 3)
+    world = _world(session, day - timedelta(days=1), model, ["0.0125"] * 3)
     purchases: list = []
     redemptions: list = []
+    ordered: list = []  # orders of rewards (issue 15): redemptions at their suppliers
     for offset, specs in ((1, yesterday), (0, today)):
         for i, spec in enumerate(specs):
             now = datetime.combine(day - timedelta(days=offset), datetime.min.time(), UTC)
             now += timedelta(hours=9, minutes=i)
-            _act(session, shops, members, spec, now, purchases, redemptions)
+            _act(session, world, spec, now, purchases, redemptions, ordered)
 
     run = runs.settle(
         session, day, datetime.combine(day + timedelta(days=2), datetime.min.time(), UTC)

@@ -164,13 +164,17 @@ DECOMPOSITION = {
         "issue_revenue": "1.875",
         "reimbursements": "2.90",
         "clawback_credits": "0.25",
+        # Issue 15: no order reimbursed at its cost price, nothing spent at the operator.
+        "reward_margin": "0",
         "result": "-1.275",
     },
     "on_redemption": {
         "fees": "0.225",
         "debt_recovered": "0",
+        "redeemed_at_operator": "0",
         "operator_funded_redeemed": "1.40",
         "clawback_credits": "0.23",
+        "reward_margin": "0",
         "result": "-1.405",
     },
 }

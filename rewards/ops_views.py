@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from sqlalchemy.orm import Session
 
@@ -16,7 +16,8 @@ from coalition.extensions import db
 from coalition.staff.views import current_staff, staff_required
 from coalition.web import pages
 from rewards import reads, services
-from rewards.forms import ButtonForm, RewardForm, VoucherForm, fill, save_listing
+from rewards.forms import RewardForm, VoucherForm, fill, save_listing
+from rewards.pages import orders_page
 from rewards.reads import RewardView
 
 bp = pages.face_blueprint("ops_rewards", __name__, "/ops/rewards")
@@ -24,7 +25,6 @@ bp = pages.face_blueprint("ops_rewards", __name__, "/ops/rewards")
 EDIT_ROLES = ("admin",)
 # Who hands over the coalition's own rewards: day-to-day work, not the economics.
 FULFIL_ROLES = ("admin", "support")
-STATUSES = ("pending", "fulfilled", "cancelled")
 
 
 def _audit(session: Session, action: str, view: RewardView) -> None:
@@ -122,27 +122,7 @@ def update(reward_id: str) -> Any:
 
 
 def _orders_page(voucher_form: VoucherForm, status: int = 200) -> Any:
-    wanted = request.args.get("status", "pending")
-    number = pages.page_number()
-    rows, has_next = reads.page(
-        db.session(),
-        reads.supplier_orders(None, wanted if wanted in STATUSES else None),
-        reads.ORDER_ID,
-        number,
-        pages.PAGE_SIZE,
-    )
-    return (
-        render_template(
-            "ops/orders.html",
-            orders=[reads.order_view(row) for row in rows],
-            status=wanted if wanted in STATUSES else "",
-            number=number,
-            has_next=has_next,
-            form=ButtonForm(),
-            voucher_form=voucher_form,
-        ),
-        status,
-    )
+    return orders_page("ops/orders.html", None, voucher_form, status)
 
 
 @bp.get("/orders")

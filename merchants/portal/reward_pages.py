@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
 from werkzeug.wrappers import Response
 
@@ -17,7 +17,8 @@ from coalition.extensions import db
 from coalition.web import pages
 from merchants.portal.face import bp, merchant_required, signed_in_merchant
 from rewards import reads, services
-from rewards.forms import ButtonForm, RewardForm, VoucherForm, fill, save_listing
+from rewards.forms import RewardForm, VoucherForm, fill, save_listing
+from rewards.pages import orders_page
 
 
 def _list_page(form: RewardForm, status: int = 200) -> Any:
@@ -96,32 +97,9 @@ def update_reward(reward_id: str) -> Any:
     return redirect(url_for("portal.reward", reward_id=reward_id), code=303)
 
 
-STATUSES = ("pending", "fulfilled", "cancelled")
-
-
 def _orders_page(voucher_form: VoucherForm, status: int = 200) -> Any:
     merchant = signed_in_merchant()
-    wanted = request.args.get("status", "pending")
-    number = pages.page_number()
-    rows, has_next = reads.page(
-        db.session(),
-        reads.supplier_orders(merchant.id, wanted if wanted in STATUSES else None),
-        reads.ORDER_ID,
-        number,
-        pages.PAGE_SIZE,
-    )
-    return (
-        render_template(
-            "portal/orders.html",
-            orders=[reads.order_view(row) for row in rows],
-            status=wanted if wanted in STATUSES else "",
-            number=number,
-            has_next=has_next,
-            form=ButtonForm(),
-            voucher_form=voucher_form,
-        ),
-        status,
-    )
+    return orders_page("portal/orders.html", merchant.id, voucher_form, status)
 
 
 @bp.get("/orders")

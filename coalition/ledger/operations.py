@@ -152,21 +152,20 @@ def redeem(
         purpose=purpose,
     )
     transaction = {"id": public_id, "type": "redeem", "points": points}
-    if purpose is not None:
-        return {"transaction": transaction, "member": member_view(member, held)}
-    outbox.emit(
-        session,
-        "redemption.created",
-        {
-            "transaction": shapes.redemption(
-                public_id, points, value or shapes.redemption_value(session, points, now)
-            ),
-            "member": shapes.member(session, member.member_id, member_public_id),
-        },
-        now,
-        merchant_id=merchant_id,
-        member_id=member.member_id,
-    )
+    if purpose is None:
+        outbox.emit(
+            session,
+            "redemption.created",
+            {
+                "transaction": shapes.redemption(
+                    public_id, points, value or shapes.redemption_value(session, points, now)
+                ),
+                "member": shapes.member(session, member.member_id, member_public_id),
+            },
+            now,
+            merchant_id=merchant_id,
+            member_id=member.member_id,
+        )
     return {"transaction": transaction, "member": member_view(member, held)}
 
 
@@ -448,22 +447,18 @@ def reverse_redemption(
         "points": original.points,
         "debt_repaid": repaid,
     }
-    if original.purpose is not None:
-        return {
-            "transaction": transaction,
-            "member": member_view(member, held_points(session, member.id, now)),
-        }
-    outbox.emit(
-        session,
-        "redemption.reversed",
-        {
-            "transaction": shapes.reversal(public_id, redemption_id, original.points),
-            "member": shapes.member(session, member.member_id, member_public_id),
-        },
-        now,
-        merchant_id=merchant_id,
-        member_id=member.member_id,
-    )
+    if original.purpose is None:
+        outbox.emit(
+            session,
+            "redemption.reversed",
+            {
+                "transaction": shapes.reversal(public_id, redemption_id, original.points),
+                "member": shapes.member(session, member.member_id, member_public_id),
+            },
+            now,
+            merchant_id=merchant_id,
+            member_id=member.member_id,
+        )
     return {
         "transaction": transaction,
         "member": member_view(member, held_points(session, member.id, now)),

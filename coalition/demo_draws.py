@@ -8,16 +8,14 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from coalition import audit, economics
-from coalition.database import table
 from coalition.errors import CoalitionError
 from coalition.ledger.rows import Actor
 from coalition.members.services import find_member
+from coalition.oauth.lookups import merchant_public_id
 from draws import services as draws
 
 # The demo's draws need this many days of trading: one opens on the first day, closes two days
@@ -57,8 +55,9 @@ class DemoDraws:
 
     def _open_weekend(self, session: Session, day: datetime) -> None:
         currency = economics.terms_at(day, session=session).currency
-        partners = [self._public_id(session, m) for m, name, _ in self.merchants[:1]]
-        partners += [self._public_id(session, m) for m, name, _ in self.merchants if "Kino" in name]
+        # The grocer (the first demo shop) and the cinema.
+        chosen = [self.merchants[0][0]] + [m for m, name, _ in self.merchants if "Kino" in name]
+        partners = [str(merchant_public_id(session, m)) for m in chosen]
         closes = day + timedelta(days=self.days - 4, hours=8)
         made = draws.open_draw(
             session,
@@ -113,12 +112,3 @@ class DemoDraws:
                     continue  # too few points (or a hold): members without them stay out
                 made += entered.entries
         return made
-
-    @staticmethod
-    def _public_id(session: Session, merchant_id: int) -> Any:
-        from merchants.models import Merchant
-
-        merchants = table(Merchant)
-        return session.execute(
-            select(merchants.c.public_id).where(merchants.c.id == merchant_id)
-        ).scalar_one()

@@ -7,9 +7,12 @@ lists its own at `/api/v1/ops/rewards`. Members order and cancel at `/api/v1/me/
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from flask import url_for
+from sqlalchemy.orm import Session
 
 from coalition import audit, clock
 from coalition.extensions import db
@@ -342,22 +345,9 @@ def operator_orders(args: dict[str, Any]) -> Any:
 @bp.alt_response(409, description="Fulfilled or cancelled already, or a voucher's order.")
 def fulfil_operator_order(order_id: str) -> Any:
     """The operator has delivered one of its orders. A merchant's order: `404`."""
-    session, now = db.session(), clock.utcnow()
-
-    def fulfil() -> tuple[int, dict[str, Any]]:
-        order = services.fulfil_order(session, None, order_id, now)
-        audit.record(
-            session,
-            operator_actor(),
-            "order.fulfilled",
-            "order",
-            order.id,
-            after={"status": order.status},
-            now=now,
-        )
-        return 200, _supplier_order(order)
-
-    return idempotent(fulfil)
+    return _audited_order(
+        "order.fulfilled", lambda session, now: services.fulfil_order(session, None, order_id, now)
+    )
 
 
 @bp.route("/ops/vouchers/<code>/accept", methods=["POST"])
@@ -366,14 +356,21 @@ def fulfil_operator_order(order_id: str) -> Any:
 @bp.alt_response(409, description="Accepted before, or its order was cancelled.")
 def accept_operator_voucher(code: str) -> Any:
     """The operator accepts one of its own vouchers, once. A merchant's voucher: `404`."""
+    return _audited_order(
+        "voucher.accepted", lambda session, now: services.accept_voucher(session, None, code, now)
+    )
+
+
+def _audited_order(action: str, change: Callable[[Session, datetime], OrderView]) -> Any:
+    """The operator's `change` to one of its orders, written to the audit log as `action`."""
     session, now = db.session(), clock.utcnow()
 
-    def accept() -> tuple[int, dict[str, Any]]:
-        order = services.accept_voucher(session, None, code, now)
+    def run() -> tuple[int, dict[str, Any]]:
+        order = change(session, now)
         audit.record(
             session,
             operator_actor(),
-            "voucher.accepted",
+            action,
             "order",
             order.id,
             after={"status": order.status},
@@ -381,4 +378,4 @@ def accept_operator_voucher(code: str) -> Any:
         )
         return 200, _supplier_order(order)
 
-    return idempotent(accept)
+    return idempotent(run)

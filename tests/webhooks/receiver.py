@@ -233,6 +233,11 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # http.server's naming
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
+        if len(body) < length:
+            # The sender died mid-request (a worker killed by SIGKILL): as for any HTTP server,
+            # a body cut short is no request, and nothing was delivered.
+            self.close_connection = True
+            return
         received = Received(
             method="POST",
             path=self.path,

@@ -24,6 +24,7 @@ MODEL_MODULES = (
     "coalition.staff.models",
     "coalition.audit",
     "coalition.fraud.models",
+    "coalition.segments.models",
     "merchants.models",
     "settlement.models",
     "webhooks.models",

@@ -3,12 +3,23 @@ redemption code (its secret, the last time step used, wrong attempts and the loc
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
-from coalition.database import BigId, UTCDateTime
+from coalition.database import BigId, Json, UTCDateTime
 from coalition.extensions import Base
 
 MEMBER_STATUSES = ("active", "blocked")
@@ -47,6 +58,28 @@ class Member(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     # When the member erased itself (SPEC 2): its contact and sign-in are gone, its card blocked.
     erased_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class MemberAttributes(Base):
+    """What a member chose to tell about itself (SPEC 2, segments and targeted offers): each
+    field optional, one row per member that gave any. Used for targeting only while the
+    member's latest `profiling` consent is granted; exported and erased with the rest."""
+
+    __tablename__ = "member_attributes"
+    __table_args__ = (
+        CheckConstraint("household_size BETWEEN 1 AND 20", name="household_size"),
+        Index("ix_member_attributes_region", "region"),
+    )
+
+    member_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("members.id", ondelete="RESTRICT"), primary_key=True
+    )
+    birth_date: Mapped[date | None] = mapped_column(Date)
+    household_size: Mapped[int | None] = mapped_column(SmallInteger)
+    # A list of interest names (strings) the member ticked.
+    interests: Mapped[list[Any] | None] = mapped_column(Json)
+    region: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class Membership(Base):

@@ -12,9 +12,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from coalition.database import BigId, UTCDateTime
 from coalition.extensions import Base
 
-# SPEC 2: marketing per channel, and sharing the contact with partners for direct mail.
+# SPEC 2: marketing per channel, sharing the contact with partners for direct mail, and
+# profiling: using the attributes the member gave, and its behaviour, to target offers.
 CHANNELS = ("email", "sms", "post")
-PURPOSES = (*CHANNELS, "sharing")
+PURPOSES = (*CHANNELS, "sharing", "profiling")
 # Where a change was made: the member site, or a partner's app through the member API.
 SOURCES = ("me", "api")
 

@@ -44,5 +44,14 @@ TEXTS = {
                 " this, no partner sees my contact details."
             ),
         ),
+        ConsentText(
+            "profiling",
+            "profiling-2026-12",
+            _l(
+                "The coalition and its partners may use what I tell about myself (birth date,"
+                " household, interests, region) and where and how much I shop to choose the offers"
+                " I get. Without this, I get only the offers everyone gets."
+            ),
+        ),
     )
 }

@@ -47,6 +47,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     from coalition.oauth import views as oauth_views
     from coalition.privacy import api as audience_api
     from coalition.schedule import LOOPS, SCHEDULE
+    from coalition.segments import api as segments_api
     from coalition.staff import cli as staff_cli
     from coalition.staff import views as staff_views
     from coalition.web import access, api, lean, pages, problems
@@ -130,6 +131,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
             webhooks_api.bp,
             rewards_api.bp,
             draws_api.bp,
+            segments_api.bp,
         ],
     )
     app.register_blueprint(staff_views.bp)

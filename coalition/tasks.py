@@ -18,6 +18,7 @@ from coalition.ledger.expiry import NOTICE_AHEAD, expire_due_lots, notify_expiri
 from coalition.ledger.pending import confirm_due_lots
 from coalition.ledger.rows import Actor
 from coalition.members import premium, tiers
+from coalition.segments import services as segments
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,15 @@ def premium_memberships(day: date, now: datetime) -> None:
     )
 
 
+def evaluate_segments(day: date, now: datetime) -> None:
+    """Every live segment's members as of the run, after business day `day` (its purchases,
+    the tiers recalculated before it, consents and attributes as they are now): recency and
+    lapse move with time alone, so each segment is evaluated again, one transaction each."""
+    evaluated = segments.evaluate_all(db.session(), now, commit=db.session.commit)
+    db.session.commit()
+    log.info("segments after %s: %d evaluated", day.isoformat(), evaluated)
+
+
 @task
 def purge_idempotency_keys() -> int:
     purged = idempotency.purge(db.session(), clock.utcnow())
@@ -111,3 +121,4 @@ def init_app(app: Flask) -> None:
     register_daily(app, "expire-points", expire_points)
     register_daily(app, "recalculate-tiers", recalculate_tiers)
     register_daily(app, "premium-memberships", premium_memberships)
+    register_daily(app, "evaluate-segments", evaluate_segments)

@@ -26,7 +26,7 @@ PROTECTED_CLIENTS = set(filter(None, os.environ.get("COALITION_CONTRACT_CLIENTS"
 # through to the ledger (and its answers to the response schemas).
 MEMBER_CARD = os.environ.get("COALITION_CONTRACT_CARD", "")
 _members = itertools.count()
-MEMBER_SCOPES = {"balance:read", "redeem", "consents:write", "account:delete"}
+MEMBER_SCOPES = {"balance:read", "redeem", "consents:write", "profile:write", "account:delete"}
 # An operation with two ways in (the redemption: a merchant's till or a member's app) is
 # called with each in turn, so both are exercised.
 _turns = itertools.count()

@@ -10,7 +10,7 @@ from flask import current_app
 
 from coalition import clock
 from coalition.extensions import db
-from coalition.members import credentials, premium, reads, schemas, services
+from coalition.members import attributes, credentials, premium, reads, schemas, services
 from coalition.privacy import reads as privacy_reads
 from coalition.privacy import schemas as privacy_schemas
 from coalition.privacy import services as privacy
@@ -103,14 +103,44 @@ def me() -> Any:
     money in minor units. At the top tier `next`, `next_threshold` and `spend_to_next` are
     null. Upgrades come with the purchase that crosses a threshold; a downgrade only with the
     nightly recalculation, so the spend may be below the current tier's threshold for a day.
-    `premium` is the paid membership in force now, or null."""
-    session = db.session()
-    member_id = _member_id()
+    `premium` is the paid membership in force now, or null. `attributes`: what the member
+    chose to tell about itself (null fields: not given)."""
+    return _profile(db.session(), _member_id())
+
+
+def _profile(session: Any, member_id: int) -> dict[str, Any]:
     now = clock.utcnow()
     return {
         **reads.profile(session, member_id, now),
         "premium": premium.in_force(session, member_id, now),
+        "attributes": attributes.attributes_of(session, member_id),
     }
+
+
+@bp.route("/me", methods=["PUT"])
+@require("profile:write", kinds=MEMBER)
+@bp.arguments(schemas.MeAttributesIn)
+@bp.response(200, schemas.MeProfileOut)
+@bp.alt_response(422, description="An invalid field (`validation_error`); nothing written.")
+def change_me(changes: dict[str, Any]) -> Any:
+    """Change what the member tells about itself: `birth_date` (not in the future),
+    `household_size` (1-20), `interests` and `region` from fixed lists (see the schema). A
+    field left out keeps its value; `null` clears it. Answers the profile, as `GET /me`. Used
+    for offers only while the member's `profiling` consent is granted. Needs the
+    `profile:write` scope, which the member grants on its own (decision B2)."""
+    session = db.session()
+    member_id = _member_id()
+    reads.ensure_active(session, member_id)
+    now = clock.utcnow()
+    attributes.set_attributes(
+        session,
+        member_id,
+        changes,
+        now=now,
+        today=clock.business_date(now, current_app.config["COALITION_TIMEZONE"]),
+    )
+    session.commit()
+    return _profile(session, member_id)
 
 
 @bp.route("/me/balance", methods=["GET"])

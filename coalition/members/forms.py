@@ -80,13 +80,14 @@ class SignInForm(FlaskForm):
 
 
 class ConsentForm(FlaskForm):
-    """The four consents (SPEC 2): each box ticked is granted, each left empty withdrawn. The
+    """The five consents (SPEC 2): each box ticked is granted, each left empty withdrawn. The
     labels are the versioned texts themselves (`privacy.texts`), set by the view."""
 
     email = BooleanField()
     sms = BooleanField()
     post = BooleanField()
     sharing = BooleanField()
+    profiling = BooleanField()
 
 
 class EraseForm(FlaskForm):

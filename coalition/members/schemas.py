@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from marshmallow import Schema, ValidationError, fields, validate
 
+from coalition.members import attributes
 from coalition.web.api import EMAIL, PLAIN_TEXT, Strict, pattern, plain_text
-from coalition.web.fields import MoneySchema
+from coalition.web.fields import MoneySchema, WholeNumber
 
 # What the `members` columns hold.
 MAX_EMAIL, MAX_PHONE, MAX_NAME = 320, 32, 200
@@ -115,6 +116,32 @@ class MePremiumOut(Schema):
     multiplier = fields.String(metadata={"description": 'a decimal, e.g. "1.5"'})
 
 
+class MeAttributesIn(Strict):
+    """What the member tells about itself (decision B1): a field left out keeps its value, a
+    null clears it."""
+
+    birth_date = fields.Date(allow_none=True)
+    household_size = WholeNumber(
+        allow_none=True, validate=validate.Range(attributes.MIN_HOUSEHOLD, attributes.MAX_HOUSEHOLD)
+    )
+    interests = fields.List(
+        fields.String(validate=validate.OneOf(list(attributes.INTERESTS))),
+        allow_none=True,
+        validate=validate.Length(max=len(attributes.INTERESTS)),
+    )
+    region = fields.String(allow_none=True, validate=validate.OneOf(list(attributes.REGIONS)))
+
+
+class MeAttributesOut(Schema):
+    """What the member chose to tell (null: not given). Used for offers only while its
+    `profiling` consent is granted."""
+
+    birth_date = fields.Date(allow_none=True)
+    household_size = fields.Integer(allow_none=True)
+    interests = fields.List(fields.String(), allow_none=True)
+    region = fields.String(allow_none=True)
+
+
 class MeProfileOut(Schema):
     id = fields.String()
     card_number = fields.String()
@@ -127,6 +154,7 @@ class MeProfileOut(Schema):
         allow_none=True,
         metadata={"description": "The premium membership in force now, or null."},
     )
+    attributes = fields.Nested(MeAttributesOut)
 
 
 class MeMerchantOut(Schema):

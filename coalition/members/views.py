@@ -346,6 +346,7 @@ def _purpose_words() -> dict[str, str]:
         "sms": _("Offers by text message"),
         "post": _("Offers by post"),
         "sharing": _("Sharing my contact details with partners"),
+        "profiling": _("Offers chosen for me"),
     }
 
 
@@ -358,7 +359,7 @@ def _source_words(source: str, client_id: str | None) -> str:
 @bp.route("/privacy", methods=["GET", "POST"])
 @member_required
 def privacy_page() -> Any:
-    """The four consents as boxes labelled with their texts, saved together; below them every
+    """The five consents as boxes labelled with their texts, saved together; below them every
     change, newest first, and the ways to take one's data away or erase it."""
     member = current_member()
     assert member is not None

@@ -14,10 +14,13 @@ MERCHANT_SCOPES = frozenset(
         "webhooks:write",
         "statements:read",
         "audience:read",
+        "segments:write",
     }
 )
 # Granted by a member, at /oauth/authorize, to a merchant's app acting for it.
-MEMBER_SCOPES = frozenset({"balance:read", "redeem", "consents:write", "account:delete"})
+MEMBER_SCOPES = frozenset(
+    {"balance:read", "redeem", "consents:write", "profile:write", "account:delete"}
+)
 OPERATOR_SCOPES = frozenset({"operator"})
 
 # What a client of each kind may be given.
@@ -39,11 +42,16 @@ DESCRIPTIONS = {
     "webhooks:write": "Manage webhook endpoints and read the merchant's events.",
     "statements:read": "Read the merchant's monthly statements (JSON, CSV, PDF).",
     "audience:read": "List consenting members who shopped here, for direct mail.",
+    "segments:write": "Define segments of the merchant's customers, read them and count them.",
     "balance:read": (
         "A member's delegation: read its profile, balance, history, code, consents and export."
     ),
     "redeem": "A member's delegation: spend its points (redemptions, orders, draw entries).",
     "consents:write": "A member's delegation: change its marketing and sharing consents.",
+    "profile:write": (
+        "A member's delegation: change what it tells about itself (birth date, household,"
+        " interests, region)."
+    ),
     "account:delete": "A member's delegation: erase the member (its data, card and points).",
     "operator": "Run the coalition: merchants, clients, economics, settlement, statements.",
 }

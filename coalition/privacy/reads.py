@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from coalition.database import table
 from coalition.errors import NotFound
 from coalition.ledger.models import Account, Transaction
+from coalition.members import attributes
 from coalition.members.models import Member
 from coalition.privacy.models import CHANNELS, PURPOSES, Consent
 from coalition.privacy.texts import TEXTS
@@ -243,7 +244,7 @@ def audience_all(session: Session, merchant_id: int, channel: str) -> Iterator[d
 
 def export(session: Session, member_id: int, now: datetime) -> dict[str, Any]:
     """Everything the coalition keeps of the member (SPEC 2), as one JSON document: its profile,
-    card, balance, consents with their history, and every transaction at every merchant (at
+    card, balance, the attributes it chose to tell, consents with their history, and every transaction at every merchant (at
     most MAX_EXPORT_TRANSACTIONS, the newest; `transactions_complete` says whether that was
     all)."""
     row = _active(session, member_id)
@@ -282,6 +283,7 @@ def export(session: Session, member_id: int, now: datetime) -> dict[str, Any]:
         },
         "cards": [{"card_number": row.card_number, "status": row.status}],
         "balance": {"points": row.balance, "debt": row.debt},
+        "attributes": attributes.attributes_of(session, member_id),
         **consents_view(session, member_id),
         "transactions": [
             {

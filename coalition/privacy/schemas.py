@@ -8,6 +8,7 @@ from typing import Any
 
 from marshmallow import Schema, fields, validate
 
+from coalition.members.schemas import MeAttributesOut
 from coalition.privacy.models import CHANNELS, PURPOSES, SOURCES
 from coalition.web.api import PageArgs, Strict
 
@@ -124,6 +125,7 @@ class ExportOut(Schema):
     profile = fields.Nested(ExportProfileOut)
     cards = fields.List(fields.Nested(ExportCardOut))
     balance = fields.Nested(ExportBalanceOut)
+    attributes = fields.Nested(MeAttributesOut)
     consents = fields.List(fields.Nested(ConsentStateOut))
     history = fields.List(fields.Nested(ConsentRecordOut))
     transactions = fields.List(fields.Nested(ExportTransactionOut))

@@ -28,11 +28,13 @@ from coalition.ledger import expiry, shapes
 from coalition.ledger.accounts import lock_member
 from coalition.ledger.models import Hold, Transaction
 from coalition.ledger.rows import Actor
+from coalition.members import attributes
 from coalition.members.models import Member
 from coalition.oauth import lookups as oauth_lookups
 from coalition.privacy.models import PURPOSES, SOURCES, Consent
 from coalition.privacy.reads import current_consents
 from coalition.privacy.texts import TEXTS
+from coalition.segments import services as segments
 
 consents = table(Consent)
 members = table(Member)
@@ -102,6 +104,9 @@ def set_consents(
             }
         )
     insert_rows(session, consents, rows)
+    if any(row["purpose"] == "profiling" and not row["granted"] for row in rows):
+        # Decision B4: without profiling consent a member is in no segment, from now on.
+        segments.forget_member(session, member_id)
     return [row["purpose"] for row in rows]
 
 
@@ -164,6 +169,8 @@ def erase(session: Session, member_id: int, *, source: Source, now: datetime) ->
         reason=ERASURE_REASON,
     )
     set_consents(session, member_id, dict.fromkeys(PURPOSES, False), source=source, now=now)
+    attributes.forget(session, member_id)
+    segments.forget_member(session, member_id)
     revoked = oauth_lookups.revoke_member_grants(session, member_id, now)
     session.execute(
         update(members)

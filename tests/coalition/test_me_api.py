@@ -90,6 +90,12 @@ def test_the_member_sees_its_profile(client: FlaskClient, session: Session) -> N
             "since": response.json["tier_progress"]["since"],
         },
         "premium": None,
+        "attributes": {
+            "birth_date": None,
+            "household_size": None,
+            "interests": None,
+            "region": None,
+        },
     }
 
 

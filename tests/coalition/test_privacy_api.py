@@ -69,6 +69,7 @@ def test_nothing_is_granted_until_the_member_says_so(client: FlaskClient, sessio
         ("sms", False),
         ("post", False),
         ("sharing", False),
+        ("profiling", False),
     ]
     assert response.json["consents"][0]["text"] == str(TEXTS["email"].text)
     assert response.json["consents"][0]["text_version"] == TEXTS["email"].version
@@ -91,7 +92,13 @@ def test_a_put_appends_each_change_with_its_text_version_and_the_apps_client(
 
     assert granted.status_code == again.status_code == withdrawn.status_code == 200
     states = {c["purpose"]: c["granted"] for c in withdrawn.json["consents"]}
-    assert states == {"email": False, "sms": False, "post": False, "sharing": True}
+    assert states == {
+        "email": False,
+        "sms": False,
+        "post": False,
+        "sharing": True,
+        "profiling": False,
+    }
     history = [
         (h["purpose"], h["granted"], h["text_version"], h["source"], h["client_id"])
         for h in withdrawn.json["history"]

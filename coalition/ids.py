@@ -22,6 +22,7 @@ PREFIXES = frozenset(
         "run",
         "evt",
         "whe",
+        "seg",
         "cli",
         "pay",
         "pmb",

@@ -83,11 +83,12 @@ def _partner_ids(session: Session, definition: Mapping[str, Any]) -> list[int]:
     wanted = definition.get("partners", {}).get("ids", [])
     if not wanted:
         return []
-    found = dict(
-        session.execute(
+    found: dict[str, int] = {
+        row.public_id: row.id
+        for row in session.execute(
             select(merchants.c.public_id, merchants.c.id).where(merchants.c.public_id.in_(wanted))
-        ).tuples()
-    )
+        )
+    }
     return [found[public_id] for public_id in wanted if public_id in found]
 
 

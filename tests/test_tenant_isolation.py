@@ -18,6 +18,7 @@ from coalition import clock, outbox, tenancy
 from coalition.extensions import db
 from coalition.ledger import holds
 from coalition.privacy import services as privacy
+from coalition.segments import services as segment_services
 from coalition.web.access import policy_of
 from rewards import services as reward_services
 from tests import factories
@@ -35,6 +36,7 @@ OBJECT_PARAMS = {
     "reward_id": "reward",
     "order_id": "order",
     "code": "voucher",
+    "segment_id": "segment",
 }
 # Routes whose path ids are not a tenant's, with the reason.
 COALITION_WIDE = {
@@ -49,6 +51,7 @@ VALID_BODIES = {
     "/api/v1/purchases/<purchase_id>/refunds": {"amount": 100, "external_id": "return-1"},
     "/api/v1/holds/<hold_id>/capture": {"points": 1},
     "/api/v1/webhook-endpoints/<endpoint_id>": {"description": "mine now", "enabled": False},
+    "/api/v1/segments/<segment_id>": {"name": "Mine now", "definition": {}},
     "/api/v1/rewards/<reward_id>": {
         "name": "Mine now",
         "kind": "gift",
@@ -129,7 +132,17 @@ def victim(session: Session) -> dict[str, str]:
     code = reward_services.place_order(
         session, member_id=member, reward_id=voucher, quantity=1, now=factories.T0
     ).voucher_code
+    # A segment of its customers (the member above consents to profiling).
+    privacy.set_consents(session, member, {"profiling": True}, source=privacy.ME, now=factories.T0)
+    segment = segment_services.create(
+        session,
+        segment_services.Owner(shop),
+        name="Victim's",
+        definition={},
+        now=clock.utcnow(),
+    )
     return {
+        "segment": segment,
         "reward": gift,
         "order": order.id,
         "voucher": str(code),

@@ -278,6 +278,7 @@ def remove(
         public_id,
         now,
         before={"name": row.name, "definition": row.definition},
+        after={"deleted_at": now},
     )
 
 

@@ -18,12 +18,12 @@ from sqlalchemy.orm import Session
 
 from coalition import audit, clock
 from coalition.database import table
+from coalition.segments import services as segment_services
 from coalition.web.access import policy_of
 from draws import services as draw_services
 from merchants import services as merchant_services
 from merchants.models import Merchant
 from rewards import services as reward_services
-from coalition.segments import services as segment_services
 from settlement import runs
 from tests import factories as f
 from tests.rewards.helpers import reward as listed_reward

@@ -50,7 +50,7 @@ SCOPE_WORDS = {
     "balance:read": "See your points balance, the points about to expire and your history",
     "redeem": "Spend your points: redemptions, reward orders and draw entries",
     "consents:write": "Change whether partners may send you offers and see your contact details",
-    "profile:write": "Change what you tell about yourself: birth date, household, interests, region",
+    "profile:write": "Change what you tell about yourself: birth date, household, interests",
     "account:delete": "Erase your membership: your details, your card and your points",
 }
 # No `form-action`: browsers apply it to the redirect back to the app after consent too.

@@ -244,9 +244,9 @@ def audience_all(session: Session, merchant_id: int, channel: str) -> Iterator[d
 
 def export(session: Session, member_id: int, now: datetime) -> dict[str, Any]:
     """Everything the coalition keeps of the member (SPEC 2), as one JSON document: its profile,
-    card, balance, the attributes it chose to tell, consents with their history, and every transaction at every merchant (at
-    most MAX_EXPORT_TRANSACTIONS, the newest; `transactions_complete` says whether that was
-    all)."""
+    card, balance, the attributes it chose to tell, consents with their history, and every
+    transaction at every merchant (at most MAX_EXPORT_TRANSACTIONS, the newest;
+    `transactions_complete` says whether that was all)."""
     row = _active(session, member_id)
     lines = session.execute(
         select(

@@ -76,7 +76,10 @@ def _remove(owner: Owner, segment_id: str, audited: bool) -> Any:
 def _count(owner: Owner, body: dict[str, Any]) -> Any:
     session, now = db.session(), clock.utcnow()
     definition = services.prepare(session, owner, body["definition"], now)
-    return {"member_count": services.count(session, owner, definition, now), "definition": definition}
+    return {
+        "member_count": services.count(session, owner, definition, now),
+        "definition": definition,
+    }
 
 
 # A merchant's segments ---------------------------------------------------------------------

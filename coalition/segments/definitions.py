@@ -145,9 +145,16 @@ def normalise(loaded: dict[str, Any], *, operator: bool, currency: str) -> dict[
     if not operator and loaded.get("partners") is not None:
         raise ValidationError({"partners": ["a merchant's segment counts its own purchases"]})
     spend = loaded.get("spend")
-    if spend is not None and spend["unit"] == "money":
-        if spend.get("currency") not in (None, currency):
-            raise ValidationError({"spend": {"currency": [f"must be {currency}"]}})
+    if (
+        spend is not None
+        and spend["unit"] == "money"
+        and spend.get("currency")
+        not in (
+            None,
+            currency,
+        )
+    ):
+        raise ValidationError({"spend": {"currency": [f"must be {currency}"]}})
     out: dict[str, Any] = {}
     for name in CRITERIA:
         value = loaded.get(name)

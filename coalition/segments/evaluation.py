@@ -118,15 +118,13 @@ def members_query(
     if "spend" in definition:
         spend = definition["spend"]
         if spend["unit"] == "money":
-            value = case(
+            value: Any = case(
                 (transactions.c.currency == spend["currency"], transactions.c.amount_minor),
                 else_=0,
             )
         else:
             value = transactions.c.points
-        total = func.coalesce(
-            _aggregate(merchant_id, since(spend["days"]), value, func.sum), 0
-        )
+        total = func.coalesce(_aggregate(merchant_id, since(spend["days"]), value, func.sum), 0)
         where.extend(_range(total, spend))
     if "tiers" in definition:
         where.append(members.c.tier.in_(definition["tiers"]))
@@ -175,7 +173,9 @@ def _attribute_criteria(definition: Mapping[str, Any], today: date) -> list[Colu
         # as its quoted self in the list's text, on both databases.
         listed = cast(member_attributes.c.interests, String)
         where.append(
-            or_(*(listed.contains(f'"{name}"', autoescape=True) for name in definition["interests"]))
+            or_(
+                *(listed.contains(f'"{name}"', autoescape=True) for name in definition["interests"])
+            )
         )
     if "regions" in definition:
         where.append(member_attributes.c.region.in_(definition["regions"]))

@@ -62,7 +62,9 @@ def prepare(
     try:
         definition = definitions.normalise(dict(loaded), operator=owner.operator, currency=currency)
     except ValidationError as refused:
-        raise InvalidRequest("invalid definition", errors={"definition": refused.messages})
+        raise InvalidRequest(
+            "invalid definition", errors={"definition": refused.messages}
+        ) from refused
     wanted = definition.get("partners", {}).get("ids", [])
     if wanted:
         known = set(
@@ -92,9 +94,7 @@ def _partner_ids(session: Session, definition: Mapping[str, Any]) -> list[int]:
     return [found[public_id] for public_id in wanted if public_id in found]
 
 
-def query(
-    session: Session, owner: Owner, definition: Mapping[str, Any], now: datetime
-) -> Any:
+def query(session: Session, owner: Owner, definition: Mapping[str, Any], now: datetime) -> Any:
     """The members query of a stored definition (`evaluation.members_query`)."""
     return evaluation.members_query(
         definition,
@@ -195,7 +195,8 @@ def create(
     ).scalar_one()
     if live >= MAX_SEGMENTS:
         raise InvalidRequest(
-            f"at most {MAX_SEGMENTS} segments", errors={"name": [f"at most {MAX_SEGMENTS} segments"]}
+            f"at most {MAX_SEGMENTS} segments",
+            errors={"name": [f"at most {MAX_SEGMENTS} segments"]},
         )
     public_id = new_id("seg")
     segment_id = session.execute(

@@ -361,9 +361,7 @@ def test_the_nightly_evaluation_moves_with_time_and_is_idempotent(session: Sessi
 def test_erasure_removes_the_attributes_and_every_segment_membership(session: Session) -> None:
     shop = f.merchant(session)
     member_id = _shopper(session, shop)
-    attributes.set_attributes(
-        session, member_id, {"region": "north"}, now=NOW, today=NOW.date()
-    )
+    attributes.set_attributes(session, member_id, {"region": "north"}, now=NOW, today=NOW.date())
     public_id = services.create(
         session, Owner(None), name="North", definition={"regions": ["north"]}, now=NOW
     )
@@ -445,9 +443,12 @@ def test_merchant_b_can_neither_read_nor_change_nor_count_with_merchant_as_segme
     assert listed.json["data"] == []
     # B's own count ranges over B's customers: A's shopper never bought at B.
     assert counted.json["member_count"] == 0
-    assert client.get(
-        f"/api/v1/segments/{segment_id}", headers=f.merchant_headers(session, a)
-    ).json["name"] == "A's"
+    assert (
+        client.get(f"/api/v1/segments/{segment_id}", headers=f.merchant_headers(session, a)).json[
+            "name"
+        ]
+        == "A's"
+    )
 
 
 @pytest.mark.parametrize(
@@ -460,7 +461,10 @@ def test_merchant_b_can_neither_read_nor_change_nor_count_with_merchant_as_segme
         {"name": "x", "definition": {"frequency": {"days": 30, "min": 5, "max": 2}}},
         {"name": "x", "definition": {"spend": {"days": 30, "unit": "euros", "min": 1}}},
         {"name": "x", "definition": {"spend": {"days": 30, "unit": "money", "min": 1.5}}},
-        {"name": "x", "definition": {"spend": {"days": 3, "unit": "money", "min": 1, "currency": "USD"}}},
+        {
+            "name": "x",
+            "definition": {"spend": {"days": 3, "unit": "money", "min": 1, "currency": "USD"}},
+        },
         {"name": "x", "definition": {"interests": ["knitting"]}},
         {"name": "x", "definition": {"regions": []}},
         {"name": "x", "definition": {"partners": {"ids": ["mer_x"]}}},
@@ -511,7 +515,5 @@ def test_the_operator_segment_is_audited_and_refuses_stores(
     assert refused.status_code == 422
     assert created.status_code == 201, created.json
     assert created.json["member_count"] == 1
-    actions = session.execute(
-        select(events_table.c.action, events_table.c.target_id)
-    ).all()
+    actions = session.execute(select(events_table.c.action, events_table.c.target_id)).all()
     assert ("segment.created", created.json["id"]) in actions

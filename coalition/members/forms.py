@@ -7,8 +7,25 @@ from __future__ import annotations
 import marshmallow
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, Field, PasswordField, StringField
-from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
+from wtforms import (
+    BooleanField,
+    DateField,
+    EmailField,
+    Field,
+    IntegerField,
+    PasswordField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+)
+from wtforms.validators import (
+    DataRequired,
+    Length,
+    NumberRange,
+    Optional,
+    Regexp,
+    ValidationError,
+)
 
 from coalition.members.schemas import MAX_EMAIL, MAX_NAME, MAX_PASSWORD, MIN_PASSWORD
 from coalition.web.api import EMAIL, plain_text
@@ -102,3 +119,15 @@ class EraseForm(FlaskForm):
         _l("I understand that my card, my points and my details are gone for good."),
         validators=[DataRequired(_l("Tick the box to confirm."))],
     )
+
+
+class AboutMeForm(FlaskForm):
+    """What the member tells about itself (decision B1): each field optional, an empty one
+    cleared. The choices are set by the view from `attributes`' fixed lists."""
+
+    birth_date = DateField(_l("Birth date"), validators=[Optional()])
+    household_size = IntegerField(
+        _l("People in your household"), validators=[Optional(), NumberRange(1, 20)]
+    )
+    interests = SelectMultipleField(_l("Interests"), validators=[Optional()])
+    region = SelectField(_l("Region"), validators=[Optional()])

@@ -31,8 +31,9 @@ from werkzeug.wrappers import Response
 from coalition import clock, economics, tenancy
 from coalition.extensions import db
 from coalition.ledger import expiry
-from coalition.members import codes, credentials, premium, reads
-from coalition.members.forms import ConsentForm, EraseForm, JoinForm, SignInForm
+from coalition.errors import CoalitionError
+from coalition.members import attributes, codes, credentials, premium, reads
+from coalition.members.forms import AboutMeForm, ConsentForm, EraseForm, JoinForm, SignInForm
 from coalition.members.services import EmailTaken, FoundMember
 from coalition.privacy import reads as privacy_reads
 from coalition.privacy import services as privacy
@@ -354,6 +355,53 @@ def _source_words(source: str, client_id: str | None) -> str:
     if source == "me":
         return _("This site")
     return _("A partner's app (%(client)s)", client=client_id)
+
+
+@bp.route("/about", methods=["GET", "POST"])
+@member_required
+def about_page() -> Any:
+    """What the member tells about itself (birth date, household, interests, region), each
+    optional; said plainly: used for offers only with the profiling consent."""
+    member = current_member()
+    assert member is not None
+    session_ = db.session()
+    form = AboutMeForm()
+    form.interests.choices = [(slug, str(label)) for slug, label in attributes.INTERESTS.items()]
+    form.region.choices = [("", _("Not said"))] + [
+        (slug, str(label)) for slug, label in attributes.REGIONS.items()
+    ]
+    if form.validate_on_submit():
+        now = clock.utcnow()
+        try:
+            attributes.set_attributes(
+                session_,
+                member.id,
+                {
+                    "birth_date": form.birth_date.data,
+                    "household_size": form.household_size.data,
+                    "interests": list(form.interests.data or []) or None,
+                    "region": form.region.data or None,
+                },
+                now=now,
+                today=clock.business_date(now, _zone()),
+            )
+        except CoalitionError as refused:
+            for name, messages in refused.extra.get("errors", {}).items():
+                form[name].errors = list(messages)
+        else:
+            session_.commit()
+            flash(_("Saved."), "success")
+            return redirect(url_for("me.about_page"), code=303)
+    elif request.method == "GET":
+        given = attributes.attributes_of(session_, member.id)
+        form.birth_date.data = given["birth_date"]
+        form.household_size.data = given["household_size"]
+        form.interests.data = given["interests"] or []
+        form.region.data = given["region"] or ""
+    profiling = privacy_reads.current_consents(session_, member.id).get("profiling")
+    return render_template(
+        "me/about.html", form=form, profiling=profiling is not None and profiling.granted
+    )
 
 
 @bp.route("/privacy", methods=["GET", "POST"])

@@ -517,3 +517,68 @@ def test_the_operator_segment_is_audited_and_refuses_stores(
     assert created.json["member_count"] == 1
     actions = session.execute(select(events_table.c.action, events_table.c.target_id)).all()
     assert ("segment.created", created.json["id"]) in actions
+
+
+# The member's own attributes -----------------------------------------------------------------
+
+
+def test_put_me_round_trips_clears_with_null_and_refuses_bad_input(
+    client: FlaskClient, session: Session
+) -> None:
+    shop = f.merchant(session)
+    member_id = f.member(session)
+    headers = f.member_headers(session, shop, member_id, "balance:read profile:write")
+
+    set_ = client.put(
+        "/api/v1/me",
+        json={
+            "birth_date": "1990-05-17",
+            "household_size": 3,
+            "interests": ["travel", "books", "travel"],
+            "region": "north",
+        },
+        headers=headers,
+    )
+    cleared = client.put("/api/v1/me", json={"region": None}, headers=headers)
+    bad = [
+        client.put("/api/v1/me", json=body, headers=headers)
+        for body in (
+            {"household_size": 21},
+            {"interests": ["knitting"]},
+            {"region": "Atlantis"},
+            {"birth_date": "2999-01-01"},
+            {"tier": "Gold"},
+        )
+    ]
+    read = client.get("/api/v1/me", headers=headers)
+    export = client.get("/api/v1/me/export", headers=headers)
+
+    assert set_.status_code == 200, set_.json
+    assert set_.json["attributes"] == {
+        "birth_date": "1990-05-17",
+        "household_size": 3,
+        "interests": ["books", "travel"],
+        "region": "north",
+    }
+    assert cleared.json["attributes"]["region"] is None
+    assert cleared.json["attributes"]["household_size"] == 3
+    assert [(r.status_code, r.json["code"]) for r in bad] == [(422, "validation_error")] * 5
+    assert read.json["attributes"] == {
+        "birth_date": "1990-05-17",
+        "household_size": 3,
+        "interests": ["books", "travel"],
+        "region": None,
+    }
+    assert export.json["attributes"] == read.json["attributes"]
+
+
+def test_put_me_needs_the_profile_scope(client: FlaskClient, session: Session) -> None:
+    shop = f.merchant(session)
+    member_id = f.member(session)
+
+    response = client.put(
+        "/api/v1/me", json={"region": "north"}, headers=f.member_headers(session, shop, member_id)
+    )
+
+    assert response.status_code == 403
+    assert attributes.attributes_of(session, member_id)["region"] is None

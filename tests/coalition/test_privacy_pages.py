@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from coalition.database import table
-from coalition.members import credentials
+from coalition.members import attributes, credentials
 from coalition.members.models import Member
 from coalition.privacy import reads as privacy_reads
 from coalition.privacy.texts import TEXTS
@@ -190,3 +191,36 @@ def test_erasure_without_the_csrf_token_erases_nothing(
     assert answer.status_code in (200, 400)
     status = session.execute(select(members.c.status).where(members.c.id == member)).scalar_one()
     assert status == "active"
+
+
+def test_the_about_me_page_saves_attributes_and_says_they_need_the_profiling_consent(
+    client: FlaskClient, session: Session
+) -> None:
+    member = _signed_in(client, session, "ada@example.org")
+
+    page = client.get("/me/about").get_data(as_text=True)
+    saved = client.post(
+        "/me/about",
+        data={
+            "csrf_token": _token(client, "/me/about"),
+            "birth_date": "1985-02-03",
+            "household_size": "4",
+            "interests": ["pets", "sports"],
+            "region": "south",
+        },
+    )
+    refused = client.post(
+        "/me/about",
+        data={"csrf_token": _token(client, "/me/about"), "household_size": "40"},
+    )
+
+    assert "only if you agree to “Offers chosen for me”" in page
+    assert "You have not agreed to offers chosen for you, so none of this is used." in page
+    assert saved.status_code == 303
+    assert refused.status_code == 200
+    assert attributes.attributes_of(session, member) == {
+        "birth_date": date(1985, 2, 3),
+        "household_size": 4,
+        "interests": ["pets", "sports"],
+        "region": "south",
+    }

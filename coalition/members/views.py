@@ -29,9 +29,9 @@ from limits import parse
 from werkzeug.wrappers import Response
 
 from coalition import clock, economics, tenancy
+from coalition.errors import CoalitionError
 from coalition.extensions import db
 from coalition.ledger import expiry
-from coalition.errors import CoalitionError
 from coalition.members import attributes, codes, credentials, premium, reads
 from coalition.members.forms import AboutMeForm, ConsentForm, EraseForm, JoinForm, SignInForm
 from coalition.members.services import EmailTaken, FoundMember

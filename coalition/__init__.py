@@ -48,6 +48,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     from coalition.privacy import api as audience_api
     from coalition.schedule import LOOPS, SCHEDULE
     from coalition.segments import api as segments_api
+    from coalition.segments import ops_views as segment_ops_pages
     from coalition.staff import cli as staff_cli
     from coalition.staff import views as staff_views
     from coalition.web import access, api, lean, pages, problems
@@ -140,6 +141,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     app.register_blueprint(settlement_views.bp)
     app.register_blueprint(reward_pages.bp)
     app.register_blueprint(draw_ops_pages.bp)
+    app.register_blueprint(segment_ops_pages.bp)
     app.register_blueprint(draw_pages.bp)
     pages.declare_public(app)
     cli.init_app(app)

@@ -122,6 +122,7 @@ RULES_IN_WORDS = {
     "closes_at": "a draw closes in the future, within a year",
     "entry_points": "a draw takes points, free entries or both",
     "free_entries": "active partners, the coalition's currency",
+    "definition": "ordered min and max; stores a merchant's, partners (that exist) the operator's",
 }
 
 

@@ -36,7 +36,7 @@ MARCH = [date(2026, 3, 1) + timedelta(days=n) for n in range(31)]
 # POSTs that change nothing, with the reason they are POSTs.
 READ_ONLY = {
     # A definition's live count: the definition is a JSON document, which a GET cannot carry.
-    "POST /api/v1/ops/segments/count",
+    "POST /api/v1/ops/segment-counts",
 }
 
 

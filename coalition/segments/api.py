@@ -1,8 +1,9 @@
 """Segments over the API (SPEC 2, segments and targeted offers): a merchant's, over its own
 customers (`/segments`, scope `segments:write`, decision B2), and the operator's, coalition-wide
 (`/ops/segments`, audited). Thin: validate with `schemas`, call `services` or `reads`,
-serialise. Each write evaluates the segment at once; `POST .../count` counts a definition
-without saving it."""
+serialise. Each write evaluates the segment at once; `POST /segment-counts` (and the
+operator's `/ops/segment-counts`) counts a definition without saving it: a path of its own, as
+`/segments/count` would be read as a segment's id too."""
 
 from __future__ import annotations
 
@@ -107,7 +108,7 @@ def create_segment(body: dict[str, Any]) -> Any:
     return _create(_merchant(), body, audited=False)
 
 
-@bp.route("/segments/count", methods=["POST"])
+@bp.route("/segment-counts", methods=["POST"])
 @require(SCOPE)
 @bp.arguments(schemas.SegmentCountIn)
 @bp.response(200, schemas.SegmentCountOut)
@@ -167,7 +168,7 @@ def create_ops_segment(body: dict[str, Any]) -> Any:
     return _create(Owner(None), body, audited=True)
 
 
-@bp.route("/ops/segments/count", methods=["POST"])
+@bp.route("/ops/segment-counts", methods=["POST"])
 @require("operator", kinds=OPERATOR)
 @bp.arguments(schemas.SegmentCountIn)
 @bp.response(200, schemas.SegmentCountOut)

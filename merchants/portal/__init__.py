@@ -6,6 +6,7 @@ from merchants.portal import (  # noqa: F401 (their routes join the blueprint)
     account,
     reward_pages,
     rules_pages,
+    segment_pages,
     views,
     webhook_pages,
 )

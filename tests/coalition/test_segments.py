@@ -389,7 +389,7 @@ def test_a_merchant_saves_counts_changes_and_deletes_its_segment(
     }
 
     counted = client.post(
-        "/api/v1/segments/count", json={"definition": body["definition"]}, headers=headers
+        "/api/v1/segment-counts", json={"definition": body["definition"]}, headers=headers
     )
     created = client.post("/api/v1/segments", json=body, headers=headers)
     held = _held(session, created.json["id"])
@@ -437,7 +437,7 @@ def test_merchant_b_can_neither_read_nor_change_nor_count_with_merchant_as_segme
     )
     deleted = client.delete(f"/api/v1/segments/{segment_id}", headers=theirs)
     listed = client.get("/api/v1/segments", headers=theirs)
-    counted = client.post("/api/v1/segments/count", json={"definition": {}}, headers=theirs)
+    counted = client.post("/api/v1/segment-counts", json={"definition": {}}, headers=theirs)
 
     assert (read.status_code, changed.status_code, deleted.status_code) == (404, 404, 404)
     assert listed.json["data"] == []
@@ -480,7 +480,7 @@ def test_a_bad_definition_is_a_problem_and_saves_nothing(
 
     response = client.post("/api/v1/segments", json=body, headers=headers)
     counted = client.post(
-        "/api/v1/segments/count", json={"definition": body.get("definition")}, headers=headers
+        "/api/v1/segment-counts", json={"definition": body.get("definition")}, headers=headers
     )
 
     assert response.status_code == 422, response.json

@@ -17,6 +17,7 @@ from wtforms import (
     SelectMultipleField,
     StringField,
 )
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
 from coalition.members.attributes import INTERESTS, REGIONS
@@ -41,7 +42,7 @@ class SegmentForm(FlaskForm):
     spend_days = _days(_l("Spend counted over the last (days)"))
     spend_unit = SelectField(
         _l("Spend in"),
-        choices=[("money", _l("Money")), ("points", _l("Points earned"))],
+        choices=[SelectChoice("money", _l("Money")), SelectChoice("points", _l("Points earned"))],
         default="money",
     )
     spend_min = DecimalField(_l("At least"), validators=[Optional(), NumberRange(min=0)])
@@ -54,7 +55,7 @@ class SegmentForm(FlaskForm):
     partners = SelectMultipleField(_l("Bought at partners"), validators=[Optional()])
     partners_match = SelectField(
         _l("Partners"),
-        choices=[("any", _l("Any of them")), ("all", _l("All of them"))],
+        choices=[SelectChoice("any", _l("Any of them")), SelectChoice("all", _l("All of them"))],
         default="any",
     )
     age_min = _count(_l("Age at least"), 0, MAX_AGE)
@@ -63,12 +64,12 @@ class SegmentForm(FlaskForm):
     household_max = _count(_l("Household at most"), 1, 20)
     interests = SelectMultipleField(
         _l("Interests (any of)"),
-        choices=[(slug, label) for slug, label in INTERESTS.items()],
+        choices=[SelectChoice(slug, label) for slug, label in INTERESTS.items()],
         validators=[Optional()],
     )
     regions = SelectMultipleField(
         _l("Regions (any of)"),
-        choices=[(slug, label) for slug, label in REGIONS.items()],
+        choices=[SelectChoice(slug, label) for slug, label in REGIONS.items()],
         validators=[Optional()],
     )
 

@@ -106,6 +106,10 @@ def listed(session: Session, owner: Owner) -> list[dict[str, Any]]:
     return reads.page(session, owner)
 
 
+# A criterion's parts in the order a person reads them (a database may keep JSON keys in any).
+_ORDER = ["days", "unit", "min", "max", "ids", "match"]
+
+
 def criteria_words(definition: Mapping[str, Any], minor: int) -> list[str]:
     """A definition in a few plain lines (for the list); money in its currency's units."""
     words = []
@@ -121,7 +125,7 @@ def criteria_words(definition: Mapping[str, Any], minor: int) -> list[str]:
             }
             value.pop("currency")
         if isinstance(value, Mapping):
-            value = ", ".join(f"{key} {item}" for key, item in value.items())
+            value = ", ".join(f"{key} {value[key]}" for key in sorted(value, key=_ORDER.index))
         elif isinstance(value, list):
             value = ", ".join(str(item) for item in value)
         words.append(f"{name}: {value}")

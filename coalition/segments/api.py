@@ -14,7 +14,7 @@ from coalition.extensions import db
 from coalition.segments import reads, schemas, services
 from coalition.segments.services import Owner
 from coalition.web.access import operator_actor, principal, require
-from coalition.web.api import PageArgs, blueprint, page_schema, paginate
+from coalition.web.api import PageArgs, blueprint, idempotent, page_schema, paginate
 
 bp = blueprint("segments", __name__, "Segments: saved filters over members, with live counts")
 
@@ -33,17 +33,22 @@ def _list(owner: Owner, args: dict[str, Any]) -> Any:
 
 
 def _create(owner: Owner, body: dict[str, Any], audited: bool) -> Any:
+    """Create under `idempotent`: a retry with the same Idempotency-Key replays the answer
+    instead of saving a second segment."""
     session, now = db.session(), clock.utcnow()
-    public_id = services.create(
-        session,
-        owner,
-        name=body["name"],
-        definition=body["definition"],
-        now=now,
-        actor=operator_actor() if audited else None,
-    )
-    session.commit()
-    return reads.segment(session, owner, public_id)
+
+    def create() -> tuple[int, dict[str, Any]]:
+        public_id = services.create(
+            session,
+            owner,
+            name=body["name"],
+            definition=body["definition"],
+            now=now,
+            actor=operator_actor() if audited else None,
+        )
+        return 201, SEGMENT.dump(reads.segment(session, owner, public_id))
+
+    return idempotent(create)
 
 
 def _change(owner: Owner, segment_id: str, body: dict[str, Any], audited: bool) -> Any:
@@ -100,6 +105,7 @@ def list_segments(args: dict[str, Any]) -> Any:
 @require(SCOPE)
 @bp.arguments(schemas.SegmentIn)
 @bp.response(201, schemas.SegmentOut)
+@bp.alt_response(409, description="The Idempotency-Key was used for another request.")
 @bp.alt_response(422, description=UNPROCESSABLE)
 def create_segment(body: dict[str, Any]) -> Any:
     """Save a segment over the merchant's customers (members with a purchase here), counting
@@ -161,6 +167,7 @@ def list_ops_segments(args: dict[str, Any]) -> Any:
 @require("operator", kinds=OPERATOR)
 @bp.arguments(schemas.SegmentIn)
 @bp.response(201, schemas.SegmentOut)
+@bp.alt_response(409, description="The Idempotency-Key was used for another request.")
 @bp.alt_response(422, description=UNPROCESSABLE)
 def create_ops_segment(body: dict[str, Any]) -> Any:
     """Save a coalition-wide segment over every member and every partner's purchases;

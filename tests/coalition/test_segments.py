@@ -582,3 +582,21 @@ def test_put_me_needs_the_profile_scope(client: FlaskClient, session: Session) -
 
     assert response.status_code == 403
     assert attributes.attributes_of(session, member_id)["region"] is None
+
+
+def test_a_create_retried_with_its_idempotency_key_saves_one_segment(
+    client: FlaskClient, session: Session
+) -> None:
+    shop = f.merchant(session)
+    headers = {**f.merchant_headers(session, shop), "Idempotency-Key": "seg-1"}
+    body = {"name": "Recent", "definition": {"recency_days": 30}}
+
+    first = client.post("/api/v1/segments", json=body, headers=headers)
+    again = client.post("/api/v1/segments", json=body, headers=headers)
+    other = client.post("/api/v1/segments", json={**body, "name": "Other"}, headers=headers)
+
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json == first.json
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert (other.status_code, other.json["code"]) == (409, "idempotency_conflict")
+    assert len(session.execute(select(segments.c.id)).all()) == 1

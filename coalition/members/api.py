@@ -185,8 +185,9 @@ def my_code() -> Any:
 @require("balance:read", kinds=MEMBER)
 @bp.response(200, privacy_schemas.ConsentsOut)
 def my_consents() -> Any:
-    """The member's consents: for each purpose (`email`, `sms`, `post` marketing, and
-    `sharing` its contact with partners where it shopped) whether it is granted, the text it
+    """The member's consents: for each purpose (`email`, `sms`, `post` marketing, `sharing`
+    its contact with partners where it shopped, and `profiling`: using its attributes and
+    purchases to choose its offers) whether it is granted, the text it
     agrees to and that text's version; and every change, oldest first (`source`: `me`, the
     member site, or `api` with the partner app's `client_id`). Never recorded: not granted."""
     return privacy_reads.consents_view(db.session(), _member_id())

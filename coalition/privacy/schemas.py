@@ -34,6 +34,9 @@ class ConsentsIn(Strict):
     sms = _choice("marketing by text message")
     post = _choice("marketing by post")
     sharing = _choice("share the name and contact with partners where the member shopped")
+    profiling = _choice(
+        "use what the member tells about itself and where it shops to choose its offers"
+    )
 
 
 class ConsentStateOut(Schema):

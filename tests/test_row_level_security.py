@@ -15,7 +15,9 @@ from sqlalchemy.orm import Session
 from coalition import idempotency, tenancy
 from coalition.extensions import db
 from coalition.ledger import holds
+from coalition.members import attributes
 from coalition.privacy import services as privacy
+from coalition.segments import services as segments
 from settlement import payments, runs
 from tests import factories
 
@@ -32,6 +34,9 @@ TENANT_TABLES = (
     "payment_instructions",
     "settlement_positions",
     "member_consents",
+    "member_attributes",
+    "segments",
+    "segment_members",
 )
 
 
@@ -48,7 +53,13 @@ def two_shops(session: Session) -> tuple[int, int]:
         factories.merchant_headers(session, shop)
         member = factories.member(session)
         factories.purchase(session, member, shop, 50)
-        privacy.set_consents(session, member, {"email": True}, source=privacy.ME, now=factories.T0)
+        privacy.set_consents(
+            session, member, {"email": True, "profiling": True}, source=privacy.ME, now=factories.T0
+        )
+        attributes.set_attributes(
+            session, member, {"household_size": 2}, now=factories.T0, today=factories.T0.date()
+        )
+        segments.create(session, segments.Owner(shop), name=name, definition={}, now=factories.T0)
         holds.place_hold(session, member_id=member, merchant_id=shop, points=10, now=factories.T0)
         idempotency.execute(
             session,
@@ -114,6 +125,7 @@ def test_a_merchant_sees_only_its_own_rows_even_without_a_where_clause(
                 "statements",
                 "payment_instructions",
                 "settlement_positions",
+                "segments",
             )
         }
         keys = set(session.execute(text("SELECT scope FROM idempotency_keys")).scalars())

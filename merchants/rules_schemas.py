@@ -259,3 +259,40 @@ class BudgetOut(Schema):
     issued = fields.Integer(
         required=True, metadata={"description": "merchant-funded points issued this month"}
     )
+
+
+class CampaignGroupOut(Schema):
+    members = fields.Integer(required=True)
+    buyers = fields.Integer(required=True, metadata={"description": "members who bought"})
+    purchases = fields.Integer(required=True)
+    sales = fields.String(required=True, metadata={"description": "a decimal, currency units"})
+    points = fields.Integer(required=True)
+    average_basket = fields.String(
+        allow_none=True, required=True, metadata={"description": "sales / purchases"}
+    )
+
+
+class UpliftOut(Schema):
+    sales_per_member = fields.String(
+        required=True, metadata={"description": "targeted less control, currency units"}
+    )
+    buyer_rate_points = fields.String(
+        required=True, metadata={"description": "share of buyers, targeted less control"}
+    )
+
+
+class CampaignReportOut(Schema):
+    campaign = fields.Nested(CampaignOut, required=True)
+    basis = fields.String(
+        required=True,
+        metadata={
+            "description": "targeted_now: the members the campaign targets now, split by the"
+            " control hash; exposures: the members it reached or held out at a purchase"
+        },
+    )
+    window_start = fields.String(required=True)
+    window_end = fields.String(required=True)
+    currency = fields.String(required=True)
+    targeted = fields.Nested(CampaignGroupOut, required=True)
+    control = fields.Nested(CampaignGroupOut, required=True)
+    uplift = fields.Nested(UpliftOut, allow_none=True, required=True)

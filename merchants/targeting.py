@@ -281,3 +281,13 @@ def record(
                 for member_id, name, out, moment in rows
             ],
         )
+
+
+def own_segments(session: Session, merchant_id: int) -> list[tuple[str, str]]:
+    """The merchant's segments (public id, name), by name: what its campaigns may target."""
+    rows = session.execute(
+        select(segments.c.public_id, segments.c.name)
+        .where(segments.c.merchant_id == merchant_id, segments.c.deleted_at.is_(None))
+        .order_by(segments.c.name, segments.c.id)
+    ).all()
+    return [(row.public_id, row.name) for row in rows]

@@ -3,7 +3,8 @@ the campaign's window, and the uplift (decision C7).
 
 - The campaign is the one of that name in the rules in force now, or else in the newest version
   that has one. Only a targeted campaign has a report (an untargeted one has no control group).
-- Its window: from `starts_at` to `ends_at`, or to now while it runs.
+- Its window: from `starts_at` to `ends_at` (exclusive), whatever has happened in it so far
+  (`as_of`: when the report was made).
 - Its groups. A `standard` campaign (it targets a segment and/or regions): the members it
   targets now, that is the segment's members as last evaluated (and/or the members whose region
   is one of its regions) whose latest profiling consent is granted, split by the control hash
@@ -68,6 +69,7 @@ class Report:
     basis: str  # "targeted_now" or "exposures"
     window_start: datetime
     window_end: datetime
+    as_of: datetime
     currency: str
     targeted: Group
     control: Group
@@ -92,7 +94,7 @@ def campaign_named(
 def report(session: Session, merchant_id: int, name: str, now: datetime) -> Report:
     campaign, document = campaign_named(session, merchant_id, name, now)
     terms = economics.terms_at(now, merchant_id, session)
-    start, end = campaign.starts_at, min(campaign.ends_at, now)
+    start, end = campaign.starts_at, campaign.ends_at
     with tenancy.acting_as(tenancy.SYSTEM, session):
         if campaign.kind == "standard":
             basis = "targeted_now"
@@ -104,11 +106,13 @@ def report(session: Session, merchant_id: int, name: str, now: datetime) -> Repo
         else:
             basis = "exposures"
             held = _exposed(session, merchant_id, campaign.name, start, end)
-        bought = _purchases(session, merchant_id, start, end) if end > start else {}
+        bought = _purchases(session, merchant_id, start, end)
     targeted = _group((m for m, out in held.items() if not out), bought, terms.minor_units)
     control = _group((m for m, out in held.items() if out), bought, terms.minor_units)
     uplift = _uplift(targeted, control, terms.minor_units)
-    return Report(campaign, document, basis, start, end, terms.currency, targeted, control, uplift)
+    return Report(
+        campaign, document, basis, start, end, now, terms.currency, targeted, control, uplift
+    )
 
 
 def _consented() -> Any:

@@ -291,7 +291,8 @@ class CampaignReportOut(Schema):
         },
     )
     window_start = fields.String(required=True)
-    window_end = fields.String(required=True)
+    window_end = fields.String(required=True, metadata={"description": "exclusive"})
+    as_of = fields.String(required=True, metadata={"description": "when the report was made"})
     currency = fields.String(required=True)
     targeted = fields.Nested(CampaignGroupOut, required=True)
     control = fields.Nested(CampaignGroupOut, required=True)

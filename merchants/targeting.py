@@ -18,7 +18,7 @@ module: only the booleans do."""
 from __future__ import annotations
 
 import hashlib
-from bisect import bisect_left, insort
+from bisect import bisect_right, insort
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -128,9 +128,9 @@ class Context:
 
     @staticmethod
     def _lapsed(facts: _Facts, moment: datetime, lapse: timedelta) -> bool:
-        """Whether the member bought here before `moment`, the last time `lapse` or more
-        before it."""
-        earlier = bisect_left(facts.bought, moment)
+        """Whether the member bought here before (a purchase recorded at the same moment
+        counts as before), the last time `lapse` or more before `moment`."""
+        earlier = bisect_right(facts.bought, moment)
         if earlier:
             return moment - facts.bought[earlier - 1] >= lapse
         return facts.bought_before
@@ -224,7 +224,7 @@ def _read_purchases(
     until: datetime,
     facts: dict[int, _Facts],
 ) -> None:
-    """The members' purchases here from `since` to `until`, and whether each bought here
+    """The members' purchases here from `since` to `until` (inclusive), and whether each bought here
     before `since`: what a win-back campaign looks back on (refunded purchases count)."""
     member_of = {account: member for member, account in accounts.items()}
     moment = purchase_moment()
@@ -235,7 +235,7 @@ def _read_purchases(
     )
     for account, at in session.execute(
         select(transactions.c.member_account_id, moment).where(
-            mine, moment >= since, moment < until
+            mine, moment >= since, moment <= until
         )
     ):
         insort(facts[member_of[account]].bought, at)

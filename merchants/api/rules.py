@@ -96,6 +96,7 @@ def report_body(found: campaign_reports.Report) -> dict[str, Any]:
         "basis": found.basis,
         "window_start": found.window_start.isoformat(),
         "window_end": found.window_end.isoformat(),
+        "as_of": found.as_of.isoformat(),
         "currency": found.currency,
         "targeted": group(found.targeted),
         "control": group(found.control),

@@ -15,6 +15,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import DateTimeLocalField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from coalition.ledger.rows import MAX_POINTS
@@ -124,6 +125,10 @@ KIND_LABELS = {
 }
 
 
+def _kinds() -> list[SelectChoice]:
+    return [SelectChoice(kind, KIND_LABELS[kind]) for kind in KINDS]
+
+
 def _list(text: str | None) -> list[str] | None:
     """A comma-separated list of names; None when empty."""
     names = [name.strip() for name in (text or "").split(",") if name.strip()]
@@ -151,7 +156,7 @@ class CampaignForm(FlaskForm):
         format=MOMENT,
         validators=[InputRequired(_l("Give the end."))],
     )
-    kind = SelectField(_l("Kind"), choices=[(k, KIND_LABELS[k]) for k in KINDS], default="standard")
+    kind = SelectField(_l("Kind"), choices=_kinds, default="standard")
     lapsed_days = IntegerField(
         _l("Win-back: days without a purchase here"),
         validators=[Optional(), NumberRange(min=1, max=MAX_LAPSED_DAYS)],

@@ -11,14 +11,17 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import text
+from sqlalchemy import insert, text
 from sqlalchemy.orm import Session
 
 from coalition import clock, outbox, tenancy
 from coalition.extensions import db
 from coalition.ledger import holds
 from coalition.privacy import services as privacy
+from coalition.segments.models import segments
 from coalition.web.access import policy_of
+from merchants import rules as earn_rules
+from merchants.rules_schemas import EarnRulesIn
 from rewards import services as reward_services
 from tests import factories
 from tests.rewards.helpers import reward as listed_reward
@@ -35,6 +38,7 @@ OBJECT_PARAMS = {
     "reward_id": "reward",
     "order_id": "order",
     "code": "voucher",
+    "name": "campaign",
 }
 # Routes whose path ids are not a tenant's, with the reason.
 COALITION_WIDE = {
@@ -129,7 +133,40 @@ def victim(session: Session) -> dict[str, str]:
     code = reward_services.place_order(
         session, member_id=member, reward_id=voucher, quantity=1, now=factories.T0
     ).voucher_code
+    # A targeted campaign of its own (on one of its segments), which has a report.
+    campaign = "Regulars-week"
+    session.execute(
+        insert(segments).values(
+            public_id="seg_victims",
+            merchant_id=shop,
+            name="Victim's regulars",
+            definition={},
+            created_at=factories.T0,
+            updated_at=factories.T0,
+        )
+    )
+    earn_rules.put(
+        session,
+        merchant_id=shop,
+        document=EarnRulesIn().load(
+            {
+                "base_rate": "1",
+                "campaigns": [
+                    {
+                        "name": campaign,
+                        "multiplier": "2",
+                        "starts_at": "2026-01-01T00:00:00+00:00",
+                        "ends_at": "2027-01-01T00:00:00+00:00",
+                        "segment": "seg_victims",
+                    }
+                ],
+            }
+        ),
+        actor_id=None,
+        now=clock.utcnow(),
+    )
     return {
+        "campaign": campaign,
         "reward": gift,
         "order": order.id,
         "voucher": str(code),

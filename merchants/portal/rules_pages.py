@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from wtforms.fields.choices import SelectChoice
 
 from coalition import clock, economics
 from coalition.errors import CoalitionError
@@ -25,8 +26,8 @@ from merchants.rules_forms import CampaignForm, PreviewForm, RulesForm, describe
 def _campaign_form(merchant_id: int, formdata: Any = None) -> CampaignForm:
     form = CampaignForm(formdata=formdata) if formdata is not None else CampaignForm()
     form.segment.choices = [
-        ("", _("No segment")),
-        *targeting.own_segments(db.session(), merchant_id),
+        SelectChoice("", _("No segment")),
+        *(SelectChoice(*found) for found in targeting.own_segments(db.session(), merchant_id)),
     ]
     return form
 

@@ -17,21 +17,22 @@ module: only the booleans do."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from bisect import bisect_right, insort
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import and_, func, insert, select
+from sqlalchemy import and_, bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
 from coalition import clock, tenancy
-from coalition.database import table
+from coalition.database import Hot, UTCDateTime, table
 from coalition.ledger.models import Transaction
-from coalition.members.models import MemberAttributes
+from coalition.members.models import Member, MemberAttributes
 from coalition.privacy.models import Consent
 from coalition.segments.models import segment_members, segments
 from merchants.earning import Audience, Basket, Campaign, Rules
@@ -39,9 +40,12 @@ from merchants.models import CampaignExposure
 
 transactions = table(Transaction)
 attributes = table(MemberAttributes)
+members = table(Member)
 consents = table(Consent)
 exposures = table(CampaignExposure)
 
+# Before any purchase (a bound for a look-up that must find none).
+BEGINNING = datetime(2000, 1, 1, tzinfo=UTC)
 # (decision C2) a birthday campaign's window: the birthday, and a week either side of it.
 BIRTHDAY_DAYS = 7
 PURPOSE = "profiling"
@@ -160,55 +164,102 @@ class Context:
         since = min(moments) - timedelta(days=max(lapses)) if lapses else None
         if not facts or not wanted:
             return cls(merchant_id, zone, facts, since)
-        ids = sorted(facts)
+        # One purchase: its member's last purchase here comes with the rest, one query in all.
+        single = len(accounts) == 1 and len(set(moments)) == 1
         with tenancy.acting_as(tenancy.SYSTEM, session):
-            _read_consents(session, ids, facts)
-            if any(c.kind == "birthday" or c.regions is not None for c in wanted):
-                _read_attributes(session, ids, facts)
-            named = sorted({c.segment for c in wanted if c.segment is not None})
-            if named:
-                _read_segments(session, merchant_id, ids, named, facts)
-            if since is not None:
+            _read_facts(
+                session,
+                merchant_id,
+                accounts,
+                wanted,
+                facts,
+                last_until=moments[0] if single and since is not None else None,
+            )
+            if since is not None and not single:
                 _read_purchases(session, merchant_id, accounts, since, max(moments), facts)
-        return cls(merchant_id, zone, facts, since)
+        return cls(merchant_id, zone, facts, None if single else since)
 
 
-def _read_consents(session: Session, ids: list[int], facts: dict[int, _Facts]) -> None:
-    latest = (
-        select(func.max(consents.c.id))
-        .where(consents.c.member_id.in_(ids), consents.c.purpose == PURPOSE)
-        .group_by(consents.c.member_id)
+@functools.cache
+def _facts_statement(described: bool, named: int, single: bool) -> Hot:
+    """The facts query for campaigns that need attributes (`described`), name `named`
+    segments (bound as `segment_0`...), and for one member with its last purchase (`single`:
+    `member`, `account`, `until`) or many (`ids`): built once per shape."""
+    member = members.c.id
+    consent = (
+        select(consents.c.granted)
+        .where(consents.c.member_id == member, consents.c.purpose == PURPOSE)
+        .order_by(consents.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
     )
-    for member_id, granted in session.execute(
-        select(consents.c.member_id, consents.c.granted).where(consents.c.id.in_(latest))
-    ):
-        facts[member_id].consent = bool(granted)
-
-
-def _read_attributes(session: Session, ids: list[int], facts: dict[int, _Facts]) -> None:
-    for row in session.execute(
-        select(attributes.c.member_id, attributes.c.birth_date, attributes.c.region).where(
-            attributes.c.member_id.in_(ids)
+    columns: list[Any] = [member, consent.label("consent")]
+    if described:
+        columns += [attributes.c.birth_date, attributes.c.region]
+    for number in range(named):
+        inside = (
+            select(segment_members.c.member_id)
+            .join(segments, segments.c.id == segment_members.c.segment_id)
+            .where(
+                segment_members.c.member_id == member,
+                segments.c.merchant_id == bindparam("merchant_id"),
+                segments.c.public_id == bindparam(f"segment_{number}"),
+                segments.c.deleted_at.is_(None),
+            )
+            .exists()
         )
-    ):
-        facts[row.member_id].birth_date = row.birth_date
-        facts[row.member_id].region = row.region
+        columns.append(inside.label(f"segment_{number}"))
+    if single:
+        moment = purchase_moment()
+        last = select(func.max(moment)).where(
+            transactions.c.merchant_id == bindparam("merchant_id"),
+            transactions.c.type == "earn",
+            transactions.c.member_account_id == bindparam("account"),
+            moment <= bindparam("until", type_=UTCDateTime()),
+        )
+        columns.append(last.scalar_subquery().label("last_purchase"))
+    which = (
+        member == bindparam("member") if single else member.in_(bindparam("ids", expanding=True))
+    )
+    query = select(*columns).select_from(members).where(which)
+    if described:
+        query = query.outerjoin(attributes, attributes.c.member_id == member)
+    return Hot(query)
 
 
-def _read_segments(
-    session: Session, merchant_id: int, ids: list[int], named: list[str], facts: dict[int, _Facts]
+def _read_facts(
+    session: Session,
+    merchant_id: int,
+    accounts: dict[int, int],
+    campaigns: list[Campaign],
+    facts: dict[int, _Facts],
+    last_until: datetime | None,
 ) -> None:
-    for member_id, public_id in session.execute(
-        select(segment_members.c.member_id, segments.c.public_id)
-        .join(segments, segments.c.id == segment_members.c.segment_id)
-        .where(
-            segment_members.c.member_id.in_(ids),
-            segments.c.merchant_id == merchant_id,
-            segments.c.public_id.in_(named),
-            segments.c.deleted_at.is_(None),
-        )
-    ):
-        facts[member_id].segments.add(public_id)
+    """Per member, in one query: its latest profiling consent, the attributes the campaigns
+    ask for, whether it is in each segment they name, and (`last_until`, one member) its last
+    purchase here up to then."""
+    described = any(c.kind == "birthday" or c.regions is not None for c in campaigns)
+    named = sorted({c.segment for c in campaigns if c.segment is not None})
+    single = len(accounts) == 1
+    statement = _facts_statement(described, len(named), single)
+    params: dict[str, Any] = {"merchant_id": merchant_id}
+    params.update({f"segment_{n}": public_id for n, public_id in enumerate(named)})
+    if single:
+        [(member_id, account)] = accounts.items()
+        # Without a win-back campaign, no purchase can be that late: none is read.
+        params.update(member=member_id, account=account, until=last_until or BEGINNING)
+        rows = statement.rows(session.connection(), params)
+    else:
+        rows = session.execute(statement.statement, {**params, "ids": sorted(accounts)}).all()
+    for row in rows:
+        found = facts[row.id]
+        found.consent = bool(row.consent)
+        if described:
+            found.birth_date, found.region = row.birth_date, row.region
+        found.segments = {p for n, p in enumerate(named) if getattr(row, f"segment_{n}")}
+        last = getattr(row, "last_purchase", None) if last_until is not None else None
+        if last is not None:
+            found.bought = [last]
 
 
 def purchase_moment() -> Any:

@@ -87,8 +87,8 @@ class _Facts:
     birth_date: date | None = None
     region: str | None = None
     segments: set[str] = field(default_factory=set)
-    # Its purchases here (their moments) from `since` on, sorted; and whether it bought here
-    # before `since`.
+    # Its purchases here (their moments) as far back as a win-back looks, sorted (one member's
+    # last one only, for a single purchase); and whether it bought here before that.
     bought: list[datetime] = field(default_factory=list)
     bought_before: bool = False
 
@@ -100,7 +100,6 @@ class Context:
     merchant_id: int
     zone: str
     facts: dict[int, _Facts]  # by member id
-    since: datetime | None  # the purchases read go back to here (None: none read)
 
     def audience(self, member_id: int, campaigns: Sequence[Campaign], moment: datetime) -> Audience:
         """Which of `campaigns` (from `running`) reach the member at `moment`."""
@@ -163,7 +162,7 @@ class Context:
         lapses = [c.lapsed_days for c in wanted if c.kind == "win_back" and c.lapsed_days]
         since = min(moments) - timedelta(days=max(lapses)) if lapses else None
         if not facts or not wanted:
-            return cls(merchant_id, zone, facts, since)
+            return cls(merchant_id, zone, facts)
         # One purchase: its member's last purchase here comes with the rest, one query in all.
         single = len(accounts) == 1 and len(set(moments)) == 1
         with tenancy.acting_as(tenancy.SYSTEM, session):
@@ -177,7 +176,7 @@ class Context:
             )
             if since is not None and not single:
                 _read_purchases(session, merchant_id, accounts, since, max(moments), facts)
-        return cls(merchant_id, zone, facts, None if single else since)
+        return cls(merchant_id, zone, facts)
 
 
 @functools.cache
@@ -275,8 +274,8 @@ def _read_purchases(
     until: datetime,
     facts: dict[int, _Facts],
 ) -> None:
-    """The members' purchases here from `since` to `until` (inclusive), and whether each bought here
-    before `since`: what a win-back campaign looks back on (refunded purchases count)."""
+    """The members' purchases here from `since` to `until` (inclusive), and whether each
+    bought here before `since`: what a win-back looks back on (refunded purchases count)."""
     member_of = {account: member for member, account in accounts.items()}
     moment = purchase_moment()
     mine = and_(

@@ -607,3 +607,71 @@ def test_the_targeting_keys_are_stored_as_given(client, session, shop, till, now
     assert stored["pilot"] == {"stores": ["Main St"], "until": until.isoformat()}
     assert stored["control_percent"] == 20
     assert stored["lapsed_days"] is None
+
+
+def test_a_purchase_reads_no_member_context_without_a_targeted_campaign_in_force(
+    client, session, shop, till, now, monkeypatch
+):
+    buyer = member(session)
+    segment(session, shop, "seg_a", buyer)
+    later = NOON + timedelta(days=90)  # the targeted campaign starts after NOON
+    set_rules(
+        client,
+        till,
+        campaign(),
+        campaign(
+            name="Later",
+            segment="seg_a",
+            starts_at=later.isoformat(),
+            ends_at=(later + timedelta(days=1)).isoformat(),
+        ),
+        campaign(name="Mall only", regions=["North"], stores=["Mall"]),
+    )
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("member context read")
+
+    monkeypatch.setattr(targeting.Context, "load", refuse)
+
+    assert bonus(client, till, session, buyer, "n1", store="Main St") == 10
+    assert bonus(client, till, session, buyer, "n2") == 10
+
+
+def test_a_targeted_campaign_on_other_categories_leaves_no_exposure(
+    client, session, shop, till, now
+):
+    buyer = member(session, region="North")
+    set_rules(client, till, campaign(regions=["North"], categories=["cake"], control_percent=50))
+    body = {
+        "member": card_of(session, buyer),
+        "amount": 1000,
+        "currency": "EUR",
+        "external_id": "k1",
+        "items": [{"sku": "tea", "category": "tea", "amount": 1000}],
+    }
+
+    response = client.post(PURCHASES, json=body, headers=till)
+
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["transaction"]["breakdown"]["campaign"] == 0
+    assert session.execute(select(func.count()).select_from(CampaignExposure)).scalar() == 0
+
+
+def test_a_batch_records_its_exposures(client, session, shop, till, now):
+    ids = [member(session, region="North") for _ in range(6)]
+    set_rules(client, till, campaign(regions=["North"], control_percent=50))
+    reached, held = split(shop, "Double", ids, 50)
+    assert reached and held
+    lines = [
+        {"member": card_of(session, m), "amount": 1000, "currency": "EUR", "external_id": f"x{m}"}
+        for m in ids
+    ]
+
+    response = client.post(BATCH, json=lines, headers=till)
+
+    bonuses = [
+        r["body"]["transaction"]["breakdown"]["campaign"] for r in response.get_json()["results"]
+    ]
+    assert bonuses == [0 if m in held else 10 for m in ids]
+    rows = session.execute(select(CampaignExposure.member_id, CampaignExposure.held_out)).all()
+    assert sorted(rows) == sorted((m, m in held) for m in ids)

@@ -10,7 +10,10 @@ The arithmetic, per purchase:
 - Each campaign in force at the purchase's `occurred_at` (`starts_at <= occurred_at <
   ends_at`), for the purchase's store (if the campaign names stores) and the line's category (if
   it names categories), adds `base x (multiplier - 1)` of that line: its **campaign** points.
-  Campaigns stack by adding their bonuses.
+  Campaigns stack by adding their bonuses. A campaign on `pilot` applies only at its pilot
+  stores until the pilot's `until`, then at all its stores. A **targeted** campaign (a
+  segment, regions, or a `birthday` or `win_back` kind: `merchants.targeting`) applies only to
+  a member its `Audience` says it reaches: targeted, and not held out in its control group.
 - Each stamp card counts the units (`quantity`, default 1) bought in its category: every `buy`
   stamps collected, with those carried over from earlier purchases, give `reward` points:
   **stamp**. The remainder carries over to the next purchase.
@@ -44,6 +47,9 @@ MERCHANT_PARTS = ("base", "campaign", "stamp")
 ONE = Decimal(1)
 
 
+KINDS = ("standard", "birthday", "win_back")
+
+
 @dataclass(frozen=True)
 class Campaign:
     name: str
@@ -52,13 +58,44 @@ class Campaign:
     ends_at: datetime
     categories: frozenset[str] | None = None
     stores: frozenset[str] | None = None
+    # Targeting (SPEC 2, segments and targeted offers; `merchants.targeting`).
+    kind: str = "standard"
+    segment: str | None = None  # a segment's public id, one of the merchant's own
+    regions: frozenset[str] | None = None
+    lapsed_days: int | None = None  # `win_back`: days without a purchase here
+    # A pilot (decision C3): only at `pilot_stores` before `pilot_until`, then at `stores`.
+    pilot_stores: frozenset[str] | None = None
+    pilot_until: datetime | None = None
+    control_percent: int = 0
+
+    @property
+    def targeted(self) -> bool:
+        """Whether it reaches only some members (and needs to know who the buyer is)."""
+        return self.kind != "standard" or self.segment is not None or self.regions is not None
+
+    def runs_at(self, at: datetime, store: str | None) -> bool:
+        """Whether it is in force at `at` in `store`, whatever the basket's lines."""
+        if not self.starts_at <= at < self.ends_at:
+            return False
+        if self.pilot_until is not None and at < self.pilot_until:
+            return store in (self.pilot_stores or ())
+        return self.stores is None or store in self.stores
 
     def applies(self, at: datetime, store: str | None, category: str | None) -> bool:
-        return (
-            self.starts_at <= at < self.ends_at
-            and (self.stores is None or store in self.stores)
-            and (self.categories is None or category in self.categories)
-        )
+        return self.runs_at(at, store) and (self.categories is None or category in self.categories)
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Which targeted campaigns a purchase's member is reached by (`merchants.targeting`): the
+    names of those whose target it meets (with its profiling consent), and of those among them
+    that hold it out in their control group. Names only: no attribute leaves the query."""
+
+    targeted: frozenset[str] = frozenset()
+    held_out: frozenset[str] = frozenset()
+
+    def reaches(self, campaign: Campaign) -> bool:
+        return campaign.name in self.targeted and campaign.name not in self.held_out
 
 
 @dataclass(frozen=True)
@@ -108,6 +145,14 @@ class Rules:
                     ends_at=_moment(c["ends_at"]),
                     categories=frozenset(c["categories"]) if c.get("categories") else None,
                     stores=frozenset(c["stores"]) if c.get("stores") else None,
+                    # Documents written before targeting have none of these keys.
+                    kind=c.get("kind") or "standard",
+                    segment=c.get("segment"),
+                    regions=frozenset(c["regions"]) if c.get("regions") else None,
+                    lapsed_days=c.get("lapsed_days"),
+                    pilot_stores=frozenset(c["pilot"]["stores"]) if c.get("pilot") else None,
+                    pilot_until=_moment(c["pilot"]["until"]) if c.get("pilot") else None,
+                    control_percent=int(c.get("control_percent") or 0),
                 )
                 for c in document.get("campaigns") or ()
             ),
@@ -195,10 +240,11 @@ def earn(
     tier_multiplier: Decimal = ONE,
     premium_multiplier: Decimal | None = None,
     stamps: Mapping[str, int] | None = None,
+    audience: Audience | None = None,
 ) -> Earned:
     """What `basket` earns under `rules` (see the module's note). `minor_units`: minor units per
     currency unit (100 for EUR); `stamps`: the member's progress per stamp card (by name) before
-    this purchase."""
+    this purchase; `audience`: the targeted campaigns that reach its member (None: none do)."""
     if rules.plain and tier_multiplier == ONE and not premium_multiplier:
         # The base rate alone (most purchases): `economics.base_points`, the same floor.
         return Earned(int(Decimal(basket.amount) * rules.base_rate // minor_units), 0, 0, 0, 0)
@@ -212,7 +258,9 @@ def earn(
             line_base = Decimal(line.amount) * rules.base_rate * multiplier / minor_units
             base += line_base
             for running in rules.campaigns:
-                if running.applies(basket.occurred_at, basket.store, line.category):
+                if running.applies(basket.occurred_at, basket.store, line.category) and (
+                    not running.targeted or (audience is not None and audience.reaches(running))
+                ):
                     campaign += line_base * (running.multiplier - ONE)
 
         progress = dict(stamps or {})

@@ -11,6 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     Date,
     ForeignKey,
@@ -131,3 +132,23 @@ class IssuanceCounter(Base):
     # The first day of the month, in the coalition's time zone.
     month: Mapped[date] = mapped_column(Date)
     issued: Mapped[int] = mapped_column(BigId, default=0)
+
+
+class CampaignExposure(Base):
+    """A purchase at which a targeted campaign reached its member, or held it out in its
+    control group (`held_out`): written only then (`merchants.targeting`, decision C6). A
+    birthday or win-back campaign's report counts its groups from these rows."""
+
+    __tablename__ = "campaign_exposures"
+    __table_args__ = (
+        Index("ix_campaign_exposures_campaign", "merchant_id", "campaign", "member_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
+    campaign: Mapped[str] = mapped_column(String(200))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id"))
+    held_out: Mapped[bool] = mapped_column(Boolean)
+    # The purchase's moment (its `occurred_at`, or when it was recorded).
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -50,9 +50,9 @@ from coalition.members.services import (
     member_of_account,
 )
 from merchants import rules as earn_rules
-from merchants import stamps
+from merchants import stamps, targeting
 from merchants.budgets import Budget
-from merchants.earning import Basket, Earned, Rules, as_parts, earn
+from merchants.earning import Audience, Basket, Campaign, Earned, Rules, as_parts, earn
 from merchants.models import Merchant
 
 transactions = table(Transaction)
@@ -335,11 +335,12 @@ def earned_for(
     progress: Mapping[str, int],
     now: datetime,
     premium_multiplier: Decimal | None = None,
+    audience: Audience | None = None,
 ) -> Earned:
     """What the purchase earns under `rules` (SPEC 2), for a member of `tier` with `progress` on
-    the stamp cards, and the multiplier of a paid membership in force then
-    (`premium_multiplier`, None without one): the purchase path's and the portal preview's one
-    computation."""
+    the stamp cards, the multiplier of a paid membership in force then (`premium_multiplier`,
+    None without one) and the targeted campaigns that reach it (`audience`, None: none): the
+    purchase path's and the portal preview's one computation."""
     return earn(
         rules,
         Basket.of(purchase, purchase.get("occurred_at") or now),
@@ -347,7 +348,26 @@ def earned_for(
         tier_multiplier=tier_multiplier(terms, tier),
         premium_multiplier=premium_multiplier,
         stamps=progress,
+        audience=audience,
     )
+
+
+def _exposures(
+    member_id: int,
+    purchase: Mapping[str, Any],
+    campaigns: Sequence[Campaign],
+    audience: Audience | None,
+    now: datetime,
+) -> list[tuple[int, str, bool, datetime]]:
+    """The targeted campaigns that applied to the purchase, or held its member out."""
+    if audience is None:
+        return []
+    moment = purchase.get("occurred_at") or now
+    basket = Basket.of(purchase, moment)
+    return [
+        (member_id, name, out, moment)
+        for name, out in targeting.exposed(campaigns, basket, audience)
+    ]
 
 
 def _award(
@@ -428,7 +448,16 @@ def record_purchase(
     # A paid membership in force when the purchase was made multiplies it too (SPEC 2).
     found = earning.premium_multiplier
     multiplier = None if found is None else Decimal(found)
-    earned = earned_for(purchase, rules, terms, member.tier, progress, now, multiplier)
+    # The member's context only when a targeted campaign runs (most purchases: none).
+    moment = purchase.get("occurred_at") or now
+    campaigns = targeting.running(rules, moment, purchase.get("store"))
+    audience = None
+    if campaigns:
+        context = targeting.Context.load(
+            session, merchant_id, [(member.id, member.account_id)], campaigns, [moment]
+        )
+        audience = context.audience(member.id, campaigns, moment)
+    earned = earned_for(purchase, rules, terms, member.tier, progress, now, multiplier, audience)
     if earning.issuance_cap is not None:
         budget = Budget(session, merchant_id, earning.issuance_cap, now)
         refusal = budget.refusal(earned.merchant_funded)
@@ -464,6 +493,10 @@ def record_purchase(
         if not external_id_clash(error):
             raise
         raise external_id_conflict(external_id, "another request") from error
+    if audience is not None:
+        targeting.record(
+            session, merchant_id, _exposures(member.id, purchase, campaigns, audience, now), now
+        )
     # The spend read with the lock, and this purchase: what the same query would say now.
     spend = int(earning.qualifying_spend) + purchase["amount"]
     upgraded = tiers.after_purchases(
@@ -742,16 +775,50 @@ def _earn_lines(
     accepted: dict[int, Award] = {}
     refused: dict[int, CoalitionError] = {}
     changed: dict[tuple[int, str], int] = {}
-    for (index, purchase, member), rules, moment in zip(lines, rules_of, moments, strict=True):
+    # The members' context, in one load, only when a targeted campaign runs for some line.
+    running = [
+        targeting.running(rules, moment, p.get("store"))
+        for (_, p, _), rules, moment in zip(lines, rules_of, moments, strict=True)
+    ]
+    context = (
+        targeting.Context.load(
+            session,
+            merchant_id,
+            {(member.id, member.account_id) for _, _, member in lines},
+            {c.name: c for found in running for c in found}.values(),
+            moments,
+        )
+        if any(running)
+        else None
+    )
+    shown: list[tuple[int, str, bool, datetime]] = []
+    for (index, purchase, member), rules, moment, campaigns in zip(
+        lines, rules_of, moments, running, strict=True
+    ):
         account_id = member.account_id
         multiplier = premium.multiplier_in(periods.get(member.id, ()), moment)
+        audience = (
+            context.audience(member.id, campaigns, moment)
+            if context is not None and campaigns
+            else None
+        )
         earned = earned_for(
-            purchase, rules, terms, tier_of[account_id], progress[account_id], now, multiplier
+            purchase,
+            rules,
+            terms,
+            tier_of[account_id],
+            progress[account_id],
+            now,
+            multiplier,
+            audience,
         )
         refusal = budget.refusal(earned.merchant_funded) if budget is not None else None
         if refusal is not None:
             refused[index] = refusal
             continue
+        if context is not None:
+            context.bought(member.id, moment)
+            shown.extend(_exposures(member.id, purchase, campaigns, audience, now))
         if account_id in spends:
             spends[account_id] += purchase["amount"]
             tier_of[account_id] = tiers.climbed(ladder, tier_of[account_id], spends[account_id])
@@ -770,4 +837,5 @@ def _earn_lines(
     if budget is not None:
         budget.save()
     stamps.save(session, merchant_id, changed, now)
+    targeting.record(session, merchant_id, shown, now)
     return _Earnings(accepted, refused, issuers_from(earning, merchant_id), spends)

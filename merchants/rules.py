@@ -24,7 +24,8 @@ from sqlalchemy.orm import Session
 
 from coalition import clock, economics
 from coalition.database import table
-from coalition.errors import NotFound
+from coalition.errors import InvalidRequest, NotFound
+from coalition.segments.models import segments
 from merchants.earning import Rules
 from merchants.models import EarnRulesVersion, Merchant
 from merchants.services import check_base_rate
@@ -70,6 +71,7 @@ def normalised(document: Mapping[str, Any]) -> dict[str, Any]:
                 "ends_at": c["ends_at"].astimezone(UTC).isoformat(),
                 "categories": list(c["categories"]) if c.get("categories") else None,
                 "stores": list(c["stores"]) if c.get("stores") else None,
+                **_targeting(c),
             }
             for c in document.get("campaigns") or ()
         ],
@@ -81,6 +83,70 @@ def normalised(document: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _targeting(campaign: Mapping[str, Any]) -> dict[str, Any]:
+    """A campaign's targeting keys as stored (`merchants.targeting`): each one always present,
+    its default when the document leaves it out."""
+    pilot = campaign.get("pilot")
+    return {
+        "kind": campaign.get("kind") or "standard",
+        "segment": campaign.get("segment"),
+        "regions": list(campaign["regions"]) if campaign.get("regions") else None,
+        "lapsed_days": campaign.get("lapsed_days"),
+        "pilot": (
+            {"stores": list(pilot["stores"]), "until": pilot["until"].astimezone(UTC).isoformat()}
+            if pilot
+            else None
+        ),
+        "control_percent": campaign.get("control_percent") or 0,
+    }
+
+
+TARGETING_DEFAULTS: dict[str, Any] = {
+    "kind": "standard",
+    "segment": None,
+    "regions": None,
+    "lapsed_days": None,
+    "pilot": None,
+    "control_percent": 0,
+}
+
+
+def completed(document: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A stored document with every campaign's targeting keys (their defaults where a document
+    written before them has none)."""
+    campaigns = document.get("campaigns") or []
+    if all(TARGETING_DEFAULTS.keys() <= c.keys() for c in campaigns):
+        return document
+    return {**document, "campaigns": [{**TARGETING_DEFAULTS, **c} for c in campaigns]}
+
+
+def _check_segments(session: Session, merchant_id: int, document: Mapping[str, Any]) -> None:
+    """Each segment a campaign targets is one of the merchant's own, not deleted: another
+    merchant's, or the operator's, is refused as unknown (nothing tells it exists)."""
+    wanted = {c["segment"] for c in document["campaigns"] if c["segment"]}
+    if not wanted:
+        return
+    own = set(
+        session.execute(
+            select(segments.c.public_id).where(
+                segments.c.merchant_id == merchant_id,
+                segments.c.public_id.in_(sorted(wanted)),
+                segments.c.deleted_at.is_(None),
+            )
+        ).scalars()
+    )
+    unknown = {
+        str(index): {"segment": ["no such segment of yours"]}
+        for index, c in enumerate(document["campaigns"])
+        if c["segment"] and c["segment"] not in own
+    }
+    if unknown:
+        raise InvalidRequest(
+            "a campaign targets a segment that is not one of yours",
+            errors={"campaigns": unknown},
+        )
+
+
 @dataclass(frozen=True)
 class RulesVersion:
     """A version of a merchant's rules: its number, since when, the document, who wrote it."""
@@ -90,6 +156,10 @@ class RulesVersion:
     document: Mapping[str, Any]
     actor_id: str | None = None
     created_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        # A document stored before targeting reads with its campaigns' defaults.
+        object.__setattr__(self, "document", completed(self.document))
 
     @property
     def rules(self) -> Rules:
@@ -245,10 +315,12 @@ def put(
 ) -> RulesVersion:
     """A new version of the merchant's rules (validated by `EarnRulesIn`), in force from `now`.
     Refused (422) for a base rate outside the operator's earn-rate bounds, today's or any
-    scheduled. Versions are numbered under the merchant row's lock, one after the other. The
-    rules already in force write no version: they are returned as they are."""
+    scheduled, and for a campaign targeting a segment that is not the merchant's own. Versions
+    are numbered under the merchant row's lock, one after the other. The rules already in force
+    write no version: they are returned as they are."""
     stored = normalised(document)
     check_base_rate(Decimal(stored["base_rate"]), _bounds(session, merchant_id, now))
+    _check_segments(session, merchant_id, stored)
     base_rate = session.execute(
         select(merchants.c.base_rate).where(merchants.c.id == merchant_id).with_for_update()
     ).scalar_one_or_none()

@@ -8,16 +8,19 @@ from __future__ import annotations
 import json
 from decimal import Decimal, InvalidOperation
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import marshmallow
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import IntegerField, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Length, NumberRange, Optional
+from wtforms import DateTimeLocalField, IntegerField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 
 from coalition.ledger.rows import MAX_POINTS
-from merchants.rules_schemas import EarnRulesIn
+from merchants.earning import KINDS
+from merchants.rules_schemas import MAX_CONTROL_PERCENT, MAX_LAPSED_DAYS, EarnRulesIn
 
 MAX_JSON = 50_000
 MAX_PREVIEW_ITEMS = 50
@@ -85,7 +88,7 @@ class RulesForm(FlaskForm):
             for name, problems in messages.items():
                 field = getattr(self, str(name), None) or self.base_rate
                 field.errors = [
-                    _describe(
+                    describe(
                         {name: problems}
                         if field is self.base_rate and name != "base_rate"
                         else problems
@@ -94,7 +97,7 @@ class RulesForm(FlaskForm):
             return None
 
 
-def _describe(problems: Any) -> str:
+def describe(problems: Any) -> str:
     """Marshmallow's nested messages as one line: `campaigns.0.ends_at: must be after
     starts_at`."""
     return "; ".join(
@@ -112,6 +115,126 @@ def _flat(problems: Any, path: tuple[str, ...] = ()) -> list[tuple[tuple[str, ..
     if isinstance(problems, list):
         return [found for inner in problems for found in _flat(inner, path)]
     return [(path, str(problems))]
+
+
+MOMENT = "%Y-%m-%dT%H:%M"
+KIND_LABELS = {
+    "standard": _l("Standard"),
+    "birthday": _l("Birthday (within 7 days of the member's birthday)"),
+    "win_back": _l("Win-back (first purchase after a lapse)"),
+}
+
+
+def _kinds() -> list[SelectChoice]:
+    return [SelectChoice(kind, KIND_LABELS[kind]) for kind in KINDS]
+
+
+def _list(text: str | None) -> list[str] | None:
+    """A comma-separated list of names; None when empty."""
+    names = [name.strip() for name in (text or "").split(",") if name.strip()]
+    return names or None
+
+
+class CampaignForm(FlaskForm):
+    """One campaign, added to the rules in force (or replacing the one of its name): the
+    targeting fields one by one. Validated by the API's schema with the rest of the rules."""
+
+    name = StringField(
+        _l("Name"), validators=[DataRequired(_l("Name the campaign.")), Length(max=100)]
+    )
+    multiplier = StringField(
+        _l("Multiplier, such as 2"),
+        validators=[DataRequired(_l("Enter a multiplier, such as 2.")), Length(max=20)],
+    )
+    starts_at = DateTimeLocalField(
+        _l("Starts at (coalition time)"),
+        format=MOMENT,
+        validators=[InputRequired(_l("Give the start."))],
+    )
+    ends_at = DateTimeLocalField(
+        _l("Ends at (coalition time)"),
+        format=MOMENT,
+        validators=[InputRequired(_l("Give the end."))],
+    )
+    kind = SelectField(_l("Kind"), choices=_kinds, default="standard")
+    lapsed_days = IntegerField(
+        _l("Win-back: days without a purchase here"),
+        validators=[Optional(), NumberRange(min=1, max=MAX_LAPSED_DAYS)],
+    )
+    segment = SelectField(_l("Segment (optional)"), choices=[], validate_choice=True)
+    regions = StringField(
+        _l("Regions, comma-separated (optional)"), validators=[Optional(), Length(max=2000)]
+    )
+    categories = StringField(
+        _l("Categories, comma-separated (optional)"), validators=[Optional(), Length(max=2000)]
+    )
+    stores = StringField(
+        _l("Stores, comma-separated (optional: all)"), validators=[Optional(), Length(max=2000)]
+    )
+    pilot_stores = StringField(
+        _l("Pilot stores, comma-separated (optional)"), validators=[Optional(), Length(max=2000)]
+    )
+    pilot_until = DateTimeLocalField(
+        _l("Pilot until (coalition time)"), format=MOMENT, validators=[Optional()]
+    )
+    control_percent = IntegerField(
+        _l("Control group, percent of targeted members held out (0 to 50)"),
+        default=0,
+        validators=[Optional(), NumberRange(min=0, max=MAX_CONTROL_PERCENT)],
+    )
+
+    def campaign(self, zone: ZoneInfo) -> dict[str, Any]:
+        """The campaign as the rules document's JSON would say it."""
+
+        def moment(value: Any) -> str:
+            return value.replace(tzinfo=zone).isoformat()
+
+        pilot_stores = _list(self.pilot_stores.data)
+        pilot = None
+        if pilot_stores or self.pilot_until.data:
+            pilot = {
+                "stores": pilot_stores or [],
+                "until": moment(self.pilot_until.data) if self.pilot_until.data else None,
+            }
+        return {
+            "name": (self.name.data or "").strip(),
+            "multiplier": (self.multiplier.data or "").strip(),
+            "starts_at": moment(self.starts_at.data),
+            "ends_at": moment(self.ends_at.data),
+            "categories": _list(self.categories.data),
+            "stores": _list(self.stores.data),
+            "kind": self.kind.data,
+            "segment": self.segment.data or None,
+            "regions": _list(self.regions.data),
+            "lapsed_days": self.lapsed_days.data,
+            "pilot": pilot,
+            "control_percent": self.control_percent.data or 0,
+        }
+
+    def document(self, stored: dict[str, Any], zone: ZoneInfo) -> dict[str, Any] | None:
+        """The rules `stored` with this campaign added (or in place of the one of its name),
+        validated by the API's schema; None, with the errors on the fields, when not valid."""
+        campaign = self.campaign(zone)
+        campaigns = [c for c in stored["campaigns"] if c["name"] != campaign["name"]]
+        index = len(campaigns)
+        raw = {**stored, "campaigns": [*campaigns, campaign]}
+        try:
+            return EarnRulesIn().load(raw)
+        except marshmallow.ValidationError as error:
+            self.show(error.normalized_messages(), index)
+            return None
+
+    def show(self, messages: dict[str, Any], index: int) -> None:
+        """Problems of the rules document on this form's fields (its campaign is `index`)."""
+        mine = messages.get("campaigns", {})
+        mine = mine.get(index, mine.get(str(index))) if isinstance(mine, dict) else None
+        if not isinstance(mine, dict):
+            self.name.errors = [describe(messages)]
+            return
+        for key, problems in mine.items():
+            target = {"pilot": self.pilot_stores, "_schema": self.name}.get(str(key))
+            field = target or getattr(self, str(key), None) or self.name
+            field.errors = [*field.errors, describe(problems)]
 
 
 class PreviewForm(FlaskForm):

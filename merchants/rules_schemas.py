@@ -15,6 +15,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from coalition.ledger.rows import MAX_POINTS
 from coalition.web.api import Strict
 from coalition.web.fields import WholeNumber, text
+from merchants.earning import KINDS
 
 # Bounds (TIGER_STYLE: a limit on everything).
 MAX_MULTIPLIER = Decimal(10)
@@ -24,6 +25,8 @@ MAX_STAMP_CARDS = 20
 MAX_NAMES = 100  # categories or stores a campaign names
 MAX_STAMPS = 1000  # items a stamp card asks for
 MAX_STAMP_REWARD = 1_000_000
+MAX_LAPSED_DAYS = 3650  # a win-back campaign's lapse: ten years at most
+MAX_CONTROL_PERCENT = 50
 # Four decimal places at most: `merchants.base_rate` keeps four, and the earn arithmetic stays
 # exact (merchants.earning.PRECISION).
 RATE = re.compile(r"^[0-9]{1,6}(\.[0-9]{1,4})?$")  # `$`: JSON Schema's end; Python: fullmatch
@@ -79,6 +82,11 @@ def _names(maximum: int) -> fields.List:
     return fields.List(text(), validate=validate.Length(min=1, max=maximum), allow_none=True)
 
 
+class PilotIn(Strict):
+    stores = fields.List(text(), required=True, validate=validate.Length(min=1, max=MAX_NAMES))
+    until = _when(required=True, metadata={"description": "from then on, all its stores"})
+
+
 class CampaignIn(Strict):
     name = text(required=True)
     multiplier = Rate(
@@ -90,12 +98,66 @@ class CampaignIn(Strict):
     ends_at = _when(required=True, metadata={"description": "exclusive"})
     categories = _names(MAX_NAMES)
     stores = _names(MAX_NAMES)
+    kind = fields.String(
+        validate=validate.OneOf(KINDS),
+        load_default="standard",
+        metadata={
+            "description": "standard; birthday: a purchase within 7 days of the member's"
+            " birthday; win_back: the first purchase here after `lapsed_days` without one"
+        },
+    )
+    segment = fields.String(
+        allow_none=True,
+        validate=validate.Length(min=1, max=40),
+        metadata={"description": "the public id of one of your segments: only its members"},
+    )
+    regions = _names(MAX_NAMES)
+    lapsed_days = WholeNumber(
+        allow_none=True,
+        validate=validate.Range(min=1, max=MAX_LAPSED_DAYS),
+        metadata={"description": "win_back only: days without a purchase here"},
+    )
+    pilot = fields.Nested(
+        PilotIn,
+        allow_none=True,
+        metadata={"description": "only at the pilot's stores until `until`, then at all"},
+    )
+    control_percent = WholeNumber(
+        validate=validate.Range(min=0, max=MAX_CONTROL_PERCENT),
+        load_default=0,
+        metadata={"description": "the share of targeted members held out, without the bonus"},
+    )
 
     @validates_schema
     def _ends_after_it_starts(self, campaign: dict[str, Any], **_: Any) -> None:
         starts, ends = campaign.get("starts_at"), campaign.get("ends_at")
         if starts is not None and ends is not None and ends <= starts:
             raise ValidationError("must be after starts_at", "ends_at")
+
+    @validates_schema
+    def _targeting_fits(self, campaign: dict[str, Any], **_: Any) -> None:
+        kind = campaign.get("kind", "standard")
+        if kind == "win_back" and campaign.get("lapsed_days") is None:
+            raise ValidationError("a win_back campaign needs lapsed_days", "lapsed_days")
+        if kind != "win_back" and campaign.get("lapsed_days") is not None:
+            raise ValidationError("only a win_back campaign has lapsed_days", "lapsed_days")
+        targeted = kind != "standard" or campaign.get("segment") or campaign.get("regions")
+        if campaign.get("control_percent") and not targeted:
+            # (decision C5) a control group is drawn from the members a campaign targets.
+            raise ValidationError(
+                "only a campaign that targets members (a segment, regions, birthday or"
+                " win_back) has a control group",
+                "control_percent",
+            )
+        pilot = campaign.get("pilot")
+        if not pilot:
+            return
+        stores = campaign.get("stores")
+        if stores and not set(pilot["stores"]) <= set(stores):
+            raise ValidationError("the pilot's stores must be among the campaign's", "pilot")
+        starts, ends = campaign.get("starts_at"), campaign.get("ends_at")
+        if starts is not None and ends is not None and not starts < pilot["until"] < ends:
+            raise ValidationError("the pilot must end after starts_at and before ends_at", "pilot")
 
 
 class StampCardIn(Strict):
@@ -144,6 +206,11 @@ class EarnRulesIn(Strict):
     )
 
 
+class PilotOut(Schema):
+    stores = fields.List(fields.String(), required=True)
+    until = fields.String(required=True)
+
+
 class CampaignOut(Schema):
     name = fields.String(required=True)
     multiplier = fields.String(required=True)
@@ -151,6 +218,12 @@ class CampaignOut(Schema):
     ends_at = fields.String(required=True)
     categories = fields.List(fields.String(), allow_none=True)
     stores = fields.List(fields.String(), allow_none=True)
+    kind = fields.String(required=True)
+    segment = fields.String(allow_none=True, required=True)
+    regions = fields.List(fields.String(), allow_none=True, required=True)
+    lapsed_days = fields.Integer(allow_none=True, required=True)
+    pilot = fields.Nested(PilotOut, allow_none=True, required=True)
+    control_percent = fields.Integer(required=True)
 
 
 class StampCardOut(Schema):
@@ -186,3 +259,41 @@ class BudgetOut(Schema):
     issued = fields.Integer(
         required=True, metadata={"description": "merchant-funded points issued this month"}
     )
+
+
+class CampaignGroupOut(Schema):
+    members = fields.Integer(required=True)
+    buyers = fields.Integer(required=True, metadata={"description": "members who bought"})
+    purchases = fields.Integer(required=True)
+    sales = fields.String(required=True, metadata={"description": "a decimal, currency units"})
+    points = fields.Integer(required=True)
+    average_basket = fields.String(
+        allow_none=True, required=True, metadata={"description": "sales / purchases"}
+    )
+
+
+class UpliftOut(Schema):
+    sales_per_member = fields.String(
+        required=True, metadata={"description": "targeted less control, currency units"}
+    )
+    buyer_rate_points = fields.String(
+        required=True, metadata={"description": "share of buyers, targeted less control"}
+    )
+
+
+class CampaignReportOut(Schema):
+    campaign = fields.Nested(CampaignOut, required=True)
+    basis = fields.String(
+        required=True,
+        metadata={
+            "description": "targeted_now: the members the campaign targets now, split by the"
+            " control hash; exposures: the members it reached or held out at a purchase"
+        },
+    )
+    window_start = fields.String(required=True)
+    window_end = fields.String(required=True, metadata={"description": "exclusive"})
+    as_of = fields.String(required=True, metadata={"description": "when the report was made"})
+    currency = fields.String(required=True)
+    targeted = fields.Nested(CampaignGroupOut, required=True)
+    control = fields.Nested(CampaignGroupOut, required=True)
+    uplift = fields.Nested(UpliftOut, allow_none=True, required=True)

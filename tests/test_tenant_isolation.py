@@ -20,6 +20,8 @@ from coalition.ledger import holds
 from coalition.privacy import services as privacy
 from coalition.segments import services as segment_services
 from coalition.web.access import policy_of
+from merchants import rules as earn_rules
+from merchants.rules_schemas import EarnRulesIn
 from rewards import services as reward_services
 from tests import factories
 from tests.rewards.helpers import reward as listed_reward
@@ -37,6 +39,7 @@ OBJECT_PARAMS = {
     "order_id": "order",
     "code": "voucher",
     "segment_id": "segment",
+    "name": "campaign",
 }
 # Routes whose path ids are not a tenant's, with the reason.
 COALITION_WIDE = {
@@ -132,7 +135,8 @@ def victim(session: Session) -> dict[str, str]:
     code = reward_services.place_order(
         session, member_id=member, reward_id=voucher, quantity=1, now=factories.T0
     ).voucher_code
-    # A segment of its customers (the member above consents to profiling).
+    # A segment of its customers (the member above consents to profiling), and a targeted
+    # campaign of its own on it, which has a report.
     privacy.set_consents(session, member, {"profiling": True}, source=privacy.ME, now=factories.T0)
     segment = segment_services.create(
         session,
@@ -141,8 +145,30 @@ def victim(session: Session) -> dict[str, str]:
         definition={},
         now=clock.utcnow(),
     )
+    campaign = "Regulars-week"
+    earn_rules.put(
+        session,
+        merchant_id=shop,
+        document=EarnRulesIn().load(
+            {
+                "base_rate": "1",
+                "campaigns": [
+                    {
+                        "name": campaign,
+                        "multiplier": "2",
+                        "starts_at": "2026-01-01T00:00:00+00:00",
+                        "ends_at": "2027-01-01T00:00:00+00:00",
+                        "segment": segment,
+                    }
+                ],
+            }
+        ),
+        actor_id=None,
+        now=clock.utcnow(),
+    )
     return {
         "segment": segment,
+        "campaign": campaign,
         "reward": gift,
         "order": order.id,
         "voucher": str(code),

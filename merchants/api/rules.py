@@ -11,8 +11,14 @@ from coalition import clock
 from coalition.extensions import db
 from coalition.web.access import operator_actor, principal, require
 from coalition.web.api import blueprint
-from merchants import budgets, rules
-from merchants.rules_schemas import BudgetIn, BudgetOut, EarnRulesIn, EarnRulesOut
+from merchants import budgets, campaign_reports, rules
+from merchants.rules_schemas import (
+    BudgetIn,
+    BudgetOut,
+    CampaignReportOut,
+    EarnRulesIn,
+    EarnRulesOut,
+)
 
 bp = blueprint("earn_rules", __name__, "Earn rules and issuance budgets")
 
@@ -69,6 +75,49 @@ def put_earn_rules(document: dict[str, Any]) -> Any:
     )
     session.commit()
     return rules_body(found)
+
+
+def report_body(found: campaign_reports.Report) -> dict[str, Any]:
+    """A campaign's report as the API shows it (decimals as strings)."""
+
+    def group(g: campaign_reports.Group) -> dict[str, Any]:
+        return {
+            "members": g.members,
+            "buyers": g.buyers,
+            "purchases": g.purchases,
+            "sales": str(g.sales),
+            "points": g.points,
+            "average_basket": None if g.average_basket is None else str(g.average_basket),
+        }
+
+    uplift = found.uplift
+    return {
+        "campaign": dict(found.document),
+        "basis": found.basis,
+        "window_start": found.window_start.isoformat(),
+        "window_end": found.window_end.isoformat(),
+        "as_of": found.as_of.isoformat(),
+        "currency": found.currency,
+        "targeted": group(found.targeted),
+        "control": group(found.control),
+        "uplift": None
+        if uplift is None
+        else {
+            "sales_per_member": str(uplift.sales_per_member),
+            "buyer_rate_points": str(uplift.buyer_rate_points),
+        },
+    }
+
+
+@bp.route("/earn-rules/campaigns/<name>/report", methods=["GET"])
+@require("rules:write")
+@bp.response(200, CampaignReportOut)
+@bp.alt_response(404, description="No targeted campaign of that name.")
+def get_campaign_report(name: str) -> Any:
+    """A targeted campaign's report: its targeted group against its control group over the
+    campaign's window (members, buyers, purchases, sales, points, average basket) and the
+    uplift. See docs/decisions.md (C7) for who counts in each group."""
+    return report_body(campaign_reports.report(db.session(), _merchant_id(), name, clock.utcnow()))
 
 
 @bp.route("/ops/merchants/<merchant_id>/budget", methods=["GET"])

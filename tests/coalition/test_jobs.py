@@ -444,6 +444,7 @@ def test_what_rq_cron_enqueues_hourly_a_worker_turns_into_the_days_daily_jobs(
             "expire-points",
             "recalculate-tiers",
             "premium-memberships",
+            "fraud-report",
             "settle",
             "statements",
             "cancel-overdue-orders",

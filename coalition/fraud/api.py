@@ -47,7 +47,7 @@ def list_fraud_events(args: dict[str, Any]) -> Any:
 
 class FraudAlertArgs(PageArgs):
     state = fields.String(validate=validate.OneOf(reads.STATES))
-    kind = fields.String(validate=validate.OneOf(reads.ALERT_KINDS))
+    kind = fields.String(validate=validate.OneOf(reads.ALERT_KIND_NAMES))
     merchant = fields.String(
         validate=validate.Length(max=60), metadata={"description": "A `mer_` id."}
     )
@@ -57,7 +57,7 @@ class FraudAlertOut(Schema):
     id = fields.String(metadata={"description": "The alert's `fra_` id."})
     kind = fields.String(
         metadata={
-            "description": f"One of {', '.join(reads.ALERT_KINDS)}: what the report found"
+            "description": f"One of {', '.join(reads.ALERT_KIND_NAMES)}: what the report found"
             " (docs/fraud.md says each kind's rule)."
         }
     )

@@ -25,6 +25,7 @@ members = core_table("members", column("id"), column("public_id"))
 merchants = core_table("merchants", column("id"), column("public_id"), column("name"))
 
 KINDS = FRAUD_KINDS
+ALERT_KIND_NAMES = ALERT_KINDS
 
 STATES = ALERT_STATES
 

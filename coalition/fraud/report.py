@@ -142,8 +142,9 @@ def write(
                 state="open",
                 created_at=now,
             )
-        )
-        if getattr(done, "rowcount", 0):
+            .returning(fraud_alerts.c.id)
+        ).first()
+        if done is not None:
             written[finding.kind] = written.get(finding.kind, 0) + 1
     return written
 

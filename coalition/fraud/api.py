@@ -12,7 +12,16 @@ from coalition import clock
 from coalition.extensions import db
 from coalition.fraud import reads, services
 from coalition.web.access import operator_actor, require
-from coalition.web.api import PageArgs, Strict, blueprint, idempotent, page_schema, paginate
+from coalition.web.api import (
+    PageArgs,
+    Strict,
+    blueprint,
+    idempotent,
+    page_schema,
+    paginate,
+    pattern,
+)
+from coalition.web.fields import text
 
 bp = blueprint("fraud", __name__, "Fraud: the nightly report's alerts and the events it reads")
 
@@ -49,7 +58,11 @@ class FraudAlertArgs(PageArgs):
     state = fields.String(validate=validate.OneOf(reads.STATES))
     kind = fields.String(validate=validate.OneOf(reads.ALERT_KIND_NAMES))
     merchant = fields.String(
-        validate=validate.Length(max=60), metadata={"description": "A `mer_` id."}
+        validate=[
+            validate.Length(min=1, max=60),
+            pattern("^mer_[A-Za-z0-9]+$", "a merchant's `mer_` id"),
+        ],
+        metadata={"description": "A merchant's `mer_` id."},
     )
 
 
@@ -78,7 +91,7 @@ class FraudAlertOut(Schema):
 
 
 class DismissIn(Strict):
-    reason = fields.String(required=True, validate=validate.Length(min=1, max=services.MAX_REASON))
+    reason = text(services.MAX_REASON, required=True)
 
 
 @bp.route("/ops/fraud-alerts", methods=["GET"])

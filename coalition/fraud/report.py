@@ -131,7 +131,8 @@ def write(
     written: dict[str, int] = {}
     for finding in findings:
         done = session.execute(
-            insert_unless_present(session, fraud_alerts, ["key"]).values(
+            insert_unless_present(session, fraud_alerts, ["key"])
+            .values(
                 public_id=new_id("fra"),
                 key=finding.key,
                 kind=finding.kind,

@@ -4,6 +4,7 @@ as the actor. The only writer of an alert's state."""
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import datetime
 from typing import Any, Final
 
@@ -25,8 +26,13 @@ class AlertDecided(CoalitionError):
 def dismiss(
     session: Session, alert_id: str, reason: str, actor: audit.Actor, now: datetime
 ) -> dict[str, Any]:
-    """Dismiss an open alert: the reason (required) says why it is no fraud."""
-    reason = reason.strip()
+    """Dismiss an open alert: the reason (required) says why it is no fraud. Its lines are
+    joined into one; control characters are refused (a database cannot hold them all)."""
+    reason = " ".join(reason.split())
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in reason):
+        raise InvalidRequest(
+            "the reason holds control characters", errors={"reason": ["Plain text only."]}
+        )
     if not reason:
         raise InvalidRequest(
             "a dismissal needs a reason", errors={"reason": ["Say why this is no fraud."]}

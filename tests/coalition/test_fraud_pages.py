@@ -1,6 +1,6 @@
-"""The console's fraud events (`/ops/fraud/events`) and the velocity limits on the economics page: any
-staff sees the refused spendings with their figures; the limits are scheduled with the terms.
-Nobody but staff opens the page."""
+"""The console's fraud events (`/ops/fraud/events`) and the velocity limits on the economics
+page: any staff sees the refused spendings with their figures; the limits are scheduled with
+the terms. Nobody but staff opens the page."""
 
 from __future__ import annotations
 

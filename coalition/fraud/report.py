@@ -261,7 +261,7 @@ def redemption_excess(session: Session, bounds: Day) -> list[Finding]:
     found = []
     for row in rows:
         subject = f"redemption_excess:{row.merchant_id}"
-        if row.last_redeemed < bounds.start or subject in seen:
+        if row.last_redeemed is None or row.last_redeemed < bounds.start or subject in seen:
             continue  # nothing new on the day, or flagged already in this window
         found.append(
             Finding(

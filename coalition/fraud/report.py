@@ -406,6 +406,8 @@ def enrol_drain(session: Session, bounds: Day) -> list[Finding]:
     ).all()
     found = []
     for row in rows:
+        if row.last_spent is None:
+            continue  # nothing spent: no drain, whatever the thresholds
         shown = _transactions_of(
             session,
             and_(

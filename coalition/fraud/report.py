@@ -449,6 +449,19 @@ def unusual_transactions(session: Session, bounds: Day) -> list[Finding]:
     90 days before (nearest rank, by window functions both backends have)."""
     t = transactions
     partition = (t.c.merchant_id, t.c.type)
+    # Only merchants with a transaction of the day big enough to be flagged need their norm: a
+    # night without one reads no history at all.
+    candidates = (
+        select(t.c.merchant_id)
+        .where(
+            t.c.created_at >= bounds.start,
+            t.c.created_at < bounds.end,
+            t.c.points >= UNUSUAL_MIN_POINTS,
+            t.c.type.in_(("earn", "redeem")),
+            t.c.merchant_id.is_not(None),
+        )
+        .distinct()
+    )
     history = (
         select(
             t.c.merchant_id,
@@ -458,7 +471,7 @@ def unusual_transactions(session: Session, bounds: Day) -> list[Finding]:
             func.count().over(partition_by=partition).label("n"),
         )
         .where(
-            t.c.merchant_id.is_not(None),
+            t.c.merchant_id.in_(candidates),
             t.c.type.in_(("earn", "redeem")),
             t.c.created_at >= bounds.start - UNUSUAL_HISTORY,
             t.c.created_at < bounds.start,

@@ -40,6 +40,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     from coalition.database import engine_options, prepare_engine
     from coalition.extensions import db, migrate
     from coalition.fraud import api as fraud_api
+    from coalition.fraud import ops_views as fraud_pages
     from coalition.members import api as members_api
     from coalition.members import views as member_site
     from coalition.oauth import api as clients_api
@@ -136,6 +137,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
         ],
     )
     app.register_blueprint(staff_views.bp)
+    app.register_blueprint(fraud_pages.bp)
     app.register_blueprint(merchant_pages.bp)
     app.register_blueprint(economics_pages.bp)
     app.register_blueprint(settlement_views.bp)

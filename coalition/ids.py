@@ -29,6 +29,7 @@ PREFIXES = frozenset(
         "drw",
         "rwd",
         "ord",
+        "fra",
     }
 )
 # What any id of ours looks like, with room to spare: a look-up never sends anything else to

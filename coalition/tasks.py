@@ -1,8 +1,8 @@
 """The core's jobs: confirmation of pending points, expiry of lots (with the 30-day notices), the
-nightly recalculation of tiers, the premium memberships' renewal reminders and lapses, and the
-purge of idempotency keys. Each works in bounded batches, one transaction each, or in one
-set-based transaction (tiers), so a kill at any point loses nothing and a rerun finishes the
-job."""
+nightly recalculation of tiers, the premium memberships' renewal reminders and lapses, the
+nightly fraud report, and the purge of idempotency keys. Each works in bounded batches, one
+transaction each, or in one set-based transaction (tiers, the fraud report), so a kill at any
+point loses nothing and a rerun finishes the job."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from flask import Flask, current_app
 
 from coalition import clock, economics, idempotency
 from coalition.extensions import db
+from coalition.fraud import report as fraud_reports
 from coalition.jobs import register_daily, task
 from coalition.ledger.expiry import NOTICE_AHEAD, expire_due_lots, notify_expiring
 from coalition.ledger.pending import confirm_due_lots
@@ -109,6 +110,21 @@ def evaluate_segments(day: date, now: datetime) -> None:
     log.info("segments after %s: %d evaluated", day.isoformat(), evaluated)
 
 
+def fraud_report(day: date, now: datetime) -> None:
+    """SPEC 3.10: the fraud report of business day `day`, its alerts written once each (a rerun
+    of the day writes none again), in one transaction."""
+    written = fraud_reports.run(
+        db.session(), day, current_app.config["COALITION_TIMEZONE"], clock.utcnow()
+    )
+    db.session.commit()
+    log.info(
+        "fraud report for %s: %d alerts (%s)",
+        day.isoformat(),
+        sum(written.values()),
+        ", ".join(f"{kind} {n}" for kind, n in sorted(written.items())) or "none",
+    )
+
+
 @task
 def purge_idempotency_keys() -> int:
     purged = idempotency.purge(db.session(), clock.utcnow())
@@ -122,3 +138,4 @@ def init_app(app: Flask) -> None:
     register_daily(app, "recalculate-tiers", recalculate_tiers)
     register_daily(app, "premium-memberships", premium_memberships)
     register_daily(app, "evaluate-segments", evaluate_segments)
+    register_daily(app, "fraud-report", fraud_report)

@@ -83,19 +83,21 @@ class HoldResult:
 class CodeCheck:
     """The checks of a spending whose refusal must leave a trace although the refused
     operation leaves nothing: a member's wrong code is counted, a spending over a velocity
-    limit is a fraud event (`coalition.fraud`). Both are written afterwards in the same commit
-    (`idempotent`'s `on_refusal`)."""
+    limit is a fraud event (`coalition.fraud`), and so is a wrong code, at the merchant whose
+    till typed it (the fraud report's bursts of wrong codes). All are written afterwards in the
+    same commit (`idempotent`'s `on_refusal`)."""
 
     def __init__(self, session: Session, now: datetime) -> None:
         self.session, self.now = session, now
         self.wrong_for: int | None = None
+        self.wrong_at: int | None = None
         self.refused: fraud.Refused | None = None
 
-    def consume(self, member_id: int, code: str) -> None:
+    def consume(self, member_id: int, code: str, merchant_id: int) -> None:
         try:
             codes.consume(self.session, member_id, code, self.now)
         except codes.InvalidCode:
-            self.wrong_for = member_id
+            self.wrong_for, self.wrong_at = member_id, merchant_id
             raise
 
     def velocity(
@@ -118,7 +120,10 @@ class CodeCheck:
 
     def on_refusal(self, problem: dict[str, Any]) -> None:
         if self.wrong_for is not None and problem.get("code") == codes.InvalidCode.code:
-            codes.record_failure(self.session, self.wrong_for, self.now)
+            locked = codes.record_failure(self.session, self.wrong_for, self.now)
+            fraud.record_wrong_code(
+                self.session, self.wrong_for, self.wrong_at, locked=locked, now=self.now
+            )
         if self.refused is not None and problem.get("code") == fraud.VelocityLimitExceeded.code:
             fraud.record(self.session, self.refused, self.now)
 
@@ -169,7 +174,7 @@ def record_redemption(
         replay = Redemption(first.public_id, first.points, value)
         return RedemptionResult(replay, member_state(member, balance), replayed=True)
     if member_id is None:
-        check.consume(member.id, redemption["code"])
+        check.consume(member.id, redemption["code"], merchant_id)
     check.velocity(member, merchant_id, points)
     value = _money(session, points, now)
     try:
@@ -238,7 +243,7 @@ def place_hold(
     ttl = timedelta(seconds=hold.get("ttl_seconds", holds.HOLD_DEFAULT_TTL.total_seconds()))
     member = find_member(session, hold["member"])
     account = lock_member(session, member.id)
-    check.consume(member.id, hold["code"])
+    check.consume(member.id, hold["code"], merchant_id)
     check.velocity(member, merchant_id, hold["points"])
     result = holds.place_hold(
         session,

@@ -113,6 +113,18 @@ def _operator_order(session: Session, kind: str) -> tuple[str, str | None]:
     return order.id, order.voucher_code
 
 
+def _open_alert(session: Session) -> str:
+    """An open fraud alert, as the nightly report writes one."""
+    from coalition import tenancy
+    from coalition.fraud import report
+    from coalition.fraud.models import fraud_alerts
+
+    finding = report.Finding("velocity", "velocity:audit", f.merchant(session), None, {})
+    with tenancy.acting_as(tenancy.SYSTEM, session):
+        report.write(session, MARCH[0], [finding], clock.utcnow())
+        return session.execute(select(fraud_alerts.c.public_id)).scalar_one()
+
+
 REWARD_BODY = {
     "name": "Balloon ride",
     "kind": "experience",
@@ -158,6 +170,24 @@ RECIPES: dict[str, Callable[[Session], Call]] = {
             "POST", f"/api/v1/ops/vouchers/{o[1]}/accept", None, "voucher.accepted", f"order:{o[0]}"
         )
     )(_operator_order(s, "voucher")),
+    "POST /api/v1/ops/fraud-alerts/<alert_id>/dismiss": lambda s: (
+        lambda a: Call(
+            "POST",
+            f"/api/v1/ops/fraud-alerts/{a}/dismiss",
+            {"reason": "A staff event"},
+            "fraud_alert.dismiss",
+            f"fraud_alert:{a}",
+        )
+    )(_open_alert(s)),
+    "POST /api/v1/ops/fraud-alerts/<alert_id>/confirm": lambda s: (
+        lambda a: Call(
+            "POST",
+            f"/api/v1/ops/fraud-alerts/{a}/confirm",
+            None,
+            "fraud_alert.confirm",
+            f"fraud_alert:{a}",
+        )
+    )(_open_alert(s)),
     "POST /api/v1/ops/merchants/<merchant_id>/approve": lambda s: (
         lambda m: Call(
             "POST", f"/api/v1/ops/merchants/{m}/approve", None, "merchant.approve", f"merchant:{m}"

@@ -7,6 +7,7 @@ import json
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -32,7 +33,8 @@ def test_the_demo_trades_for_weeks_and_leaves_a_sound_ledger(session: Session) -
     made = fill(session, members=30, days=10, seed=1, now=clock.utcnow())
 
     totals = made["totals"]
-    assert totals["merchants"] == 8 and totals["members"] == 30
+    # Eight partners and the self-dealing kiosk; thirty members and the ring's five (issue 16).
+    assert totals["merchants"] == 9 and totals["members"] == 35
     assert totals["purchases"] > 0 and totals["redemptions"] > 0
     transactions = table(Transaction)
     by_type = dict(
@@ -274,3 +276,68 @@ def test_the_demo_lists_a_catalogue_of_several_suppliers_with_orders_in_every_st
         ("cancelled", "expiry"),
     }
     assert accepted > 0
+
+
+def _fraud_truth_and_alerts(session: Session) -> tuple[int, dict[int, str], list[Any]]:
+    """The seeded fraud (the self-dealing kiosk; the ring's members by id and public id) and
+    every alert the report raised."""
+    from coalition.demo_fraud import KIOSK, RING_EMAIL
+    from coalition.fraud.models import fraud_alerts
+
+    with tenancy.acting_as(tenancy.SYSTEM, session):
+        kiosk = session.execute(
+            select(table(Merchant).c.id).where(table(Merchant).c.name == KIOSK)
+        ).scalar_one()
+        ring = dict(
+            session.execute(
+                select(table(Member).c.id, table(Member).c.public_id).where(
+                    table(Member).c.email.like(RING_EMAIL.format(n="%"))
+                )
+            ).all()
+        )
+        alerts = list(session.execute(select(fraud_alerts)).all())
+    return kiosk, ring, alerts
+
+
+def _involves(alert: Any, kiosk: int, ring: dict[int, str]) -> bool:
+    """Whether an alert is about the seeded fraud: the kiosk, or a member of the ring."""
+    evidence = alert.evidence
+    named = {m["member"] if isinstance(m, dict) else m for m in evidence.get("members", [])}
+    named.add(evidence.get("member"))
+    return alert.merchant_id == kiosk or alert.member_id in ring or bool(named & set(ring.values()))
+
+
+def test_the_fraud_report_finds_the_seeded_fraud_and_nothing_of_the_honest_traffic(
+    session: Session, record_property: Any
+) -> None:
+    """Issue 16: the demo seeds one self-dealing partner and one enrol-and-drain ring; the
+    nightly report, run for every day of the demo, flags both (recall) and nothing else
+    (precision). A rerun of every day writes no alert twice."""
+    from coalition.fraud import report
+
+    now = datetime(2026, 11, 22, 12, tzinfo=UTC)
+    made = fill(session, members=60, days=30, seed=11, now=now)
+    kiosk, ring, alerts = _fraud_truth_and_alerts(session)
+    again = [
+        report.run(session, made["since"] + timedelta(days=n), "Europe/Berlin", now)
+        for n in range(30)
+    ]
+
+    assert len(ring) == 5 and made["totals"]["fraud_alerts"] == len(alerts)
+    assert all(written == {} for written in again)
+    true_alerts = [a for a in alerts if _involves(a, kiosk, ring)]
+    found = {a.merchant_id for a in alerts if a.kind == "self_dealing"} & {kiosk}
+    drained = {a.member_id for a in alerts if a.kind == "enrol_drain"} & set(ring)
+    truths = 1 + len(ring)
+    recall = (len(found) + len(drained)) / truths
+    precision = len(true_alerts) / len(alerts)
+    kinds = sorted({a.kind for a in alerts})
+    record_property(
+        "summary",
+        f"F2 fraud report on the demo (60 members, 30 days, seed 11): {len(alerts)} alerts"
+        f" ({', '.join(kinds)}), precision {precision:.2f}, recall {recall:.2f}"
+        f" ({len(found) + len(drained)} of {truths} seeded: 1 self-dealing merchant,"
+        f" {len(ring)} ring members)",
+    )
+    assert recall == 1.0
+    assert precision == 1.0, [(a.kind, a.evidence) for a in alerts if a not in true_alerts]

@@ -186,3 +186,21 @@ def record(session: Session, refused: Refused, now: datetime) -> None:
                 at=now,
             )
         )
+
+
+def record_wrong_code(
+    session: Session, member_id: int, merchant_id: int | None, *, locked: bool, now: datetime
+) -> None:
+    """Write the fraud event of a wrong redemption code typed at a merchant's till: one row,
+    `code_lockout` when it locked the member's redemption (the nightly report counts both for
+    its bursts of wrong codes, decision D6)."""
+    with tenancy.acting_as(tenancy.SYSTEM, session):
+        session.execute(
+            insert(fraud_events).values(
+                kind="code_lockout" if locked else "wrong_code",
+                member_id=member_id,
+                merchant_id=merchant_id,
+                details={"locked": locked},
+                at=now,
+            )
+        )

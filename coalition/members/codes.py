@@ -81,15 +81,15 @@ def consume(session: Session, member_id: int, code: str, now: datetime) -> None:
     )
 
 
-def record_failure(session: Session, member_id: int, now: datetime) -> None:
-    """Count a wrong code; the fifth within the window locks redemption."""
+def record_failure(session: Session, member_id: int, now: datetime) -> bool:
+    """Count a wrong code; the fifth within the window locks redemption (returns True then)."""
     row = session.execute(
         select(members.c.code_failures, members.c.code_failures_since)
         .where(members.c.id == member_id)
         .with_for_update()
     ).one_or_none()
     if row is None:
-        return
+        return False
     if row.code_failures_since is None or now - row.code_failures_since > FAILURE_WINDOW:
         failures, since = 1, now
     else:
@@ -100,3 +100,4 @@ def record_failure(session: Session, member_id: int, now: datetime) -> None:
             code_locked_until=now + LOCK_DURATION, code_failures=0, code_failures_since=None
         )
     session.execute(update(members).where(members.c.id == member_id).values(**values))
+    return failures >= MAX_FAILURES

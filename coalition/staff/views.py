@@ -33,7 +33,6 @@ from wtforms.fields.choices import SelectChoice
 
 from coalition import audit, clock, tenancy
 from coalition.extensions import db
-from coalition.fraud import reads as fraud_reads
 from coalition.members import tiers
 from coalition.staff import services
 from coalition.staff.forms import AuditFilterForm, CodeForm, SignInForm
@@ -285,13 +284,3 @@ def audit_log() -> str:
     return render_template(
         "ops/audit.html", form=form, found=found, number=number, filtered=any(filters.values())
     )
-
-
-@bp.get("/fraud")
-@staff_required("admin", "finance", "support")
-def fraud_events() -> str:
-    """Spendings refused by a velocity limit, newest first (the nightly fraud report, a later
-    issue, reads the same events)."""
-    number = pages.page_number()
-    found = fraud_reads.page(db.session(), number, pages.PAGE_SIZE)
-    return render_template("ops/fraud.html", found=found, number=number)

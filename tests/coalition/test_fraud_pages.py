@@ -1,6 +1,6 @@
-"""The console's fraud events (`/ops/fraud`) and the velocity limits on the economics page: any
-staff sees the refused spendings with their figures; the limits are scheduled with the terms.
-Nobody but staff opens the page."""
+"""The console's fraud events (`/ops/fraud/events`) and the velocity limits on the economics
+page: any staff sees the refused spendings with their figures; the limits are scheduled with
+the terms. Nobody but staff opens the page."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def test_staff_see_the_fraud_events_newest_first(client: FlaskClient, session: S
     _refused(session, shop, f.member(session), 9999)
     sign_in_as(client, session, "support")
 
-    page = client.get("/ops/fraud")
+    page = client.get("/ops/fraud/events")
 
     assert page.status_code == 200
     html = page.get_data(as_text=True)
@@ -52,7 +52,7 @@ def test_with_no_event_the_page_says_what_will_appear(
 ) -> None:
     sign_in_as(client, session, "finance")
 
-    html = client.get("/ops/fraud").get_data(as_text=True)
+    html = client.get("/ops/fraud/events").get_data(as_text=True)
 
     assert "No fraud event yet" in html
 
@@ -63,7 +63,7 @@ def test_a_signed_out_visitor_or_a_merchant_never_sees_fraud_events(
     _refused(session, f.merchant(session, "Secret Shop"), f.member(session), 75)
     session.commit()
 
-    answer = client.get("/ops/fraud")
+    answer = client.get("/ops/fraud/events")
 
     assert answer.status_code in (302, 303)
     assert "/ops/sign-in" in answer.headers["Location"]

@@ -445,6 +445,7 @@ def test_what_rq_cron_enqueues_hourly_a_worker_turns_into_the_days_daily_jobs(
             "recalculate-tiers",
             "premium-memberships",
             "evaluate-segments",
+            "fraud-report",
             "settle",
             "statements",
             "cancel-overdue-orders",

@@ -544,6 +544,32 @@ def test_five_wrong_codes_lock_redemption_even_with_the_right_code(
     assert balance(session, alice) == 500
 
 
+def test_each_wrong_code_at_a_till_is_a_fraud_event_of_that_merchant(
+    session, client, shop, till, now
+):
+    """Issue 16: the fraud report's bursts of wrong codes read these events."""
+    from coalition import tenancy
+    from coalition.fraud.models import fraud_events
+
+    alice = _funded(session, shop)
+    card, right = card_of(session, alice), code_of(session, alice, now[0])
+    wrong = f"{(int(right) + 1) % 10**6:06d}"
+    for n in range(5):
+        client.post(
+            REDEMPTIONS,
+            json={"member": card, "code": wrong, "points": 10, "external_id": f"w{n}"},
+            headers=till,
+        )
+
+    with tenancy.acting_as(tenancy.SYSTEM, session):
+        events = session.execute(
+            select(
+                fraud_events.c.kind, fraud_events.c.member_id, fraud_events.c.merchant_id
+            ).order_by(fraud_events.c.id)
+        ).all()
+    assert events == [("wrong_code", alice, shop)] * 4 + [("code_lockout", alice, shop)]
+
+
 def test_four_wrong_codes_do_not_lock(session, client, shop, till, now):
     alice = _funded(session, shop)
     card, right = card_of(session, alice), code_of(session, alice, now[0])

@@ -28,6 +28,7 @@ PREFIXES = frozenset(
         "drw",
         "rwd",
         "ord",
+        "dsp",
     }
 )
 # What any id of ours looks like, with room to spare: a look-up never sends anything else to

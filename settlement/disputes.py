@@ -184,7 +184,7 @@ def resolve(
     audit.record(
         session,
         actor,
-        "disputes.resolve",
+        "dispute.resolve",
         "dispute",
         dispute_id,
         before={"status": "open"},

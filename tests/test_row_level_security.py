@@ -16,7 +16,7 @@ from coalition import idempotency, tenancy
 from coalition.extensions import db
 from coalition.ledger import holds
 from coalition.privacy import services as privacy
-from settlement import payments, runs
+from settlement import disputes, payments, runs
 from tests import factories
 
 TENANT_TABLES = (
@@ -32,6 +32,7 @@ TENANT_TABLES = (
     "payment_instructions",
     "settlement_positions",
     "member_consents",
+    "statement_disputes",
 )
 
 
@@ -41,7 +42,8 @@ def _count(session: Session, table: str) -> int:
 
 @pytest.fixture
 def two_shops(session: Session) -> tuple[int, int]:
-    """Two merchants, each with a client, a token, a purchase and a hold."""
+    """Two merchants, each with a client, a token, a purchase, a hold, and a statement with a
+    dispute."""
     shops = []
     for name in ("Alpha", "Beta"):
         shop = factories.merchant(session, name)
@@ -58,7 +60,11 @@ def two_shops(session: Session) -> tuple[int, int]:
             operation=lambda: (201, {}),
             now=factories.T0,
         )
-        payments.instruct(session, factories.statement(session, shop))
+        stated = factories.statement(session, shop)
+        payments.instruct(session, stated)
+        disputes.raise_dispute(
+            session, shop, stated.public_id, 1, "Not our count", factories.T0 + timedelta(days=1)
+        )
         shops.append(shop)
     # Both shops' purchases settled: a position each.
     runs.settle(session, factories.T0.date(), factories.T0 + timedelta(days=1))
@@ -114,6 +120,7 @@ def test_a_merchant_sees_only_its_own_rows_even_without_a_where_clause(
                 "statements",
                 "payment_instructions",
                 "settlement_positions",
+                "statement_disputes",
             )
         }
         keys = set(session.execute(text("SELECT scope FROM idempotency_keys")).scalars())

@@ -11,7 +11,7 @@ from typing import Any
 from coalition import clock
 from coalition.extensions import db
 from coalition.web.access import operator_actor, principal, require
-from coalition.web.api import idempotent, page_schema, paginate
+from coalition.web.api import decode_cursor, idempotent, page_schema, paginate
 from settlement import disputes, schemas
 from settlement.api import bp
 
@@ -58,6 +58,8 @@ def list_statement_disputes(args: dict[str, Any], statement_id: str) -> Any:
     """The disputes of one of the merchant's statements, newest first."""
     merchant_id = principal().merchant_id
     assert merchant_id is not None
+    if args.get("cursor"):
+        decode_cursor(args["cursor"])  # a forged cursor is refused first, as on every list
     disputes.check_statement(db.session(), statement_id, merchant_id)
     return _page(disputes.merchant_disputes(merchant_id, statement_id), args)
 

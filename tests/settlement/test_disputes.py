@@ -399,7 +399,7 @@ def test_every_resolution_is_audited_and_told_to_the_merchant(
     )
 
     audited = session.scalars(
-        select(AuditEvent).where(AuditEvent.action == "disputes.resolve")
+        select(AuditEvent).where(AuditEvent.action == "dispute.resolve")
     ).one()
     assert (audited.target_type, audited.target_id, audited.actor_kind) == (
         "dispute",

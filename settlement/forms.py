@@ -125,7 +125,7 @@ class ResolveForm(FlaskForm):
     outcome = RadioField(
         _l("Outcome"),
         validators=[DataRequired()],
-        choices=[(key, label) for key, label in OUTCOME_LABELS.items()],
+        choices=[SelectChoice(key, label) for key, label in OUTCOME_LABELS.items()],
     )
     amount = StringField(
         _l("Amount of the note"),

@@ -73,10 +73,10 @@ def is_disputable(issued_at: datetime, now: datetime) -> bool:
 def raise_dispute(
     session: Session, merchant_id: int, statement_id: str, line: int, reason: str, now: datetime
 ) -> dict[str, Any]:
-    """Dispute line `line` (its 1-based number on the statement, decision E2) of the merchant's statement
-    `statement_id`. Another merchant's statement is not found; a line that does not exist, or a
-    blank reason, is 422 naming the field; after the window, 422 `dispute_window_closed`; a line
-    with an open dispute, 409 `dispute_open`."""
+    """Dispute line `line` (its 1-based number on the statement, decision E2) of the
+    merchant's statement `statement_id`. Another merchant's statement is not found; a line that
+    does not exist, or a blank reason, is 422 naming the field; after the window, 422
+    `dispute_window_closed`; a line with an open dispute, 409 `dispute_open`."""
     found = session.execute(
         select(statements).where(
             statements.c.public_id == statement_id, statements.c.merchant_id == merchant_id

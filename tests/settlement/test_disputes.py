@@ -28,6 +28,7 @@ from settlement import disputes, renditions, statements
 from settlement.models import PaymentInstruction, SettlementRun, Statement, StatementDispute
 from tests import factories as f
 from tests.settlement.test_carry import october, state
+from tests.settlement.test_renditions import pdf_text
 
 RAISED = datetime(2026, 11, 3, 9, tzinfo=UTC)
 LAST_INSTANT = datetime(2026, 11, 15, 22, 59, 59, 999999, tzinfo=UTC)  # 23:59:59.999999 Berlin
@@ -280,6 +281,12 @@ def test_a_credit_note_moves_the_next_statement_by_exactly_its_amount_and_the_di
     after = statements.statement_view(session, october_statement.public_id)
     assert after == before
     assert renditions.statement_csv(after) == before_csv
+    # The CSV and the PDF of November show the note as the JSON does.
+    shown_november = statements.statement_view(session, november.public_id)
+    assert f'credit_note,"Credit note on statement {october_statement.public_id}' in (
+        renditions.statement_csv(shown_november)
+    )
+    assert "Credit note" in pdf_text(renditions.statement_pdf(shown_november))
     # The note is stated once: in November, never again.
     shown = client.get(
         f"/api/v1/statements/{october_statement.public_id}/disputes",

@@ -161,7 +161,10 @@ def dispute_line(statement_id: str) -> Any:
     except CoalitionError as refusal:
         session.rollback()
         errors = refusal.extra.get("errors") or {}
-        form.reason.errors = [why for field in errors.values() for why in field] or [refusal.detail]
+        if errors:  # next to the line's form
+            form.reason.errors = [why for field in errors.values() for why in field]
+        else:  # the window has closed, or the line is disputed already: for the whole page
+            flash(refusal.detail, "error")
         return _statement_page(statement_id, form, refusal.status)
     session.commit()
     flash(

@@ -69,6 +69,7 @@ def test_a_statement_past_its_window_has_no_dispute_button_and_refuses_the_form(
         data={"line": "1", "reason": "Too late?", "csrf_token": _token(client, path)},
     )
     assert answer.status_code == 422
+    assert "could be disputed until" in answer.get_data(as_text=True)
     assert disputes.statement_disputes(session, stated, shop) == []
 
 

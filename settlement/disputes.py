@@ -18,7 +18,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Select, case, insert, select, update
+from sqlalchemy import Select, case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -41,7 +41,7 @@ MAX_REASON = 2000
 OUTCOMES = (*NOTE_KINDS, "reject")
 NOTE_NAMES = {"credit_note": "Credit note", "debit_note": "Debit note"}
 
-__all__ = ["DISPUTE_STATUSES", "NOTE_KINDS", "OUTCOMES"]
+__all__ = ["DISPUTE_STATUSES", "NOTE_KINDS"]  # the HTTP modules' choices, without models
 
 
 class DisputeWindowClosed(CoalitionError):
@@ -448,8 +448,7 @@ def statement_disputes(
 
 
 def open_count(session: Session) -> int:
-    from sqlalchemy import func
-
+    """How many disputes wait for an answer."""
     return int(
         session.execute(
             select(func.count()).select_from(disputes).where(disputes.c.status == "open")

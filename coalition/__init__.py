@@ -69,14 +69,15 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     from rewards import views as reward_site  # its pages join the member site
     from settlement import api as settlement_api
     from settlement import cli as settlement_cli
+    from settlement import ops_disputes as dispute_pages
     from settlement import ops_economics as economics_pages
     from settlement import portal as settlement_portal  # noqa: F401 (its pages join the portal)
     from settlement import premium_views  # noqa: F401 (its page joins the member site)
     from settlement import tasks as settlement_tasks
     from settlement import views as settlement_views
+    from settlement.api import disputes, reports, runs, statements  # noqa: F401 (routes of settlement_api.bp)
     from settlement.api import economics as economics_api
     from settlement.api import payments as payments_api
-    from settlement.api import reports, runs, statements  # noqa: F401 (routes of settlement_api.bp)
     from settlement.api import stripe_events as stripe_webhooks
     from webhooks import api as webhooks_api
     from webhooks import events_api
@@ -141,6 +142,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     app.register_blueprint(merchant_pages.bp)
     app.register_blueprint(economics_pages.bp)
     app.register_blueprint(settlement_views.bp)
+    app.register_blueprint(dispute_pages.bp)
     app.register_blueprint(reward_pages.bp)
     app.register_blueprint(draw_ops_pages.bp)
     app.register_blueprint(segment_ops_pages.bp)

@@ -551,6 +551,7 @@ def settle_history(
     ended, as the nightly jobs would have done (each run commits on its own); `progress` is
     told of each day settled. The payment instructions wait for Stripe: the demo has no
     account to pay from."""
+    from coalition import demo_disputes
     from settlement import closing
 
     def walk(days: list[date]) -> Iterator[date]:
@@ -562,7 +563,8 @@ def settle_history(
     closed = closing.close(
         session, first, first + timedelta(days=history_days(since, now) - 1), now, walk=walk
     )
-    return {"days_settled": len(closed.days_settled), "statements": len(closed.statements)}
+    totals = {"days_settled": len(closed.days_settled), "statements": len(closed.statements)}
+    return totals | demo_disputes.one_resolved(session, _demo_staff(session), now)  # issue 16
 
 
 @click.command("demo")

@@ -30,6 +30,7 @@ PREFIXES = frozenset(
         "rwd",
         "ord",
         "fra",
+        "dsp",
     }
 )
 # What any id of ours looks like, with room to spare: a look-up never sends anything else to

@@ -32,6 +32,9 @@ EVENT_TYPES = frozenset(
         "points.expired",
         "points.confirmed",
         "statement.issued",
+        # Statement disputes (settlement.disputes): a merchant disputed a line, staff answered.
+        "statement.disputed",
+        "dispute.resolved",
         "payout.paid",
         "payout.failed",
         # The paid membership (coalition.members.premium): the coalition's, no merchant's.

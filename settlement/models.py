@@ -178,3 +178,64 @@ class StripeEvent(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(Json)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+DISPUTE_STATUSES = ("open", "resolved", "rejected")
+NOTE_KINDS = ("credit_note", "debit_note")
+
+
+class StatementDispute(Base):
+    """A merchant's dispute of one line of one of its statements (SPEC 3.10), and how staff
+    settled it: a credit note (the operator owes the merchant `note_minor`), a debit note (the
+    merchant owes it), or a rejection. A note is stated once, as its own line of the merchant's
+    next statement (`applied_statement_id`); the disputed statement is never changed.
+
+    `line` is the line's 1-based number on the statement, `line_kind` its kind as it was.
+    At most one open dispute per statement line (a partial unique index)."""
+
+    __tablename__ = "statement_disputes"
+    __table_args__ = (
+        CheckConstraint("status IN ('open', 'resolved', 'rejected')", name="status"),
+        CheckConstraint(
+            "note_kind IS NULL OR note_kind IN ('credit_note', 'debit_note')", name="note_kind"
+        ),
+        CheckConstraint("note_minor IS NULL OR note_minor > 0", name="note_positive"),
+        CheckConstraint(
+            "(status = 'resolved') = (note_kind IS NOT NULL AND note_minor IS NOT NULL)",
+            name="resolved_has_note",
+        ),
+        Index(
+            "uq_statement_disputes_open_line",
+            "statement_id",
+            "line",
+            unique=True,
+            sqlite_where=text("status = 'open'"),
+            postgresql_where=text("status = 'open'"),
+        ),
+        Index("ix_statement_disputes_merchant", "merchant_id", "id"),
+        Index("ix_statement_disputes_status", "status", "id"),
+        # The notes the next statement of their merchant will state.
+        Index(
+            "ix_statement_disputes_unstated",
+            "merchant_id",
+            sqlite_where=text("status = 'resolved' AND applied_statement_id IS NULL"),
+            postgresql_where=text("status = 'resolved' AND applied_statement_id IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    public_id: Mapped[str] = mapped_column(String(40), unique=True)
+    statement_id: Mapped[int] = mapped_column(ForeignKey("statements.id"), index=True)
+    merchant_id: Mapped[int] = mapped_column(ForeignKey("merchants.id"))
+    line: Mapped[int] = mapped_column(Integer)
+    line_kind: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="open")
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    note_kind: Mapped[str | None] = mapped_column(String(16))
+    note_minor: Mapped[int | None] = mapped_column(BigId)
+    currency: Mapped[str] = mapped_column(String(3))
+    resolution: Mapped[str | None] = mapped_column(Text)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    resolved_by: Mapped[str | None] = mapped_column(String(320))
+    applied_statement_id: Mapped[int | None] = mapped_column(ForeignKey("statements.id"))

@@ -18,14 +18,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.wrappers import Response
 
-from coalition import tenancy
+from coalition import clock, tenancy
 from coalition.database import table
-from coalition.errors import NotFound
+from coalition.errors import CoalitionError, NotFound
 from coalition.extensions import db
 from coalition.web import pages
 from merchants.portal.face import bp, dashboard_panels, merchant_required, signed_in_merchant
-from settlement import payments, provisional, renditions, statements
+from settlement import disputes, payments, provisional, renditions, statements
 from settlement.charts import daily_points_svg
+from settlement.forms import DISPUTE_STATUS_LABELS, NOTE_LABELS, DisputeForm
 from settlement.gateway import GatewayError, gateway
 from settlement.models import StripeEvent
 
@@ -105,8 +106,14 @@ def _statement(statement_id: str) -> dict[str, Any]:
 
 @bp.get("/statements/<statement_id>")
 @merchant_required
-def statement(statement_id: str) -> str:
+def statement(statement_id: str) -> Any:
+    return _statement_page(statement_id, DisputeForm())
+
+
+def _statement_page(statement_id: str, form: DisputeForm, status: int = 200) -> Any:
     view = _statement(statement_id)
+    merchant = signed_in_merchant()
+    session = db.session()
     days = [(_day(d["date"]), int(d["issued"]), int(d["redeemed"])) for d in view["days"] or ()]
     svg = (
         daily_points_svg(
@@ -115,7 +122,60 @@ def statement(statement_id: str) -> str:
         if days
         else None
     )
-    return render_template("portal/statement.html", statement=view, svg=svg, major=_major)
+    issued_at = datetime.fromisoformat(view["issued_at"])
+    page = render_template(
+        "portal/statement.html",
+        statement=view,
+        svg=svg,
+        major=_major,
+        form=form,
+        disputes=disputes.statement_disputes(session, view["id"], merchant.id),
+        disputable=disputes.is_disputable(issued_at, clock.utcnow()),
+        disputable_until=disputes.disputable_until(issued_at),
+        dispute_statuses=DISPUTE_STATUS_LABELS,
+        note_kinds=NOTE_LABELS,
+    )
+    return page, status
+
+
+@bp.post("/statements/<statement_id>/disputes")
+@merchant_required
+def dispute_line(statement_id: str) -> Any:
+    """The "Dispute" button of a statement line: the line's number and a reason (SPEC 3.10)."""
+    form = DisputeForm()
+    if not form.validate_on_submit():
+        return _statement_page(statement_id, form, 422)
+    merchant = signed_in_merchant()
+    session = db.session()
+    try:
+        view = disputes.raise_dispute(
+            session,
+            merchant.id,
+            statement_id,
+            form.line.data or 0,
+            form.reason.data or "",
+            clock.utcnow(),
+        )
+    except NotFound:
+        raise
+    except CoalitionError as refusal:
+        session.rollback()
+        errors = refusal.extra.get("errors") or {}
+        if errors:  # next to the line's form
+            form.reason.errors = [why for field in errors.values() for why in field]
+        else:  # the window has closed, or the line is disputed already: for the whole page
+            flash(refusal.detail, "error")
+        return _statement_page(statement_id, form, refusal.status)
+    session.commit()
+    flash(
+        _(
+            "Line %(n)s is disputed (%(id)s). Staff will answer it.",
+            n=view["line"]["number"],
+            id=view["id"],
+        ),
+        "success",
+    )
+    return redirect(url_for("portal.statement", statement_id=statement_id), code=303)
 
 
 def _day(text: str) -> Any:

@@ -89,9 +89,12 @@ def request_run(
         session.execute(insert(runs).values(row))
     else:
         # One final run per day (a partial unique index): a concurrent request's row stands.
+        # The index's condition as a literal: as a bound parameter, PostgreSQL cannot match it
+        # to the index once a prepared statement goes to its generic plan (after psycopg
+        # prepares it, on its 10th or so run on one connection), and refuses the ON CONFLICT.
         session.execute(
             insert_unless_present(
-                session, runs, ["business_date"], key_where=runs.c.kind == "final"
+                session, runs, ["business_date"], key_where=text("kind = 'final'")
             ).values(row)
         )
         row["public_id"] = session.execute(

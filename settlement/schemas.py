@@ -16,7 +16,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from coalition import economics
 from coalition.web.api import HTTP_URL, PageArgs, Strict, pattern
 from coalition.web.fields import MoneySchema, WholeNumber, text
-from settlement.models import INSTRUCTION_STATUSES
+from settlement.models import DISPUTE_STATUSES, INSTRUCTION_STATUSES, NOTE_KINDS
 from settlement.statements import MONTH as MONTH_PATTERN
 
 # Bounds (TIGER_STYLE: a limit on everything).
@@ -403,3 +403,71 @@ class PaymentOut(Schema):
     created_at = fields.DateTime()
     submitted_at = fields.DateTime(allow_none=True)
     finished_at = fields.DateTime(allow_none=True)
+
+
+# -- disputes (SPEC 3.10) ------------------------------------------------------------------------
+
+MAX_REASON = 2000
+MAX_LINES = 1000
+
+
+class DisputeIn(Strict):
+    """`line` is the line's number on the statement, counting its `lines` from 1."""
+
+    line = WholeNumber(required=True, validate=validate.Range(min=1, max=MAX_LINES))
+    reason = text(MAX_REASON, required=True)
+
+
+class DisputeArgs(PageArgs):
+    status = fields.String(validate=validate.OneOf(DISPUTE_STATUSES))
+
+
+class ResolveIn(Strict):
+    """`credit_note`: the operator owes the merchant `amount`; `debit_note`: the merchant owes
+    it; both in the statement's currency, minor units, greater than 0. `reject` needs a
+    `reason` and takes no amount. Refused otherwise (422 naming `amount` or `reason`)."""
+
+    outcome = fields.String(required=True, validate=validate.OneOf((*NOTE_KINDS, "reject")))
+    amount = fields.Nested(MoneySchema)
+    reason = text(MAX_REASON)
+
+
+class DisputeLineOut(Schema):
+    number = fields.Integer()
+    kind = fields.String()
+    description = fields.String(allow_none=True)
+    amount = fields.String(allow_none=True)
+
+
+class DisputeStatementOut(Schema):
+    id = fields.String()
+    month = fields.String()
+
+
+class NoteOut(Schema):
+    kind = fields.String()
+    amount = fields.Nested(MoneySchema)
+    stated_in = fields.String(allow_none=True)
+
+
+class ResolutionOut(Schema):
+    outcome = fields.String()
+    note = fields.Nested(NoteOut, allow_none=True)
+    reason = fields.String(allow_none=True)
+    resolved_at = fields.String()
+
+
+class DisputeOut(Schema):
+    """A dispute of one statement line. `status`: `open`, `resolved` (with a note, stated in
+    the merchant's next statement: `resolution.note.stated_in`) or `rejected`."""
+
+    id = fields.String()
+    statement = fields.Nested(DisputeStatementOut)
+    merchant = fields.Nested(PartyOut)
+    line = fields.Nested(DisputeLineOut)
+    currency = fields.String()
+    reason = fields.String()
+    status = fields.String()
+    raised_at = fields.String()
+    disputable_until = fields.String()
+    resolution = fields.Nested(ResolutionOut, allow_none=True)

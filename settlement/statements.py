@@ -23,7 +23,7 @@ from coalition.database import table
 from coalition.errors import CoalitionError, InvalidRequest, NotFound
 from coalition.ids import new_id
 from merchants.models import Merchant
-from settlement import business_days, engine, payments
+from settlement import business_days, disputes, engine, payments
 from settlement import runs as settlement_runs
 from settlement.models import PaymentInstruction, SettlementPosition, SettlementRun, Statement
 from settlement.money import money, rounded, who_pays
@@ -116,11 +116,12 @@ def issue_month(
         return month_statements(session, month)
     by_merchant = _month_positions(session, first, last)
     carried = _unpaid_before(session, month)
+    notes = disputes.unstated_notes(session, month)
     terms = economics.coalition_terms(session, last)
     quantum = Decimal(1).scaleb(-economics.MINOR_UNIT_DIGITS[terms.currency])
     digits = economics.MINOR_UNIT_DIGITS[terms.currency]
     exact = lambda amount: engine.decimal_text(amount, digits)  # noqa: E731
-    for merchant_id in sorted(set(by_merchant) | set(carried)):
+    for merchant_id in sorted(set(by_merchant) | set(carried) | set(notes)):
         days, lines = by_merchant.get(merchant_id, ({}, {}))
         unpaid = carried.get(merchant_id, [])
         opening = sum((Decimal(row.closing) for row in unpaid), Decimal(0))
@@ -135,6 +136,10 @@ def issue_month(
             if kind in lines
             for points, amount in [lines[kind]]
         ]
+        # The credit and debit notes of disputes resolved since its last statement, a line
+        # each (SPEC 3.10): the disputed statements themselves are never changed.
+        stated_notes = notes.get(merchant_id, [])
+        rendered += [disputes.note_line(note, digits) for note in stated_notes]
         summed = sum((Decimal(str(line["amount"])) for line in rendered), Decimal(0))
         net = summed.quantize(quantum, rounding=ROUND_HALF_EVEN)
         public_id = new_id("stm")
@@ -157,6 +162,10 @@ def issue_month(
         )
         if unpaid:
             _carry(session, public_id, [row.id for row in unpaid])
+        if stated_notes:
+            disputes.mark_stated(
+                session, statement_row(session, public_id).id, [n.id for n in stated_notes]
+            )
         payments.instruct(session, statement_row(session, public_id))
         outbox.emit(
             session,
@@ -276,7 +285,8 @@ def _days_json(
 
 def _check_conservation(session: Session, first: date, last: date, month: str) -> None:
     """QUALITY B3: the month's statements' exact nets add up to the operator's result of its
-    runs (each run already checked its own day), so rounding is all that separates the money."""
+    runs (each run already checked its own day) plus the dispute notes they state, whose
+    counterpart is the operator, so rounding is all that separates the money."""
     run_totals = session.execute(
         select(runs.c.totals).where(
             runs.c.kind == "final",
@@ -285,6 +295,7 @@ def _check_conservation(session: Session, first: date, last: date, month: str) -
         )
     ).scalars()
     operator = sum((Decimal(t["operator"]["result"]) for t in run_totals), Decimal(0))
+    operator += disputes.stated_notes_total(session, month)
     stated = sum(
         (
             Decimal(x)

@@ -24,7 +24,7 @@ from draws import services as draw_services
 from merchants import services as merchant_services
 from merchants.models import Merchant
 from rewards import services as reward_services
-from settlement import runs
+from settlement import disputes, runs
 from tests import factories as f
 from tests.rewards.helpers import reward as listed_reward
 from tests.stripe_standin import StripeStandIn, stripe_for
@@ -151,7 +151,27 @@ def _unaudited_draw(session: Session) -> str:
     return draw
 
 
+def _open_dispute(session: Session) -> str:
+    """A merchant's open dispute of line 1 of its statement, raised the day after its issue."""
+    shop = f.merchant(session)
+    stated = f.statement(session, shop)
+    return str(
+        disputes.raise_dispute(
+            session, shop, stated.public_id, 1, "Wrong count", f.T0 + timedelta(days=1)
+        )["id"]
+    )
+
+
 RECIPES: dict[str, Callable[[Session], Call]] = {
+    "POST /api/v1/ops/disputes/<dispute_id>/resolve": lambda s: (
+        lambda d: Call(
+            "POST",
+            f"/api/v1/ops/disputes/{d}/resolve",
+            {"outcome": "credit_note", "amount": {"amount": 50, "currency": "EUR"}},
+            "dispute.resolve",
+            f"dispute:{d}",
+        )
+    )(_open_dispute(s)),
     "POST /api/v1/ops/rewards": lambda s: Call(
         "POST", "/api/v1/ops/rewards", REWARD_BODY, "reward.created", "reward:"
     ),

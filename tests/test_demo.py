@@ -158,6 +158,30 @@ def test_the_demo_ends_with_its_days_settled_and_a_month_stated(session: Session
     }
 
 
+def test_the_demo_has_one_resolved_dispute_whose_credit_note_waits_for_the_next_statement(
+    session: Session,
+) -> None:
+    from settlement import disputes, statements
+
+    now = datetime(2026, 11, 22, 12, tzinfo=UTC)
+    made = fill(session, members=20, days=40, seed=4, now=now)
+
+    settled = settle_history(session, made["since"], now)
+
+    assert settled["disputes"] == 1
+    [resolved] = session.execute(disputes.all_disputes()).all()
+    shown = disputes.render(resolved)
+    assert shown["status"] == "resolved" and shown["statement"]["month"] == "2026-10"
+    assert shown["line"]["kind"] == "reimbursements"
+    assert shown["resolution"]["note"] == {
+        "kind": "credit_note",
+        "amount": {"amount": 40, "currency": "EUR"},  # 40 points x 0.01
+        "stated_in": None,  # November's statement, made on 1 December, states it
+    }
+    disputed = statements.statement_view(session, shown["statement"]["id"])
+    assert "credit_note" not in [line["kind"] for line in disputed["lines"]]
+
+
 def test_the_printed_member_has_earned_at_several_shops_and_spent_at_another(
     session: Session,
 ) -> None:

@@ -18,7 +18,7 @@ from coalition.ledger import holds
 from coalition.members import attributes
 from coalition.privacy import services as privacy
 from coalition.segments import services as segments
-from settlement import payments, runs
+from settlement import disputes, payments, runs
 from tests import factories
 
 TENANT_TABLES = (
@@ -37,6 +37,7 @@ TENANT_TABLES = (
     "member_attributes",
     "segments",
     "segment_members",
+    "statement_disputes",
 )
 
 
@@ -46,7 +47,8 @@ def _count(session: Session, table: str) -> int:
 
 @pytest.fixture
 def two_shops(session: Session) -> tuple[int, int]:
-    """Two merchants, each with a client, a token, a purchase and a hold."""
+    """Two merchants, each with a client, a token, a purchase, a hold, and a statement with a
+    dispute."""
     shops = []
     for name in ("Alpha", "Beta"):
         shop = factories.merchant(session, name)
@@ -69,7 +71,11 @@ def two_shops(session: Session) -> tuple[int, int]:
             operation=lambda: (201, {}),
             now=factories.T0,
         )
-        payments.instruct(session, factories.statement(session, shop))
+        stated = factories.statement(session, shop)
+        payments.instruct(session, stated)
+        disputes.raise_dispute(
+            session, shop, stated.public_id, 1, "Not our count", factories.T0 + timedelta(days=1)
+        )
         shops.append(shop)
     # Both shops' purchases settled: a position each.
     runs.settle(session, factories.T0.date(), factories.T0 + timedelta(days=1))
@@ -126,6 +132,7 @@ def test_a_merchant_sees_only_its_own_rows_even_without_a_where_clause(
                 "payment_instructions",
                 "settlement_positions",
                 "segments",
+                "statement_disputes",
             )
         }
         keys = set(session.execute(text("SELECT scope FROM idempotency_keys")).scalars())

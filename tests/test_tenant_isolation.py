@@ -51,6 +51,7 @@ COALITION_WIDE = {
 IGNORED_METHODS = {"HEAD", "OPTIONS"}
 # A body each route would accept for an object of the caller's own, so that only the id is wrong.
 VALID_BODIES = {
+    "/api/v1/statements/<statement_id>/disputes": {"line": 1, "reason": "Not our count"},
     "/api/v1/purchases/<purchase_id>/refunds": {"amount": 100, "external_id": "return-1"},
     "/api/v1/holds/<hold_id>/capture": {"points": 1},
     "/api/v1/webhook-endpoints/<endpoint_id>": {"description": "mine now", "enabled": False},

@@ -7,6 +7,9 @@ names every type the platform writes; some are not for merchants' endpoints:
 - `merchant.password_reset_requested` carries a sign-in secret (a reset link, development
   only): it stays in the outbox, is never listed and never delivered.
 
+Every other type is a merchant's (`statement.issued`, `statement.disputed` and
+`dispute.resolved` are its statements' and its disputes', say).
+
 Routing itself is the event's `merchant_id`: an event goes to that merchant's endpoints only."""
 
 from __future__ import annotations

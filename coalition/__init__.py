@@ -53,6 +53,9 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     from draws import api as draws_api
     from draws import ops_views as draw_ops_pages
     from draws import views as draw_pages  # its member pages join the member site
+    from insights import api as insights_api
+    from insights import ops_views as insight_pages
+    from insights import portal as insights_portal  # noqa: F401 (its page joins the portal)
     from merchants import ops_views as merchant_pages
     from merchants.api import onboarding
     from merchants.api import points as points_api
@@ -129,6 +132,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
             webhooks_api.bp,
             rewards_api.bp,
             draws_api.bp,
+            insights_api.bp,
         ],
     )
     app.register_blueprint(staff_views.bp)
@@ -137,6 +141,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     app.register_blueprint(settlement_views.bp)
     app.register_blueprint(reward_pages.bp)
     app.register_blueprint(draw_ops_pages.bp)
+    app.register_blueprint(insight_pages.bp)
     app.register_blueprint(draw_pages.bp)
     pages.declare_public(app)
     cli.init_app(app)

@@ -45,8 +45,15 @@ def cohort_heatmap_svg(
     root = _root(title, width, height)
     _text(root, since_label, x=left, y=42, size=11, color=MUTED)
     for k in range(months):
-        _text(root, str(k), x=left + k * cell + cell / 2, y=top - 2, size=10, color=MUTED,
-              anchor="middle")
+        _text(
+            root,
+            str(k),
+            x=left + k * cell + cell / 2,
+            y=top - 2,
+            size=10,
+            color=MUTED,
+            anchor="middle",
+        )
     for index, row in enumerate(cohorts):
         y = top + 4 + index * 28
         _text(root, row["month"], x=left - 8, y=y + 17, size=11, color=TEXT, anchor="end")
@@ -60,15 +67,26 @@ def cohort_heatmap_svg(
                 _attrs(x=left + k * cell + 1, y=y, width=cell - 2, height=24, fill=fill),
             )
             ET.SubElement(rect, "title").text = f"{row['month']} +{k}: {active}/{row['members']}"
-            _text(root, str(active), x=left + k * cell + cell / 2, y=y + 16, size=10,
-                  color="#ffffff" if share > 0.45 else TEXT, anchor="middle")
+            _text(
+                root,
+                str(active),
+                x=left + k * cell + cell / 2,
+                y=y + 16,
+                size=10,
+                color="#ffffff" if share > 0.45 else TEXT,
+                anchor="middle",
+            )
     if not cohorts:
         _text(root, empty_note, x=width / 2, y=top + 20, size=12, color=MUTED, anchor="middle")
     return ET.tostring(root, encoding="unicode")
 
 
 def concentration_svg(
-    curve: Sequence[dict[str, Any]], *, title: str, customers_label: str, sales_label: str,
+    curve: Sequence[dict[str, Any]],
+    *,
+    title: str,
+    customers_label: str,
+    sales_label: str,
     equal_label: str,
 ) -> str:
     """Cumulative share of sales (up) against the share of customers, biggest first (across),
@@ -83,25 +101,45 @@ def concentration_svg(
 
     root = _root(title, width, height)
     for tick in (0, 25, 50, 75, 100):
-        ET.SubElement(root, "line", _attrs(x1=left, y1=y(tick / 100), x2=right, y2=y(tick / 100),
-                                           stroke=GRID))
-        _text(root, f"{tick} %", x=left - 6, y=y(tick / 100) + 4, size=10, color=MUTED,
-              anchor="end")
+        ET.SubElement(
+            root, "line", _attrs(x1=left, y1=y(tick / 100), x2=right, y2=y(tick / 100), stroke=GRID)
+        )
+        _text(
+            root, f"{tick} %", x=left - 6, y=y(tick / 100) + 4, size=10, color=MUTED, anchor="end"
+        )
         _text(root, f"{tick} %", x=x(tick), y=bottom + 16, size=10, color=MUTED, anchor="middle")
-    ET.SubElement(root, "line", _attrs(x1=x(0), y1=y(0), x2=x(100), y2=y(1), stroke=EQUAL,
-                                       **{"stroke-dasharray": "4 4"}))
+    ET.SubElement(
+        root,
+        "line",
+        _attrs(x1=x(0), y1=y(0), x2=x(100), y2=y(1), stroke=EQUAL, **{"stroke-dasharray": "4 4"}),
+    )
     points = " ".join(
         f"{_format(x(p['customers_percent']))},{_format(y(float(Decimal(p['sales_share']))))}"
         for p in curve
     )
-    ET.SubElement(root, "polyline", {"points": points, "fill": "none", "stroke": CURVE,
-                                     "stroke-width": "2"})
+    ET.SubElement(
+        root, "polyline", {"points": points, "fill": "none", "stroke": CURVE, "stroke-width": "2"}
+    )
     for p in curve:
-        ET.SubElement(root, "circle", _attrs(cx=x(p["customers_percent"]),
-                                             cy=y(float(Decimal(p["sales_share"]))), r=3,
-                                             fill=CURVE))
-    _text(root, customers_label, x=(left + right) / 2, y=bottom + 34, size=11, color=TEXT,
-          anchor="middle")
+        ET.SubElement(
+            root,
+            "circle",
+            _attrs(
+                cx=x(p["customers_percent"]),
+                cy=y(float(Decimal(p["sales_share"]))),
+                r=3,
+                fill=CURVE,
+            ),
+        )
+    _text(
+        root,
+        customers_label,
+        x=(left + right) / 2,
+        y=bottom + 34,
+        size=11,
+        color=TEXT,
+        anchor="middle",
+    )
     _text(root, sales_label, x=left, y=top - 6, size=11, color=TEXT)
     _text(root, equal_label, x=x(70), y=y(0.62), size=10, color=MUTED, anchor="middle")
     return ET.tostring(root, encoding="unicode")
@@ -123,8 +161,15 @@ def net_by_month_svg(
     _text(root, paid_label, x=608, y=23, size=11, color=TEXT)
     slot = (right - left) / max(len(months), 1)
     for sign in (1, -1):
-        _text(root, f"{sign * high:.2f}", x=left - 6, y=(top if sign > 0 else bottom) + 4,
-              size=10, color=MUTED, anchor="end")
+        _text(
+            root,
+            f"{sign * high:.2f}",
+            x=left - 6,
+            y=(top if sign > 0 else bottom) + 4,
+            size=10,
+            color=MUTED,
+            anchor="end",
+        )
     _text(root, "0", x=left - 6, y=middle + 4, size=10, color=MUTED, anchor="end")
     for index, (row, net) in enumerate(zip(months, nets, strict=True)):
         extent = float(abs(net) / high) * (middle - top)
@@ -140,8 +185,15 @@ def net_by_month_svg(
             ),
         )
         ET.SubElement(bar, "title").text = f"{row['month']}: {row['net']} {row['currency']}"
-        _text(root, row["month"][2:], x=left + index * slot + slot / 2, y=bottom + 18, size=9,
-              color=MUTED, anchor="middle")
+        _text(
+            root,
+            row["month"][2:],
+            x=left + index * slot + slot / 2,
+            y=bottom + 18,
+            size=9,
+            color=MUTED,
+            anchor="middle",
+        )
     ET.SubElement(root, "line", _attrs(x1=left, y1=middle, x2=right, y2=middle, stroke=AXIS))
     return ET.tostring(root, encoding="unicode")
 

@@ -25,7 +25,7 @@ def window_of(form: RangeForm) -> reads.Window | None:
             form.from_.data, form.to.data, clock.business_date(clock.utcnow(), where), where
         )
     except InvalidRequest:
-        form.to.errors = [  # type: ignore[misc]
+        form.to.errors = [
             _("The range must end on or after its first day and touch at most 24 months.")
         ]
         return None

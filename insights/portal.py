@@ -21,11 +21,17 @@ def insights() -> tuple[str, int]:
     form = RangeForm(request.args)
     span = pages.window_of(form)
     if span is None:
-        return render_template("portal/insights.html", form=form, found=None, **pages.helpers()), 422
+        return render_template(
+            "portal/insights.html", form=form, found=None, **pages.helpers()
+        ), 422
     found = reads.figures(db.session(), merchant.id, span, zone.name())
     return (
         render_template(
-            "portal/insights.html", form=form, found=found, **pages.helpers(), svg=pages.pictures(found)
+            "portal/insights.html",
+            form=form,
+            found=found,
+            **pages.helpers(),
+            svg=pages.pictures(found),
         ),
         200,
     )

@@ -79,7 +79,11 @@ def window(first: date | None, last: date | None, today: date, zone: str) -> Win
     (the first day of the month 11 months back, to today). Refused: `from` after `to`, or a
     range that touches more than 24 months."""
     if last is None:
-        last = today if first is None else min(today, _add_months(first, DEFAULT_MONTHS) - timedelta(days=1))
+        last = (
+            today
+            if first is None
+            else min(today, _add_months(first, DEFAULT_MONTHS) - timedelta(days=1))
+        )
     if first is None:
         first = _add_months(_month_start(last), -(DEFAULT_MONTHS - 1))
     if first > last:
@@ -165,9 +169,9 @@ def sales(session: Session, merchant_id: int | None, span: Window, terms: Terms)
     repeat = int(session.execute(select(func.count()).select_from(repeaters)).scalar_one())
     digits = economics.MINOR_UNIT_DIGITS[terms.currency]
     basket = (
-        (Decimal(int(amount)) / count).scaleb(-digits).quantize(
-            Decimal(1).scaleb(-digits), rounding=ROUND_HALF_EVEN
-        )
+        (Decimal(int(amount)) / count)
+        .scaleb(-digits)
+        .quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_EVEN)
         if count
         else Decimal(0).quantize(Decimal(1).scaleb(-digits))
     )
@@ -251,13 +255,11 @@ def cohorts(
     (at the merchant, or anywhere for the coalition) when that falls in the window; for each
     cohort, how many of its members bought (there) in its first month, the month after, ... up
     to the window's last month: a triangle."""
-    firsts = _firsts(merchant_id, span, per_merchant=False if merchant_id is None else True)
+    firsts = _firsts(merchant_id, span, per_merchant=merchant_id is not None)
     cohort = _month_index(firsts.c.first_at, span, zone).label("cohort")
     active_month = _month_index(transactions.c.created_at, span, zone)
     activity = (
-        select(
-            transactions.c.member_account_id.label("member"), active_month.label("month")
-        )
+        select(transactions.c.member_account_id.label("member"), active_month.label("month"))
         .where(*_purchases(merchant_id, span))
         .distinct()
         .subquery("activity")
@@ -406,9 +408,7 @@ def _decimal_text(amount: Decimal, digits: int) -> str:
     return format(exact, "f")
 
 
-def figures(
-    session: Session, merchant_id: int | None, span: Window, zone: str
-) -> dict[str, Any]:
+def figures(session: Session, merchant_id: int | None, span: Window, zone: str) -> dict[str, Any]:
     """Every figure of one scope in the window (as the system tenant: see the module's note)."""
     terms = economics.coalition_terms(session, span.last)
     with tenancy.acting_as(tenancy.SYSTEM, session):

@@ -7,7 +7,7 @@ from marshmallow import Schema, fields, validate
 
 from coalition.web.api import Strict
 
-_RATIO = "a decimal string with 4 places, rounded half-even (\"0.4167\")"
+_RATIO = 'a decimal string with 4 places, rounded half-even ("0.4167")'
 
 
 class InsightsArgs(Strict):
@@ -40,7 +40,7 @@ class InsightsMoney(Schema):
 
 class InsightsDecimalMoney(Schema):
     amount = fields.String(
-        required=True, metadata={"description": "major units, a decimal string (\"12.35\")"}
+        required=True, metadata={"description": 'major units, a decimal string ("12.35")'}
     )
     currency = fields.String(required=True)
 

@@ -84,10 +84,22 @@ def coalition(session: Session) -> dict[str, int]:
     buy(m5, a, 2, "2026-03-20")
     buy(m2, a, 5, "2026-03-25")
     days = [
-        "2025-12-10", "2026-01-10", "2026-01-15", "2026-01-20", "2026-02-05", "2026-02-15",
-        "2026-02-16", "2026-02-20", "2026-03-02", "2026-03-05", "2026-03-10", "2026-03-12",
-        "2026-03-15", "2026-03-20", "2026-03-25",
-    ]  # fmt: skip
+        "2025-12-10",
+        "2026-01-10",
+        "2026-01-15",
+        "2026-01-20",
+        "2026-02-05",
+        "2026-02-15",
+        "2026-02-16",
+        "2026-02-20",
+        "2026-03-02",
+        "2026-03-05",
+        "2026-03-10",
+        "2026-03-12",
+        "2026-03-15",
+        "2026-03-20",
+        "2026-03-25",
+    ]
     for day in days:
         runs.settle(session, date.fromisoformat(day), _at(day) + timedelta(days=1))
     return {"a": a, "b": b, "c": c}
@@ -147,19 +159,42 @@ def test_alphas_insights_are_the_hand_worked_figures(
             "customers": 5,
             "top_20_share": "0.4274",
             "curve": _curve(
-                "0.4274", "0.4274", "0.7265", "0.7265", "0.8974",
-                "0.8974", "0.9829", "0.9829", "1.0000", "1.0000",
-            ),  # fmt: skip
+                "0.4274",
+                "0.4274",
+                "0.7265",
+                "0.7265",
+                "0.8974",
+                "0.8974",
+                "0.9829",
+                "0.9829",
+                "1.0000",
+                "1.0000",
+            ),
         },
         "points": {"issued": 117, "redeemed": 15},
         "net_by_month": [
-            {"month": "2026-01", "owed": "0.625", "receivable": "0.00", "net": "0.625",
-             "currency": "EUR"},
-            {"month": "2026-02", "owed": "0.625", "receivable": "0.15", "net": "0.475",
-             "currency": "EUR"},
-            {"month": "2026-03", "owed": "0.2125", "receivable": "0.00", "net": "0.2125",
-             "currency": "EUR"},
-        ],  # fmt: skip
+            {
+                "month": "2026-01",
+                "owed": "0.625",
+                "receivable": "0.00",
+                "net": "0.625",
+                "currency": "EUR",
+            },
+            {
+                "month": "2026-02",
+                "owed": "0.625",
+                "receivable": "0.15",
+                "net": "0.475",
+                "currency": "EUR",
+            },
+            {
+                "month": "2026-03",
+                "owed": "0.2125",
+                "receivable": "0.00",
+                "net": "0.2125",
+                "currency": "EUR",
+            },
+        ],
     }
 
 
@@ -185,11 +220,28 @@ BETA = {
     },
     "points": {"issued": 33, "redeemed": 8},
     "net_by_month": [
-        {"month": "2026-01", "owed": "0.25", "receivable": "0.00", "net": "0.25", "currency": "EUR"},
-        {"month": "2026-02", "owed": "0.0625", "receivable": "0.00", "net": "0.0625",
-         "currency": "EUR"},
-        {"month": "2026-03", "owed": "0.10", "receivable": "0.08", "net": "0.02", "currency": "EUR"},
-    ],  # fmt: skip
+        {
+            "month": "2026-01",
+            "owed": "0.25",
+            "receivable": "0.00",
+            "net": "0.25",
+            "currency": "EUR",
+        },
+        {
+            "month": "2026-02",
+            "owed": "0.0625",
+            "receivable": "0.00",
+            "net": "0.0625",
+            "currency": "EUR",
+        },
+        {
+            "month": "2026-03",
+            "owed": "0.10",
+            "receivable": "0.08",
+            "net": "0.02",
+            "currency": "EUR",
+        },
+    ],
 }
 """Beta. Purchases p2 2000, p3 500, p7 800: 3, 3,300 cents, customers m1, m3; m1 twice: 1 of 2
 = 0.5000; basket 1,100 cents = 11.00. Won: m1 (Jan 20, joined at A: won, back Feb 15), m3 (Mar
@@ -261,19 +313,42 @@ def test_the_operators_insights_are_the_hand_worked_figures(
                 "customers": 5,
                 "top_20_share": "0.2952",
                 "curve": _curve(
-                    "0.2952", "0.2952", "0.5714", "0.5714", "0.7381",
-                    "0.7381", "0.9048", "0.9048", "1.0000", "1.0000",
-                ),  # fmt: skip
+                    "0.2952",
+                    "0.2952",
+                    "0.5714",
+                    "0.5714",
+                    "0.7381",
+                    "0.7381",
+                    "0.9048",
+                    "0.9048",
+                    "1.0000",
+                    "1.0000",
+                ),
             },
             "points": {"issued": 210, "redeemed": 23},
             "net_by_month": [
-                {"month": "2026-01", "owed": "0.875", "receivable": "0.00", "net": "0.875",
-                 "currency": "EUR"},
-                {"month": "2026-02", "owed": "0.6875", "receivable": "0.15", "net": "0.5375",
-                 "currency": "EUR"},
-                {"month": "2026-03", "owed": "1.0625", "receivable": "0.08", "net": "0.9825",
-                 "currency": "EUR"},
-            ],  # fmt: skip
+                {
+                    "month": "2026-01",
+                    "owed": "0.875",
+                    "receivable": "0.00",
+                    "net": "0.875",
+                    "currency": "EUR",
+                },
+                {
+                    "month": "2026-02",
+                    "owed": "0.6875",
+                    "receivable": "0.15",
+                    "net": "0.5375",
+                    "currency": "EUR",
+                },
+                {
+                    "month": "2026-03",
+                    "owed": "1.0625",
+                    "receivable": "0.08",
+                    "net": "0.9825",
+                    "currency": "EUR",
+                },
+            ],
         },
         "partner": None,
         "liability": {
@@ -284,20 +359,32 @@ def test_the_operators_insights_are_the_hand_worked_figures(
         "breakage": {"points": 50, "value": {"amount": 50, "currency": "EUR"}},
         "balance_of_trade": [
             {
-                "merchant": {"id": response.json["balance_of_trade"][0]["merchant"]["id"],
-                             "name": "Alpha"},
-                "imported_points": 5, "imported_value": "0.05",
-                "exported_points": 8, "exported_value": "0.08",
-                "balance_points": -3, "balance_value": "-0.03", "currency": "EUR",
+                "merchant": {
+                    "id": response.json["balance_of_trade"][0]["merchant"]["id"],
+                    "name": "Alpha",
+                },
+                "imported_points": 5,
+                "imported_value": "0.05",
+                "exported_points": 8,
+                "exported_value": "0.08",
+                "balance_points": -3,
+                "balance_value": "-0.03",
+                "currency": "EUR",
             },
             {
-                "merchant": {"id": response.json["balance_of_trade"][1]["merchant"]["id"],
-                             "name": "Beta"},
-                "imported_points": 8, "imported_value": "0.08",
-                "exported_points": 5, "exported_value": "0.05",
-                "balance_points": 3, "balance_value": "0.03", "currency": "EUR",
+                "merchant": {
+                    "id": response.json["balance_of_trade"][1]["merchant"]["id"],
+                    "name": "Beta",
+                },
+                "imported_points": 8,
+                "imported_value": "0.08",
+                "exported_points": 5,
+                "exported_value": "0.05",
+                "balance_points": 3,
+                "balance_value": "0.03",
+                "currency": "EUR",
             },
-        ],  # fmt: skip
+        ],
     }
 
 

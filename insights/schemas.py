@@ -3,9 +3,10 @@ in its description (and in docs/decisions.md, A1-A8); names are unique across th
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields
 
 from coalition.web.api import Strict
+from coalition.web.fields import text
 
 _RATIO = 'a decimal string with 4 places, rounded half-even ("0.4167")'
 
@@ -27,9 +28,8 @@ class InsightsArgs(Strict):
 
 
 class OpsInsightsArgs(InsightsArgs):
-    merchant = fields.String(
-        validate=validate.Length(min=1, max=40),
-        metadata={"description": "a partner's `mer_` id: its figures too, as `partner`"},
+    merchant = text(
+        40, metadata={"description": "a partner's `mer_` id: its figures too, as `partner`"}
     )
 
 

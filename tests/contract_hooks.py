@@ -122,6 +122,8 @@ RULES_IN_WORDS = {
     "closes_at": "a draw closes in the future, within a year",
     "entry_points": "a draw takes points, free entries or both",
     "free_entries": "active partners, the coalition's currency",
+    "from": "an insights range runs forward (decision A1)",
+    "to": "an insights range touches at most 24 months (decision A1)",
 }
 
 

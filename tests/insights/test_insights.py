@@ -425,6 +425,17 @@ def test_a_bad_range_is_a_problem_and_answers_nothing(
     assert response.mimetype == "application/problem+json"
 
 
+def test_the_operators_bad_range_is_a_problem_too(
+    client: FlaskClient, session: Session, coalition: dict[str, int]
+) -> None:
+    response = client.get(
+        "/api/v1/ops/insights?from=2026-03-01&to=2026-02-01",
+        headers=factories.operator_headers(session),
+    )
+    assert (response.status_code, response.json["code"]) == (422, "validation_error")
+    assert response.json["errors"] == {"from": ["must be on or before `to`"]}
+
+
 def test_insights_need_the_transactions_read_scope(
     client: FlaskClient, session: Session, coalition: dict[str, int]
 ) -> None:

@@ -53,9 +53,11 @@ def _coalition(app: Flask) -> None:
 
 
 def _stat(page: Page, label: str) -> Locator:
-    return page.locator(".stat").filter(
-        has=page.locator(".label", has_text=re.compile(f"^{re.escape(label)}$"))
-    ).locator(".value")
+    return (
+        page.locator(".stat")
+        .filter(has=page.locator(".label", has_text=re.compile(f"^{re.escape(label)}$")))
+        .locator(".value")
+    )
 
 
 def test_a_merchant_reads_its_insights_and_changes_the_range(

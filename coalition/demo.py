@@ -30,6 +30,7 @@ from werkzeug.security import generate_password_hash
 from coalition import audit, clock, economics, tenancy
 from coalition.database import table
 from coalition.demo_draws import DemoDraws
+from coalition.demo_insights import DemoInsights
 from coalition.demo_rewards import DemoRewards
 from coalition.errors import CoalitionError
 from coalition.extensions import db
@@ -465,6 +466,7 @@ def fill(
     _programme(session, merchants, start - timedelta(days=1), now)
     draws = DemoDraws(days, merchants, cards, rng, _demo_staff(session))
     catalogue = DemoRewards(days, merchants, cards, rng)
+    patterns = DemoInsights(days, merchants, random.Random(seed + 16))
     economics.forget()  # the shops' own terms, written for days already cached
     premium_from = start + timedelta(days=2, hours=10)
     totals = {"merchants": len(merchants), "members": len(cards)}
@@ -474,8 +476,15 @@ def fill(
         story = _demo_member_story(session, offset, day, merchants, cards[0]) if days > 8 else {}
         drawn = draws.day(session, offset, day)
         ordered = catalogue.day(session, offset, day)
+        shown = patterns.day(session, offset, day)
         _night(session, day + timedelta(days=1))
-        for name, value in [*day_counts.items(), *story.items(), *drawn.items(), *ordered.items()]:
+        for name, value in [
+            *day_counts.items(),
+            *story.items(),
+            *drawn.items(),
+            *ordered.items(),
+            *shown.items(),
+        ]:
             totals[name] = totals.get(name, 0) + value
         if day <= premium_from < day + timedelta(days=1):
             totals["premium_members"] = _premium(session, cards, premium_from)

@@ -20,7 +20,7 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, literal, select
+from sqlalchemy import Numeric, and_, case, cast, exists, func, literal, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -375,16 +375,29 @@ def net_by_month(
     where = [settled_between(span.first, span.last)]
     if merchant_id is not None:
         where.append(positions.c.merchant_id == merchant_id)
-    rows = session.execute(
-        select(runs.c.business_date, positions.c.owed, positions.c.receivable, positions.c.net)
-        .join(runs, runs.c.id == positions.c.run_id)
-        .where(*where)
-    ).all()
+    postgres = session.get_bind().dialect.name == "postgresql"
+    month = (
+        func.to_char(runs.c.business_date, "YYYY-MM")
+        if postgres
+        else func.strftime("%Y-%m", runs.c.business_date)
+    )
     sums: dict[str, list[Decimal]] = {
-        month.strftime("%Y-%m"): [Decimal(0), Decimal(0), Decimal(0)] for month in span.months
+        first.strftime("%Y-%m"): [Decimal(0), Decimal(0), Decimal(0)] for first in span.months
     }
-    for day, owed, receivable, net in rows:
-        cell = sums[day.strftime("%Y-%m")]
+    amounts = (positions.c.owed, positions.c.receivable, positions.c.net)
+    if postgres:  # exact decimal sums in the database (a year of 100 merchants: 36,500 rows)
+        rows: Any = session.execute(
+            select(month, *(func.sum(cast(a, Numeric)) for a in amounts))
+            .join(runs, runs.c.id == positions.c.run_id)
+            .where(*where)
+            .group_by(month)
+        )
+    else:  # SQLite has no exact decimal: the strings are added up here
+        rows = session.execute(
+            select(month, *amounts).join(runs, runs.c.id == positions.c.run_id).where(*where)
+        )
+    for key, owed, receivable, net in rows:
+        cell = sums[key]
         cell[0] += Decimal(owed)
         cell[1] += Decimal(receivable)
         cell[2] += Decimal(net)
@@ -476,39 +489,38 @@ def balance_of_trade(session: Session, span: Window, terms: Terms) -> list[dict[
     partners or the operator), `exported` its own points redeemed elsewhere, with their value
     as settlement priced them; `balance` is imported less exported (positive: the coalition
     brings it spending)."""
-    rows = session.execute(
-        select(
-            flows.c.issuer_merchant_id,
-            flows.c.redeemer_merchant_id,
-            func.sum(flows.c.points),
+    postgres = session.get_bind().dialect.name == "postgresql"
+    pair = (flows.c.issuer_merchant_id, flows.c.redeemer_merchant_id)
+    travelled = (
+        (flows.c.issuer_merchant_id != flows.c.redeemer_merchant_id)
+        | flows.c.issuer_merchant_id.is_(None)
+        | flows.c.redeemer_merchant_id.is_(None)
+    )
+    if postgres:  # exact decimal sums in the database
+        rows: Any = session.execute(
+            select(*pair, func.sum(flows.c.points), func.sum(cast(flows.c.amount, Numeric)))
+            .select_from(flows)
+            .join(runs, runs.c.id == flows.c.run_id)
+            .where(settled_between(span.first, span.last), travelled)
+            .group_by(*pair)
         )
-        .join(runs, runs.c.id == flows.c.run_id)
-        .where(settled_between(span.first, span.last))
-        .where(
-            (flows.c.issuer_merchant_id != flows.c.redeemer_merchant_id)
-            | flows.c.issuer_merchant_id.is_(None)
-            | flows.c.redeemer_merchant_id.is_(None)
+    else:  # SQLite has no exact decimal: the strings are added up here
+        rows = session.execute(
+            select(*pair, flows.c.points, flows.c.amount)
+            .select_from(flows)
+            .join(runs, runs.c.id == flows.c.run_id)
+            .where(settled_between(span.first, span.last), travelled)
         )
-        .group_by(flows.c.issuer_merchant_id, flows.c.redeemer_merchant_id)
-    ).all()
-    amounts = session.execute(
-        select(flows.c.issuer_merchant_id, flows.c.redeemer_merchant_id, flows.c.amount)
-        .join(runs, runs.c.id == flows.c.run_id)
-        .where(settled_between(span.first, span.last))
-    ).all()
-    money: dict[tuple[int | None, int | None], Decimal] = defaultdict(Decimal)
-    for issuer, redeemer, amount in amounts:
-        money[(issuer, redeemer)] += Decimal(amount)
     trade: dict[int, list[Any]] = defaultdict(lambda: [0, Decimal(0), 0, Decimal(0)])
-    for issuer, redeemer, total in rows:
+    for issuer, redeemer, total, amount in rows:
         if issuer == redeemer:
             continue
         if redeemer is not None:
             trade[redeemer][0] += int(total)
-            trade[redeemer][1] += money[(issuer, redeemer)]
+            trade[redeemer][1] += Decimal(amount)
         if issuer is not None:
             trade[issuer][2] += int(total)
-            trade[issuer][3] += money[(issuer, redeemer)]
+            trade[issuer][3] += Decimal(amount)
     names = {
         row.id: (row.public_id, row.name)
         for row in session.execute(

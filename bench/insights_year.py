@@ -1,17 +1,19 @@
 """Issue 16's figure: the insights answered within a second for a year of the benchmark's data.
 Builds a PostgreSQL database with a year of trading at the harness's size (bench/run.py's FULL:
-100 merchants, 100,000 members) and times `GET /api/v1/insights` for one merchant and
-`GET /api/v1/ops/insights` for the coalition, each several times, through the app (token,
-schemas and all), reporting the median and the worst.
+100 merchants, 100,000 members) and times, through the app (token, schemas and all), several
+times each, reporting the median and the worst: `GET /api/v1/insights` of one merchant over the
+year and over its last month; `GET /api/v1/ops/insights` over the year computed live; the
+nightly precomputation; and `GET /api/v1/ops/insights` with the default range, answered from
+the snapshot (decision A9).
 
     .venv/bin/python bench/insights_year.py --purchases 3650000 --runs 7
 
-A year: `--purchases` purchases (default 10,000 a day) spread evenly over the 365 days to
-2026-05-31, each by one of the members at one of the merchants, a redemption for every tenth,
-half the members enrolled at a till; each day settled (a final run, a position per merchant and
-issuer x redeemer flows); one open lot per member and some expired points. Rows are written
-set-based straight into the tables, indexes and foreign keys made again before timing, as
-bench/settle_day.py does."""
+A year: `--purchases` purchases (default 10,000 a day) spread evenly over the operator's
+default range (the 12 calendar months to yesterday), each by one of the members at one of the
+merchants, a redemption for every tenth, half the members enrolled at a till; each day
+settled (a final run, a position per merchant and issuer x redeemer flows); one open lot per
+member and some expired points. Rows are written set-based straight into the tables, indexes
+and foreign keys made again before timing, as bench/settle_day.py does."""
 
 from __future__ import annotations
 
@@ -20,16 +22,23 @@ import json
 import statistics
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import psycopg
 
 from coalition import create_app, tenancy
 from coalition.extensions import db
 from coalition.oauth import clients, scopes, tokens
+from insights import services
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
-FIRST, LAST = "2025-06-01", "2026-05-31"
+ZONE = "Europe/Berlin"
+# The year is the operator's default range: the 12 calendar months to yesterday.
+_YESTERDAY = datetime.now(ZoneInfo(ZONE)).date() - timedelta(days=1)
+_FIRST_MONTH = _YESTERDAY.year * 12 + _YESTERDAY.month - 1 - 11
+FIRST = date(_FIRST_MONTH // 12, _FIRST_MONTH % 12 + 1, 1).isoformat()
+LAST = _YESTERDAY.isoformat()
 FILLED = ("transactions", "transfers", "lots", "lot_consumptions")
 DEFINITIONS = """
     SELECT 'index', i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid), c.relname
@@ -45,7 +54,7 @@ DEFINITIONS = """
 
 def build(url: str, purchases: int, merchants: int, members: int) -> None:
     redemptions = purchases // 10
-    seconds = 365 * 86400
+    seconds = (date.fromisoformat(LAST) - date.fromisoformat(FIRST)).days * 86400 + 86399
     people = f"""
         INSERT INTO merchants (public_id, name, status, base_rate, created_at)
         SELECT 'mer_bench' || g, 'Shop ' || g, 'active', 1, '{FIRST}'
@@ -63,12 +72,18 @@ def build(url: str, purchases: int, merchants: int, members: int) -> None:
     first = "SELECT min(id), count(*) FROM {0} WHERE {1}"
     with psycopg.connect(url.replace("+psycopg", ""), autocommit=False) as connection:
         connection.execute(people)
-        shop = connection.execute(first.format("merchants", "true")).fetchone()[0]  # type: ignore[index]
-        shop_account = connection.execute(
-            first.format("accounts", "kind = 'merchant'")
-        ).fetchone()[0]  # type: ignore[index]
-        who = connection.execute(first.format("accounts", "kind = 'member'")).fetchone()[0]  # type: ignore[index]
-        # Purchase g: member 1 + (g::bigint * 7919) % members at shop 1 + (g * 31) % merchants, at an
+        shop, shop_account, who = (
+            int(row[0])
+            for row in (
+                connection.execute(first.format(table, where)).fetchone() or (0, 0)
+                for table, where in (
+                    ("merchants", "true"),
+                    ("accounts", "kind = 'merchant'"),
+                    ("accounts", "kind = 'member'"),
+                )
+            )
+        )
+        # Purchase g: member 1 + (g * 7919) % members at shop 1 + (g * 31) % merchants, at an
         # even pace through the year; redemption g (every tenth purchase's member) at shop
         # 1 + (g * 17) % merchants.
         at = f"'{FIRST}'::timestamptz + (g::bigint * {seconds} / {purchases}) * interval '1 second'"
@@ -103,7 +118,8 @@ def build(url: str, purchases: int, merchants: int, members: int) -> None:
             INSERT INTO transfers (id, transaction_id, kind, debit_account_id, credit_account_id,
                                    amount, created_at)
                 SELECT {members} + g, {purchases} + g, 'redeem',
-                       {who} + (g::bigint * 10 * 7919) % {members}, {shop_account} + (g * 17) % {merchants},
+                       {who} + (g::bigint * 10 * 7919) % {members},
+                       {shop_account} + (g * 17) % {merchants},
                        1 + g % 30, {r_at}
                 FROM generate_series(1, {redemptions}) g;
             INSERT INTO lot_consumptions (id, transfer_id, lot_id, kind, points,
@@ -179,7 +195,7 @@ def measure(purchases: int, merchants: int, members: int, count: int) -> dict[st
                 "DATABASE_URL": url,
                 "COALITION_ENV": "production",
                 "SECRET_KEY": "bench",
-                "COALITION_TIMEZONE": "Europe/Berlin",
+                "COALITION_TIMEZONE": ZONE,
                 "LOG_LEVEL": "WARNING",
                 "DATABASE_STATEMENT_TIMEOUT_MS": "0",
             }
@@ -227,10 +243,26 @@ def measure(purchases: int, merchants: int, members: int, count: int) -> dict[st
         merchant = _times(
             lambda: client.get(f"/api/v1/insights?{query}", headers=headers["merchant"]), count
         )
-        operator = _times(
+        merchant_month = _times(
+            lambda: client.get(
+                f"/api/v1/insights?from={LAST[:8]}01&to={LAST}", headers=headers["merchant"]
+            ),
+            count,
+        )
+        live = _times(
             lambda: client.get(f"/api/v1/ops/insights?{query}", headers=headers["operator"]),
             count,
         )
+        with app.app_context():
+            started = time.perf_counter()
+            services.precompute(db.session(), date.fromisoformat(LAST), datetime.now(UTC), ZONE)
+            db.session.commit()
+            nightly = time.perf_counter() - started
+            db.session.remove()
+        snapshot = _times(
+            lambda: client.get("/api/v1/ops/insights", headers=headers["operator"]), count
+        )
+        assert client.get("/api/v1/ops/insights", headers=headers["operator"]).json["as_of"]
         with app.app_context():
             db.engine.dispose()
     finally:
@@ -244,7 +276,10 @@ def measure(purchases: int, merchants: int, members: int, count: int) -> dict[st
         "build_s": round(built, 1),
         "runs": count,
         "merchant_insights": merchant,
-        "operator_insights": operator,
+        "merchant_insights_one_month": merchant_month,
+        "operator_insights_live": live,
+        "nightly_precompute_s": round(nightly, 1),
+        "operator_insights_default_from_snapshot": snapshot,
     }
 
 

@@ -29,6 +29,7 @@ MODEL_MODULES = (
     "webhooks.models",
     "rewards.models",
     "draws.models",
+    "insights.models",
 )
 
 
@@ -56,6 +57,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     from insights import api as insights_api
     from insights import ops_views as insight_pages
     from insights import portal as insights_portal  # noqa: F401 (its page joins the portal)
+    from insights import tasks as insights_tasks
     from merchants import ops_views as merchant_pages
     from merchants.api import onboarding
     from merchants.api import points as points_api
@@ -104,6 +106,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     tasks.init_app(app)
     settlement_tasks.init_app(app)
     rewards_tasks.init_app(app)
+    insights_tasks.init_app(app)
     problems.init_app(app)
     access.init_app(app)
     pages.init_app(app, ("/portal", "/me", "/ops", "/draws"))

@@ -12,7 +12,7 @@ from coalition import clock
 from coalition.extensions import db
 from coalition.web.access import principal, require
 from coalition.web.api import blueprint
-from insights import reads, schemas, zone
+from insights import reads, schemas, services, zone
 
 bp = blueprint("insights", __name__, "Insights: what the programme does for a partner")
 
@@ -49,7 +49,13 @@ def merchant_insights(args: dict[str, Any]) -> Any:
 def operator_insights(args: dict[str, Any]) -> Any:
     """The coalition's insights in a range (the same figures as a merchant's, over every
     partner), one partner's when `merchant` names it, the liability now, breakage in the range
-    and to date, and each partner's balance of trade in the range."""
+    and to date, and each partner's balance of trade in the range. Without `from` and `to`, the
+    range is the 12 calendar months to yesterday, answered from the nightly snapshot once the
+    night's jobs have run (`as_of` says when)."""
     session, where, now = db.session(), zone.name(), clock.utcnow()
-    span = reads.window(args.get("from_"), args.get("to"), clock.business_date(now, where), where)
+    today = clock.business_date(now, where)
+    if args.get("from_") is None and args.get("to") is None:
+        span = services.operator_default(today, where)  # the nightly snapshot's (decision A9)
+    else:
+        span = reads.window(args.get("from_"), args.get("to"), today, where)
     return reads.operator_view(session, span, where, args.get("merchant"), now)

@@ -40,7 +40,7 @@ def cohort_heatmap_svg(
     then, the darker the more (the count written in the cell)."""
     months = max([len(row["active"]) for row in cohorts] or [1])
     cell, left, top = 44, 80, 56
-    width = max(left + months * cell + 12, 360)
+    width = max(left + months * cell + 12, 760)
     height = top + max(len(cohorts), 1) * 28 + 24
     root = _root(title, width, height)
     _text(root, since_label, x=left, y=42, size=11, color=MUTED)
@@ -91,7 +91,7 @@ def concentration_svg(
 ) -> str:
     """Cumulative share of sales (up) against the share of customers, biggest first (across),
     and the diagonal a coalition of equal customers would draw."""
-    width, height, left, right, top, bottom = 420, 340, 56, 400, 40, 296
+    width, height, left, right, top, bottom = 760, 340, 70, 560, 48, 296
 
     def x(percent: float) -> float:
         return left + percent / 100 * (right - left)
@@ -142,6 +142,15 @@ def concentration_svg(
     )
     _text(root, sales_label, x=left, y=top - 6, size=11, color=TEXT)
     _text(root, equal_label, x=x(70), y=y(0.62), size=10, color=MUTED, anchor="middle")
+    for index, p in enumerate(curve[1:]):
+        _text(
+            root,
+            f"{p['customers_percent']} %: {Decimal(p['sales_share']) * 100:.1f} %",
+            x=right + 30,
+            y=top + 14 + index * 22,
+            size=11,
+            color=TEXT,
+        )
     return ET.tostring(root, encoding="unicode")
 
 

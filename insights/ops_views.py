@@ -26,7 +26,7 @@ def index() -> tuple[str, int]:
     session = db.session()
     form = OpsRangeForm(request.args)
     form.merchant.choices = [("", "—"), *reads.partners(session)]
-    span = pages.window_of(form)
+    span = pages.window_of(form, operator=True)
     if span is None:
         return render_template("ops/insights.html", form=form, found=None, **pages.helpers()), 422
     found: dict[str, Any] = reads.operator_view(

@@ -10,20 +10,22 @@ from flask_babel import gettext as _
 
 from coalition import clock
 from coalition.errors import InvalidRequest
-from insights import charts, reads, zone
+from insights import charts, reads, services, zone
 from insights.forms import RangeForm
 from settlement.money import major
 
 
-def window_of(form: RangeForm) -> reads.Window | None:
-    """The form's window; None (its errors attached to the form) when it is not one."""
+def window_of(form: RangeForm, *, operator: bool = False) -> reads.Window | None:
+    """The form's window; None (its errors attached to the form) when it is not one. The
+    operator's default is the nightly snapshot's range (decision A9)."""
     where = zone.name()
     if not form.validate():
         return None
+    today = clock.business_date(clock.utcnow(), where)
     try:
-        return reads.window(
-            form.from_.data, form.to.data, clock.business_date(clock.utcnow(), where), where
-        )
+        if operator and form.from_.data is None and form.to.data is None:
+            return services.operator_default(today, where)
+        return reads.window(form.from_.data, form.to.data, today, where)
     except InvalidRequest:
         form.to.errors = [
             _("The range must end on or after its first day and touch at most 24 months.")

@@ -30,6 +30,7 @@ from coalition.economics import Terms
 from coalition.errors import InvalidRequest, NotFound
 from coalition.ledger.models import Account, LotConsumption, Transaction
 from coalition.members.models import Member
+from insights.models import InsightSnapshot
 from merchants.models import Merchant
 from settlement import reports
 from settlement.models import SettlementFlow, SettlementPosition, SettlementRun
@@ -43,6 +44,9 @@ consumptions = table(LotConsumption)
 runs = table(SettlementRun)
 positions = table(SettlementPosition)
 flows = table(SettlementFlow)
+snapshots = table(InsightSnapshot)
+
+COALITION = "coalition"
 
 # Bounds (STYLE: a bound on every list): a window is at most 24 months, so a cohort triangle is
 # at most 24 x 24 cells and the month CASE at most 23 branches (decision A1).
@@ -547,29 +551,64 @@ def balance_of_trade(session: Session, span: Window, terms: Terms) -> list[dict[
     ]
 
 
+def coalition_part(session: Session, span: Window, zone: str) -> dict[str, Any]:
+    """What the nightly snapshot keeps (decision A9): the coalition's figures, breakage in the
+    range and the balance of trade, as plain JSON (dates as ISO text)."""
+    terms = economics.coalition_terms(session, span.last)
+    coalition = figures(session, None, span, zone)
+    with tenancy.acting_as(tenancy.SYSTEM, session):
+        return {
+            "coalition": coalition | {"from": span.first.isoformat(), "to": span.last.isoformat()},
+            "breakage": breakage(session, span, terms),
+            "balance_of_trade": balance_of_trade(session, span, terms),
+        }
+
+
+def snapshot(session: Session, span: Window) -> tuple[dict[str, Any], datetime] | None:
+    """The nightly snapshot of exactly this range, and when it was computed; None if none."""
+    with tenancy.acting_as(tenancy.SYSTEM, session):
+        row = session.execute(
+            select(snapshots.c.figures, snapshots.c.computed_at).where(
+                snapshots.c.scope == COALITION,
+                snapshots.c.first == span.first,
+                snapshots.c.last == span.last,
+            )
+        ).one_or_none()
+    return None if row is None else (row.figures, row.computed_at)
+
+
 def operator_view(
     session: Session, span: Window, zone: str, merchant: str | None, now: datetime
 ) -> dict[str, Any]:
-    """The coalition's figures, one partner's when `merchant` names one, liability now,
-    breakage in the window and to date, and each partner's balance of trade."""
-    terms = economics.coalition_terms(session, span.last)
+    """The coalition's figures (from the night's snapshot when it covers exactly this range,
+    else computed now), one partner's when `merchant` names one, the liability now, breakage
+    in the range and to date, and each partner's balance of trade."""
     partner = None
     if merchant:
         merchant_id, public_id, name = merchant_id_of(session, merchant)
         partner = {"merchant": {"id": public_id, "name": name}} | figures(
             session, merchant_id, span, zone
         )
+    kept = snapshot(session, span)
+    if kept is None:
+        part, as_of = coalition_part(session, span, zone), None
+    else:
+        part, as_of = kept
     with tenancy.acting_as(tenancy.SYSTEM, session):
         today_terms = economics.coalition_terms(session, clock.business_date(now, zone))
         owed = reports.liability(session, today_terms)
-        return {
-            "coalition": figures(session, None, span, zone),
-            "partner": partner,
-            "liability": {
-                "outstanding_points": owed["outstanding_points"],
-                "value": owed["value"],
-                "breakage_to_date": owed["breakage"],
-            },
-            "breakage": breakage(session, span, terms),
-            "balance_of_trade": balance_of_trade(session, span, terms),
-        }
+    return {
+        **part,
+        "coalition": part["coalition"]
+        | {
+            "from": date.fromisoformat(part["coalition"]["from"]),
+            "to": date.fromisoformat(part["coalition"]["to"]),
+        },
+        "as_of": as_of,
+        "partner": partner,
+        "liability": {
+            "outstanding_points": owed["outstanding_points"],
+            "value": owed["value"],
+            "breakage_to_date": owed["breakage"],
+        },
+    }

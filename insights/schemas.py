@@ -197,6 +197,15 @@ class InsightsTrade(Schema):
 
 class OpsInsightsOut(Schema):
     coalition = fields.Nested(InsightsOut, required=True)
+    as_of = fields.DateTime(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "when the coalition's figures, breakage and balance of trade were "
+            "computed, if they come from the nightly snapshot (the default range: the 12 "
+            "months to yesterday); null when computed for this request"
+        },
+    )
     partner = fields.Nested(InsightsPartnerOut, allow_none=True, required=True)
     liability = fields.Nested(InsightsLiability, required=True)
     breakage = fields.Nested(

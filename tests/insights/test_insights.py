@@ -284,6 +284,7 @@ def test_the_operators_insights_are_the_hand_worked_figures(
                 },
             ],
         },
+        "as_of": None,  # computed for this request: no snapshot of this range
         "partner": None,
         "liability": {
             "outstanding_points": 187,
@@ -402,3 +403,28 @@ def test_a_merchants_insights_reveal_no_other_shop(
     assert "mer_" not in seen and "mbr_" not in seen
     assert not any(name in seen for name in ("Alpha", "Beta", "Gamma"))
     assert alpha.json["sales"] == {"amount": 11700, "currency": "EUR"}  # none of Gamma's 6,000
+
+
+def test_the_nightly_job_keeps_the_operators_default_range_and_the_api_answers_from_it(
+    app, client: FlaskClient, session: Session, coalition: dict[str, int]
+) -> None:
+    """Decision A9: with no range, the operator's view is the 12 months to yesterday; once the
+    night's job has run, the coalition's figures come from its snapshot (`as_of` says when),
+    the same as computed live for that range, the partner's and the liability still live."""
+    from coalition import clock
+    from insights import services, tasks
+
+    zone = app.config["COALITION_TIMEZONE"]
+    now = clock.utcnow()
+    span = services.operator_default(clock.business_date(now, zone), zone)
+    headers = factories.operator_headers(session)
+    explicit = f"from={span.first.isoformat()}&to={span.last.isoformat()}"
+    live = client.get(f"/api/v1/ops/insights?{explicit}", headers=headers).json
+    before = client.get("/api/v1/ops/insights", headers=headers).json
+    assert before == live and before["as_of"] is None
+
+    tasks.precompute_insights(span.last, now)
+    kept = client.get("/api/v1/ops/insights", headers=headers).json
+    assert kept["as_of"] is not None
+    assert kept | {"as_of": None} == live
+    assert kept["coalition"]["from"] == span.first.isoformat()

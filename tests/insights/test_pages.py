@@ -147,3 +147,21 @@ def test_support_staff_may_not_open_the_operators_insights(
 ) -> None:
     sign_in_as(client, session, "support")
     assert client.get("/ops/insights/").status_code == 403
+
+
+def test_the_operators_default_range_says_when_the_night_computed_it(
+    app, client: FlaskClient, session: Session, coalition: dict[str, int]
+) -> None:
+    from insights import services, tasks
+
+    zone = app.config["COALITION_TIMEZONE"]
+    span = services.operator_default(clock.business_date(clock.utcnow(), zone), zone)
+    sign_in_as(client, session, "finance")
+    live = _text(client.get("/ops/insights/").get_data(as_text=True))
+    assert "computed overnight" not in live
+    tasks.precompute_insights(span.last, clock.utcnow())
+    kept = _text(client.get("/ops/insights/").get_data(as_text=True))
+    assert "were computed overnight, at" in kept
+    # The same figures either way (the balance of trade's rows, the coalition's purchases).
+    assert "Alpha 5 0.05 8 0.08 -3 -0.03" in kept and "Alpha 5 0.05 8 0.08 -3 -0.03" in live
+    assert "Purchases 12" in kept and "Purchases 12" in live

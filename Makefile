@@ -56,7 +56,7 @@ bench: install
 # each language's catalogue (translate what is new in coalition/translations/ru/...po), compile.
 CATALOGUE := coalition/translations
 translations: install
-	$(BIN)/pybabel extract -F $(CATALOGUE)/babel.cfg -k _l -o $(CATALOGUE)/messages.pot --no-location --sort-output coalition merchants settlement webhooks draws rewards
+	$(BIN)/pybabel extract -F $(CATALOGUE)/babel.cfg -k _l -o $(CATALOGUE)/messages.pot --no-location --sort-output coalition merchants settlement webhooks draws rewards insights
 	$(BIN)/pybabel update -i $(CATALOGUE)/messages.pot -d $(CATALOGUE) --no-fuzzy-matching
 	$(BIN)/pybabel compile -d $(CATALOGUE)
 

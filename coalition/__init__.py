@@ -30,6 +30,7 @@ MODEL_MODULES = (
     "webhooks.models",
     "rewards.models",
     "draws.models",
+    "insights.models",
 )
 
 
@@ -57,6 +58,10 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     from draws import api as draws_api
     from draws import ops_views as draw_ops_pages
     from draws import views as draw_pages  # its member pages join the member site
+    from insights import api as insights_api
+    from insights import ops_views as insight_pages
+    from insights import portal as insights_portal  # noqa: F401 (its page joins the portal)
+    from insights import tasks as insights_tasks
     from merchants import ops_views as merchant_pages
     from merchants.api import onboarding
     from merchants.api import points as points_api
@@ -106,6 +111,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     tasks.init_app(app)
     settlement_tasks.init_app(app)
     rewards_tasks.init_app(app)
+    insights_tasks.init_app(app)
     problems.init_app(app)
     access.init_app(app)
     pages.init_app(app, ("/portal", "/me", "/ops", "/draws"))
@@ -135,6 +141,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
             rewards_api.bp,
             draws_api.bp,
             segments_api.bp,
+            insights_api.bp,
         ],
     )
     app.register_blueprint(staff_views.bp)
@@ -146,6 +153,7 @@ def create_app(environ: Mapping[str, str] | None = None) -> Flask:
     app.register_blueprint(reward_pages.bp)
     app.register_blueprint(draw_ops_pages.bp)
     app.register_blueprint(segment_ops_pages.bp)
+    app.register_blueprint(insight_pages.bp)
     app.register_blueprint(draw_pages.bp)
     pages.declare_public(app)
     cli.init_app(app)

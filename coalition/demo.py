@@ -31,6 +31,7 @@ from coalition import audit, clock, economics, tenancy
 from coalition.database import table
 from coalition.demo_draws import DemoDraws
 from coalition.demo_fraud import DemoFraud
+from coalition.demo_insights import DemoInsights
 from coalition.demo_rewards import DemoRewards
 from coalition.errors import CoalitionError
 from coalition.extensions import db
@@ -467,6 +468,7 @@ def fill(
     draws = DemoDraws(days, merchants, cards, rng, _demo_staff(session))
     catalogue = DemoRewards(days, merchants, cards, rng)
     fraud = DemoFraud(days, merchants, cards)
+    patterns = DemoInsights(days, merchants, random.Random(seed + 16))
     economics.forget()  # the shops' own terms, written for days already cached
     premium_from = start + timedelta(days=2, hours=10)
     totals = {"merchants": len(merchants), "members": len(cards)}
@@ -477,6 +479,7 @@ def fill(
         drawn = draws.day(session, offset, day)
         ordered = catalogue.day(session, offset, day)
         found = fraud.day(session, offset, day)
+        shown = patterns.day(session, offset, day)
         _night(session, day + timedelta(days=1))
         for name, value in [
             *day_counts.items(),
@@ -484,6 +487,7 @@ def fill(
             *drawn.items(),
             *ordered.items(),
             *found.items(),
+            *shown.items(),
         ]:
             totals[name] = totals.get(name, 0) + value
         if day <= premium_from < day + timedelta(days=1):

@@ -122,6 +122,25 @@ ROWS = [
         method="GET",
         field="until",
     ),
+    Row(
+        "insights backwards",
+        "/api/v1/insights?from=2026-03-01&to=2026-02-01",
+        method="GET",
+        field="from",
+    ),
+    Row(
+        "insights over 24 months",
+        "/api/v1/insights?from=2024-01-01&to=2026-01-01",
+        method="GET",
+        field="to",
+    ),
+    Row("insights on no such date", "/api/v1/insights?to=2026-02-30", method="GET", field="to"),
+    Row(
+        "a merchant names a partner",
+        "/api/v1/insights?merchant=mer_x",
+        method="GET",
+        field="merchant",
+    ),
     # unknown enums and fields a caller must not set (S4)
     Row("unknown type filter", "/api/v1/transactions?type=gift", method="GET", field="type"),
     Row(

@@ -365,3 +365,41 @@ def test_the_fraud_report_finds_the_seeded_fraud_and_nothing_of_the_honest_traff
     )
     assert recall == 1.0
     assert precision == 1.0, [(a.kind, a.evidence) for a in alerts if a not in true_alerts]
+
+
+def test_the_demo_has_partners_that_win_members_and_a_lapsed_cohort(session: Session) -> None:
+    """Issue 16, point 7: one member a day joins at the grocer's till (for the first 25 of 35
+    days), and makes a first purchase two days later at the bookshop (even days: 13 members) or
+    the cinema (odd days: 12), every other one coming back a week later; twelve members who
+    joined online on the first day shop every third day for three weeks (7 purchases each) and
+    never again. Insights show the winners, and the lapsed cohort is in the ledger."""
+    from insights import reads as insights
+
+    now = datetime(2026, 11, 22, 12, tzinfo=UTC)
+    made = fill(session, members=20, days=35, seed=8, now=now)
+    names = dict(session.execute(select(table(Merchant).c.name, table(Merchant).c.id)).all())
+    span = insights.window(made["since"], date(2026, 11, 21), date(2026, 11, 22), "Europe/Berlin")
+    won = {
+        shop: insights.figures(session, names[shop], span, "Europe/Berlin")["won"]
+        for shop in ("Seitenweise Books", "Kino Lumière", "Fuel & Go")
+    }
+    # Beyond the pattern's own, the demo's other members win each shop a few more.
+    assert won["Seitenweise Books"]["members"] >= 13
+    assert won["Kino Lumière"]["members"] >= 12
+    assert won["Seitenweise Books"]["came_back"] >= 6
+    assert won["Kino Lumière"]["came_back"] >= 6
+    assert won["Fuel & Go"]["members"] < won["Seitenweise Books"]["members"]
+
+    transactions = table(Transaction)
+    accounts = table(Account)
+    members = table(Member)
+    lapsed = session.execute(
+        select(transactions.c.member_account_id)
+        .join(accounts, accounts.c.id == transactions.c.member_account_id)
+        .join(members, members.c.id == accounts.c.member_id)
+        .where(transactions.c.type == "earn", members.c.enrolled_by_merchant_id.is_(None))
+        .group_by(transactions.c.member_account_id)
+        .having(func.count() == 7)
+        .having(func.max(transactions.c.created_at) < now - timedelta(days=35 - 21))
+    ).all()
+    assert len(lapsed) == 12

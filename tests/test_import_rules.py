@@ -10,7 +10,16 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("coalition", "merchants", "settlement", "webhooks", "draws", "rewards", "config")
+PACKAGES = (
+    "coalition",
+    "merchants",
+    "settlement",
+    "webhooks",
+    "draws",
+    "rewards",
+    "insights",
+    "config",
+)
 
 
 def lint_imports(tree: Path) -> subprocess.CompletedProcess[str]:
@@ -43,10 +52,7 @@ def test_a_core_module_importing_a_merchants_model_fails_the_lint_naming_the_rul
     broken = lint_imports(tmp_path)
 
     assert broken.returncode == 1
-    assert (
-        "The core imports nothing of merchants, settlement, webhooks, draws or rewards BROKEN"
-        in broken.stdout
-    )
+    assert "The core imports none of the other root packages BROKEN" in broken.stdout
     assert "coalition.ledger.reads -> merchants.models" in broken.stdout
 
 
@@ -59,3 +65,13 @@ def test_draws_importing_settlement_fails_the_lint_naming_the_rule(tmp_path):
     assert broken.returncode == 1
     assert "Draws never import settlement or webhooks BROKEN" in broken.stdout
     assert "draws.reads -> settlement.runs" in broken.stdout
+
+
+def test_insights_importing_webhooks_fails_the_lint_naming_the_rule(tmp_path):
+    _copy(tmp_path)
+    with (tmp_path / "insights" / "reads.py").open("a") as module:
+        module.write("\nfrom webhooks import services  # noqa: E402, F401\n")
+    broken = lint_imports(tmp_path)
+
+    assert broken.returncode == 1
+    assert "Insights never import webhooks BROKEN" in broken.stdout

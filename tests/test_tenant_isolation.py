@@ -322,3 +322,25 @@ def test_a_merchants_webhook_endpoint_list_holds_none_of_another_merchants(
     listed = client.get("/api/v1/webhook-endpoints", headers=attacker["merchant"])
     assert listed.status_code == 200
     assert listed.json == {"data": [], "next_cursor": None}
+
+
+def test_a_merchants_insights_count_nothing_of_another_merchants_shop(
+    client: FlaskClient,
+    session: Session,
+    victim: dict[str, str],
+    attacker: dict[str, dict[str, str]],
+) -> None:
+    """The victim's member bought 500 points' worth (50,000 cents) and redeemed at the victim's
+    shop; the attacker's insights hold only its own customer's purchase (100 points, 10,000
+    cents), won nobody, and name no other shop."""
+    answer = client.get(
+        "/api/v1/insights?from=2026-03-01&to=2026-03-31", headers=attacker["merchant"]
+    )
+    assert answer.status_code == 200
+    found = answer.json
+    assert (found["purchases"], found["customers"], found["sales"]["amount"]) == (1, 1, 10000)
+    assert found["won"] == {"members": 0, "came_back": 0}
+    assert found["points"] == {"issued": 100, "redeemed": 0}
+    assert [row["net"] for row in found["net_by_month"]] == ["0.00"]
+    assert "Victim" not in answer.get_data(as_text=True)
+    assert "mer_" not in answer.get_data(as_text=True)

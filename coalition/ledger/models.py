@@ -140,6 +140,17 @@ class Transaction(Base):
             sqlite_where=text("purpose IS NOT NULL"),
             postgresql_where=text("purpose IS NOT NULL"),
         ),
+        # Insights (issue 16) read a merchant's purchases in a range from this index alone.
+        Index(
+            "ix_transactions_purchases_merchant",
+            "merchant_id",
+            "created_at",
+            "member_account_id",
+            "amount_minor",
+            "points",
+            sqlite_where=text("type = 'earn'"),
+            postgresql_where=text("type = 'earn'"),
+        ),
         # API pages walk one member's or one merchant's transactions by id, newest first.
         Index("ix_transactions_member_page", "member_account_id", "id"),
         Index("ix_transactions_merchant_page", "merchant_id", "id"),

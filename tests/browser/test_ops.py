@@ -70,7 +70,11 @@ def test_the_money_pages_pass_axe_for_an_admin(
     page.get_by_role("button", name="Sign in").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Operator console")
 
-    for name, heading in (("Economics", "Economics"), ("Audit log", "Audit log")):
+    for name, heading in (
+        ("Economics", "Economics"),
+        ("Insights", "Insights"),
+        ("Audit log", "Audit log"),
+    ):
         page.get_by_role("navigation", name="Sections").get_by_role("link", name=name).click()
         expect(page.get_by_role("heading", level=1)).to_have_text(heading)
         assert accessible(page) == []

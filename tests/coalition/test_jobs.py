@@ -449,5 +449,6 @@ def test_what_rq_cron_enqueues_hourly_a_worker_turns_into_the_days_daily_jobs(
             "settle",
             "statements",
             "cancel-overdue-orders",
+            "insights",
         )
     ]

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-SVG_NAMESPACE = "http://www.w3.org/2000/svg"
-FONT_FAMILY = "DejaVu Sans, Helvetica, Arial, sans-serif"
+from coalition.web.svg import FONT_FAMILY, SVG_NAMESPACE, attrs, number, text
+
 TEXT, MUTED, GRID, AXIS = "#1a202c", "#4a5568", "#e2e8f0", "#718096"
 CURVE, EQUAL, PAYS, PAID = "#2b6cb0", "#a0aec0", "#c05621", "#2f855a"
 
@@ -28,8 +28,8 @@ def _root(title: str, width: int, height: int) -> ET.Element:
         },
     )
     ET.SubElement(root, "title").text = title
-    ET.SubElement(root, "rect", _attrs(x=0, y=0, width=width, height=height, fill="#ffffff"))
-    _text(root, title, x=12, y=22, size=14, color=TEXT)
+    ET.SubElement(root, "rect", attrs(x=0, y=0, width=width, height=height, fill="#ffffff"))
+    text(root, title, x=12, y=22, size=14, color=TEXT)
     return root
 
 
@@ -43,9 +43,9 @@ def cohort_heatmap_svg(
     width = max(left + months * cell + 12, 760)
     height = top + max(len(cohorts), 1) * 28 + 24
     root = _root(title, width, height)
-    _text(root, since_label, x=left, y=42, size=11, color=MUTED)
+    text(root, since_label, x=left, y=42, size=11, color=MUTED)
     for k in range(months):
-        _text(
+        text(
             root,
             str(k),
             x=left + k * cell + cell / 2,
@@ -56,7 +56,7 @@ def cohort_heatmap_svg(
         )
     for index, row in enumerate(cohorts):
         y = top + 4 + index * 28
-        _text(root, row["month"], x=left - 8, y=y + 17, size=11, color=TEXT, anchor="end")
+        text(root, row["month"], x=left - 8, y=y + 17, size=11, color=TEXT, anchor="end")
         for k, active in enumerate(row["active"]):
             share = active / row["members"] if row["members"] else 0
             light = int(235 - share * 170)
@@ -64,10 +64,10 @@ def cohort_heatmap_svg(
             rect = ET.SubElement(
                 root,
                 "rect",
-                _attrs(x=left + k * cell + 1, y=y, width=cell - 2, height=24, fill=fill),
+                attrs(x=left + k * cell + 1, y=y, width=cell - 2, height=24, fill=fill),
             )
             ET.SubElement(rect, "title").text = f"{row['month']} +{k}: {active}/{row['members']}"
-            _text(
+            text(
                 root,
                 str(active),
                 x=left + k * cell + cell / 2,
@@ -77,7 +77,7 @@ def cohort_heatmap_svg(
                 anchor="middle",
             )
     if not cohorts:
-        _text(root, empty_note, x=width / 2, y=top + 20, size=12, color=MUTED, anchor="middle")
+        text(root, empty_note, x=width / 2, y=top + 20, size=12, color=MUTED, anchor="middle")
     return ET.tostring(root, encoding="unicode")
 
 
@@ -102,19 +102,17 @@ def concentration_svg(
     root = _root(title, width, height)
     for tick in (0, 25, 50, 75, 100):
         ET.SubElement(
-            root, "line", _attrs(x1=left, y1=y(tick / 100), x2=right, y2=y(tick / 100), stroke=GRID)
+            root, "line", attrs(x1=left, y1=y(tick / 100), x2=right, y2=y(tick / 100), stroke=GRID)
         )
-        _text(
-            root, f"{tick} %", x=left - 6, y=y(tick / 100) + 4, size=10, color=MUTED, anchor="end"
-        )
-        _text(root, f"{tick} %", x=x(tick), y=bottom + 16, size=10, color=MUTED, anchor="middle")
+        text(root, f"{tick} %", x=left - 6, y=y(tick / 100) + 4, size=10, color=MUTED, anchor="end")
+        text(root, f"{tick} %", x=x(tick), y=bottom + 16, size=10, color=MUTED, anchor="middle")
     ET.SubElement(
         root,
         "line",
-        _attrs(x1=x(0), y1=y(0), x2=x(100), y2=y(1), stroke=EQUAL, **{"stroke-dasharray": "4 4"}),
+        attrs(x1=x(0), y1=y(0), x2=x(100), y2=y(1), stroke=EQUAL, **{"stroke-dasharray": "4 4"}),
     )
     points = " ".join(
-        f"{_format(x(p['customers_percent']))},{_format(y(float(Decimal(p['sales_share']))))}"
+        f"{number(x(p['customers_percent']))},{number(y(float(Decimal(p['sales_share']))))}"
         for p in curve
     )
     ET.SubElement(
@@ -124,14 +122,14 @@ def concentration_svg(
         ET.SubElement(
             root,
             "circle",
-            _attrs(
+            attrs(
                 cx=x(p["customers_percent"]),
                 cy=y(float(Decimal(p["sales_share"]))),
                 r=3,
                 fill=CURVE,
             ),
         )
-    _text(
+    text(
         root,
         customers_label,
         x=(left + right) / 2,
@@ -140,10 +138,10 @@ def concentration_svg(
         color=TEXT,
         anchor="middle",
     )
-    _text(root, sales_label, x=left, y=top - 6, size=11, color=TEXT)
-    _text(root, equal_label, x=x(70), y=y(0.62), size=10, color=MUTED, anchor="middle")
+    text(root, sales_label, x=left, y=top - 6, size=11, color=TEXT)
+    text(root, equal_label, x=x(70), y=y(0.62), size=10, color=MUTED, anchor="middle")
     for index, p in enumerate(curve[1:]):
-        _text(
+        text(
             root,
             f"{p['customers_percent']} %: {Decimal(p['sales_share']) * 100:.1f} %",
             x=right + 30,
@@ -164,13 +162,13 @@ def net_by_month_svg(
     high = max([abs(n) for n in nets] + [Decimal(1)])
     middle = (top + bottom) / 2
     root = _root(title, width, height)
-    ET.SubElement(root, "rect", _attrs(x=420, y=12, width=12, height=12, fill=PAYS))
-    _text(root, pays_label, x=438, y=23, size=11, color=TEXT)
-    ET.SubElement(root, "rect", _attrs(x=590, y=12, width=12, height=12, fill=PAID))
-    _text(root, paid_label, x=608, y=23, size=11, color=TEXT)
+    ET.SubElement(root, "rect", attrs(x=420, y=12, width=12, height=12, fill=PAYS))
+    text(root, pays_label, x=438, y=23, size=11, color=TEXT)
+    ET.SubElement(root, "rect", attrs(x=590, y=12, width=12, height=12, fill=PAID))
+    text(root, paid_label, x=608, y=23, size=11, color=TEXT)
     slot = (right - left) / max(len(months), 1)
     for sign in (1, -1):
-        _text(
+        text(
             root,
             f"{sign * high:.2f}",
             x=left - 6,
@@ -179,13 +177,13 @@ def net_by_month_svg(
             color=MUTED,
             anchor="end",
         )
-    _text(root, "0", x=left - 6, y=middle + 4, size=10, color=MUTED, anchor="end")
+    text(root, "0", x=left - 6, y=middle + 4, size=10, color=MUTED, anchor="end")
     for index, (row, net) in enumerate(zip(months, nets, strict=True)):
         extent = float(abs(net) / high) * (middle - top)
         bar = ET.SubElement(
             root,
             "rect",
-            _attrs(
+            attrs(
                 x=left + index * slot + slot * 0.15,
                 y=middle - extent if net > 0 else middle,
                 width=slot * 0.7,
@@ -194,7 +192,7 @@ def net_by_month_svg(
             ),
         )
         ET.SubElement(bar, "title").text = f"{row['month']}: {row['net']} {row['currency']}"
-        _text(
+        text(
             root,
             row["month"][2:],
             x=left + index * slot + slot / 2,
@@ -203,33 +201,5 @@ def net_by_month_svg(
             color=MUTED,
             anchor="middle",
         )
-    ET.SubElement(root, "line", _attrs(x1=left, y1=middle, x2=right, y2=middle, stroke=AXIS))
+    ET.SubElement(root, "line", attrs(x1=left, y1=middle, x2=right, y2=middle, stroke=AXIS))
     return ET.tostring(root, encoding="unicode")
-
-
-def _text(
-    parent: ET.Element,
-    content: str,
-    *,
-    x: float,
-    y: float,
-    size: int,
-    color: str,
-    anchor: str = "start",
-) -> None:
-    element = ET.SubElement(
-        parent,
-        "text",
-        _attrs(x=x, y=y, fill=color, **{"font-size": str(size), "text-anchor": anchor}),
-    )
-    element.text = content
-
-
-def _attrs(**values: str | float) -> dict[str, str]:
-    return {key: _format(value) for key, value in values.items()}
-
-
-def _format(value: str | float) -> str:
-    if isinstance(value, str):
-        return value
-    return f"{round(value, 2) + 0.0:.2f}".rstrip("0").rstrip(".")

@@ -11,8 +11,8 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Sequence
 from datetime import date
 
-SVG_NAMESPACE = "http://www.w3.org/2000/svg"
-FONT_FAMILY = "DejaVu Sans, Helvetica, Arial, sans-serif"
+from coalition.web.svg import FONT_FAMILY, SVG_NAMESPACE, attrs, text
+
 WIDTH, HEIGHT = 760, 300
 LEFT, RIGHT, TOP, BOTTOM = 60, WIDTH - 12, 56, HEIGHT - 40
 TICKS = 4
@@ -50,15 +50,15 @@ def daily_svg(
     )
     heading = ET.SubElement(root, "title")
     heading.text = title
-    ET.SubElement(root, "rect", _attrs(x=0, y=0, width=WIDTH, height=HEIGHT, fill="#ffffff"))
-    _text(root, title, x=LEFT, y=22, size=14, color=TEXT)
+    ET.SubElement(root, "rect", attrs(x=0, y=0, width=WIDTH, height=HEIGHT, fill="#ffffff"))
+    text(root, title, x=LEFT, y=22, size=14, color=TEXT)
     for index, (label, color) in enumerate(((issued_label, ISSUED), (redeemed_label, REDEEMED))):
         x = LEFT + index * 200
-        ET.SubElement(root, "rect", _attrs(x=x, y=32, width=12, height=12, fill=color))
-        _text(root, label, x=x + 18, y=43, size=11, color=TEXT)
+        ET.SubElement(root, "rect", attrs(x=x, y=32, width=12, height=12, fill=color))
+        text(root, label, x=x + 18, y=43, size=11, color=TEXT)
     for tick in range(0, top + 1, step):
-        ET.SubElement(root, "line", _attrs(x1=LEFT, y1=y(tick), x2=RIGHT, y2=y(tick), stroke=GRID))
-        _text(
+        ET.SubElement(root, "line", attrs(x1=LEFT, y1=y(tick), x2=RIGHT, y2=y(tick), stroke=GRID))
+        text(
             root,
             f"{tick:,}".replace(",", " "),
             x=LEFT - 6,
@@ -78,7 +78,7 @@ def daily_svg(
             ET.SubElement(
                 root,
                 "rect",
-                _attrs(
+                attrs(
                     x=left + offset * bar,
                     y=y(points),
                     width=bar,
@@ -92,7 +92,7 @@ def daily_svg(
                 ),
             )
         if (len(days) - 1 - index) % 7 == 0:
-            _text(
+            text(
                 root,
                 day_label(day),
                 x=LEFT + band * (index + 0.5),
@@ -101,9 +101,9 @@ def daily_svg(
                 color=MUTED,
                 anchor="middle",
             )
-    ET.SubElement(root, "line", _attrs(x1=LEFT, y1=BOTTOM, x2=RIGHT, y2=BOTTOM, stroke=AXIS))
+    ET.SubElement(root, "line", attrs(x1=LEFT, y1=BOTTOM, x2=RIGHT, y2=BOTTOM, stroke=AXIS))
     if high == 0:
-        _text(
+        text(
             root,
             empty_note,
             x=(LEFT + RIGHT) / 2,
@@ -121,31 +121,3 @@ def _nice(raw: float) -> int:
         if raw <= factor * magnitude:
             return max(int(factor * magnitude), 1)
     return int(10 * magnitude)
-
-
-def _text(
-    parent: ET.Element,
-    content: str,
-    *,
-    x: float,
-    y: float,
-    size: int,
-    color: str,
-    anchor: str = "start",
-) -> None:
-    element = ET.SubElement(
-        parent,
-        "text",
-        _attrs(x=x, y=y, fill=color, **{"font-size": str(size), "text-anchor": anchor}),
-    )
-    element.text = content
-
-
-def _attrs(**values: str | float) -> dict[str, str]:
-    return {key: _format(value) for key, value in values.items()}
-
-
-def _format(value: str | float) -> str:
-    if isinstance(value, str):
-        return value
-    return f"{round(value, 2) + 0.0:.2f}".rstrip("0").rstrip(".")

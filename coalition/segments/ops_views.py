@@ -31,13 +31,10 @@ def _page(form: Any, outcome: Any = None, segment_id: str | None = None, status:
     return (
         render_template(
             "ops/segments.html",
-            segments=segment_pages.listed(session, OPERATOR),
             form=form,
             outcome=outcome,
             segment_id=segment_id,
-            delete_form=DeleteSegmentForm(),
-            minor=segment_pages.minor_units(session, now),
-            currency=segment_pages.currency(session, now),
+            **segment_pages.page(session, OPERATOR, now),
         ),
         status,
     )

@@ -102,6 +102,17 @@ def submit(
         return Outcome(problems=_messages(refused.extra.get("errors") or refused.detail))
 
 
+def page(session: Session, owner: Owner, now: datetime) -> dict[str, Any]:
+    """What a segments page shows besides its form: the owner's segments, the delete form, and
+    the currency the money criteria are typed in."""
+    return {
+        "segments": listed(session, owner),
+        "delete_form": forms.DeleteSegmentForm(),
+        "minor": minor_units(session, now),
+        "currency": currency(session, now),
+    }
+
+
 def listed(session: Session, owner: Owner) -> list[dict[str, Any]]:
     return reads.page(session, owner)
 

@@ -32,13 +32,10 @@ def _page(form: Any, outcome: Any = None, segment_id: str | None = None, status:
     return (
         render_template(
             "portal/segments.html",
-            segments=segment_pages.listed(session, _owner()),
             form=form,
             outcome=outcome,
             segment_id=segment_id,
-            delete_form=DeleteSegmentForm(),
-            minor=segment_pages.minor_units(session, now),
-            currency=segment_pages.currency(session, now),
+            **segment_pages.page(session, _owner(), now),
         ),
         status,
     )

@@ -4,7 +4,7 @@ Builds a PostgreSQL database with a year of trading at the harness's size (bench
 times each, reporting the median and the worst: `GET /api/v1/insights` of one merchant over the
 year and over its last month; `GET /api/v1/ops/insights` over the year computed live; the
 nightly precomputation; and `GET /api/v1/ops/insights` with the default range, answered from
-the snapshot (decision A9).
+the snapshot (decision 342).
 
     .venv/bin/python bench/insights_year.py --purchases 3650000 --runs 7
 

@@ -2,4 +2,4 @@
 computed by set-based SQL over the ledger (`insights.reads`), served to a merchant
 (`GET /api/v1/insights`, the portal's Insights tab) and to the operator (`GET
 /api/v1/ops/insights`, `/ops/insights`). Every figure's definition is in docs/decisions.md
-(decisions A1-A8) and in the API schema's descriptions."""
+(decisions 334-341) and in the API schema's descriptions."""

@@ -55,7 +55,7 @@ def operator_insights(args: dict[str, Any]) -> Any:
     session, where, now = db.session(), zone.name(), clock.utcnow()
     today = clock.business_date(now, where)
     if args.get("from_") is None and args.get("to") is None:
-        span = services.operator_default(today, where)  # the nightly snapshot's (decision A9)
+        span = services.operator_default(today, where)  # the nightly snapshot's (decision 342)
     else:
         span = reads.window(args.get("from_"), args.get("to"), today, where)
     return reads.operator_view(session, span, where, args.get("merchant"), now)

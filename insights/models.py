@@ -1,5 +1,5 @@
 """The nightly snapshot of the operator's coalition-wide insights for the default range (decision
-A9): a year of a busy coalition takes the live queries many seconds, the snapshot's read one
+342): a year of a busy coalition takes the live queries many seconds, the snapshot's read one
 row. One row per scope and range; a later night's computation of the same range replaces it."""
 
 from __future__ import annotations

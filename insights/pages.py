@@ -17,7 +17,7 @@ from settlement.money import major
 
 def window_of(form: RangeForm, *, operator: bool = False) -> reads.Window | None:
     """The form's window; None (its errors attached to the form) when it is not one. The
-    operator's default is the nightly snapshot's range (decision A9)."""
+    operator's default is the nightly snapshot's range (decision 342)."""
     where = zone.name()
     if not form.validate():
         return None

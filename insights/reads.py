@@ -4,13 +4,13 @@
 A scope is one merchant (its own API, its portal tab, the operator's partner picker) or the whole
 coalition (`merchant_id=None`). A window is a range of business dates in the coalition's time
 zone; months are the calendar months it touches, told apart in SQL by a CASE over their UTC
-boundaries (so no time-zone function is needed on SQLite). The definitions are decisions A1-A8
+boundaries (so no time-zone function is needed on SQLite). The definitions are decisions 334-341
 (docs/decisions.md); each function's docstring states its own.
 
 The merchant's figures read every merchant's purchases (a member won through the coalition is one
 who bought elsewhere first), so they run as the system tenant and name the merchant in every
 query; what leaves this module about other shops is only counts of this merchant's own customers
-(decision A2)."""
+(decision 335)."""
 
 from __future__ import annotations
 
@@ -49,10 +49,10 @@ snapshots = table(InsightSnapshot)
 COALITION = "coalition"
 
 # Bounds (STYLE: a bound on every list): a window is at most 24 months, so a cohort triangle is
-# at most 24 x 24 cells and the month CASE at most 23 branches (decision A1).
+# at most 24 x 24 cells and the month CASE at most 23 branches (decision 334).
 MAX_MONTHS = 24
 DEFAULT_MONTHS = 12
-# The concentration curve's points: the top 10 %, 20 %, ... 100 % of customers (decision A5).
+# The concentration curve's points: the top 10 %, 20 %, ... 100 % of customers (decision 338).
 PERCENTILES = tuple(range(10, 101, 10))
 TOP_SHARE_PERCENT = 20
 SHARE = Decimal("0.0001")
@@ -79,7 +79,7 @@ def _next_month(day: date) -> date:
 
 
 def window(first: date | None, last: date | None, today: date, zone: str) -> Window:
-    """The window a request names (decision A1): by default the 12 calendar months to `today`
+    """The window a request names (decision 334): by default the 12 calendar months to `today`
     (the first day of the month 11 months back, to today). Refused: `from` after `to`, or a
     range that touches more than 24 months."""
     if last is None:
@@ -154,7 +154,7 @@ def sales(session: Session, merchant_id: int | None, span: Window, terms: Terms)
     """Purchases in the window: how many, their amounts' sum (gross of refunds), the members who
     made them (customers), those with two or more (repeat customers) and their share of the
     customers (the repeat-purchase rate), and the average basket: sales / purchases in major
-    units, rounded half-even to the currency's minor unit (decision A3)."""
+    units, rounded half-even to the currency's minor unit (decision 336)."""
     where = _purchases(merchant_id, span)
     count, amount, customers = session.execute(
         select(
@@ -213,7 +213,7 @@ def _firsts(merchant_id: int | None, span: Window, *, per_merchant: bool) -> Any
 
 
 def won(session: Session, merchant_id: int | None, span: Window) -> dict[str, int]:
-    """Members won through the coalition (decision A2): their first purchase ever at the
+    """Members won through the coalition (decision 335): their first purchase ever at the
     merchant falls in the window, and before it they had joined at another partner (enrolled
     by it) or bought at another partner. `came_back`: those of them who bought at the merchant
     again after that first purchase, within the window. For the coalition, the sum over
@@ -255,7 +255,7 @@ def won(session: Session, merchant_id: int | None, span: Window) -> dict[str, in
 def cohorts(
     session: Session, merchant_id: int | None, span: Window, zone: str
 ) -> list[dict[str, Any]]:
-    """Cohort retention (decision A4): members grouped by the month of their first purchase ever
+    """Cohort retention (decision 337): members grouped by the month of their first purchase ever
     (at the merchant, or anywhere for the coalition) when that falls in the window; for each
     cohort, how many of its members bought (there) in its first month, the month after, ... up
     to the window's last month: a triangle."""
@@ -294,7 +294,7 @@ def cohorts(
 
 
 def concentration(session: Session, merchant_id: int | None, span: Window) -> dict[str, Any]:
-    """The share of sales from the top customers (decision A5): customers ranked by their sales
+    """The share of sales from the top customers (decision 338): customers ranked by their sales
     in the window, biggest first (ties by account id); the top p % are the first ceil(p x n / 100)
     of the n customers; `top_20_share` is their sales over all sales, and the curve gives the
     same for p = 10, 20, ... 100, shares rounded half-even to 4 places."""
@@ -348,7 +348,7 @@ def concentration(session: Session, merchant_id: int | None, span: Window) -> di
 def points(session: Session, merchant_id: int | None, span: Window) -> dict[str, int]:
     """Points issued (on purchases at the merchant: its own and the operator's bonuses with
     them) and redeemed there net of reversals, in the window, as the dashboard counts them
-    (decision A6)."""
+    (decision 339)."""
     where = [
         transactions.c.created_at >= span.start,
         transactions.c.created_at < span.end,
@@ -372,7 +372,7 @@ def points(session: Session, merchant_id: int | None, span: Window) -> dict[str,
 def net_by_month(
     session: Session, merchant_id: int | None, span: Window, terms: Terms
 ) -> list[dict[str, Any]]:
-    """The net position by month (decision A7): settlement's final positions of the window's
+    """The net position by month (decision 340): settlement's final positions of the window's
     settled days added up per calendar month, exact (statements round once, to the cent):
     `owed` what the merchant owes the operator, `receivable` what it is owed, `net` the
     difference (positive: it pays). For the coalition, every merchant's summed."""
@@ -488,7 +488,7 @@ def breakage(session: Session, span: Window, terms: Terms) -> dict[str, Any]:
 
 
 def balance_of_trade(session: Session, span: Window, terms: Terms) -> list[dict[str, Any]]:
-    """Each partner's balance of trade in the window (decision A8), from settlement's flows of
+    """Each partner's balance of trade in the window (decision 341), from settlement's flows of
     the window's settled days: `imported` its redemptions of points issued elsewhere (by other
     partners or the operator), `exported` its own points redeemed elsewhere, with their value
     as settlement priced them; `balance` is imported less exported (positive: the coalition
@@ -552,7 +552,7 @@ def balance_of_trade(session: Session, span: Window, terms: Terms) -> list[dict[
 
 
 def coalition_part(session: Session, span: Window, zone: str) -> dict[str, Any]:
-    """What the nightly snapshot keeps (decision A9): the coalition's figures, breakage in the
+    """What the nightly snapshot keeps (decision 342): the coalition's figures, breakage in the
     range and the balance of trade, as plain JSON (dates as ISO text)."""
     terms = economics.coalition_terms(session, span.last)
     coalition = figures(session, None, span, zone)

@@ -1,4 +1,4 @@
-"""The nightly precomputation of the operator's coalition-wide insights (decision A9): the
+"""The nightly precomputation of the operator's coalition-wide insights (decision 342): the
 default range of the operator's view (the 12 calendar months to the day just closed), kept as
 one snapshot row that replaces the last one."""
 

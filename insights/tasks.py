@@ -1,4 +1,4 @@
-"""The insights' nightly job (decision A9): the operator's coalition-wide figures for the
+"""The insights' nightly job (decision 342): the operator's coalition-wide figures for the
 default range, computed once the day has closed. One transaction; a rerun replaces the snapshot
 with the same figures."""
 

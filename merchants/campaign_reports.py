@@ -1,5 +1,5 @@
 """A targeted campaign's report (issue 16): its targeted group against its control group over
-the campaign's window, and the uplift (decision C7).
+the campaign's window, and the uplift (decision 314).
 
 - The campaign is the one of that name in the rules in force now, or else in the newest version
   that has one. Only a targeted campaign has a report (an untargeted one has no control group).

@@ -63,7 +63,7 @@ class Campaign:
     segment: str | None = None  # a segment's public id, one of the merchant's own
     regions: frozenset[str] | None = None
     lapsed_days: int | None = None  # `win_back`: days without a purchase here
-    # A pilot (decision C3): only at `pilot_stores` before `pilot_until`, then at `stores`.
+    # A pilot (decision 310): only at `pilot_stores` before `pilot_until`, then at `stores`.
     pilot_stores: frozenset[str] | None = None
     pilot_until: datetime | None = None
     control_percent: int = 0

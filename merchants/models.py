@@ -136,7 +136,7 @@ class IssuanceCounter(Base):
 
 class CampaignExposure(Base):
     """A purchase at which a targeted campaign reached its member, or held it out in its
-    control group (`held_out`): written only then (`merchants.targeting`, decision C6). A
+    control group (`held_out`): written only then (`merchants.targeting`, decision 313). A
     birthday or win-back campaign's report counts its groups from these rows."""
 
     __tablename__ = "campaign_exposures"

@@ -143,7 +143,7 @@ class CampaignIn(Strict):
             raise ValidationError("only a win_back campaign has lapsed_days", "lapsed_days")
         targeted = kind != "standard" or campaign.get("segment") or campaign.get("regions")
         if campaign.get("control_percent") and not targeted:
-            # (decision C5) a control group is drawn from the members a campaign targets.
+            # (decision 312) a control group is drawn from the members a campaign targets.
             raise ValidationError(
                 "only a campaign that targets members (a segment, regions, birthday or"
                 " win_back) has a control group",

@@ -5,11 +5,11 @@ the names of the campaigns that reach the member (`merchants.earning.Audience`).
 A campaign targets members by a segment (one of the merchant's own: its members as last
 evaluated, `segment_members`), by regions (the region the member gave), or by its kind:
 `birthday` (a purchase whose business date is within `BIRTHDAY_DAYS` of the member's birthday,
-decision C2) or `win_back` (the member had bought here before, and `lapsed_days` or more passed
-since its last purchase here, decision C4). Every target uses only members whose latest
-`profiling` consent is granted (decision C1): without it, no targeted bonus. Of the members a
+decision 309) or `win_back` (the member had bought here before, and `lapsed_days` or more passed
+since its last purchase here, decision 311). Every target uses only members whose latest
+`profiling` consent is granted (decision 308): without it, no targeted bonus. Of the members a
 campaign targets, `control_percent` out of 100 are held out by a hash of the merchant, the
-campaign's name and the member (`held_out`, decision C5): stable across purchases.
+campaign's name and the member (`held_out`, decision 312): stable across purchases.
 
 The facts (consent, birth date, region, segments, past purchases) are read as the system, where
 row-level security would hide a member's attributes from its merchant, and never leave this
@@ -46,13 +46,13 @@ exposures = table(CampaignExposure)
 
 # Before any purchase (a bound for a look-up that must find none).
 BEGINNING = datetime(2000, 1, 1, tzinfo=UTC)
-# (decision C2) a birthday campaign's window: the birthday, and a week either side of it.
+# (decision 309) a birthday campaign's window: the birthday, and a week either side of it.
 BIRTHDAY_DAYS = 7
 PURPOSE = "profiling"
 
 
 def held_out(merchant_id: int, campaign: str, member_id: int, percent: int) -> bool:
-    """Whether the member is in the campaign's control group (decision C5): the first 8 bytes
+    """Whether the member is in the campaign's control group (decision 312): the first 8 bytes
     of SHA-256 of `merchant:campaign:member`, modulo 100, below `percent`."""
     if percent <= 0:
         return False

@@ -35,7 +35,7 @@ disputes = table(StatementDispute)
 statements = table(Statement)
 merchants = table(Merchant)
 
-# SPEC 3.10: a merchant may dispute a statement line within 14 days (decision E1).
+# SPEC 3.10: a merchant may dispute a statement line within 14 days (decision 324).
 WINDOW_DAYS = 14
 MAX_REASON = 2000
 OUTCOMES = (*NOTE_KINDS, "reject")
@@ -59,7 +59,7 @@ class DisputeClosed(CoalitionError):
 def disputable_until(issued_at: datetime) -> date:
     """The last business day on which a statement issued at `issued_at` may be disputed: the
     14th calendar day after the business day of its issue, to that day's end in the coalition's
-    time zone (decision E1). Issued on 1 December 03:00: disputable to 15 December, 23:59:59."""
+    time zone (decision 324). Issued on 1 December 03:00: disputable to 15 December, 23:59:59."""
     return business_days.today(issued_at) + timedelta(days=WINDOW_DAYS)
 
 
@@ -73,7 +73,7 @@ def is_disputable(issued_at: datetime, now: datetime) -> bool:
 def raise_dispute(
     session: Session, merchant_id: int, statement_id: str, line: int, reason: str, now: datetime
 ) -> dict[str, Any]:
-    """Dispute line `line` (its 1-based number on the statement, decision E2) of the
+    """Dispute line `line` (its 1-based number on the statement, decision 325) of the
     merchant's statement `statement_id`. Another merchant's statement is not found; a line that
     does not exist, or a blank reason, is 422 naming the field; after the window, 422
     `dispute_window_closed`; a line with an open dispute, 409 `dispute_open`."""
@@ -127,7 +127,7 @@ def raise_dispute(
 
 
 def _refuse_if_open(session: Session, statement_pk: int, line: int) -> None:
-    """One open dispute per line (decision E3); an answered line may be disputed again."""
+    """One open dispute per line (decision 326); an answered line may be disputed again."""
     open_one = session.execute(
         select(disputes.c.public_id).where(
             disputes.c.statement_id == statement_pk,
@@ -249,7 +249,7 @@ def note_amount(kind: str, amount_minor: int, currency: str) -> Decimal:
 def unstated_notes(session: Session, month: str) -> dict[int, list[Any]]:
     """Per merchant, the notes resolved and not stated yet, of statements of months before
     `month`, oldest first, locked until this transaction ends: the merchant's next statement
-    states each, once (decision E4)."""
+    states each, once (decision 327)."""
     rows = session.execute(
         select(
             disputes.c.id,
@@ -307,7 +307,7 @@ def mark_stated(session: Session, statement_pk: int, note_ids: list[int]) -> Non
 
 def stated_notes_total(session: Session, month: str) -> Decimal:
     """What the notes stated in `month`'s statements add to the merchants' nets (and so to the
-    operator's result: the note's counterpart is the operator, decision E5)."""
+    operator's result: the note's counterpart is the operator, decision 328)."""
     rows = session.execute(
         select(disputes.c.note_kind, disputes.c.note_minor, disputes.c.currency)
         .join(statements, statements.c.id == disputes.c.applied_statement_id)

@@ -123,8 +123,8 @@ RULES_IN_WORDS = {
     "entry_points": "a draw takes points, free entries or both",
     "free_entries": "active partners, the coalition's currency",
     "definition": "ordered min and max; stores a merchant's, partners (that exist) the operator's",
-    "from": "an insights range runs forward (decision A1)",
-    "to": "an insights range touches at most 24 months (decision A1)",
+    "from": "an insights range runs forward (decision 334)",
+    "to": "an insights range touches at most 24 months (decision 334)",
 }
 
 

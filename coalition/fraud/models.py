@@ -15,7 +15,7 @@ from coalition.database import BigId, Json, UTCDateTime, table
 from coalition.extensions import Base
 
 # A spending refused by a velocity limit; a wrong redemption code (`code_lockout`: the wrong code
-# that locked the member's redemption, decision D6).
+# that locked the member's redemption, decision 321).
 FRAUD_KINDS: Final = ("member_velocity", "merchant_velocity", "wrong_code", "code_lockout")
 # What the nightly report flags (docs/fraud.md says what each means, its rule, its evidence).
 ALERT_KINDS: Final = (
@@ -59,7 +59,7 @@ class FraudAlert(Base):
     """One finding of the nightly fraud report: its kind, whom it is about (a merchant, a member
     or both), its evidence (figures, transactions and members involved, the thresholds used)
     and the operator's decision. `key` names the finding, so a rerun of the report (or a
-    crash and a rerun) never writes it twice (decision D2)."""
+    crash and a rerun) never writes it twice (decision 317)."""
 
     __tablename__ = "fraud_alerts"
     __table_args__ = (

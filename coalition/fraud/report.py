@@ -1,11 +1,11 @@
 """The nightly fraud report (SPEC 3.10): for one closed business day, every kind of finding
 computed by set-based SQL over the ledger and the fraud events, each written once as a
 `fraud_alerts` row with its evidence (`run`). `docs/fraud.md` says what each kind means, its
-rule and its evidence; the thresholds are the constants below (decision D3).
+rule and its evidence; the thresholds are the constants below (decision 318).
 
 Each finding has a key (its kind, whom it is about and, for the kinds judged day by day, the
 business day), unique in the table: a rerun of a day, or a crash and a rerun, writes nothing
-twice (decision D2). The report reads as the system: it sees every merchant's transactions."""
+twice (decision 317). The report reads as the system: it sees every merchant's transactions."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ members = table(Member)
 merchants = core_table("merchants", column("id"), column("public_id"), column("name"))
 
 # Redemptions far above issuance: over the 30 days ending with the day, a merchant redeemed at
-# least RATIO times the points it issued, and at least MIN_POINTS (decision D3).
+# least RATIO times the points it issued, and at least MIN_POINTS (decision 318).
 EXCESS_WINDOW: Final = timedelta(days=30)
 EXCESS_RATIO: Final = 5
 EXCESS_MIN_POINTS: Final = 5000
@@ -181,7 +181,7 @@ def _merchant_names(session: Session, ids: Iterable[int | None]) -> dict[int, di
 
 def _recently_alerted(session: Session, kind: str, day: date, window: timedelta) -> set[str]:
     """The subjects (the key without its day) of `kind` alerted in the window before `day`: a
-    pattern over a window is flagged once per window, not each day it lasts (decision D2)."""
+    pattern over a window is flagged once per window, not each day it lasts (decision 317)."""
     keys = session.execute(
         select(fraud_alerts.c.key).where(
             fraud_alerts.c.kind == kind,

@@ -193,7 +193,7 @@ def record_wrong_code(
 ) -> None:
     """Write the fraud event of a wrong redemption code typed at a merchant's till: one row,
     `code_lockout` when it locked the member's redemption (the nightly report counts both for
-    its bursts of wrong codes, decision D6)."""
+    its bursts of wrong codes, decision 321)."""
     with tenancy.acting_as(tenancy.SYSTEM, session):
         session.execute(
             insert(fraud_events).values(

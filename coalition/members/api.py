@@ -127,7 +127,7 @@ def change_me(changes: dict[str, Any]) -> Any:
     `household_size` (1-20), `interests` and `region` from fixed lists (see the schema). A
     field left out keeps its value; `null` clears it. Answers the profile, as `GET /me`. Used
     for offers only while the member's `profiling` consent is granted. Needs the
-    `profile:write` scope, which the member grants on its own (decision B2)."""
+    `profile:write` scope, which the member grants on its own (decision 302)."""
     session = db.session()
     member_id = _member_id()
     reads.ensure_active(session, member_id)

@@ -1,6 +1,6 @@
 """What a member chose to tell about itself (SPEC 2, segments and targeted offers): birth date,
 household size, interests and region, each optional. Interests and regions come from fixed
-lists (decision B1), so that a segment can name them and a member's choice always matches one.
+lists (decision 301), so that a segment can name them and a member's choice always matches one.
 Used for targeting only while the member's latest `profiling` consent is granted (segments
 check it); exported and erased with the rest (privacy)."""
 
@@ -20,7 +20,7 @@ from coalition.members.models import MemberAttributes
 
 member_attributes = table(MemberAttributes)
 
-# Decision B1: fixed lists, slugs in the API and the database, labels on pages.
+# Decision 301: fixed lists, slugs in the API and the database, labels on pages.
 INTERESTS = {
     "groceries": _l("Groceries and food"),
     "dining": _l("Restaurants and cafés"),

@@ -122,7 +122,7 @@ class EraseForm(FlaskForm):
 
 
 class AboutMeForm(FlaskForm):
-    """What the member tells about itself (decision B1): each field optional, an empty one
+    """What the member tells about itself (decision 301): each field optional, an empty one
     cleared. The choices are set by the view from `attributes`' fixed lists."""
 
     birth_date = DateField(_l("Birth date"), validators=[Optional()])

@@ -117,7 +117,7 @@ class MePremiumOut(Schema):
 
 
 class MeAttributesIn(Strict):
-    """What the member tells about itself (decision B1): a field left out keeps its value, a
+    """What the member tells about itself (decision 301): a field left out keeps its value, a
     null clears it."""
 
     birth_date = fields.Date(allow_none=True)

@@ -105,7 +105,7 @@ def set_consents(
         )
     insert_rows(session, consents, rows)
     if any(row["purpose"] == "profiling" and not row["granted"] for row in rows):
-        # Decision B4: without profiling consent a member is in no segment, from now on.
+        # Decision 304: without profiling consent a member is in no segment, from now on.
         segments.forget_member(session, member_id)
     return [row["purpose"] for row in rows]
 

@@ -1,5 +1,5 @@
 """Segments over the API (SPEC 2, segments and targeted offers): a merchant's, over its own
-customers (`/segments`, scope `segments:write`, decision B2), and the operator's, coalition-wide
+customers (`/segments`, scope `segments:write`, decision 302), and the operator's, coalition-wide
 (`/ops/segments`, audited). Thin: validate with `schemas`, call `services` or `reads`,
 serialise. Each write evaluates the segment at once; `POST /segment-counts` (and the
 operator's `/ops/segment-counts`) counts a definition without saving it: a path of its own, as

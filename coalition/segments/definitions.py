@@ -1,4 +1,4 @@
-"""A segment's definition (decision B3): a document of criteria, all of which a member must meet
+"""A segment's definition (decision 303): a document of criteria, all of which a member must meet
 (AND), each optional. Validated by `DefinitionIn` (marshmallow), then `normalise`d by the
 service, which knows the owner: the stored form has only the criteria given, lists unique and
 sorted, money with its currency, and partners by public id.
@@ -18,7 +18,7 @@ sorted, money with its currency, and partners by public id.
 
 A merchant's segment counts only its own purchases and ranges over its own customers; the
 operator's counts every partner's. Every segment holds only members whose latest `profiling`
-consent is granted (decision B4)."""
+consent is granted (decision 304)."""
 
 from __future__ import annotations
 

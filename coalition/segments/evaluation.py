@@ -1,9 +1,9 @@
 """A segment's members, as one set-based SQL query (SQLAlchemy Core; PostgreSQL and SQLite):
 the owner's population (a merchant's customers: members with a purchase there; the operator's:
-every member), active, with the latest `profiling` consent granted (decision B4), narrowed by
+every member), active, with the latest `profiling` consent granted (decision 304), narrowed by
 each criterion of the definition (`definitions`). Purchases are `earn` transactions, timed by
 when they were recorded (`created_at`), as tiers count them; a merchant's segment counts only
-its own. Windows are the last N days before `now` (decision B5)."""
+its own. Windows are the last N days before `now` (decision 305)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The segment form of both faces (the portal's `/portal/segments`, the console's
 `/ops/segments`): a name and the definition's criteria as plain fields, each optional. Two
 buttons: "Count" shows the live count without saving, "Save" saves. Works without JavaScript.
-`definition_of` turns the fields into the document the API takes (decision B3)."""
+`definition_of` turns the fields into the document the API takes (decision 303)."""
 
 from __future__ import annotations
 

@@ -7,7 +7,7 @@ segment nightly (`evaluate-segments`). The only writer of `segments` and `segmen
 A merchant's segment draws on attributes and consents that its tenant may not read (row-level
 security keeps a member's attributes its own and the operator's): evaluating acts as the system,
 and the query names the merchant itself, so that it counts only that merchant's customers and
-purchases (decision B6). The owner learns how many members, and a campaign reaches them; never
+purchases (decision 306). The owner learns how many members, and a campaign reaches them; never
 who they are or what they told."""
 
 from __future__ import annotations

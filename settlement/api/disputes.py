@@ -35,7 +35,7 @@ DISPUTE = schemas.DisputeOut()
 def raise_dispute(body: dict[str, Any], statement_id: str) -> Any:
     """Dispute one line of one of the merchant's statements, with a reason, until the 14th day
     after the statement's issue (to that day's end in the coalition's time zone). `line` is the
-    line's number in the statement's `lines`, from 1. Needs `statements:read` (decision E6).
+    line's number in the statement's `lines`, from 1. Needs `statements:read` (decision 329).
     Staff answer with a credit or debit note,
     stated in the merchant's next statement, or a rejection (`dispute.resolved`)."""
     merchant_id = principal().merchant_id

@@ -408,7 +408,7 @@ def test_a_merchants_insights_reveal_no_other_shop(
 def test_the_nightly_job_keeps_the_operators_default_range_and_the_api_answers_from_it(
     app, client: FlaskClient, session: Session, coalition: dict[str, int]
 ) -> None:
-    """Decision A9: with no range, the operator's view is the 12 months to yesterday; once the
+    """Decision 342: with no range, the operator's view is the 12 months to yesterday; once the
     night's job has run, the coalition's figures come from its snapshot (`as_of` says when),
     the same as computed live for that range, the partner's and the liability still live."""
     from coalition import clock

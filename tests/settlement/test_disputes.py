@@ -1,5 +1,5 @@
 """Statement disputes (SPEC 3.10, issue 16): a merchant disputes a line of its statement within
-14 days of its issue (to the end of the 14th day after the issue's business day, decision E1);
+14 days of its issue (to the end of the 14th day after the issue's business day, decision 324);
 staff answer with a credit or debit note, which is a line of the merchant's next statement, or a
 rejection. The disputed statement never changes, the next statement's total moves by exactly the
 note, and the month's conservation (its statements' nets = the operator's result of its runs +
@@ -354,7 +354,7 @@ def test_a_rejection_needs_a_reason_changes_no_statement_and_a_second_answer_is_
     assert aurora not in state(session, "2026-11")
     told = events(session, "dispute.resolved")
     assert [(e.merchant_id, e.data["dispute"]["status"]) for e in told] == [(aurora, "rejected")]
-    # Once answered, the line may be disputed again within the window (decision E3).
+    # Once answered, the line may be disputed again within the window (decision 326).
     at(RESOLVED + timedelta(hours=1))
     assert dispute(client, session, aurora, october_statement.public_id).status_code == 201
 

@@ -33,6 +33,7 @@ from coalition.demo_draws import DemoDraws
 from coalition.demo_fraud import DemoFraud
 from coalition.demo_insights import DemoInsights
 from coalition.demo_rewards import DemoRewards
+from coalition.demo_targeting import keep_segments, tell
 from coalition.errors import CoalitionError
 from coalition.extensions import db
 from coalition.ledger import operations
@@ -227,6 +228,7 @@ def _members(session: Session, count: int, rng: random.Random, now: datetime) ->
             name="Anna Berger" if n == 0 else f"{first} {last}",
             password_hash=generate_password_hash(password) if password else None,
         )
+        tell(session, n, member.id, member.created_at, member.created_at.date())
         if n % 3 == 1:
             # A third of the members let the shops where they buy send them offers by email
             # (every other one of those by text message too), so each shop has an audience.
@@ -494,6 +496,7 @@ def fill(
             totals["premium_members"] = _premium(session, cards, premium_from)
         progress(1)
     totals |= _tonight(session, now)
+    totals["segments"] = len(keep_segments(session, merchants[0][0], now))
     zone = current_app.config["COALITION_TIMEZONE"]
     return {
         "totals": totals,
@@ -665,6 +668,9 @@ def _summary(totals: dict[str, int], credentials: dict[str, Any], days: int, kep
         f"  {totals.get('draws', 0)} prize draws ({totals.get('draws_closed', 0)} closed, its"
         f" winners drawn), {totals.get('draw_entries', 0)} entries bought with points;"
         f" {totals.get('rewards', 0)} rewards in the catalogue, {totals.get('orders', 0)} ordered",
+        f"  {totals.get('segments', 0)} segments (half the members told about themselves and"
+        f" allow profiling); {totals.get('fraud_alerts', 0)} fraud alerts for the nightly report's"
+        " page, from a self-dealing kiosk and an enrol-and-drain ring",
         "",
         "Sign in to each face (pages under the server's address):",
     ]

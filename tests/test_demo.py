@@ -403,3 +403,56 @@ def test_the_demo_has_partners_that_win_members_and_a_lapsed_cohort(session: Ses
         .having(func.max(transactions.c.created_at) < now - timedelta(days=35 - 21))
     ).all()
     assert len(lapsed) == 12
+
+
+def test_the_demo_has_segments_that_count_only_members_who_allow_profiling(
+    session: Session,
+) -> None:
+    """Issue 16: every other demo member (Anna among them) tells about itself and allows
+    profiling, and FreshCart's and the operator's segments count only those members: the
+    operator's families are exactly the consenting members with a household of 3 or more."""
+    from coalition.members.models import MemberAttributes
+    from coalition.segments.models import segment_members, segments
+
+    now = datetime(2026, 11, 22, 12, tzinfo=UTC)
+    fill(session, members=20, days=35, seed=8, now=now)
+    anna = session.execute(
+        select(table(Member).c.id).where(table(Member).c.email == "anna@demo.example")
+    ).scalar_one()
+    told = dict(
+        session.execute(
+            select(table(MemberAttributes).c.member_id, table(MemberAttributes).c.household_size)
+        ).all()
+    )
+    kept = {
+        row.name: (row.merchant_id, row.member_count, row.id)
+        for row in session.execute(select(segments)).all()
+    }
+
+    assert len(told) == 10 and anna in told
+    assert sorted(kept) == [
+        "Families (a household of 3 or more)",
+        "Lapsed (nothing for 21 days)",
+        "Regulars (4+ visits in 30 days)",
+    ]
+    families = kept["Families (a household of 3 or more)"]
+    held = set(
+        session.execute(
+            select(segment_members.c.member_id).where(segment_members.c.segment_id == families[2])
+        ).scalars()
+    )
+    assert families[0] is None
+    assert held == {member for member, size in told.items() if size >= 3}
+    assert families[1] == len(held) > 0
+    # FreshCart's segments range over its consenting customers only.
+    freshcart = session.execute(
+        select(table(Merchant).c.id).where(table(Merchant).c.name == "FreshCart Groceries")
+    ).scalar_one()
+    for name in ("Regulars (4+ visits in 30 days)", "Lapsed (nothing for 21 days)"):
+        owner, count, segment = kept[name]
+        members = set(
+            session.execute(
+                select(segment_members.c.member_id).where(segment_members.c.segment_id == segment)
+            ).scalars()
+        )
+        assert owner == freshcart and count == len(members) and members <= set(told)

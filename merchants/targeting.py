@@ -34,6 +34,7 @@ from coalition.database import Hot, UTCDateTime, table
 from coalition.ledger.models import Transaction
 from coalition.members.models import Member, MemberAttributes
 from coalition.privacy.models import Consent
+from coalition.privacy.reads import latest_granted
 from coalition.segments.models import segment_members, segments
 from merchants.earning import Audience, Basket, Campaign, Rules
 from merchants.models import CampaignExposure
@@ -185,14 +186,7 @@ def _facts_statement(described: bool, named: int, single: bool) -> Hot:
     segments (bound as `segment_0`...), and for one member with its last purchase (`single`:
     `member`, `account`, `until`) or many (`ids`): built once per shape."""
     member = members.c.id
-    consent = (
-        select(consents.c.granted)
-        .where(consents.c.member_id == member, consents.c.purpose == PURPOSE)
-        .order_by(consents.c.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    columns: list[Any] = [member, consent.label("consent")]
+    columns: list[Any] = [member, latest_granted(PURPOSE).label("consent")]
     if described:
         columns += [attributes.c.birth_date, attributes.c.region]
     for number in range(named):

@@ -150,8 +150,9 @@ def _active(session: Session, member_id: int) -> Any:
 # The audience -------------------------------------------------------------------------------
 
 
-def _latest_granted(purpose: str) -> ColumnElement[bool]:
-    """Whether the member's latest record for `purpose` grants it (no record: it does not)."""
+def latest_granted(purpose: str) -> ColumnElement[bool]:
+    """Whether the member's latest record for `purpose` grants it (no record: it does not), as
+    a condition on the `members` row of the query it is used in."""
     latest = (
         select(consents.c.granted)
         .where(consents.c.member_id == members.c.id, consents.c.purpose == purpose)
@@ -186,8 +187,8 @@ def audience_query(merchant_id: int, channel: str) -> Select[Any]:
             members.c.status == "active",
             members.c[CONTACT_OF[channel]].is_not(None),
             shopped_here,
-            _latest_granted(channel),
-            _latest_granted("sharing"),
+            latest_granted(channel),
+            latest_granted("sharing"),
         )
     )
 

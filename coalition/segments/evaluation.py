@@ -23,18 +23,16 @@ from sqlalchemy import (
     func,
     or_,
     select,
-    true,
 )
 
 from coalition.database import table
 from coalition.ledger.models import Account, Transaction
 from coalition.members.models import Member, MemberAttributes
-from coalition.privacy.models import Consent
+from coalition.privacy.reads import latest_granted
 
 members = table(Member)
 accounts = table(Account)
 transactions = table(Transaction)
-consents = table(Consent)
 member_attributes = table(MemberAttributes)
 
 
@@ -49,18 +47,6 @@ def years_before(today: date, years: int) -> date:
 def age_on(born: date, today: date) -> int:
     """Whole years from `born` to `today`."""
     return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
-
-
-def profiling_granted() -> ColumnElement[bool]:
-    """Whether the member's latest `profiling` record grants it (none: it does not)."""
-    latest = (
-        select(consents.c.granted)
-        .where(consents.c.member_id == members.c.id, consents.c.purpose == "profiling")
-        .order_by(consents.c.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    return latest == true()
 
 
 def _purchases(merchant_id: int | None) -> list[ColumnElement[bool]]:
@@ -99,7 +85,7 @@ def members_query(
     """The ids (`member_id`) of the members the definition holds for its owner (`merchant_id`
     None: the operator), as of `now` (ages on `today`). `partner_ids` are the internal ids of the
     definition's `partners`, in its order."""
-    where: list[ColumnElement[bool]] = [members.c.status == "active", profiling_granted()]
+    where: list[ColumnElement[bool]] = [members.c.status == "active", latest_granted("profiling")]
     if merchant_id is not None:
         where.append(exists().where(*_purchases(merchant_id)))
 
